@@ -1,0 +1,368 @@
+"""Scenario files: TOML validated by pydantic, values with units converted at load time.
+
+A scenario is the one source of truth for a run. :func:`load_scenario` reads the TOML, applies
+``--set key=value`` overrides (dotted keys), validates everything (unknown keys, missing or
+wrong units are errors that name the key and the file) and returns a :class:`Scenario` whose
+numbers are plain floats in the simulator's units (µm, minutes, substrate units).
+The resolved scenario (``Scenario.model_dump(mode="json")``) and the original TOML text are
+stored in every output file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tme_sim.errors import ConfigError
+from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class TimeSteps(Strict):
+    """The three clocks (PhysiCell defaults)."""
+
+    diffusion_dt: Time = Field("0.01 min", description="diffusion–reaction step")
+    mechanics_dt: Time = Field("0.1 min", description="mechanics step")
+    phenotype_dt: Time = Field("6 min", description="phenotype step (cycle, death, secretion rates)")
+
+    @model_validator(mode="after")
+    def _positive_and_nested(self) -> TimeSteps:
+        for key in ("diffusion_dt", "mechanics_dt", "phenotype_dt"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"time.{key} must be > 0")
+        ratio = self.mechanics_dt / self.diffusion_dt
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            raise ValueError("time.mechanics_dt must be a whole multiple of time.diffusion_dt")
+        ratio = self.phenotype_dt / self.mechanics_dt
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            raise ValueError("time.phenotype_dt must be a whole multiple of time.mechanics_dt")
+        return self
+
+
+class Domain(Strict):
+    """The simulated box, [0, Lx] × [0, Ly] (× [0, Lz]) µm; two sizes → 2D, three → 3D."""
+
+    size: list[Length] = Field(min_length=2, max_length=3)
+    dx: Length = Field("20 um", description="voxel edge of the diffusion grid")
+    float32_fields: bool = False
+
+    @property
+    def dim(self) -> int:
+        return len(self.size)
+
+
+class BoundarySpec(Strict):
+    """Boundary of one substrate: Dirichlet values per face (missing faces are zero-flux)."""
+
+    all: float | None = None
+    xmin: float | None = None
+    xmax: float | None = None
+    ymin: float | None = None
+    ymax: float | None = None
+    zmin: float | None = None
+    zmax: float | None = None
+
+
+class SubstrateConfig(Strict):
+    """A substrate of the run: a registry name with optional overrides, or a new one (a drug).
+
+    Values are in the substrate's unit (the registry's, or ``unit`` here for a new substrate);
+    write them as strings with units, e.g. ``initial = "38 mmHg"``.
+    """
+
+    unit: str | None = None
+    diffusion: Diffusivity | None = None
+    decay: Rate | None = None
+    initial: str | float | None = None
+    boundary: dict[str, str] | Literal["zero-flux"] = "zero-flux"
+    source: str = ""
+
+
+class CycleConfig(Strict):
+    """Ki67-basic cycle (PhysiCell): Ki67− (G0/G1) exits at an O2-dependent rate to Ki67+.
+
+    Ki67+ lasts ``ki67_positive_duration`` and ends in division. Source: PhysiCell 1.x
+    ``Ki67_basic`` (Ki67− 4.59 h, Ki67+ 15.5 h); O2 dependence as in PhysiCell's
+    ``update_cell_and_death_parameters_O2_based`` (threshold 5 mmHg, saturation 38 mmHg).
+    """
+
+    model: Literal["ki67", "none"] = "ki67"
+    entry_rate: Rate = Field("0.003631 1/min", description="Ki67− exit rate at O2 saturation (1/4.59 h)")
+    ki67_positive_duration: Time = "930 min"
+    o2_threshold: quantity("mmHg") = "5 mmHg"
+    o2_saturation: quantity("mmHg") = "38 mmHg"
+    o2_dependent: bool = True
+
+
+class DeathConfig(Strict):
+    """Apoptosis (background rate) and O2-driven necrosis (PhysiCell defaults)."""
+
+    apoptosis_rate: Rate = Field("5.31667e-05 1/min", description="PhysiCell default background apoptosis")
+    apoptosis_duration: Time = Field("516 min", description="PhysiCell apoptotic phase (8.6 h)")
+    necrosis_o2_threshold: quantity("mmHg") = "5 mmHg"
+    necrosis_o2_critical: quantity("mmHg") = "2.5 mmHg"
+    necrosis_max_rate: Rate = Field("0.002778 1/min", description="PhysiCell max necrosis rate, 1/(6 h)")
+    o2_necrosis: bool = True
+    rupture_volume_ratio: float = Field(2.0, gt=1.0, description="necrotic swelling until V ≥ ratio·V0")
+    lysed_removal_time: Time = Field("86400 min", description="PhysiCell keeps lysed debris 60 days")
+
+
+class VolumeConfig(Strict):
+    """Cell volume and its relaxation rates (PhysiCell standard volume model, lumped)."""
+
+    radius: Length = Field("8.412710547954228 um", description="PhysiCell default: V = 2494 µm³")
+    growth_rate: Rate = Field("0.0045 1/min", description="PhysiCell cytoplasm biomass change 0.27/h")
+    apoptotic_shrink_rate: Rate = Field("0.01667 1/min", description="PhysiCell apoptotic cytoplasm 1/60 min")
+    necrotic_swell_rate: Rate = Field("0.05 1/min", description="PhysiCell necrotic fluid change 0.05/min")
+    lysed_shrink_rate: Rate = Field("0.0000167 1/min", description="lysed debris slowly loses fluid")
+
+    @field_validator("radius")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("radius must be > 0")
+        return v
+
+
+class ChemotaxisConfig(Strict):
+    substrate: str
+    bias: Fraction = Field(0.5, ge=0.0, le=1.0)
+    direction: Literal["up", "down"] = "up"
+
+
+class MechanicsConfig(Strict):
+    """PhysiCell-like potentials and motility (PhysiCell defaults)."""
+
+    repulsion: Speed = "10 um/min"
+    adhesion: Speed = "0.4 um/min"
+    max_adhesion_distance: float = Field(1.25, ge=1.0, description="relative to the sum of radii")
+    speed: Speed = "0 um/min"
+    persistence: Time = "5 min"
+    chemotaxis: ChemotaxisConfig | None = None
+
+
+class SecretionConfig(Strict):
+    """BioFVM coupling for one substrate (values in the substrate's unit)."""
+
+    secretion_rate: Rate = "0 1/min"
+    saturation: str | float = 0.0
+    uptake_rate: Rate = "0 1/min"
+    net_export: str | float = 0.0
+
+
+class CellTypeConfig(Strict):
+    """One cell type: which rule set drives it, and its parameters."""
+
+    rules: Literal["tumor", "cd8_t_cell", "macrophage", "fibroblast", "generic"] = "generic"
+    color: str | None = None
+    volume: VolumeConfig = VolumeConfig()
+    cycle: CycleConfig = CycleConfig()
+    death: DeathConfig = DeathConfig()
+    mechanics: MechanicsConfig = MechanicsConfig()
+    secretion: dict[str, SecretionConfig] = {}
+    params: dict[str, Any] = Field(default_factory=dict, description="rule-specific parameters")
+    intracellular: dict[str, Any] | None = None
+
+
+class Placement(Strict):
+    """Initial cells of one type: a filled disc/ball, a rectangle/box, or explicit points."""
+
+    type: str
+    shape: Literal["disc", "ball", "box", "points", "random"] = "disc"
+    center: list[Length] | None = None
+    radius: Length | None = None
+    count: int | None = Field(None, ge=0)
+    low: list[Length] | None = None
+    high: list[Length] | None = None
+    points: list[list[Length]] | None = None
+
+
+class OutputConfig(Strict):
+    interval: Time = "60 min"
+    path: str | None = None
+    fields: bool = True
+    cells: bool = True
+    checkpoint_interval: Time = "0 min"
+
+
+class Scenario(Strict):
+    """A whole scenario file."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    duration: Time = "1 day"
+    domain: Domain
+    time: TimeSteps = TimeSteps()
+    substrates: dict[str, SubstrateConfig]
+    cell_types: dict[str, CellTypeConfig]
+    initial_cells: list[Placement] = []
+    output: OutputConfig = OutputConfig()
+    vessels: dict[str, Any] | None = None
+    immune: dict[str, Any] | None = None
+    drugs: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        if "oxygen" not in self.substrates:
+            raise ValueError("substrates: 'oxygen' is required (cycle and necrosis depend on it)")
+        for i, p in enumerate(self.initial_cells):
+            if p.type not in self.cell_types:
+                raise ValueError(f"initial_cells[{i}].type: unknown cell type {p.type!r}")
+        for name, ct in self.cell_types.items():
+            for sub in ct.secretion:
+                if sub not in self.substrates:
+                    raise ValueError(f"cell_types.{name}.secretion.{sub}: substrate not in [substrates]")
+            chem = ct.mechanics.chemotaxis
+            if chem is not None and chem.substrate not in self.substrates:
+                raise ValueError(
+                    f"cell_types.{name}.mechanics.chemotaxis.substrate: {chem.substrate!r} not in [substrates]"
+                )
+        if self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _set_dotted(doc: dict[str, Any], key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    node: Any = doc
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise ConfigError(f"{source}: --set {key}: no list element {part!r}") from None
+            continue
+        if part not in node or not isinstance(node[part], dict | list):
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        try:
+            node[int(last)] = value
+        except (ValueError, IndexError):
+            raise ConfigError(f"{source}: --set {key}: no list element {last!r}") from None
+    else:
+        node[last] = value
+
+
+def parse_override_value(text: Any) -> Any:
+    """Interpret an override: a TOML literal (number, bool, array, quoted string) or a bare string."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, str]:
+    """``["a.b=1 um", ...]`` → ``{"a.b": "1 um"}``; a malformed item is a ConfigError."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set duration='2 h'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "missing required key"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    where = f"{source}: {loc}: " if loc else f"{source}: "
+    return f"{where}{msg}{more}"
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Read a TOML file; a missing file or a syntax error is a one-line ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def validate_scenario(doc: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    """Validate a scenario dictionary; errors name the source and the dotted key."""
+    try:
+        return Scenario.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load, override and validate a scenario file.
+
+    ``overrides`` maps dotted keys to values (strings are parsed as TOML literals where they can
+    be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit).
+    """
+    path = Path(path)
+    doc, text = read_toml(path)
+    doc = apply_overrides(doc, overrides, str(path))
+    scenario = validate_scenario(doc, str(path))
+    scenario._source_path = path.resolve()  # type: ignore[attr-defined]
+    scenario._source_text = text  # type: ignore[attr-defined]
+    return scenario
+
+
+def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any] | None, source: str) -> dict[str, Any]:
+    """A copy of ``doc`` with dotted-key overrides applied (unknown keys are caught by validation)."""
+    doc = copy.deepcopy(doc)
+    for key, value in (overrides or {}).items():
+        _set_dotted(doc, key, parse_override_value(value), source)
+    return doc
+
+
+def scenario_dir(scenario: Scenario) -> Path:
+    """Folder the scenario file lives in (relative paths inside it resolve from here)."""
+    p = getattr(scenario, "_source_path", None)
+    return p.parent if p is not None else Path.cwd()
+
+
+def scenario_json(scenario: Scenario) -> str:
+    """The resolved scenario as JSON (stored in every output)."""
+    return json.dumps(scenario.model_dump(mode="json"), indent=1, sort_keys=True)
+
+
+def value_in_unit(value: str | float, unit: str, key: str) -> float:
+    """Convert a substrate-unit value given in the config (string with unit) to a float.
+
+    A plain 0 needs no unit.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    try:
+        return to_unit(value, unit, allow_dimensionless=unit in ("", "1", "dimensionless"))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+

@@ -1,0 +1,173 @@
+"""Figures from an output file: cells over a field, population curves, an animated GIF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Circle  # noqa: E402
+
+from tme_sim.errors import OutputError  # noqa: E402
+from tme_sim.io import read_attrs, read_cells, read_population, read_scenario  # noqa: E402
+
+DEFAULT_COLORS = {
+    "tumor": "#c0392b",
+    "cd8_t_cell": "#2471a3",
+    "macrophage": "#28b463",
+    "fibroblast": "#b7950b",
+    "vessel": "#7d3c98",
+}
+PALETTE = ["#c0392b", "#2471a3", "#28b463", "#b7950b", "#7d3c98", "#e67e22", "#17a589", "#5d6d7e"]
+DEAD_COLORS = {"apoptotic": "#f1948a", "necrotic": "#5d4037", "lysed": "#a1887f"}
+
+
+def type_colors(path: str | Path) -> dict[str, str]:
+    """Colour of each cell type: the scenario's ``color``, else one by rules, else a palette."""
+    sc = read_scenario(path)
+    out = {}
+    for i, (name, ct) in enumerate(sc["cell_types"].items()):
+        out[name] = ct.get("color") or DEFAULT_COLORS.get(ct.get("rules", ""), PALETTE[i % len(PALETTE)])
+    return out
+
+
+def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.ndarray, float, str] | None:
+    with h5py.File(path, "r") as fh:
+        g = fh["fields"]
+        if g["time"].shape[0] == 0:
+            return None
+        species = [s.decode() if isinstance(s, bytes) else s for s in g["species"][:]]
+        if name not in species:
+            raise OutputError(f"{path}: no field {name!r} (fields: {', '.join(species)})")
+        t = g["time"][:]
+        k = int(np.argmin(np.abs(t - snapshot_time)))
+        data = g["concentration"][k, species.index(name)]
+        units = json.loads(g["concentration"].attrs["units"])
+        dx = float(g["x"][1] - g["x"][0]) if g["x"].shape[0] > 1 else 1.0
+        if data.ndim == 3:  # 3D: the middle z plane
+            data = data[data.shape[0] // 2]
+        return data, dx, units[name]
+
+
+def plot_snapshot(path: str | Path, snapshot: int = -1, field: str | None = "oxygen", color_by: str = "type",
+                  ax: plt.Axes | None = None) -> plt.Figure:
+    """Cells as discs (true radii) coloured by type (dead cells in death colours) over a field."""
+    cells = read_cells(path, snapshot)
+    attrs = read_attrs(path)
+    sc = read_scenario(path)
+    size = [float(str(s).split()[0]) for s in sc["domain"]["size"]]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.2, 6.2), dpi=130)
+    else:
+        fig = ax.figure
+    t = float(cells["time"].iloc[0]) if len(cells) else float(attrs.get("last_time", 0))
+    if attrs["dim"] == 3 and len(cells):
+        zmid = size[2] / 2
+        cells = cells[np.abs(cells["z"] - zmid) < cells["radius"] * 1.5]
+    if field:
+        fs = _field_slice(path, field, t)
+        if fs is not None:
+            data, _, unit = fs
+            im = ax.imshow(data, origin="lower", extent=(0, size[0], 0, size[1]), cmap="Blues_r", alpha=0.75)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=f"{field} ({unit})")
+    colors = type_colors(path)
+    if color_by == "type":
+        facecolors = [
+            colors[str(ty)] if de == "alive" else DEAD_COLORS.get(str(de), "#999999")
+            for ty, de in zip(cells["type"], cells["death"], strict=True)
+        ]
+        patches = [Circle((x, y), r) for x, y, r in zip(cells["x"], cells["y"], cells["radius"], strict=True)]
+        ax.add_collection(PatchCollection(patches, facecolors=facecolors, edgecolors="k", linewidths=0.15))
+        handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=n) for n, c in colors.items()]
+        handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=n) for n, c in DEAD_COLORS.items()]
+        ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
+    else:
+        if color_by not in cells.columns:
+            raise OutputError(f"--color-by {color_by!r}: not a cell column ({', '.join(cells.columns)})")
+        patches = [Circle((x, y), r) for x, y, r in zip(cells["x"], cells["y"], cells["radius"], strict=True)]
+        pc = PatchCollection(patches, cmap="viridis", edgecolors="k", linewidths=0.15)
+        pc.set_array(cells[color_by].to_numpy(dtype=float))
+        ax.add_collection(pc)
+        fig.colorbar(pc, ax=ax, fraction=0.046, pad=0.02, label=color_by)
+    ax.set_xlim(0, size[0])
+    ax.set_ylim(0, size[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(f"{attrs['scenario']} — t = {t / 60:.1f} h, {len(cells)} cells")
+    return fig
+
+
+def plot_population(path: str | Path) -> plt.Figure:
+    """Live cells per type over time (log scale), with dead cells dashed."""
+    pop = read_population(path)
+    colors = type_colors(path)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
+    for name, df in pop.groupby("type", sort=False):
+        c = colors.get(str(name), "k")
+        ax.plot(df["time"] / 60, df["live"], color=c, lw=2, label=f"{name} live")
+        dead = df["apoptotic"] + df["necrotic"] + df["lysed"]
+        if dead.any():
+            ax.plot(df["time"] / 60, dead, color=c, lw=1, ls="--", label=f"{name} dead")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("cells")
+    if pop["live"].max() > 0:
+        ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{read_attrs(path)['scenario']}: population")
+    fig.tight_layout()
+    return fig
+
+
+def plot_run(path: str | Path, field: str | None = None, color_by: str = "type",
+             snapshots: list[int] | None = None, movie: bool = False, out_dir: Path | None = None) -> list[Path]:
+    """Write the standard figures for a run; returns their paths."""
+    path = Path(path)
+    attrs = read_attrs(path)
+    out_dir = Path(out_dir) if out_dir else path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = path.stem
+    field = field or ("oxygen" if "oxygen" in attrs["substrates"] else None)
+    written = []
+    for k in snapshots or [-1]:
+        fig = plot_snapshot(path, k, field, color_by)
+        p = out_dir / f"{stem}_snapshot{'_last' if k == -1 else f'_{k:04d}'}.png"
+        fig.savefig(p, bbox_inches="tight")
+        plt.close(fig)
+        written.append(p)
+    fig = plot_population(path)
+    p = out_dir / f"{stem}_population.png"
+    fig.savefig(p, bbox_inches="tight")
+    plt.close(fig)
+    written.append(p)
+    if movie:
+        written.append(write_movie(path, out_dir / f"{stem}.gif", field, color_by))
+    return written
+
+
+def write_movie(path: Path, out: Path, field: str | None, color_by: str = "type") -> Path:
+    """An animated GIF with one frame per snapshot (imageio)."""
+    import imageio.v3 as iio
+
+    with h5py.File(path, "r") as fh:
+        n = fh["cells/offset"].shape[0]
+    frames = []
+    for k in range(n):
+        fig = plot_snapshot(path, k, field, color_by)
+        fig.set_dpi(80)
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plt.close(fig)
+    if not frames:
+        raise OutputError(f"{path}: no snapshots to animate")
+    shape = frames[0].shape
+    frames = [f[: shape[0], : shape[1]] for f in frames if f.shape[0] >= shape[0] and f.shape[1] >= shape[1]]
+    iio.imwrite(out, np.stack(frames), duration=400, loop=0)
+    return out

@@ -1,0 +1,124 @@
+"""Run a scenario end to end: load, build, observe, write one HDF5 file."""
+
+from __future__ import annotations
+
+import time as wallclock
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tme_sim.config import Scenario, load_scenario, scenario_json
+from tme_sim.errors import OutputError
+from tme_sim.io import OutputWriter
+from tme_sim.model import TMEModel
+from tme_sim.observers import CheckpointObserver, Observer, OutputObserver, ProgressObserver
+from tme_sim.units import parse_duration
+
+DEFAULT_OUTPUT_DIR = Path("outputs")
+
+
+def default_output_path(scenario: Scenario) -> Path:
+    if scenario.output.path:
+        return Path(scenario.output.path)
+    return DEFAULT_OUTPUT_DIR / f"{scenario.name}.h5"
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_suffix(out.suffix + ".ckpt")
+
+
+def prepare(
+    scenario: str | Path | Scenario,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    duration: str | None = None,
+) -> tuple[Scenario, float]:
+    """Load and validate a scenario; returns it and the duration to run (minutes)."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, dict(overrides or {}))
+    if duration is not None:
+        try:
+            minutes = parse_duration(duration)
+        except ValueError as exc:
+            from tme_sim.errors import ConfigError
+
+            raise ConfigError(f"--duration {duration!r}: {exc}") from None
+        if minutes <= 0:
+            from tme_sim.errors import ConfigError
+
+            raise ConfigError(f"--duration {duration!r}: must be > 0")
+    else:
+        minutes = sc.duration
+    return sc, minutes
+
+
+def run_scenario(
+    scenario: str | Path | Scenario,
+    out: str | Path | None = None,
+    *,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    duration: str | None = None,
+    force: bool = False,
+    progress: bool = False,
+    resume: bool = False,
+    extra_observers: list[Observer] | None = None,
+) -> Path:
+    """Run a scenario and write its HDF5 output; returns the output path.
+
+    Every expected mistake raises a :class:`~tme_sim.errors.TMEError` before any file is written;
+    an existing output is refused unless ``force`` (or ``resume``, which continues it from its
+    checkpoint).
+    """
+    sc, minutes = prepare(scenario, overrides=overrides, duration=duration)
+    out_path = Path(out) if out is not None else default_output_path(sc)
+    if resume:
+        from tme_sim.checkpoint import resume_run
+
+        return resume_run(sc, out_path, minutes, seed=seed, progress=progress)
+    if out_path.exists() and not force:
+        raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
+    if out_path.is_dir():
+        raise OutputError(f"{out_path}: is a directory")
+    model = TMEModel(sc, seed=seed)  # validates everything that needs the model before writing
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if force and out_path.exists():
+        out_path.unlink()
+    ckpt = checkpoint_path(out_path)
+    if ckpt.exists():
+        ckpt.unlink()
+    writer = OutputWriter.create(
+        out_path,
+        model,
+        write_fields=sc.output.fields,
+        write_cells=sc.output.cells,
+        scenario_toml=getattr(sc, "_source_text", ""),
+        scenario_json=scenario_json(sc),
+    )
+    observers: list[Observer] = [OutputObserver(writer, sc.output.interval)]
+    if sc.output.checkpoint_interval > 0:
+        observers.append(CheckpointObserver(ckpt, sc.output.checkpoint_interval))
+    observers += extra_observers or []
+    execute(model, minutes, observers, writer, progress)
+    return out_path
+
+
+def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter,
+            progress: bool) -> None:
+    """Run ``model`` for ``minutes`` with observers; mark the file complete only on success."""
+    ok = False
+    t0 = wallclock.perf_counter()
+    try:
+        if progress:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False,
+            ) as bar:
+                model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
+        else:
+            model.run_for(minutes, observers)
+        ok = True
+    finally:
+        writer.fh.attrs["wall_seconds"] = wallclock.perf_counter() - t0
+        writer.close(complete=ok)

@@ -1,0 +1,93 @@
+"""Units: one pint registry and pydantic field types that convert at load time.
+
+Config values are strings with units (``"20 um"``, ``"0.1 1/min"``, ``"5 day"``). Each field type
+below names the unit the simulator uses internally (µm, minutes, ...) and converts to a plain
+float in that unit when the config is validated. A bare number, an unparsable string or a
+quantity of the wrong dimension is a validation error that pydantic reports with the key.
+
+Example::
+
+    class Grid(BaseModel):
+        dx: Length          # "20 um" -> 20.0 (µm)
+        dt: Time            # "0.01 min" -> 0.01 (min)
+
+Custom units: ``mmHg`` exists in pint; concentrations of ligands are in ``ng/mL`` or ``nM``,
+metabolites in ``mM``; ``cell`` is not a unit (counts are plain ints).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+import pint
+from pydantic import BeforeValidator, PlainSerializer
+
+ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+Q_ = ureg.Quantity
+
+
+@lru_cache(maxsize=512)
+def _parse(text: str) -> pint.Quantity:
+    return ureg.Quantity(text)
+
+
+def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> float:
+    """Convert ``value`` (a string with units, or a pint Quantity) to a float in ``unit``.
+
+    Raises ``ValueError`` with a short message (pydantic adds the key) when the unit is missing,
+    unparsable or of the wrong dimension.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a quantity in {unit}, got a boolean")
+    if isinstance(value, int | float):
+        if allow_dimensionless or unit in ("", "1", "dimensionless"):
+            return float(value)
+        raise ValueError(f"missing unit: write it as a string with units, e.g. \"{value} {unit}\"")
+    if isinstance(value, pint.Quantity):
+        q = value
+    elif isinstance(value, str):
+        try:
+            q = _parse(value.strip())
+        except Exception as exc:  # pint raises several error types
+            raise ValueError(f"cannot parse {value!r} as a quantity ({type(exc).__name__})") from None
+        if not isinstance(q, pint.Quantity):
+            q = ureg.Quantity(float(q), "dimensionless")
+        if q.dimensionless and unit not in ("", "1", "dimensionless"):
+            raise ValueError(f"missing unit in {value!r}: expected something convertible to {unit}")
+    else:
+        raise ValueError(f"expected a quantity string such as \"1 {unit}\", got {type(value).__name__}")
+    try:
+        return float(q.to(unit).magnitude)
+    except pint.DimensionalityError:
+        raise ValueError(f"wrong unit in {value!r}: expected something convertible to {unit}") from None
+
+
+def quantity(unit: str) -> Any:
+    """A pydantic field type: accepts ``"<number> <unit>"`` and stores a float in ``unit``.
+
+    Serialises back to a string with the unit so a resolved config round-trips.
+    """
+    return Annotated[
+        float,
+        BeforeValidator(lambda v, _u=unit: to_unit(v, _u)),
+        PlainSerializer(lambda x, _u=unit: f"{x!r} {_u}", return_type=str, when_used="json"),
+    ]
+
+
+Length = quantity("um")
+Time = quantity("min")
+Rate = quantity("1/min")
+Diffusivity = quantity("um**2/min")
+Speed = quantity("um/min")
+Volume = quantity("um**3")
+Pressure = quantity("mmHg")
+Fraction = Annotated[float, BeforeValidator(lambda v: to_unit(v, "", allow_dimensionless=True))]
+
+
+def parse_duration(text: str) -> float:
+    """Parse a duration such as ``"5d"``, ``"120 min"``, ``"2 hours"`` into minutes."""
+    t = text.strip()
+    if t and t[-1] in "dhms" and t[:-1].replace(".", "", 1).isdigit():
+        t = t[:-1] + " " + {"d": "day", "h": "hour", "m": "minute", "s": "second"}[t[-1]]
+    return to_unit(t, "min")
