@@ -195,6 +195,49 @@ class OutputConfig(Strict):
     checkpoint_interval: Time = "0 min"
 
 
+class VesselLine(Strict):
+    """A straight vessel segment from ``start`` to ``end`` (µm); every voxel it crosses holds a vessel."""
+
+    start: list[Length] = Field(min_length=2, max_length=3)
+    end: list[Length] = Field(min_length=2, max_length=3)
+
+
+class VesselConfig(Strict):
+    """Blood vessels (``[vessels]``): Dirichlet voxels of the supplied substrates and the entry points
+    of recruited immune cells (and, later, of drugs). See :mod:`tme_sim.vessels`.
+
+    Vessel voxels are the union of ``points`` (the voxel containing each point), ``lines``
+    (voxels crossed by each segment) and a random ``density`` (fraction of the voxels, drawn with
+    the model's Generator), optionally kept ``exclude_radius`` away from ``exclude_center`` (an
+    avascular tumor core). ``supply`` maps substrate → value held in vessel voxels (plasma level);
+    by default oxygen 38 mmHg, glucose 5 mM and lactate 1 mM for those of them the scenario has.
+    """
+
+    points: list[list[Length]] = []
+    lines: list[VesselLine] = []
+    density: Fraction = Field(0.0, ge=0.0, le=1.0)
+    exclude_center: list[Length] | None = None
+    exclude_radius: Length = "0 um"
+    supply: dict[str, str] | None = None
+
+
+class ImmuneConfig(Strict):
+    """Scenario-wide immune switches (``[immune]``).
+
+    ``anti_pdl1``: fraction of PD-L1 blocked by an antibody (``true`` = 1): the PD-L1 inhibition of
+    T-cell killing and PD-L1-driven exhaustion are multiplied by ``1 − anti_pdl1``.
+    ``recruitment``: ``false`` switches off recruitment of every immune type from vessels.
+    """
+
+    anti_pdl1: Fraction = Field(0.0, ge=0.0, le=1.0)
+    recruitment: bool = True
+
+    @field_validator("anti_pdl1", mode="before")
+    @classmethod
+    def _bool_to_fraction(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, bool) else v
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -208,8 +251,8 @@ class Scenario(Strict):
     cell_types: dict[str, CellTypeConfig]
     initial_cells: list[Placement] = []
     output: OutputConfig = OutputConfig()
-    vessels: dict[str, Any] | None = None
-    immune: dict[str, Any] | None = None
+    vessels: VesselConfig | None = None
+    immune: ImmuneConfig = ImmuneConfig()
     drugs: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -365,4 +408,3 @@ def value_in_unit(value: str | float, unit: str, key: str) -> float:
         return to_unit(value, unit, allow_dimensionless=unit in ("", "1", "dimensionless"))
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
-

@@ -85,7 +85,9 @@ def _scan_contacts(i, target_type, pick, pos, radius, ctype, dead, start, order,
 
 
 @njit(cache=True)
-def _first_contact(query, target_type, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach, u):
+def _first_contact(
+    query, target_type, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach, u
+):
     """For each query cell, a touching live cell of ``target_type`` chosen by the uniform ``u[q]``.
 
     Candidates are enumerated in the fixed bin order; the pick is candidate ⌊u·count⌋, so the
@@ -94,12 +96,14 @@ def _first_contact(query, target_type, pos, radius, ctype, dead, start, order, n
     out = np.full(query.size, -1, dtype=np.int64)
     for q in range(query.size):
         i = query[q]
-        total, _ = _scan_contacts(i, target_type, -1, pos, radius, ctype, dead, start, order, nbins,
-                                  bin_size, dim, reach)
+        total, _ = _scan_contacts(
+            i, target_type, -1, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach
+        )
         if total > 0:
             pick = min(int(u[q] * total), total - 1)
-            _, chosen = _scan_contacts(i, target_type, pick, pos, radius, ctype, dead, start, order, nbins,
-                                       bin_size, dim, reach)
+            _, chosen = _scan_contacts(
+                i, target_type, pick, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach
+            )
             out[q] = chosen
     return out
 
@@ -110,8 +114,18 @@ def contact_counts(model: TMEModel, slots: np.ndarray, reach: float = 1.1) -> np
     cl = model.cell_list
     cl.ensure(st.position, st.n)
     return _contact_counts(
-        np.asarray(slots, dtype=np.int64), st.position, st.radius, st.type, st.death,
-        len(model.type_names), cl.start, cl.order, cl.nbins, cl.bin_size, model.dim, reach,
+        np.asarray(slots, dtype=np.int64),
+        st.position,
+        st.radius,
+        st.type,
+        st.death,
+        len(model.type_names),
+        cl.start,
+        cl.order,
+        cl.nbins,
+        cl.bin_size,
+        model.dim,
+        reach,
     )
 
 
@@ -122,6 +136,17 @@ def pick_contact(model: TMEModel, slots: np.ndarray, target_type: int, reach: fl
     cl.ensure(st.position, st.n)
     u = model.rng.random(len(slots))
     return _first_contact(
-        np.asarray(slots, dtype=np.int64), target_type, st.position, st.radius, st.type, st.death,
-        cl.start, cl.order, cl.nbins, cl.bin_size, model.dim, reach, u,
+        np.asarray(slots, dtype=np.int64),
+        target_type,
+        st.position,
+        st.radius,
+        st.type,
+        st.death,
+        cl.start,
+        cl.order,
+        cl.nbins,
+        cl.bin_size,
+        model.dim,
+        reach,
+        u,
     )

@@ -72,8 +72,9 @@ PARALLEL_MIN_CELLS = 20_000
 
 
 @njit(cache=True, inline="always")
-def _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size,
-                   domain, dim, vel):
+def _cell_velocity(
+    i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
+):
     zr = 1 if dim == 3 else 0
     xi = pos[i, 0]
     yi = pos[i, 1]
@@ -153,23 +154,71 @@ def _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, 
 
 
 @njit(cache=True)
-def _velocities_serial(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size,
-                       domain, dim, vel):
+def _velocities_serial(
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
+):
     for i in range(n):
-        _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size,
-                       domain, dim, vel)
+        _cell_velocity(
+            i,
+            pos,
+            radius,
+            ctype,
+            dead,
+            rep_t,
+            adh_t,
+            adh_rel_t,
+            start,
+            order,
+            nbins,
+            bin_size,
+            domain,
+            dim,
+            vel,
+        )
 
 
 @njit(cache=True, parallel=True)
-def _velocities_parallel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size,
-                         domain, dim, vel):
+def _velocities_parallel(
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
+):
     for i in prange(n):
-        _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size,
-                       domain, dim, vel)
+        _cell_velocity(
+            i,
+            pos,
+            radius,
+            ctype,
+            dead,
+            rep_t,
+            adh_t,
+            adh_rel_t,
+            start,
+            order,
+            nbins,
+            bin_size,
+            domain,
+            dim,
+            vel,
+        )
 
 
-def interaction_velocities(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins,
-                           bin_size, domain, dim, vel, parallel=None):
+def interaction_velocities(
+    pos,
+    radius,
+    ctype,
+    dead,
+    n,
+    rep_t,
+    adh_t,
+    adh_rel_t,
+    start,
+    order,
+    nbins,
+    bin_size,
+    domain,
+    dim,
+    vel,
+    parallel=None,
+):
     """Velocity (µm/min) of each of the first n cells from neighbours and walls, into ``vel``.
 
     ``rep_t``, ``adh_t`` (µm/min) and ``adh_rel_t`` are per-type tables indexed by ``ctype``;
@@ -178,7 +227,9 @@ def interaction_velocities(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t,
     """
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     kernel = _velocities_parallel if par else _velocities_serial
-    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel)
+    kernel(
+        pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
+    )
 
 
 @njit(cache=True, inline="always")

@@ -34,7 +34,13 @@ from tme_sim.events import EventLog
 from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
 from tme_sim.intracellular.base import Signals
 from tme_sim.mechanics import CellList, ab2_update, interaction_velocities
-from tme_sim.phenotype import TypeTables, fate_transitions, random_unit_vectors, relax_volumes
+from tme_sim.phenotype import (
+    TypeTables,
+    fate_transitions,
+    random_unit_vectors,
+    randomize_cycle,
+    relax_volumes,
+)
 
 if TYPE_CHECKING:
     from tme_sim.intracellular.base import IntracellularModel
@@ -70,8 +76,14 @@ def resolve_substrates(scenario: Scenario) -> list[SubstrateParams]:
             else (base.initial if base is not None else 0.0)
         )
         try:
-            params = make_substrate(name, unit=unit, diffusion=diffusion, decay=decay, initial=initial,
-                                    source=sc.source or (base.source if base is not None else "scenario"))
+            params = make_substrate(
+                name,
+                unit=unit,
+                diffusion=diffusion,
+                decay=decay,
+                initial=initial,
+                source=sc.source or (base.source if base is not None else "scenario"),
+            )
         except Exception as exc:
             raise ConfigError(f"{key}: {exc}") from None
         out.append(params)
@@ -148,6 +160,9 @@ class TMEModel(mesa.Model):
         except Exception as exc:
             raise ConfigError(f"domain: {exc}") from None
         self._set_boundaries()
+        from tme_sim.vessels import build_vessels
+
+        self.vessels = build_vessels(self)  # Dirichlet O2/glucose voxels and immune entry points
 
         # ---- cell types
         self.type_names = list(scenario.cell_types)
@@ -177,9 +192,13 @@ class TMEModel(mesa.Model):
         self.reorder_every = 50  # mechanics steps between locality re-sorts
 
         self.observers: list[Observer] = []
-        self._handles_step = -1
+        self._handles_version = -1
+        self._population_version = 0
         self._handle_of_id: dict[int, mesa.Agent] = {}
 
+        self._entry_rates = np.array([c.cycle.entry_rate for c in scenario.cell_types.values()])
+        self._coupling_dirty = True
+        self._coupled_voxels = np.zeros(0, np.int64)
         self._place_initial_cells()
         self.phenotype_step(initial=True)
         self.update_coupling()
@@ -238,7 +257,8 @@ class TMEModel(mesa.Model):
         for i, p in enumerate(self.scenario.initial_cells):
             pos = self._placement_positions(p, f"initial_cells[{i}]")
             t = self.type_names.index(p.type)
-            self.add_cells(np.full(len(pos), t, dtype=np.int16), pos, kind=None)
+            slots = self.add_cells(np.full(len(pos), t, dtype=np.int16), pos, kind=None)
+            randomize_cycle(self.store, slots, self.tables, self._entry_rates, self.rng)
 
     def _placement_positions(self, p: Placement, key: str) -> np.ndarray:
         dim = self.dim
@@ -298,6 +318,8 @@ class TMEModel(mesa.Model):
                 rows[t] = m.initial_state(k, self.rng)
         slots = self.store.add(types, positions, vols, self.time, rows)
         self.cell_list.invalidate()
+        self._coupling_dirty = True
+        self._population_version += 1
         if kind is not None and slots.size:
             self.events.record(kind, self.time, self.store.id[slots], -1, types, positions)
         return slots
@@ -311,14 +333,16 @@ class TMEModel(mesa.Model):
             self.events.record(kind, self.time, st.id[slots], -1, st.type[slots], st.position[slots])
         self.store.remove(slots)
         self.cell_list.invalidate()
+        self._coupling_dirty = True
+        self._population_version += 1
 
     # ------------------------------------------------------------------ step loop
     def step(self) -> None:
         """Advance one mechanics step (``time.mechanics_dt`` minutes)."""
         self.micro.advance(self.dt_diff, self.diff_substeps)
         self.mechanics_step()
-        self.time += self.dt_mech
         self.n_mech_steps += 1
+        self.time = self.n_mech_steps * self.dt_mech  # no accumulated rounding
         if self.n_mech_steps % self.pheno_every == 0:
             self.phenotype_step()
         if self.n_mech_steps % self.reorder_every == 0:
@@ -355,8 +379,21 @@ class TMEModel(mesa.Model):
             self._velocity_scratch = np.zeros((st.capacity, 3))
         vel = st.velocity
         interaction_velocities(
-            st.position, st.radius, st.type, st.death, n, self.tables.repulsion, self.tables.adhesion,
-            self.tables.adhesion_rel, cl.start, cl.order, cl.nbins, cl.bin_size, self.domain, self.dim, vel,
+            st.position,
+            st.radius,
+            st.type,
+            st.death,
+            n,
+            self.tables.repulsion,
+            self.tables.adhesion,
+            self.tables.adhesion_rel,
+            cl.start,
+            cl.order,
+            cl.nbins,
+            cl.bin_size,
+            self.domain,
+            self.dim,
+            vel,
         )
         motile = self._motile
         if motile.size:
@@ -408,6 +445,7 @@ class TMEModel(mesa.Model):
         """Behaviours (rules, then intracellular), interactions, fates, volumes, recruitment."""
         st = self.store
         dt = self.dt_pheno
+        self._coupling_dirty = True
         conc = self.sample_conditions()
         for t, rules in enumerate(self.rules):
             slots = st.slots_of_type(t)
@@ -450,7 +488,10 @@ class TMEModel(mesa.Model):
         signals = self.signals_for(slots, conc[slots], im.required_signals())
         state = st.istate_of(t)
         out = im.update(signals, state, dt, self.rng)
-        self._last_intra[t] = (st.id[slots].copy(), {k: np.asarray(v, dtype=np.float64) for k, v in out.items()})
+        self._last_intra[t] = (
+            st.id[slots].copy(),
+            {k: np.asarray(v, dtype=np.float64) for k, v in out.items()},
+        )
         self._write_behaviors(slots, out)
 
     def _apply_last_intracellular(self, t: int) -> None:
@@ -529,9 +570,21 @@ class TMEModel(mesa.Model):
             getattr(st, name)[slots] = getattr(st, name)[mothers]
         st.volume[slots] = half
         st.radius[slots] = r_half
-        for col in ("cycle_rate", "apoptosis_rate", "necrosis_rate", "migration_speed", "chemotaxis_bias",
-                    "kill_rate", "phagocytosis_rate", "polarization", "pdl1",
-                    "secretion_rate", "saturation", "uptake_rate", "net_export"):
+        for col in (
+            "cycle_rate",
+            "apoptosis_rate",
+            "necrosis_rate",
+            "migration_speed",
+            "chemotaxis_bias",
+            "kill_rate",
+            "phagocytosis_rate",
+            "polarization",
+            "pdl1",
+            "secretion_rate",
+            "saturation",
+            "uptake_rate",
+            "net_export",
+        ):
             arr = getattr(st, col)
             arr[slots] = arr[mothers]
         st.phase[mothers] = KI67_NEGATIVE
@@ -539,17 +592,33 @@ class TMEModel(mesa.Model):
         self.events.record("division", self.time, mother_ids, st.id[slots], types, mother_pos)
 
     def update_coupling(self) -> None:
-        """Refresh the cell → grid secretion/uptake coupling from current positions and rates."""
+        """Refresh the cell → grid secretion/uptake coupling from current positions and rates.
+
+        Skipped when no cell changed voxel and no rate, volume or population changed since the
+        last refresh (the common case between phenotype steps).
+        """
         st = self.store
         n = st.n
-        if n == 0:
-            self.micro.set_cell_coupling(
-                np.zeros(0, np.int64), np.zeros(0), *(np.zeros((0, len(self.substrates))),) * 4
-            )
+        vox = self.micro.voxel_index(st.position[:n]) if n else np.zeros(0, np.int64)
+        if (
+            not self._coupling_dirty
+            and vox.shape == self._coupled_voxels.shape
+            and np.array_equal(vox, self._coupled_voxels)
+        ):
             return
-        vox = self.micro.voxel_index(st.position[:n])
+        self._coupled_voxels = vox
+        self._coupling_dirty = False
+        s = len(self.substrates)
+        if n == 0:
+            self.micro.set_cell_coupling(vox, np.zeros(0), *(np.zeros((0, s)),) * 4)
+            return
         self.micro.set_cell_coupling(
-            vox, st.volume[:n], st.secretion_rate[:n], st.saturation[:n], st.uptake_rate[:n], st.net_export[:n]
+            vox,
+            st.volume[:n],
+            st.secretion_rate[:n],
+            st.saturation[:n],
+            st.uptake_rate[:n],
+            st.net_export[:n],
         )
 
     def reorder_for_locality(self) -> None:
@@ -560,6 +629,7 @@ class TMEModel(mesa.Model):
         self.cell_list.ensure(st.position, st.n)
         st.permute(self.cell_list.bin_order().copy())
         self.cell_list.invalidate()
+        self._coupling_dirty = True
 
     # ------------------------------------------------------------------ summaries
     def population_counts(self) -> np.ndarray:
@@ -581,9 +651,9 @@ class TMEModel(mesa.Model):
     def _sync_handles(self) -> None:
         from tme_sim.agents import sync_handles
 
-        if self._handles_step != self.n_mech_steps or len(self._handle_of_id) != self.store.n:
+        if self._handles_version != self._population_version:
             sync_handles(self)
-            self._handles_step = self.n_mech_steps
+            self._handles_version = self._population_version
 
     @property
     def agents(self) -> mesa.agent.AgentSet:  # type: ignore[override]

@@ -6,6 +6,7 @@ An observer gets ``on_start(model)``, ``on_step(model)`` after every mechanics s
 
 from __future__ import annotations
 
+import math
 import time as wallclock
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,11 @@ class Observer:
         self._next = 0.0
 
     def on_start(self, model: TMEModel) -> None:
-        self._next = model.time + self.interval if self.interval > 0 else float("inf")
+        # aligned to whole multiples of the interval, so a resumed run acts at the same times
+        if self.interval > 0:
+            self._next = (math.floor(model.time / self.interval + 1e-9) + 1) * self.interval
+        else:
+            self._next = float("inf")
 
     def on_step(self, model: TMEModel) -> None:
         if model.time + 1e-9 >= self._next:

@@ -60,7 +60,9 @@ def probability(rate: np.ndarray, dt: float) -> np.ndarray:
     return -np.expm1(-np.maximum(rate, 0.0) * dt)
 
 
-def fate_transitions(store: CellStore, tables: TypeTables, dt: float, rng: np.random.Generator) -> FateChanges:
+def fate_transitions(
+    store: CellStore, tables: TypeTables, dt: float, rng: np.random.Generator
+) -> FateChanges:
     """Advance clocks and apply cycle entry, death entry and death-phase transitions.
 
     Returns the slots that divide this step (end of Ki67+) and those to remove; does not add or
@@ -144,3 +146,24 @@ def random_unit_vectors(rng: np.random.Generator, k: int, dim: int) -> np.ndarra
     norm = np.linalg.norm(v, axis=1, keepdims=True)
     norm[norm == 0] = 1.0
     return v / norm
+
+
+def randomize_cycle(
+    store: CellStore, slots: np.ndarray, tables: TypeTables, entry_rate: np.ndarray, rng: np.random.Generator
+) -> None:
+    """Start cells at random points of their cycle (asynchronous population, as PhysiCell does).
+
+    A cell is Ki67+ with the steady-state probability D+ / (D+ + 1/entry_rate) and then has
+    spent a uniform fraction of D+ already; Ki67− cells start their clock at 0 (memoryless).
+    """
+    if slots.size == 0:
+        return
+    t = store.type[slots]
+    d_pos = tables.ki67_positive_duration[t]
+    d_neg = 1.0 / np.maximum(entry_rate[t], 1e-12)
+    p_pos = np.where(tables.has_cycle[t], d_pos / (d_pos + d_neg), 0.0)
+    u = rng.random(slots.size)
+    frac = rng.random(slots.size)
+    pos = u < p_pos
+    store.phase[slots[pos]] = KI67_POSITIVE
+    store.phase_clock[slots[pos]] = frac[pos] * d_pos[pos]

@@ -9,13 +9,13 @@ import h5py
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import PatchCollection  # noqa: E402
-from matplotlib.patches import Circle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import Circle
 
-from tme_sim.errors import OutputError  # noqa: E402
-from tme_sim.io import read_attrs, read_cells, read_population, read_scenario  # noqa: E402
+from tme_sim.errors import OutputError
+from tme_sim.io import read_attrs, read_cells, read_population, read_scenario
 
 DEFAULT_COLORS = {
     "tumor": "#c0392b",
@@ -55,8 +55,13 @@ def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.
         return data, dx, units[name]
 
 
-def plot_snapshot(path: str | Path, snapshot: int = -1, field: str | None = "oxygen", color_by: str = "type",
-                  ax: plt.Axes | None = None) -> plt.Figure:
+def plot_snapshot(
+    path: str | Path,
+    snapshot: int = -1,
+    field: str | None = "oxygen",
+    color_by: str = "type",
+    ax: plt.Axes | None = None,
+) -> plt.Figure:
     """Cells as discs (true radii) coloured by type (dead cells in death colours) over a field."""
     cells = read_cells(path, snapshot)
     attrs = read_attrs(path)
@@ -126,8 +131,14 @@ def plot_population(path: str | Path) -> plt.Figure:
     return fig
 
 
-def plot_run(path: str | Path, field: str | None = None, color_by: str = "type",
-             snapshots: list[int] | None = None, movie: bool = False, out_dir: Path | None = None) -> list[Path]:
+def plot_run(
+    path: str | Path,
+    field: str | None = None,
+    color_by: str = "type",
+    snapshots: list[int] | None = None,
+    movie: bool = False,
+    out_dir: Path | None = None,
+) -> list[Path]:
     """Write the standard figures for a run; returns their paths."""
     path = Path(path)
     attrs = read_attrs(path)

@@ -102,8 +102,9 @@ def run_scenario(
     return out_path
 
 
-def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter,
-            progress: bool) -> None:
+def execute(
+    model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter, progress: bool
+) -> None:
     """Run ``model`` for ``minutes`` with observers; mark the file complete only on success."""
     ok = False
     t0 = wallclock.perf_counter()
@@ -112,8 +113,12 @@ def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: 
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             with Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=False,
             ) as bar:
                 model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
         else:

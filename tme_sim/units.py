@@ -43,7 +43,7 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
     if isinstance(value, int | float):
         if allow_dimensionless or unit in ("", "1", "dimensionless"):
             return float(value)
-        raise ValueError(f"missing unit: write it as a string with units, e.g. \"{value} {unit}\"")
+        raise ValueError(f'missing unit: write it as a string with units, e.g. "{value} {unit}"')
     if isinstance(value, pint.Quantity):
         q = value
     elif isinstance(value, str):
@@ -56,7 +56,7 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
         if q.dimensionless and unit not in ("", "1", "dimensionless"):
             raise ValueError(f"missing unit in {value!r}: expected something convertible to {unit}")
     else:
-        raise ValueError(f"expected a quantity string such as \"1 {unit}\", got {type(value).__name__}")
+        raise ValueError(f'expected a quantity string such as "1 {unit}", got {type(value).__name__}')
     try:
         return float(q.to(unit).magnitude)
     except pint.DimensionalityError:

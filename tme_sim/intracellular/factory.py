@@ -39,8 +39,11 @@ def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TM
     except TMEError as exc:
         raise type(exc)(f"{key}: {exc}") from None
     unknown = [
-        s for s in im.required_signals()
-        if s not in model.substrate_names and s not in ("volume", "age", "time") and not s.startswith("contact_")
+        s
+        for s in im.required_signals()
+        if s not in model.substrate_names
+        and s not in ("volume", "age", "time")
+        and not s.startswith("contact_")
     ]
     if unknown:
         raise ConfigError(f"{key}: signal(s) {', '.join(unknown)} are not substrates of this scenario")

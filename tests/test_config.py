@@ -1,0 +1,63 @@
+"""Scenario validation: units converted at load time, errors name the file and the key."""
+
+from pathlib import Path
+
+import pytest
+
+from tme_sim.config import load_scenario, parse_set_options
+from tme_sim.errors import ConfigError
+from tme_sim.units import parse_duration, to_unit
+
+SPHEROID = Path(__file__).resolve().parents[1] / "scenarios" / "spheroid.toml"
+
+
+def test_units_convert_at_load_time():
+    sc = load_scenario(SPHEROID, {"domain.dx": '"0.02 mm"', "time.mechanics_dt": '"6 s"'})
+    assert sc.domain.dx == pytest.approx(20.0)
+    assert sc.time.mechanics_dt == pytest.approx(0.1)
+    assert sc.duration == pytest.approx(3 * 24 * 60)
+    assert sc.cell_types["tumor"].volume.radius == pytest.approx(8.4127, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"domain.dx": "20"}, "domain.dx: missing unit"),
+        ({"domain.dx": '"20 kg"'}, "domain.dx: wrong unit"),
+        (
+            {"cell_types.tumor.mechanics.repulsion": '"10 um"'},
+            "cell_types.tumor.mechanics.repulsion: wrong unit",
+        ),
+        ({"cell_types.tumor.colour": '"red"'}, "cell_types.tumor.colour: unknown key"),
+        ({"time.mechanics_dt": '"0.015 min"'}, "whole multiple"),
+        ({"initial_cells.0.type": '"fibroblast"'}, "unknown cell type 'fibroblast'"),
+        ({"cell_types.tumor.mechanics.chemotaxis": '{substrate = "CXCL9"}'}, "not in [substrates]"),
+        ({"duration": '"-1 h"'}, "duration must be > 0"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, fragment):
+    with pytest.raises(ConfigError) as exc:
+        load_scenario(SPHEROID, overrides)
+    msg = str(exc.value)
+    assert fragment in msg and str(SPHEROID) in msg and "\n" not in msg
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[domain\nsize = 1\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: TOML syntax error.*line 2"):
+        load_scenario(bad)
+
+
+def test_set_options_parse_and_reject_malformed():
+    assert parse_set_options(["a.b=1 um", "c = 2"]) == {"a.b": "1 um", "c": "2"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set_options(["nonsense"])
+
+
+def test_duration_parsing():
+    assert parse_duration("5d") == 7200
+    assert parse_duration("90 min") == 90
+    assert parse_duration("1.5h") == 90
+    with pytest.raises(ValueError):
+        to_unit("3 um", "min")

@@ -1,0 +1,140 @@
+"""Mechanics kernels alone: potentials, walls, cell list versus brute force, serial = parallel."""
+
+import numpy as np
+import pytest
+
+from tme_sim.mechanics import CellList, ab2_update, build_cell_list, interaction_velocities
+
+DOMAIN = np.array([200.0, 200.0, 0.0])
+REP = np.array([10.0])
+ADH = np.array([0.4])
+AREL = np.array([1.25])
+
+
+def velocities(pos, radius, dim=2, domain=DOMAIN, parallel=None, dead=None):
+    n = len(pos)
+    cl = CellList(domain, dim, cutoff=2 * 1.25 * radius.max())
+    cl.ensure(pos, n)
+    vel = np.zeros((n, 3))
+    interaction_velocities(
+        pos,
+        radius,
+        np.zeros(n, np.int16),
+        np.zeros(n, np.int8) if dead is None else dead,
+        n,
+        REP,
+        ADH,
+        AREL,
+        cl.start,
+        cl.order,
+        cl.nbins,
+        cl.bin_size,
+        domain,
+        dim,
+        vel,
+        parallel=parallel,
+    )
+    return vel
+
+
+def brute_force(pos, radius, dim=2):
+    n = len(pos)
+    vel = np.zeros((n, 3))
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            d_vec = pos[i] - pos[j]
+            d = np.linalg.norm(d_vec)
+            big_r = radius[i] + radius[j]
+            ra = 1.25 * big_r
+            if d >= ra:
+                continue
+            f = (1 - d / big_r) ** 2 * 10.0 if d < big_r else 0.0
+            f -= (1 - d / ra) ** 2 * 0.4
+            vel[i] += f * d_vec / d
+    return vel
+
+
+def test_overlapping_pair_repels_symmetrically_with_physicell_magnitude():
+    pos = np.array([[100.0, 100.0, 0.0], [110.0, 100.0, 0.0]])
+    r = np.array([8.0, 8.0])
+    v = velocities(pos, r)
+    expected = (1 - 10 / 16) ** 2 * 10 - (1 - 10 / 20) ** 2 * 0.4
+    assert v[0, 0] == pytest.approx(-expected)
+    assert v[1, 0] == pytest.approx(expected)
+    assert v[:, 1:] == pytest.approx(0)
+
+
+def test_adhesion_attracts_between_contact_and_max_adhesion_distance():
+    pos = np.array([[100.0, 100.0, 0.0], [118.0, 100.0, 0.0]])  # R = 16 < d = 18 < 20
+    v = velocities(pos, np.array([8.0, 8.0]))
+    assert v[0, 0] > 0 and v[1, 0] < 0
+    dead = np.array([0, 1], np.int8)
+    assert velocities(pos, np.array([8.0, 8.0]), dead=dead) == pytest.approx(0)
+
+
+def test_walls_push_cells_inwards():
+    pos = np.array([[2.0, 100.0, 0.0], [198.0, 100.0, 0.0], [100.0, 1.0, 0.0]])
+    v = velocities(pos, np.array([8.0, 8.0, 8.0]))
+    assert v[0, 0] > 0 and v[1, 0] < 0 and v[2, 1] > 0
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_cell_list_matches_brute_force(dim):
+    rng = np.random.default_rng(dim)
+    n = 300
+    domain = np.array([200.0, 200.0, 200.0 if dim == 3 else 0.0])
+    pos = np.zeros((n, 3))
+    pos[:, :dim] = 20 + rng.random((n, dim)) * 160
+    r = 6 + 3 * rng.random(n)
+    v = velocities(pos, r, dim, domain)
+    assert v == pytest.approx(brute_force(pos, r, dim), rel=1e-12, abs=1e-12)
+
+
+def test_serial_and_parallel_kernels_are_bit_identical():
+    rng = np.random.default_rng(0)
+    n = 2000
+    pos = np.zeros((n, 3))
+    pos[:, :2] = rng.random((n, 2)) * 200
+    r = np.full(n, 8.0)
+    assert np.array_equal(velocities(pos, r, parallel=False), velocities(pos, r, parallel=True))
+
+
+def test_cell_list_counting_sort_is_complete_and_ordered():
+    rng = np.random.default_rng(3)
+    pos = np.zeros((500, 3))
+    pos[:, :2] = rng.random((500, 2)) * 200
+    nbins = np.array([10, 10, 1])
+    start, order = build_cell_list(pos, 500, 20.0, nbins)
+    assert sorted(order.tolist()) == list(range(500))
+    for b in range(100):
+        members = order[start[b] : start[b + 1]]
+        assert np.all(np.diff(members) > 0)
+        bx = (pos[members, 0] // 20).astype(int)
+        by = (pos[members, 1] // 20).astype(int)
+        assert np.all(by * 10 + bx == b)
+
+
+def test_verlet_skin_rebuilds_only_after_enough_motion():
+    pos = np.zeros((10, 3))
+    pos[:, 0] = np.linspace(10, 190, 10)
+    pos[:, 1] = 100
+    cl = CellList(DOMAIN, 2, cutoff=20.0, skin=4.0)
+    assert cl.ensure(pos, 10)
+    cl.note_displacement(1.0)
+    assert not cl.ensure(pos, 10)
+    cl.note_displacement(1.5)
+    assert cl.ensure(pos, 10)
+    assert cl.ensure(pos, 9)  # the population changed
+
+
+def test_ab2_update_uses_both_velocities_and_clamps():
+    pos = np.array([[10.0, 10.0, 0.0], [1.0, 50.0, 0.0]])
+    vel = np.array([[2.0, 0.0, 0.0], [-100.0, 0.0, 0.0]])
+    prev = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    moved = ab2_update(pos, vel, prev, 2, 0.1, DOMAIN, 2)
+    assert pos[0, 0] == pytest.approx(10 + 0.1 * (1.5 * 2 - 0.5 * 1))
+    assert pos[1, 0] == 0.0
+    assert np.array_equal(prev, vel)
+    assert moved == pytest.approx(1.0)  # the clamped cell moved 1 µm (to the wall)
