@@ -185,9 +185,7 @@ class TMEModel(mesa.Model):
 
         # ---- mechanics
         max_r = float(np.max(np.cbrt(self.tables.volume0 * 3 / (4 * np.pi))))
-        self.max_radius_factor = 1.6  # necrotic swelling to 2×V → radius × 1.26, plus margin
-        cutoff = 2 * max_r * self.max_radius_factor * float(np.max(self.tables.adhesion_rel))
-        self.cell_list = CellList(domain, self.dim, cutoff)
+        self.cell_list = CellList(domain, self.dim, self._cutoff_for(max_r))
         self._velocity_scratch = np.zeros((0, 3))
         self.reorder_every = 50  # mechanics steps between locality re-sorts
 
@@ -252,6 +250,19 @@ class TMEModel(mesa.Model):
             adhesion=arr(lambda c: c.mechanics.adhesion),
             adhesion_rel=arr(lambda c: c.mechanics.max_adhesion_distance),
         )
+
+    def _cutoff_for(self, max_radius: float) -> float:
+        """Largest interaction distance (µm) for cells up to ``max_radius``: 2·r·max adhesion ratio."""
+        return 2.0 * max_radius * float(np.max(self.tables.adhesion_rel))
+
+    def _refresh_cutoff(self) -> None:
+        """Widen the cell-list bins when cells grew (division halves, swelling grows radii)."""
+        st = self.store
+        if st.n == 0:
+            return
+        needed = self._cutoff_for(float(st.radius[: st.n].max()))
+        if needed > self.cell_list.cutoff + 1e-9:
+            self.cell_list.set_cutoff(needed * 1.05)
 
     def _place_initial_cells(self) -> None:
         for i, p in enumerate(self.scenario.initial_cells):
@@ -468,6 +479,7 @@ class TMEModel(mesa.Model):
                 rules.interact(self, slots)
         changes = fate_transitions(st, self.tables, dt, self.rng)
         relax_volumes(st, self.tables, dt)
+        self._refresh_cutoff()
         if changes.apoptosis.size:
             self._record("apoptosis", changes.apoptosis)
         if changes.necrosis.size:

@@ -72,9 +72,10 @@ def plot_snapshot(
     else:
         fig = ax.figure
     t = float(cells["time"].iloc[0]) if len(cells) else float(attrs.get("last_time", 0))
+    n_total = len(cells)
     if attrs["dim"] == 3 and len(cells):
         zmid = size[2] / 2
-        cells = cells[np.abs(cells["z"] - zmid) < cells["radius"] * 1.5]
+        cells = cells[np.abs(cells["z"] - zmid) < cells["radius"]]
     if field:
         fs = _field_slice(path, field, t)
         if fs is not None:
@@ -105,7 +106,10 @@ def plot_snapshot(
     ax.set_aspect("equal")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
-    ax.set_title(f"{attrs['scenario']} — t = {t / 60:.1f} h, {len(cells)} cells")
+    where = f"{len(cells)} of {n_total} cells in the z = {size[2] / 2:g} µm plane" if attrs["dim"] == 3 else (
+        f"{n_total} cells"
+    )
+    ax.set_title(f"{attrs['scenario']} — t = {t / 60:.1f} h, {where}")
     return fig
 
 
