@@ -139,6 +139,30 @@ def main() -> None:
                 flush=True,
             )
 
+    print("\n## Mesa handles (created lazily on `model.agents`)\n")
+    print("| cells | first `model.agents` (s) | µs per handle | mechanics ms/step without handles | with handles |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in (10_000,) if args.quick else (10_000, 100_000):
+        numba.set_num_threads(thread_counts[-1])
+        sc = validate_scenario(tissue_scenario(n, 2))
+        model = TMEModel(sc, seed=1)
+        model.add_cells(np.zeros(n, np.int16), lattice(n, 2, sc.domain.size[0], model.rng), kind=None)
+        model.phenotype_step(initial=True)
+        for _ in range(5):
+            model.mechanics_step()
+        t0 = time.perf_counter()
+        for _ in range(10):
+            model.mechanics_step()
+        without = (time.perf_counter() - t0) / 10
+        t0 = time.perf_counter()
+        agents = model.agents
+        create = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(10):
+            model.mechanics_step()
+        with_h = (time.perf_counter() - t0) / 10
+        print(f"| {n:.0e} | {create:.3f} | {create / len(agents) * 1e6:.1f} | {without * 1e3:.2f} | {with_h * 1e3:.2f} |")
+
     print("\n## Whole run: PhysiCell-TME-sized 2D scenario (120 simulated minutes)\n")
     print("| threads | wall s (after warm-up) | CPU s | cells at end | PhysiCell 2 threads | ratio (wall) |")
     print("|---:|---:|---:|---:|---:|---:|")
