@@ -120,9 +120,7 @@ def _write_file(model: TMEModel, tmp: Path, output_snapshots: int | None) -> Non
         fh.attrs["scenario_json"] = scenario_json(model.scenario)
         fh.attrs["seed"] = model.seed_value
         fh.attrs["rng_state"] = json.dumps(model.rng.bit_generator.state)
-        fh.attrs["intracellular"] = json.dumps(
-            {str(t): im.identity() for t, im in model.intracellular.items()}
-        )
+        fh.attrs["intracellular"] = json.dumps({str(t): im.identity() for t, im in model.intracellular.items()})
         if output_snapshots is not None:
             fh.attrs["output_snapshots"] = output_snapshots
         _write_dict(fh.create_group("state"), model_state(model))
@@ -144,9 +142,7 @@ def restore_model(model: TMEModel, path: Path) -> None:
             raise OutputError(f"{path}: checkpoint was written for a different scenario or overrides")
         ident = json.dumps({str(t): im.identity() for t, im in model.intracellular.items()})
         if fh.attrs["intracellular"] != ident:
-            raise OutputError(
-                f"{path}: intracellular models differ from the checkpoint's (artifact changed?)"
-            )
+            raise OutputError(f"{path}: intracellular models differ from the checkpoint's (artifact changed?)")
         state = _read_dict(fh["state"])
         model.rng.bit_generator.state = json.loads(fh.attrs["rng_state"])
         model.seed_value = int(fh.attrs["seed"])

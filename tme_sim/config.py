@@ -73,6 +73,28 @@ class BoundarySpec(Strict):
     zmax: float | None = None
 
 
+class PulseConfig(Strict):
+    """Periodic pulses of a substrate in the medium: Dirichlet ``value`` on ``faces`` while on.
+
+    On during [start + k·period, start + k·period + duration) for k = 0, 1, …; off in between
+    (faces back to what ``boundary`` says). PhysiBoSS's spheroid-TNF sample pulses TNF this way.
+    """
+
+    value: str | float
+    period: Time
+    duration: Time
+    start: Time = "0 min"
+    faces: list[Literal["all", "xmin", "xmax", "ymin", "ymax", "zmin", "zmax"]] = ["all"]
+
+    @model_validator(mode="after")
+    def _sane(self) -> PulseConfig:
+        if self.period <= 0 or self.duration <= 0:
+            raise ValueError("pulse period and duration must be > 0")
+        if self.duration > self.period:
+            raise ValueError("pulse duration must not exceed its period")
+        return self
+
+
 class SubstrateConfig(Strict):
     """A substrate of the run: a registry name with optional overrides, or a new one (a drug).
 
@@ -85,6 +107,7 @@ class SubstrateConfig(Strict):
     decay: Rate | None = None
     initial: str | float | None = None
     boundary: dict[str, str] | Literal["zero-flux"] = "zero-flux"
+    pulse: PulseConfig | None = None
     source: str = ""
 
 

@@ -152,14 +152,13 @@ class TMEModel(mesa.Model):
         self.substrate_units = [s.unit for s in self.substrates]
         dtype = np.float32 if scenario.domain.float32_fields else np.float64
         try:
-            self.micro = Microenvironment(
-                tuple(scenario.domain.size), scenario.domain.dx, self.substrates, dtype=dtype
-            )
+            self.micro = Microenvironment(tuple(scenario.domain.size), scenario.domain.dx, self.substrates, dtype=dtype)
         except ConfigError:
             raise
         except Exception as exc:
             raise ConfigError(f"domain: {exc}") from None
         self._set_boundaries()
+        self._setup_pulses()
         from tme_sim.vessels import build_vessels
 
         self.vessels = build_vessels(self)  # Dirichlet O2/glucose voxels and immune entry points
@@ -214,9 +213,9 @@ class TMEModel(mesa.Model):
             return int(0.9 * (p.radius / r0) ** 2)
         return 0
 
-    def _set_boundaries(self) -> None:
+    def _set_boundaries(self, only: str | None = None) -> None:
         for name, sc in self.scenario.substrates.items():
-            if sc.boundary == "zero-flux":
+            if sc.boundary == "zero-flux" or (only is not None and name != only):
                 continue
             unit = self.substrate_units[self.substrate_names.index(name)]
             for face, value in sc.boundary.items():
@@ -228,6 +227,37 @@ class TMEModel(mesa.Model):
                     self.micro.set_boundary(name, face, "dirichlet", v)
                 except Exception as exc:
                     raise ConfigError(f"{key}: {exc}") from None
+
+    def _setup_pulses(self) -> None:
+        """Pulsed substrates: (name, faces, value, period, duration, start) in internal units."""
+        self._pulses = []
+        for name, sc in self.scenario.substrates.items():
+            p = sc.pulse
+            if p is None:
+                continue
+            unit = self.substrate_units[self.substrate_names.index(name)]
+            value = value_in_unit(p.value, unit, f"substrates.{name}.pulse.value")
+            self._pulses.append((name, list(p.faces), value, p.period, p.duration, p.start))
+        self._pulse_on = [False] * len(self._pulses)
+
+    def _pulse_states(self) -> list[bool]:
+        out = []
+        for _name, _faces, _value, period, duration, start in self._pulses:
+            t = self.time - start
+            out.append(bool(t >= -1e-9 and ((t + 1e-9) % period) < duration - 1e-9))
+        return out
+
+    def _apply_pulses(self) -> None:
+        """Switch pulsed faces on/off for the coming mechanics step (cheap: only on changes)."""
+        for k, on in enumerate(self._pulse_states()):
+            if on == self._pulse_on[k]:
+                continue
+            self._pulse_on[k] = on
+            name, faces, value, *_ = self._pulses[k]
+            for face in faces:
+                self.micro.set_boundary(name, face, "dirichlet" if on else "neumann", value if on else 0.0)
+            if not on:
+                self._set_boundaries(only=name)  # back to the substrate's own boundary
 
     def _type_tables(self) -> TypeTables:
         cts = list(self.scenario.cell_types.values())
@@ -350,6 +380,8 @@ class TMEModel(mesa.Model):
     # ------------------------------------------------------------------ step loop
     def step(self) -> None:
         """Advance one mechanics step (``time.mechanics_dt`` minutes)."""
+        if self._pulses:
+            self._apply_pulses()
         self.micro.advance(self.dt_diff, self.diff_substeps)
         self.mechanics_step()
         self.n_mech_steps += 1
@@ -535,9 +567,7 @@ class TMEModel(mesa.Model):
         names = list(self.substrate_names)
         cols = [conc]
         names += ["volume", "age", "time"]
-        cols.append(
-            np.stack([st.volume[slots], self.time - st.birth_time[slots], np.full(slots.size, self.time)], 1)
-        )
+        cols.append(np.stack([st.volume[slots], self.time - st.birth_time[slots], np.full(slots.size, self.time)], 1))
         contact = [s for s in extra if s.startswith("contact_")]
         if contact:
             from tme_sim.contacts import contact_counts

@@ -33,7 +33,7 @@ def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TM
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{key}.{loc}: {msg}") from None
+        raise ConfigError(f"{key}.{loc}: {msg}" if loc else f"{key}: {msg}") from None
     try:
         im = cls.from_config(cfg, base_dir)
     except TMEError as exc:
@@ -41,9 +41,7 @@ def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TM
     unknown = [
         s
         for s in im.required_signals()
-        if s not in model.substrate_names
-        and s not in ("volume", "age", "time")
-        and not s.startswith("contact_")
+        if s not in model.substrate_names and s not in ("volume", "age", "time") and not s.startswith("contact_")
     ]
     if unknown:
         raise ConfigError(f"{key}: signal(s) {', '.join(unknown)} are not substrates of this scenario")
