@@ -1,0 +1,254 @@
+"""Asynchronous (Gillespie) and synchronous kernels: semantics, mutations, determinism."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from tme_sim.intracellular.boolean import BooleanNetwork, load_network
+from tme_sim.intracellular.boolean.network import cell_seeds
+
+NETWORKS = Path(__file__).resolve().parents[1] / "scenarios" / "networks"
+
+RING = """
+Node A { logic = !C; }
+Node B { logic = A; }
+Node C { logic = B; }
+"""
+
+# X switches on when Y is on, and off only when Z is on (cIAP-like custom rates)
+CHAIN = "Node A { rate_up = 1; rate_down = 0; }\nNode B { logic = A; }"
+
+CUSTOM = """
+Node Y { logic = !Y; }
+Node Z { logic = Y AND NOT Z; }
+Node X { logic = Y; rate_up = @logic ? 1 : 0; rate_down = Z ? 1 : 0; }
+"""
+
+
+def state(rows) -> np.ndarray:
+    return np.array(rows, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- synchronous
+
+
+def test_synchronous_ring_matches_hand_trajectory():
+    net = BooleanNetwork.from_text(RING, name="ring")
+    # x(t+1) = (!C, A, B), from 000: period-6 oscillation
+    expected = [[1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    s = state([[0, 0, 0]])
+    for row in expected:
+        net.step_synchronous(s, 1)
+        assert s[0].tolist() == row
+    s = state([[0, 0, 0], [1, 1, 1]])
+    net.step_synchronous(s, 4)
+    assert s.tolist() == [[0, 1, 1], [1, 0, 0]]
+
+
+def test_synchronous_custom_rates_hand_trajectory():
+    net = BooleanNetwork.from_text(CUSTOM, name="custom")
+    # order Y, Z, X. Y toggles every step; Z' = Y & !Z; X on if Y, off only if Z
+    s = state([[0, 0, 0]])
+    trace = []
+    for _ in range(5):
+        net.step_synchronous(s, 1)
+        trace.append(s[0].tolist())
+    assert trace == [
+        [1, 0, 0],  # Y: 0->1; Z: Y=0 -> stays 0; X: logic Y=0 -> stays 0
+        [0, 1, 1],  # Y->0; Z: Y&!Z -> 1; X: Y=1 -> on
+        [1, 0, 0],  # Y->1; Z: Y=0 -> off; X on and Z=1 -> off
+        [0, 1, 1],
+        [1, 0, 0],
+    ]
+
+
+def test_synchronous_knockout_knockin():
+    net = BooleanNetwork.from_text(RING, name="ring")
+    s = state([[0, 0, 1], [0, 0, 0]])
+    net.step_synchronous(s, 5, knockout=net.node_mask(["C"]))
+    assert s.tolist() == [[1, 1, 0], [1, 1, 0]]  # C forced 0 -> A on -> B on, fixed point
+    s = state([[0, 0, 0], [0, 0, 0]])
+    ki = np.zeros((2, 3), dtype=bool)
+    ki[1, 0] = True  # knock-in A in the second cell only
+    net.step_synchronous(s, 3, knockin=ki)
+    assert s[1].tolist() == [1, 1, 1]
+    assert s[0].tolist() == [1, 1, 1]  # free cell: 3 steps from 000 -> 111
+    net.step_synchronous(s, 1, knockin=ki)
+    assert s.tolist() == [[0, 1, 1], [1, 1, 1]]
+
+
+# --------------------------------------------------------------------------- asynchronous
+
+
+def test_single_transition_is_exponential():
+    net = BooleanNetwork.from_text("Node A { rate_up = $k; rate_down = 0; }", "$k = 2;", name="exp1")
+    rng = np.random.default_rng(1)
+    s = np.zeros((40000, 1), dtype=np.uint8)
+    ev = net.advance(s, 0.3, rng)
+    assert s.mean() == pytest.approx(1 - math.exp(-0.6), abs=0.01)
+    assert set(np.unique(ev)) <= {0, 1}
+
+
+def test_two_state_relaxation_and_splitting_steps():
+    net = BooleanNetwork.from_text("Node A { rate_up = 1; rate_down = 3; }", name="flip")
+    rng = np.random.default_rng(2)
+    want = 0.25 * (1 - math.exp(-4 * 0.2))
+    s = np.zeros((40000, 1), dtype=np.uint8)
+    net.advance(s, 0.2, rng)
+    assert s.mean() == pytest.approx(want, abs=0.01)
+    s = np.zeros((40000, 1), dtype=np.uint8)
+    for _ in range(8):  # the process is memoryless: cutting the interval changes nothing
+        net.advance(s, 0.025, rng)
+    assert s.mean() == pytest.approx(want, abs=0.01)
+
+
+def test_chain_gives_erlang_time():
+    net = BooleanNetwork.from_text(CHAIN, name="chain")
+    rng = np.random.default_rng(3)
+    s = np.zeros((40000, 2), dtype=np.uint8)
+    net.advance(s, 1.5, rng)
+    assert s[:, 1].mean() == pytest.approx(1 - math.exp(-1.5) * 2.5, abs=0.01)
+    assert (s[:, 1] <= s[:, 0]).all()  # B can only follow A
+
+
+def test_huge_rates_do_not_bias_later_transitions():
+    # MaBoSS encodes "instantaneous" as 1e100; after that transition the running total rate
+    # must be recomputed exactly, not left as a cancellation residue
+    net = BooleanNetwork.from_text(
+        "Node A { rate_up = 1e100; rate_down = 0; }\nNode B { logic = A; rate_down = 0; }", name="huge"
+    )
+    s = np.zeros((40000, 2), dtype=np.uint8)
+    ev = net.advance(s, 1.0, np.random.default_rng(9))
+    assert (s[:, 0] == 1).all()
+    assert s[:, 1].mean() == pytest.approx(1 - math.exp(-1.0), abs=0.01)
+    assert ev.max() == 2
+
+
+def test_fixed_point_has_no_events():
+    net = BooleanNetwork.from_text(RING, name="ring")
+    s = state([[1, 1, 0]])
+    ko = net.node_mask(["C"])
+    ev = net.advance(s, 100.0, np.random.default_rng(0), knockout=ko)
+    assert ev.tolist() == [0] and s.tolist() == [[1, 1, 0]]
+
+
+def test_async_knockout_and_knockin_per_cell():
+    net = BooleanNetwork.from_text(CHAIN, name="chain")
+    n = 20000
+    s = np.zeros((n, 2), dtype=np.uint8)
+    s[: n // 2, 0] = 1  # these cells start with A on but have A knocked out
+    ko = np.zeros((n, 2), dtype=bool)
+    ko[: n // 2, 0] = True
+    ki = np.zeros((n, 2), dtype=bool)
+    ki[n // 2 :, 0] = True
+    net.advance(s, 1.0, np.random.default_rng(4), knockout=ko, knockin=ki)
+    assert (s[: n // 2] == 0).all()
+    assert (s[n // 2 :, 0] == 1).all()
+    assert s[n // 2 :, 1].mean() == pytest.approx(1 - math.exp(-1.0), abs=0.015)
+    with pytest.raises(Exception, match="both knocked out and knocked in"):
+        a = net.node_mask(["A"])
+        net.advance(s, 1.0, np.random.default_rng(0), knockout=a, knockin=a)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        net.advance(s, 1.0, np.random.default_rng(0), knockout=np.zeros((3, 2), dtype=bool))
+
+
+def test_clamp_holds_current_values_per_cell():
+    net = BooleanNetwork.from_text(CHAIN, name="chain")
+    n = 4000
+    s = np.zeros((n, 2), dtype=np.uint8)
+    s[: n // 2, 0] = 1
+    net.advance(s, 3.0, np.random.default_rng(8), clamp=net.node_mask(["A"]))
+    assert (s[: n // 2, 0] == 1).all() and (s[n // 2 :] == 0).all()
+    assert s[: n // 2, 1].mean() == pytest.approx(1 - math.exp(-3.0), abs=0.02)
+    s2 = np.zeros((2, 2), dtype=np.uint8)
+    net.step_synchronous(s2, 3, clamp=net.node_mask(["A"]))
+    assert s2.tolist() == [[0, 0], [0, 0]]
+
+
+def test_bad_state_arguments():
+    net = BooleanNetwork.from_text(RING, name="ring")
+    with pytest.raises(TypeError):
+        net.advance(np.zeros((2, 3), dtype=np.float32), 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="columns"):
+        net.advance(np.zeros((2, 4), dtype=np.uint8), 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="duration"):
+        net.advance(np.zeros((2, 3), dtype=np.uint8), -1.0, np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.fixture(scope="module")
+def tnf():
+    return load_network(NETWORKS / "tnf_cellfate.bnd", NETWORKS / "tnf_cellfate.cfg")
+
+
+def _tnf_run(net, n, seed, **kw):
+    rng = np.random.default_rng(seed)
+    s = net.initial_state(n, rng)
+    s[:, net.index("TNF")] = 1
+    for _ in range(3):
+        net.advance(s, 6.0, rng, **kw)
+    return s
+
+
+def test_same_seed_same_states_and_different_seed_differs(tnf):
+    a = _tnf_run(tnf, 3000, 7)
+    b = _tnf_run(tnf, 3000, 7)
+    c = _tnf_run(tnf, 3000, 8)
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+
+
+def test_results_independent_of_threads_and_kernel(tnf):
+    n = 3000  # > several chunks of 256 cells
+    seq = _tnf_run(tnf, n, 11, parallel=False)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        par1 = _tnf_run(tnf, n, 11, parallel=True)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        par2 = _tnf_run(tnf, n, 11, parallel=True)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(seq, par1)
+    np.testing.assert_array_equal(seq, par2)
+    # a cell's trajectory does not depend on which other cells are simulated with it
+    rng = np.random.default_rng(11)
+    s = tnf.initial_state(n, rng)
+    s[:, tnf.index("TNF")] = 1
+    seeds_rng = np.random.default_rng(5)
+    full = s.copy()
+    tnf.advance(full, 6.0, seeds_rng)
+    seeds = cell_seeds(np.random.default_rng(5), n)
+    part = s[100:101].copy()
+    err = np.zeros(1, dtype=np.int32)
+    ev = np.zeros(1, dtype=np.int64)
+    frozen = np.zeros((1, tnf.n_nodes), dtype=np.uint8)
+    tnf.kernels().advance_seq(part, 6.0, seeds[100:101], frozen, tnf._variable_vector(), err, ev)
+    np.testing.assert_array_equal(part[0], full[100])
+
+
+def test_synchronous_parallel_equals_sequential(tnf):
+    rng = np.random.default_rng(0)
+    s = tnf.initial_state(2000, rng)
+    s[::2, tnf.index("TNF")] = 1
+    a = s.copy()
+    b = s.copy()
+    tnf.step_synchronous(a, 7, parallel=False)
+    tnf.step_synchronous(b, 7, parallel=True)
+    np.testing.assert_array_equal(a, b)
+    # TNF on, synchronous: hand-checked start of the cascade (step 1: TNFR and mROS switch on)
+    c = tnf.initial_state(1, rng)
+    c[0, tnf.index("TNF")] = 1
+    tnf.step_synchronous(c, 1)
+    on = {nm for nm in tnf.node_names if c[0, tnf.index(nm)]}
+    assert on == {"TNF", "FADD", "ATP", "cIAP", "TNFR", "mROS"}
+    tnf.step_synchronous(c, 1)
+    on = {nm for nm in tnf.node_names if c[0, tnf.index(nm)]}
+    assert on == {"TNF", "FADD", "ATP", "cIAP", "TNFR", "mROS", "DISC_TNF", "RIP1"}

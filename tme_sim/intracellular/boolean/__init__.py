@@ -1,0 +1,26 @@
+"""Boolean-network intracellular models (MaBoSS-compatible), batched over all cells of a type.
+
+* :func:`load_network` reads a MaBoSS ``.bnd``/``.cfg`` pair into a :class:`BooleanNetwork`
+  whose numba kernels advance a ``(cells × nodes)`` uint8 state matrix: exact asynchronous
+  Gillespie (MaBoSS semantics) or a deterministic synchronous mode, with per-cell knock-outs
+  and knock-ins.
+* :class:`BooleanIntracellular` couples a network to the simulation (inputs from signals,
+  outputs to behaviours), configured by :class:`BooleanIntracellularConfig`.
+"""
+
+from tme_sim.intracellular.boolean.coupling import (
+    BooleanIntracellular,
+    BooleanIntracellularConfig,
+    InputMap,
+    OutputMap,
+)
+from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
+
+__all__ = [
+    "BooleanIntracellular",
+    "BooleanIntracellularConfig",
+    "BooleanNetwork",
+    "InputMap",
+    "OutputMap",
+    "load_network",
+]

@@ -1,0 +1,330 @@
+"""PhysiBoSS-style coupling of a Boolean network to the simulation.
+
+Per intracellular step and per cell type (all cells at once):
+
+1. **Inputs.** Each :class:`InputMap` sets one input node from one signal column of
+   :class:`~tme_sim.intracellular.base.Signals` (a substrate concentration in its unit, a contact
+   count, ...): ``mode = "threshold"`` turns the node on where ``signal >= threshold``;
+   ``mode = "hill"`` turns it on with probability ``s^n / (K^n + s^n)`` (``K = half_max``,
+   ``n = hill_n``), drawn from the caller's Generator. ``inverse = true`` swaps on and off.
+   Mapped input nodes are clamped (cannot flip) for the duration of the step.
+2. **Network.** The state is advanced by ``dt * time_scale`` network time units (stochastic:
+   exact asynchronous Gillespie; synchronous: ``round(dt * time_scale)`` synchronous steps).
+   ``knockout`` / ``knockin`` nodes are held at 0 / 1 for every cell of the type.
+3. **Outputs.** Each :class:`OutputMap` maps a node to a behaviour: ``action = "set"`` writes
+   ``value_on`` where the node is on and ``value_off`` where it is off; ``action = "scale"``
+   multiplies a behaviour set by an earlier map by ``value_on`` / ``value_off``.
+
+Values are in the behaviour's unit (see :data:`~tme_sim.intracellular.base.BEHAVIOR_NAMES`):
+rates in 1/min (``"0.0035 1/min"`` or a bare number meaning 1/min), speeds in µm/min, fractions
+dimensionless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from tme_sim.errors import ConfigError
+from tme_sim.intracellular.base import BEHAVIOR_NAMES, IntracellularModel, Signals, is_behavior_name
+from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
+from tme_sim.units import Time, to_unit
+
+_DIMENSIONLESS = {"chemotaxis_bias", "polarization", "pdl1"}
+_SPEEDS = {"migration_speed"}
+
+
+def behavior_unit(name: str) -> str:
+    """The unit a behaviour value is expressed in ("1/min", "um/min" or "")."""
+    if name in _DIMENSIONLESS:
+        return ""
+    if name in _SPEEDS:
+        return "um/min"
+    return "1/min"
+
+
+def _number(v: Any) -> Any:
+    """Accept plain numbers (in the signal's unit) and numeric strings."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+
+
+class InputMap(BaseModel):
+    """Set an input node from a signal (threshold, or on with a Hill probability)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    signal: str
+    mode: Literal["threshold", "hill"] = "threshold"
+    threshold: Number | None = None
+    half_max: Number | None = None
+    hill_n: float = Field(default=1.0, gt=0)
+    inverse: bool = False
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> InputMap:
+        if self.mode == "threshold":
+            if self.threshold is None:
+                raise ValueError(f"input {self.node}: mode 'threshold' needs 'threshold'")
+            if self.half_max is not None:
+                raise ValueError(f"input {self.node}: 'half_max' is only for mode 'hill'")
+        else:
+            if self.half_max is None or not self.half_max > 0:
+                raise ValueError(f"input {self.node}: mode 'hill' needs 'half_max' > 0")
+            if self.threshold is not None:
+                raise ValueError(f"input {self.node}: 'threshold' is only for mode 'threshold'")
+        return self
+
+
+class OutputMap(BaseModel):
+    """Map a node's state to a behaviour value (``value_on`` / ``value_off``, behaviour units)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    behavior: str
+    value_on: Any
+    value_off: Any = 0.0
+    action: Literal["set", "scale"] = "set"
+
+    @field_validator("behavior")
+    @classmethod
+    def _check_behavior(cls, v: str) -> str:
+        if not is_behavior_name(v):
+            raise ValueError(
+                f"unknown behaviour {v!r}; expected one of {', '.join(BEHAVIOR_NAMES)}, "
+                "'secretion:<substrate>' or 'uptake:<substrate>'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _convert_values(self) -> OutputMap:
+        unit = "" if self.action == "scale" else behavior_unit(self.behavior)
+        for key in ("value_on", "value_off"):
+            raw = getattr(self, key)
+            try:
+                val = to_unit(raw, unit, allow_dimensionless=True)
+            except ValueError as exc:
+                raise ValueError(f"{key} of output {self.node}->{self.behavior}: {exc}") from None
+            if not np.isfinite(val) or (self.action == "set" and unit == "1/min" and val < 0):
+                raise ValueError(f"{key} of output {self.node}->{self.behavior} must be finite and >= 0")
+            object.__setattr__(self, key, val)
+        return self
+
+
+class BooleanIntracellularConfig(BaseModel):
+    """``[celltypes.<type>.intracellular]`` for ``kind = "boolean"``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["boolean"]
+    bnd: str
+    cfg: str
+    dt: Time = 6.0  # minutes; give it as "6 min"
+    time_scale: float = Field(default=1.0, gt=0)
+    mode: Literal["stochastic", "synchronous"] = "stochastic"
+    knockout: list[str] = []
+    knockin: list[str] = []
+    inputs: list[InputMap] = []
+    outputs: list[OutputMap] = []
+
+    @field_validator("dt")
+    @classmethod
+    def _positive_dt(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("dt must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _check_lists(self) -> BooleanIntracellularConfig:
+        both = set(self.knockout) & set(self.knockin)
+        if both:
+            raise ValueError(f"nodes both knocked out and knocked in: {', '.join(sorted(both))}")
+        seen: set[str] = set()
+        for im in self.inputs:
+            if im.node in seen:
+                raise ValueError(f"input node {im.node} is mapped twice")
+            seen.add(im.node)
+        clamped = seen & (set(self.knockout) | set(self.knockin))
+        if clamped:
+            raise ValueError(f"input nodes also mutated: {', '.join(sorted(clamped))}")
+        set_so_far: set[str] = set()
+        for om in self.outputs:
+            if om.action == "set":
+                if om.behavior in set_so_far:
+                    raise ValueError(f"behaviour {om.behavior} is set twice; use action = 'scale' for the second map")
+                set_so_far.add(om.behavior)
+            elif om.behavior not in set_so_far:
+                raise ValueError(f"output {om.node}: 'scale' of {om.behavior} needs an earlier 'set' of it")
+        if self.mode == "synchronous" and round(self.dt * self.time_scale) < 1:
+            raise ValueError("synchronous mode needs dt * time_scale >= 1 (one step per network time unit)")
+        return self
+
+
+class BooleanIntracellular(IntracellularModel):
+    """A MaBoSS network driving one cell type, PhysiBoSS style (see the module docstring)."""
+
+    kind = "boolean"
+
+    def __init__(
+        self,
+        network: BooleanNetwork,
+        config: BooleanIntracellularConfig,
+        *,
+        bnd_path: Path | None = None,
+        cfg_path: Path | None = None,
+    ) -> None:
+        self.network = network
+        self.config = config
+        self.bnd_path = bnd_path
+        self.cfg_path = cfg_path
+
+        def idx(name: str, key: str) -> int:
+            if name not in network.node_names:
+                raise ConfigError(
+                    f"intracellular.{key}: unknown node {name!r} in network {network.name} "
+                    f"(nodes: {', '.join(network.node_names)})"
+                )
+            return network.node_names.index(name)
+
+        self._ko = np.zeros(network.n_nodes, dtype=bool)
+        self._ki = np.zeros(network.n_nodes, dtype=bool)
+        for nm in config.knockout:
+            self._ko[idx(nm, "knockout")] = True
+        for nm in config.knockin:
+            self._ki[idx(nm, "knockin")] = True
+        self._in_idx = [idx(im.node, f"inputs[{k}].node") for k, im in enumerate(config.inputs)]
+        self._out_idx = [idx(om.node, f"outputs[{k}].node") for k, om in enumerate(config.outputs)]
+        self._clamp = np.zeros(network.n_nodes, dtype=bool)
+        self._clamp[self._in_idx] = True
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, cfg: BooleanIntracellularConfig, base_dir: Path) -> BooleanIntracellular:
+        """Load the network named in ``cfg`` (paths relative to ``base_dir``, the scenario's folder)."""
+        base = Path(base_dir)
+        bnd = (base / cfg.bnd).resolve()
+        cfgp = (base / cfg.cfg).resolve()
+        for key, p in (("bnd", bnd), ("cfg", cfgp)):
+            if not p.is_file():
+                raise ConfigError(f"intracellular.{key}: file not found: {p}")
+        net = load_network(bnd, cfgp)
+        return cls(net, cfg, bnd_path=bnd, cfg_path=cfgp)
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def state_names(self) -> list[str]:
+        return list(self.network.node_names)
+
+    @property
+    def dt(self) -> float:
+        """Intracellular time step in minutes (how often the core should call :meth:`update`)."""
+        return float(self.config.dt)
+
+    def required_signals(self) -> list[str]:
+        return list(dict.fromkeys(im.signal for im in self.config.inputs))
+
+    def identity(self) -> dict[str, str]:
+        out = {"kind": self.kind, "network": self.network.name, "network_sha256": self.network.source_hash}
+        if self.bnd_path is not None:
+            out["bnd"] = str(self.bnd_path)
+        if self.cfg_path is not None:
+            out["cfg"] = str(self.cfg_path)
+        out["settings_sha256"] = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()
+        return out
+
+    def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Float32 ``(n, n_nodes)`` 0/1 matrix from the .cfg istates, with mutations applied."""
+        s = self.network.initial_state(n, rng)
+        s[:, self._ko] = 0
+        s[:, self._ki] = 1
+        return s.astype(np.float32)
+
+    def input_values(self, signals: Signals, rng: np.random.Generator) -> np.ndarray:
+        """Bool ``(n, n_inputs)``: the value of each mapped input node for each cell."""
+        n = signals.n
+        out = np.zeros((n, len(self.config.inputs)), dtype=bool)
+        for k, im in enumerate(self.config.inputs):
+            if im.signal not in signals:
+                raise ConfigError(
+                    f"intracellular.inputs[{k}]: signal {im.signal!r} is not provided; "
+                    f"available: {', '.join(signals.names)}"
+                )
+            x = np.asarray(signals[im.signal], dtype=np.float64)
+            if im.mode == "threshold":
+                on = x >= im.threshold
+            else:
+                xn = np.power(np.maximum(x, 0.0), im.hill_n)
+                p = xn / (np.power(im.half_max, im.hill_n) + xn)
+                on = rng.random(n) < p
+            out[:, k] = ~on if im.inverse else on
+        return out
+
+    def update(
+        self,
+        signals: Signals,
+        state: np.ndarray,
+        dt: float,
+        rng: np.random.Generator,
+        *,
+        knockout: np.ndarray | None = None,
+        knockin: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Set inputs, advance ``dt`` minutes (× ``time_scale``), return behaviours (float64 ``(n,)``).
+
+        ``knockout`` / ``knockin``: optional extra bool masks, ``(n_nodes,)`` or ``(n, n_nodes)``
+        (e.g. drug effects for this step), ORed with the configured mutations; where a node is
+        both knocked out and in, the knock-out wins.
+        """
+        n = state.shape[0]
+        if state.ndim != 2 or state.shape[1] != self.network.n_nodes:
+            raise ValueError(f"state must have shape (n, {self.network.n_nodes}), got {state.shape}")
+        if signals.n != n:
+            raise ValueError(f"signals has {signals.n} rows, state has {n}")
+        s8 = np.ascontiguousarray(state >= 0.5, dtype=np.uint8)
+        clamp = None
+        if self._in_idx:
+            vals = self.input_values(signals, rng)
+            s8[:, self._in_idx] = vals
+            clamp = self._clamp
+        ko, ki = self._ko, self._ki
+        if knockout is not None:
+            ko = ko | np.asarray(knockout, dtype=bool)
+        if knockin is not None:
+            ki = ki | np.asarray(knockin, dtype=bool)
+        if knockout is not None or knockin is not None:
+            ki = ki & ~ko
+        duration = float(dt) * self.config.time_scale
+        if self.config.mode == "stochastic":
+            self.network.advance(s8, duration, rng, knockout=ko, knockin=ki, clamp=clamp)
+        else:
+            steps = round(duration)
+            if steps < 1:
+                raise ConfigError(f"intracellular: synchronous mode needs dt * time_scale >= 1, got {duration:g}")
+            self.network.step_synchronous(s8, steps, knockout=ko, knockin=ki, clamp=clamp)
+        state[...] = s8
+        return self.behaviours(s8)
+
+    def behaviours(self, s8: np.ndarray) -> dict[str, np.ndarray]:
+        """Behaviour arrays from a uint8/bool state matrix (the output maps, in order)."""
+        out: dict[str, np.ndarray] = {}
+        for j, om in zip(self._out_idx, self.config.outputs, strict=True):
+            on = s8[:, j] != 0
+            val = np.where(on, om.value_on, om.value_off).astype(np.float64)
+            if om.action == "set":
+                out[om.behavior] = val
+            else:
+                out[om.behavior] = out[om.behavior] * val
+        return out

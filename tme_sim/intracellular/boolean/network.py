@@ -1,0 +1,389 @@
+"""A compiled Boolean network: state matrices in, state matrices out.
+
+A state matrix is ``uint8`` of shape ``(n_cells, n_nodes)`` with 0/1 entries, columns in
+:attr:`BooleanNetwork.node_names` order. Times are in network time units (MaBoSS's units;
+the coupling layer converts from simulated minutes with ``time_scale``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numba
+import numpy as np
+
+from tme_sim.errors import NetworkFormatError
+from tme_sim.intracellular.boolean import engine
+from tme_sim.intracellular.boolean.expressions import AtRef, Cond, Expr, Num
+from tme_sim.intracellular.boolean.maboss_format import (
+    BndModel,
+    CfgModel,
+    JointIstate,
+    check_bnd,
+    parse_bnd_text,
+    parse_cfg_text,
+    read_bnd,
+    read_cfg,
+    resolve_variables,
+)
+
+Mask = np.ndarray | None
+
+#: Below this many cells the single-threaded kernel is used: on the shared 2-core development
+#: machine the multi-threaded one did not pay below ~1e6 cells (thread start-up and barriers);
+#: results are identical either way, so this is only a speed setting.
+PARALLEL_MIN_CELLS = 100_000
+
+
+def cell_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """One uint64 seed per cell: raw 64-bit outputs of ``rng``'s bit generator (fast, full range)."""
+    return rng.bit_generator.random_raw(n).astype(np.uint64, copy=False)
+
+
+def _use_parallel(n: int, parallel: bool | None) -> bool:
+    if parallel is None:
+        return n >= PARALLEL_MIN_CELLS and numba.get_num_threads() > 1
+    return bool(parallel)
+
+
+def _default_up(line: int) -> Expr:
+    return Cond(line, AtRef(line, "logic"), Num(line, 1.0), Num(line, 0.0))
+
+
+def _default_down(line: int) -> Expr:
+    return Cond(line, AtRef(line, "logic"), Num(line, 0.0), Num(line, 1.0))
+
+
+@dataclass
+class BooleanNetwork:
+    """A MaBoSS-compatible network compiled to numba kernels.
+
+    Build it with :func:`load_network` (files) or :meth:`from_text`. ``variables`` may be
+    edited in place between calls (they are passed to the kernels at each call).
+    """
+
+    name: str
+    node_names: list[str]
+    logic: list[Expr | None]
+    rate_up: list[Expr]
+    rate_down: list[Expr]
+    variables: dict[str, float]
+    istate_prob: np.ndarray  # (n_nodes,) P(node on) for independent nodes
+    joint_istates: list[JointIstate] = field(default_factory=list)
+    internal: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n_nodes,) bool
+    settings: dict[str, float] = field(default_factory=dict)
+    source_hash: str = ""
+    _index: dict[str, int] = field(init=False, repr=False)
+    _kernels: ModuleType | None = field(init=False, repr=False, default=None)
+    _var_names: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {nm: i for i, nm in enumerate(self.node_names)}
+        self._var_names = sorted(self.variables)
+        if self.internal is None:
+            self.internal = np.zeros(len(self.node_names), dtype=bool)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_models(cls, bnd: BndModel, cfg: CfgModel | None, name: str | None = None) -> BooleanNetwork:
+        """Resolve names and defaults of parsed .bnd/.cfg models."""
+        variables = resolve_variables(bnd, cfg)
+        check_bnd(bnd, variables)
+        names = [spec.name for spec in bnd.nodes]
+        logic: list[Expr | None] = []
+        up: list[Expr] = []
+        down: list[Expr] = []
+        for spec in bnd.nodes:
+            logic.append(spec.logic)
+            if spec.logic is not None:
+                up.append(spec.rate_up if spec.rate_up is not None else _default_up(spec.line))
+                down.append(spec.rate_down if spec.rate_down is not None else _default_down(spec.line))
+            else:
+                up.append(spec.rate_up if spec.rate_up is not None else Num(spec.line, 0.0))
+                down.append(spec.rate_down if spec.rate_down is not None else Num(spec.line, 0.0))
+        index = {nm: i for i, nm in enumerate(names)}
+        prob = np.full(len(names), 0.5)  # MaBoSS: nodes without istate start at random
+        internal = np.zeros(len(names), dtype=bool)
+        joints: list[JointIstate] = []
+        settings: dict[str, float] = {}
+        if cfg is not None:
+            for nm, (p, _line) in cfg.istate.items():
+                prob[index[nm]] = p
+            joints = list(cfg.joint_istates)
+            for nm, (flag, _line) in cfg.is_internal.items():
+                internal[index[nm]] = flag
+            settings = dict(cfg.settings)
+        return cls(
+            name=name or bnd.filename,
+            node_names=names,
+            logic=logic,
+            rate_up=up,
+            rate_down=down,
+            variables=variables,
+            istate_prob=prob,
+            joint_istates=joints,
+            internal=internal,
+            settings=settings,
+        )
+
+    @classmethod
+    def from_text(cls, bnd_text: str, cfg_text: str | None = None, name: str = "network") -> BooleanNetwork:
+        """Build from .bnd / .cfg source strings (errors name ``<name>.bnd:line``)."""
+        bnd = parse_bnd_text(bnd_text, f"{name}.bnd")
+        cfg = None
+        if cfg_text is not None:
+            cfg = parse_cfg_text(cfg_text, f"{name}.cfg", {s.name for s in bnd.nodes})
+        net = cls.from_models(bnd, cfg, name)
+        net.source_hash = hashlib.sha256((bnd_text + "\0" + (cfg_text or "")).encode()).hexdigest()
+        return net
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_names)
+
+    def index(self, name: str) -> int:
+        """Column of node ``name``; :class:`NetworkFormatError` if unknown."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise NetworkFormatError(
+                f"{self.name}: unknown node {name!r}; nodes: {', '.join(self.node_names)}"
+            ) from None
+
+    @property
+    def output_nodes(self) -> list[str]:
+        """Nodes not marked ``is_internal`` in the .cfg."""
+        return [nm for nm, hidden in zip(self.node_names, self.internal, strict=True) if not hidden]
+
+    def node_mask(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
+        """A bool ``(n_nodes,)`` mask that is True on ``names``."""
+        m = np.zeros(self.n_nodes, dtype=bool)
+        for nm in names:
+            m[self.index(nm)] = True
+        return m
+
+    def kernels(self) -> ModuleType:
+        """The compiled kernel module (generated and imported on first use, cached on disk)."""
+        if self._kernels is None:
+            src = engine.generate_source(
+                self.name, self.node_names, self.logic, self.rate_up, self.rate_down, self._var_names
+            )
+            self._kernels = engine.load_kernels(src)
+        return self._kernels
+
+    def _variable_vector(self) -> np.ndarray:
+        if sorted(self.variables) != self._var_names:
+            raise NetworkFormatError(
+                f"{self.name}: variables cannot be added or removed after loading "
+                f"(have {', '.join('$' + v for v in self._var_names)})"
+            )
+        return np.array([float(self.variables[k]) for k in self._var_names], dtype=np.float64)
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """A uint8 ``(n, n_nodes)`` initial state honouring the .cfg istates (random ones drawn from rng)."""
+        u = rng.random((n, self.n_nodes))
+        state = (u < self.istate_prob[None, :]).astype(np.uint8)
+        for joint in self.joint_istates:
+            w = np.asarray(joint.weights, dtype=np.float64)
+            rows = rng.choice(len(w), size=n, p=w / w.sum())
+            vals = np.asarray(joint.values, dtype=np.uint8)[rows]
+            for k, nm in enumerate(joint.nodes):
+                state[:, self._index[nm]] = vals[:, k]
+        return state
+
+    def _check_state(self, state: np.ndarray) -> None:
+        if not isinstance(state, np.ndarray) or state.dtype != np.uint8 or state.ndim != 2:
+            raise TypeError("state must be a uint8 numpy array of shape (n_cells, n_nodes)")
+        if state.shape[1] != self.n_nodes:
+            raise ValueError(f"state has {state.shape[1]} columns, network {self.name} has {self.n_nodes} nodes")
+        if not state.flags.c_contiguous:
+            raise ValueError("state must be C-contiguous (it is modified in place)")
+
+    def _mutation_masks(
+        self, n: int, knockout: Mask, knockin: Mask, clamp: Mask = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frozen uint8 (1|n, m), ko bool, ki bool) with shapes checked."""
+        m = self.n_nodes
+
+        def norm(mask: Mask, what: str) -> np.ndarray:
+            if mask is None:
+                return np.zeros((1, m), dtype=bool)
+            a = np.asarray(mask, dtype=bool)
+            if a.shape == (m,):
+                return a[None, :]
+            if a.shape == (n, m):
+                return a
+            raise ValueError(f"{what} mask must have shape ({m},) or ({n}, {m}), got {a.shape}")
+
+        ko = norm(knockout, "knockout")
+        ki = norm(knockin, "knockin")
+        if (ko & ki).any():
+            j = int(np.argwhere(ko & ki)[0, 1])
+            raise NetworkFormatError(f"node {self.node_names[j]} is both knocked out and knocked in")
+        frozen = np.ascontiguousarray((ko | ki | norm(clamp, "clamp")).astype(np.uint8))
+        if frozen.shape[0] != n and frozen.shape[0] != 1:  # pragma: no cover - guarded by norm
+            raise ValueError("bad mask shape")
+        return frozen, ko, ki
+
+    @staticmethod
+    def _apply_forced(state: np.ndarray, ko: np.ndarray, ki: np.ndarray) -> None:
+        for mask, value in ((ko, 0), (ki, 1)):
+            if not mask.any():
+                continue
+            if mask.shape[0] == 1:
+                state[:, mask[0]] = value
+            else:
+                state[mask] = value
+
+    def _raise_rate_error(self, err: np.ndarray) -> None:
+        bad = np.flatnonzero(err)
+        if bad.size:
+            j = int(err[bad[0]]) - 1
+            raise NetworkFormatError(
+                f"{self.name}: negative or NaN transition rate of node {self.node_names[j]} "
+                f"(in {bad.size} cell(s)); check its rate_up/rate_down and $variables"
+            )
+
+    # ------------------------------------------------------------------ dynamics
+    def advance(
+        self,
+        state: np.ndarray,
+        duration: float,
+        rng: np.random.Generator,
+        *,
+        knockout: Mask = None,
+        knockin: Mask = None,
+        clamp: Mask = None,
+        parallel: bool | None = None,
+    ) -> np.ndarray:
+        """Advance every cell by ``duration`` network time units with exact asynchronous Gillespie.
+
+        ``state``: uint8 ``(n, n_nodes)``, modified in place. ``knockout`` / ``knockin``: None or
+        bool masks of shape ``(n_nodes,)`` (all cells) or ``(n, n_nodes)`` (per cell); the masked
+        nodes are set to 0 / 1 and cannot change during the call; ``clamp`` (same shapes) holds
+        nodes at their current values (used for input nodes). One uint64 seed per cell is
+        drawn from ``rng``. Returns the number of transitions per cell (int64 ``(n,)``).
+        ``parallel``: force the multi-threaded (True) or single-threaded (False) kernel; by
+        default it is multi-threaded from :data:`PARALLEL_MIN_CELLS` cells on.
+        """
+        self._check_state(state)
+        if not np.isfinite(duration) or duration < 0:
+            raise ValueError(f"duration must be finite and >= 0, got {duration}")
+        n = state.shape[0]
+        frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
+        self._apply_forced(state, ko, ki)
+        seeds = cell_seeds(rng, n)
+        events = np.zeros(n, dtype=np.int64)
+        if n == 0 or duration == 0:
+            return events
+        err = np.zeros(n, dtype=np.int32)
+        k = self.kernels()
+        fn = k.advance_par if _use_parallel(n, parallel) else k.advance_seq
+        fn(state, float(duration), seeds, frozen, self._variable_vector(), err, events)
+        self._raise_rate_error(err)
+        return events
+
+    def step_synchronous(
+        self,
+        state: np.ndarray,
+        n_steps: int,
+        *,
+        knockout: Mask = None,
+        knockin: Mask = None,
+        clamp: Mask = None,
+        parallel: bool | None = None,
+    ) -> None:
+        """Deterministic synchronous update, ``n_steps`` times, in place.
+
+        At each step every non-frozen node whose current flip rate is positive flips, all
+        simultaneously (with default rates: ``x_j <- logic_j(x)`` for all ``j`` at once).
+        ``knockout`` / ``knockin`` / ``clamp`` as in :meth:`advance`.
+        """
+        self._check_state(state)
+        if int(n_steps) != n_steps or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative integer, got {n_steps}")
+        n = state.shape[0]
+        frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
+        self._apply_forced(state, ko, ki)
+        if n == 0 or n_steps == 0:
+            return
+        err = np.zeros(n, dtype=np.int32)
+        k = self.kernels()
+        fn = k.synchronous_par if _use_parallel(n, parallel) else k.synchronous_seq
+        fn(state, int(n_steps), frozen, self._variable_vector(), err)
+        self._raise_rate_error(err)
+
+    def flip_rates(self, state: np.ndarray) -> np.ndarray:
+        """Flip rate of every node in every row of ``state`` (float64 ``(n, n_nodes)``; for tests)."""
+        self._check_state(state)
+        k = self.kernels()
+        v = self._variable_vector()
+        out = np.empty((state.shape[0], self.n_nodes))
+        for i in range(state.shape[0]):  # diagnostic helper, not used in time stepping
+            k.rates(state[i], v, out[i])
+        return out
+
+    # ------------------------------------------------------------------ variants
+    def with_variables(self, **values: float) -> BooleanNetwork:
+        """A copy with some ``$variables`` changed (same compiled kernels)."""
+        unknown = [k for k in values if k not in self.variables]
+        if unknown:
+            raise NetworkFormatError(f"{self.name}: unknown variable(s) {', '.join('$' + k for k in unknown)}")
+        new = BooleanNetwork(
+            name=self.name,
+            node_names=list(self.node_names),
+            logic=list(self.logic),
+            rate_up=list(self.rate_up),
+            rate_down=list(self.rate_down),
+            variables={**self.variables, **{k: float(v) for k, v in values.items()}},
+            istate_prob=self.istate_prob.copy(),
+            joint_istates=list(self.joint_istates),
+            internal=self.internal.copy(),
+            settings=dict(self.settings),
+            source_hash=self.source_hash,
+        )
+        new._kernels = self._kernels
+        return new
+
+    def with_istate(self, **values: float) -> BooleanNetwork:
+        """A copy with some initial states changed: 0, 1 or -1 (random, p = 0.5) per node."""
+        new = self.with_variables()
+        for nm, val in values.items():
+            j = self.index(nm)
+            if val not in (0, 1, -1):
+                raise ValueError(f"istate of {nm} must be 0, 1 or -1, got {val}")
+            new.istate_prob[j] = 0.5 if val == -1 else float(val)
+            new.joint_istates = [
+                JointIstate(
+                    nodes=[x for x in jt.nodes if x != nm],
+                    weights=jt.weights,
+                    values=[[v for x, v in zip(jt.nodes, row, strict=True) if x != nm] for row in jt.values],
+                    line=jt.line,
+                )
+                for jt in new.joint_istates
+            ]
+            new.joint_istates = [jt for jt in new.joint_istates if jt.nodes]
+        return new
+
+
+def load_network(bnd: str | Path, cfg: str | Path | None = None) -> BooleanNetwork:
+    """Read a MaBoSS ``.bnd`` (and optional ``.cfg``) into a :class:`BooleanNetwork`.
+
+    Syntax errors, unknown nodes and undefined variables raise
+    :class:`~tme_sim.errors.NetworkFormatError` as ``"<file>:<line>: <message>"``.
+    Kernels are compiled lazily on the first :meth:`~BooleanNetwork.advance` /
+    :meth:`~BooleanNetwork.step_synchronous` call (and cached on disk).
+    """
+    bnd_model = read_bnd(bnd)
+    cfg_model = read_cfg(cfg, {s.name for s in bnd_model.nodes}) if cfg is not None else None
+    net = BooleanNetwork.from_models(bnd_model, cfg_model, Path(bnd).stem)
+    h = hashlib.sha256(Path(bnd).read_bytes())
+    if cfg is not None:
+        h.update(b"\0" + Path(cfg).read_bytes())
+    net.source_hash = h.hexdigest()
+    return net
