@@ -17,10 +17,7 @@ from typing import Annotated
 
 import typer
 
-from tme_sim.sweep.cluster import BACKENDS, ClusterOptions, check_options, describe, job_script, open_client
-from tme_sim.sweep.config import load_sweep
-from tme_sim.sweep.design import build_design, plan_runs
-from tme_sim.sweep.execute import LOGS_DIR, check_out_dir, default_out_dir, run_sweep
+from tme_sim.sweep.cluster import BACKENDS  # stdlib only: keeps `tme --help` fast
 
 
 def sweep_command(
@@ -51,6 +48,12 @@ def sweep_command(
     ] = False,
 ) -> None:
     """Run a parameter sweep (one simulation per design point and replicate) on dask."""
+    # heavy imports (scipy.stats, SALib, dask) only when a sweep really runs
+    from tme_sim.sweep.cluster import ClusterOptions, check_options, describe, job_script, open_client
+    from tme_sim.sweep.config import load_sweep
+    from tme_sim.sweep.design import build_design, plan_runs
+    from tme_sim.sweep.execute import LOGS_DIR, check_out_dir, default_out_dir, run_sweep
+
     opts = ClusterOptions(
         backend=backend,
         scheduler=scheduler,
