@@ -10,6 +10,7 @@ the previous one, so a crash leaves either the old or the new checkpoint, never 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,8 @@ def restore_model(model: TMEModel, path: Path) -> None:
     clocks = state["clocks"]
     model.time = float(clocks["time"])
     model.n_mech_steps = int(clocks["n_mech_steps"])
+    if getattr(model, "dosing", None) is not None:
+        model.dosing.restore(model.n_mech_steps)  # drug values imposed so far (a function of time)
     for t in model._intra_clock:
         model._intra_clock[t] = float(clocks["intra_clock"][t])
     model._last_intra = {}
@@ -174,6 +177,26 @@ def restore_model(model: TMEModel, path: Path) -> None:
     model.update_coupling()
 
 
+def _check_output_not_behind(writer: Any, time: float, interval: float, out: Path) -> None:
+    """Refuse to resume when the output lacks snapshots taken before the checkpoint.
+
+    The output is flushed (not fsynced) after each snapshot, the checkpoint is fsynced: after a
+    power failure the checkpoint can be ahead of the output, and continuing would leave a gap.
+    """
+    from tme_sim.io import committed_snapshots
+
+    k = committed_snapshots(writer.fh)
+    times = writer.fh["cells/snapshot_time"][:k]
+    kept = times[times <= time + 1e-9]
+    expected = math.floor(time / interval + 1e-9) * interval if interval > 0 else 0.0
+    last = float(kept[-1]) if kept.size else -math.inf
+    if last < expected - 1e-6 * max(1.0, interval):
+        raise OutputError(
+            f"{out}: holds snapshots up to {last:g} min but its checkpoint is at {time:g} min (output lost "
+            "data, e.g. in a power failure); run again without --resume"
+        )
+
+
 def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | None, progress: bool) -> Path:
     """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
     from tme_sim.io import OutputWriter
@@ -193,6 +216,11 @@ def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | Non
     if remaining <= 0:
         raise OutputError(f"{out}: already ran {model.time:g} of {minutes:g} min; nothing to resume")
     writer = OutputWriter.reopen(out)
+    try:
+        _check_output_not_behind(writer, model.time, scenario.output.interval, out)
+    except OutputError:
+        writer.fh.close()
+        raise
     writer.truncate_after(model.time)
     out_obs = OutputObserver(writer, scenario.output.interval, initial=False)
     observers = [out_obs]

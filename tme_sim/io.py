@@ -16,7 +16,13 @@ Layout of one run's file::
     /events           time, kind, id, other_id, type, x, y, z (kind names in attr ``kinds``)
 
 Every dataset is chunked and resizable; the file is flushed after each snapshot so a run killed
-at any moment leaves a readable file holding every committed snapshot.
+at any moment leaves a readable file holding every committed snapshot. The file is written with
+HDF5's default (oldest compatible) format bounds, never ``libver="latest"``: a version-3
+superblock carries "file is open for write" consistency flags that a killed writer never
+clears, and plain readers then refuse the file until ``h5clear -s`` (measured: 0 of 5 killed
+``latest`` files opened, 5 of 5 with the default bounds). Readers derive the number of
+snapshots from the datasets themselves (:func:`committed_snapshots`), not from the root
+attributes, so a file killed in the middle of a snapshot still reads consistently.
 """
 
 from __future__ import annotations
@@ -92,14 +98,25 @@ class OutputWriter:
     def __init__(self, path: Path, fh: h5py.File) -> None:
         self.path = path
         self.fh = fh
-        self.n_snapshots = int(fh.attrs.get("last_snapshot", -1)) + 1
+        self.n_snapshots = committed_snapshots(fh)
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path: str | Path, model: TMEModel, *, write_fields: bool = True, write_cells: bool = True,
-               scenario_toml: str = "", scenario_json: str = "") -> OutputWriter:
+    def create(
+        cls,
+        path: str | Path,
+        model: TMEModel,
+        *,
+        write_fields: bool = True,
+        write_cells: bool = True,
+        scenario_toml: str = "",
+        scenario_json: str = "",
+    ) -> OutputWriter:
         path = Path(path)
-        fh = h5py.File(path, "w", libver="latest")
+        # the skeleton is built under a temporary name and renamed when complete: a run killed while
+        # the file is being laid out leaves no output (rather than an unreadable one)
+        part = path.with_name(path.name + ".part")
+        fh = h5py.File(part, "w")  # default libver: see module docstring
         a = fh.attrs
         a["schema"] = SCHEMA
         a["version"] = __version__
@@ -122,8 +139,9 @@ class OutputWriter:
         cls._create_cells(fh, model)
         cls._create_population(fh, model)
         cls._create_events(fh)
-        fh.flush()
-        return cls(path, fh)
+        fh.close()
+        os.replace(part, path)
+        return cls(path, h5py.File(path, "a"))
 
     @staticmethod
     def _create_fields(fh: h5py.File, model: TMEModel) -> None:
@@ -162,9 +180,14 @@ class OutputWriter:
     @staticmethod
     def _create_cells(fh: h5py.File, model: TMEModel) -> None:
         g = fh.create_group("cells")
+        # Tables appended snapshot by snapshot are NOT compressed: a partly filled chunk is
+        # rewritten at every snapshot, and a compressed chunk changes size, moves, and its old
+        # place is freed and reused before the next flush, so a run killed mid-snapshot lost
+        # already committed rows ("filter returned failure during read"; benchmarks/kill_test.py
+        # measured 3 of 4 randomly killed files corrupted). Uncompressed chunks are rewritten in
+        # place with identical old bytes. Field frames (one chunk each, written once) stay gzip.
         for name, dt in CELL_COLUMNS:
-            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(8192,),
-                             compression="gzip", compression_opts=1)
+            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(8192,))
         for name, dt in (("offset", "i8"), ("count", "i8"), ("snapshot_time", "f8")):
             g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
         g.attrs["cell_types"] = json.dumps(model.type_names)
@@ -173,8 +196,13 @@ class OutputWriter:
         for t, im in model.intracellular.items():
             tg = sg.create_group(model.type_names[t])
             k = im.n_state
-            tg.create_dataset("values", shape=(0, k), maxshape=(None, k), dtype="f4", chunks=(4096, max(k, 1)),
-                              compression="gzip", compression_opts=1)
+            tg.create_dataset(
+                "values",
+                shape=(0, k),
+                maxshape=(None, k),
+                dtype="f4",
+                chunks=(4096, max(k, 1)),  # uncompressed: see the cell columns above
+            )
             tg.create_dataset("id", shape=(0,), maxshape=(None,), dtype="i8", chunks=(4096,))
             tg.create_dataset("snapshot", shape=(0,), maxshape=(None,), dtype="i4", chunks=(4096,))
             tg.attrs["columns"] = json.dumps(im.state_names)
@@ -200,42 +228,58 @@ class OutputWriter:
     @classmethod
     def reopen(cls, path: str | Path) -> OutputWriter:
         """Open an existing output for appending (resume)."""
-        fh = h5py.File(path, "a", libver="latest")
+        try:
+            fh = h5py.File(path, "a")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be reopened for appending ({exc.__class__.__name__})") from None
+        if fh.attrs.get("schema") != SCHEMA:
+            fh.close()
+            raise OutputError(f"{path}: not a tme-sim output (schema {SCHEMA!r} expected)")
         fh.attrs["complete"] = False
+        fh.flush()
         return cls(Path(path), fh)
 
     def truncate_after(self, time: float) -> None:
-        """Drop everything recorded after ``time`` (used when resuming from a checkpoint)."""
+        """Drop everything recorded after ``time`` (min), and any half-written snapshot.
+
+        Used when resuming from a checkpoint taken at ``time``: snapshots up to it stay; events
+        of the last kept snapshot and before stay (later ones come back from the checkpoint's
+        pending buffer).
+        """
         fh = self.fh
         eps = 1e-9
-        ft = fh["fields/time"][:]
-        keep = int(np.sum(ft <= time + eps))
-        g = fh["fields"]
-        g["time"].resize(keep, axis=0)
-        g["concentration"].resize(keep, axis=0)
         c = fh["cells"]
-        st = c["snapshot_time"][:]
+        k = committed_snapshots(fh)
+        st = c["snapshot_time"][:k]
         ks = int(np.sum(st <= time + eps))
-        end = int(c["offset"][ks - 1] + c["count"][ks - 1]) if ks else 0
-        for name, _ in CELL_COLUMNS:
-            c[name].resize(end, axis=0)
-        for name in ("offset", "count", "snapshot_time"):
-            c[name].resize(ks, axis=0)
-        for tg in c["state"].values():
-            keep_rows = int(np.sum(tg["snapshot"][:] < ks))
-            for name in ("values", "id", "snapshot"):
-                tg[name].resize(keep_rows, axis=0)
+        g = fh["fields"]
+        if fh.attrs["write_fields"]:
+            g["time"].resize(ks, axis=0)
+            g["concentration"].resize(ks, axis=0)
+        if fh.attrs["write_cells"]:
+            end = int(c["offset"][ks - 1] + c["count"][ks - 1]) if ks else 0
+            for name, _ in CELL_COLUMNS:
+                c[name].resize(end, axis=0)
+            for name in ("offset", "count"):
+                c[name].resize(ks, axis=0)
+            for tg in c["state"].values():
+                m = min(tg[name].shape[0] for name in ("values", "id", "snapshot"))
+                keep_rows = int(np.sum(tg["snapshot"][:m] < ks))
+                for name in ("values", "id", "snapshot"):
+                    tg[name].resize(keep_rows, axis=0)
+        c["snapshot_time"].resize(ks, axis=0)
         p = fh["population"]
-        kp = int(np.sum(p["time"][:] <= time + eps))
-        p["time"].resize(kp, axis=0)
-        p["counts"].resize(kp, axis=0)
+        p["time"].resize(ks, axis=0)
+        p["counts"].resize(ks, axis=0)
+        last_kept = float(st[ks - 1]) if ks else -np.inf
         e = fh["events"]
-        ke = int(np.sum(e["time"][:] <= time + eps))
+        m = min(e[name].shape[0] for name in EVENT_DTYPE.names)
+        ke = int(np.sum(e["time"][:m] <= last_kept + eps))
         for name in EVENT_DTYPE.names:
             e[name].resize(ke, axis=0)
         self.n_snapshots = ks
         fh.attrs["last_snapshot"] = ks - 1
-        fh.attrs["last_time"] = float(st[ks - 1]) if ks else np.nan
+        fh.attrs["last_time"] = last_kept if ks else np.nan
         fh.flush()
 
     # ------------------------------------------------------------------ writing
@@ -284,11 +328,13 @@ class OutputWriter:
                 _append(tg["values"], rows)
                 _append(tg["id"], st.id[st.istate_slots(ti)])
                 _append(tg["snapshot"], np.full(rows.shape[0], k, dtype=np.int32))
+        # events, then the snapshot's time and population last: their presence marks a committed
+        # snapshot (see committed_snapshots); events of an uncommitted one are later than it
+        self.write_events(model)
         _append(c["snapshot_time"], np.array([t]))
         p = fh["population"]
         _append(p["time"], np.array([t]))
         _append(p["counts"], model.population_counts()[None])
-        self.write_events(model)
         fh.attrs["last_snapshot"] = k
         fh.attrs["last_time"] = t
         self.n_snapshots = k + 1
@@ -302,7 +348,18 @@ class OutputWriter:
         for name in EVENT_DTYPE.names:
             _append(g[name], ev[name])
 
+    def sync(self) -> None:
+        """Flush and fsync the output (so a checkpoint taken now is never ahead of it on disk)."""
+        if not self.fh.id.valid:
+            return
+        self.fh.flush()
+        try:
+            os.fsync(self.fh.id.get_vfd_handle())
+        except (OSError, ValueError, TypeError):  # pragma: no cover - non-POSIX drivers
+            pass
+
     def close(self, complete: bool = True) -> None:
+        """Mark the file ``complete`` (only on a clean end of the run), flush and close it."""
         if not self.fh.id.valid:
             return
         self.fh.attrs["complete"] = bool(complete)
@@ -324,7 +381,35 @@ def _open(path: str | Path) -> h5py.File:
     if fh.attrs.get("schema") != SCHEMA:
         fh.close()
         raise OutputError(f"{path}: not a tme-sim output (schema {SCHEMA!r} expected)")
+    missing = [g for g in ("fields", "cells", "population", "events") if g not in fh]
+    if missing:
+        fh.close()
+        raise OutputError(f"{path}: INCOMPLETE — the run stopped while creating the file; no snapshot was committed")
     return fh
+
+
+def committed_snapshots(fh: h5py.File) -> int:
+    """Number of snapshots fully written to ``fh`` (derived from the datasets, not the attributes).
+
+    A snapshot counts when its time and population rows exist, its field frame exists (when
+    fields are written) and its cell rows exist (when cells are written). A run killed in the
+    middle of writing a snapshot leaves at most that one snapshot partial; it is not counted.
+    """
+    c = fh["cells"]
+    p = fh["population"]
+    k = min(c["snapshot_time"].shape[0], p["time"].shape[0], p["counts"].shape[0])
+    if bool(fh.attrs.get("write_fields", True)):
+        g = fh["fields"]
+        k = min(k, g["time"].shape[0], g["concentration"].shape[0])
+    if bool(fh.attrs.get("write_cells", True)):
+        k = min(k, c["offset"].shape[0], c["count"].shape[0])
+        if k:
+            rows = min(c[name].shape[0] for name, _ in CELL_COLUMNS)
+            offset = c["offset"][:k]
+            count = c["count"][:k]
+            while k and offset[k - 1] + count[k - 1] > rows:
+                k -= 1
+    return int(k)
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
@@ -349,12 +434,35 @@ def open_fields(path: str | Path) -> xr.Dataset:
     """The fields as an xarray Dataset (same as ``xarray.open_dataset(path, group="fields", engine="h5netcdf")``)."""
     import xarray as xr
 
-    return xr.open_dataset(path, group="fields", engine="h5netcdf")
+    with _open(path) as fh:
+        g = fh["fields"]
+        n_time, n_conc = g["time"].shape[0], g["concentration"].shape[0]
+        if n_time == n_conc:
+            consistent = True
+        else:  # killed between the two appends of one frame: build the committed part by hand
+            consistent = False
+            k = min(n_time, n_conc)
+            names = list(g["species"].asstr()[:])
+            dims = ["time", "species"] + (["z", "y", "x"] if "z" in g else ["y", "x"])
+            coords = {"time": ("time", g["time"][:k], {"units": "min"}), "species": names}
+            for ax in dims[2:]:
+                coords[ax] = (ax, g[ax][:], {"units": "um"})
+            ds = xr.Dataset(
+                {
+                    "concentration": (dims, g["concentration"][:k]),
+                    "unit": (("species",), list(g["unit"].asstr()[:])),
+                },
+                coords=coords,
+            )
+    if consistent:
+        return xr.open_dataset(path, group="fields", engine="h5netcdf")
+    return ds
 
 
 def snapshot_times(path: str | Path) -> np.ndarray:
+    """Times (min) of the committed snapshots."""
     with _open(path) as fh:
-        return fh["cells/snapshot_time"][:]
+        return fh["cells/snapshot_time"][: committed_snapshots(fh)]
 
 
 def read_cells(path: str | Path, snapshot: int = -1, time: float | None = None) -> pd.DataFrame:
@@ -364,14 +472,15 @@ def read_cells(path: str | Path, snapshot: int = -1, time: float | None = None) 
     """
     with _open(path) as fh:
         c = fh["cells"]
-        times = c["snapshot_time"][:]
-        if len(times) == 0 or c["offset"].shape[0] == 0:
+        n = committed_snapshots(fh)
+        times = c["snapshot_time"][:n]
+        if n == 0 or not bool(fh.attrs.get("write_cells", True)):
             raise OutputError(f"{path}: holds no cell snapshots")
         if time is not None:
             snapshot = int(np.argmin(np.abs(times - time)))
-        k = snapshot if snapshot >= 0 else len(times) + snapshot
-        if not 0 <= k < c["offset"].shape[0]:
-            raise OutputError(f"{path}: no snapshot {snapshot} (it has {c['offset'].shape[0]})")
+        k = snapshot if snapshot >= 0 else n + snapshot
+        if not 0 <= k < n:
+            raise OutputError(f"{path}: no snapshot {snapshot} (it has {n})")
         a = int(c["offset"][k])
         b = a + int(c["count"][k])
         df = pd.DataFrame({name: c[name][a:b] for name, _ in CELL_COLUMNS})
@@ -388,9 +497,12 @@ def read_states(path: str | Path, cell_type: str, snapshot: int = -1) -> pd.Data
         if cell_type not in g:
             raise OutputError(f"{path}: no intracellular states stored for {cell_type!r}")
         tg = g[cell_type]
-        nsnap = fh["cells/offset"].shape[0]
+        nsnap = committed_snapshots(fh)
         k = snapshot if snapshot >= 0 else nsnap + snapshot
-        snaps = tg["snapshot"][:]
+        if not 0 <= k < nsnap:
+            raise OutputError(f"{path}: no snapshot {snapshot} (it has {nsnap})")
+        m = min(tg[name].shape[0] for name in ("values", "id", "snapshot"))
+        snaps = tg["snapshot"][:m]
         sel = np.flatnonzero(snaps == k)
         cols = json.loads(tg.attrs["columns"])
         vals = tg["values"][sel[0] : sel[-1] + 1] if sel.size else np.zeros((0, len(cols)), np.float32)
@@ -402,8 +514,9 @@ def read_population(path: str | Path) -> pd.DataFrame:
     """Long table: time (min), type, live, apoptotic, necrotic, lysed."""
     with _open(path) as fh:
         p = fh["population"]
-        t = p["time"][:]
-        counts = p["counts"][:]
+        k = committed_snapshots(fh)
+        t = p["time"][:k]
+        counts = p["counts"][:k]
         types = json.loads(p.attrs["cell_types"])
     rows = []
     for i, name in enumerate(types):
@@ -415,11 +528,23 @@ def read_population(path: str | Path) -> pd.DataFrame:
     return out.sort_values(["time", "type"], kind="stable").reset_index(drop=True)
 
 
+def _committed_events(fh: h5py.File) -> int:
+    """Rows of /events fully written and no later than the last committed snapshot."""
+    g = fh["events"]
+    m = min(g[name].shape[0] for name in EVENT_DTYPE.names)
+    k = committed_snapshots(fh)
+    if k == 0:
+        return 0
+    last = float(fh["cells/snapshot_time"][k - 1])
+    return int(np.sum(g["time"][:m] <= last + 1e-9))
+
+
 def read_events(path: str | Path) -> pd.DataFrame:
     """Events table: time, kind (name), id, other_id, type (name), x, y, z."""
     with _open(path) as fh:
         g = fh["events"]
-        df = pd.DataFrame({name: g[name][:] for name in EVENT_DTYPE.names})
+        m = _committed_events(fh)
+        df = pd.DataFrame({name: g[name][:m] for name in EVENT_DTYPE.names})
         kinds = json.loads(g.attrs["kinds"])
         types = json.loads(fh.attrs["cell_types"])
     df["kind"] = pd.Categorical.from_codes(df["kind"].astype(int), categories=kinds)
@@ -437,9 +562,7 @@ def to_anndata(path: str | Path, cell_type: str, snapshot: int = -1):
     cells = read_cells(path, snapshot).set_index("id")
     obs = cells.loc[states.index].copy()
     obs.index = obs.index.astype(str)
-    return anndata.AnnData(
-        X=states.to_numpy(), obs=obs, var=pd.DataFrame(index=list(states.columns))
-    )
+    return anndata.AnnData(X=states.to_numpy(), obs=obs, var=pd.DataFrame(index=list(states.columns)))
 
 
 def fsync_file(path: Path) -> None:
@@ -454,12 +577,12 @@ def describe(path: str | Path) -> str:
     """A human summary of an output file (used by ``tme info``)."""
     a = read_attrs(path)
     with _open(path) as fh:
-        n_snap = fh["cells/snapshot_time"].shape[0]
-        times = fh["cells/snapshot_time"][:]
-        counts = fh["population/counts"][-1] if fh["population/counts"].shape[0] else None
-        n_events = fh["events/time"].shape[0]
+        n_snap = committed_snapshots(fh)
+        times = fh["cells/snapshot_time"][:n_snap]
+        counts = fh["population/counts"][n_snap - 1] if n_snap else None
+        n_events = _committed_events(fh)
         kinds = json.loads(fh["events"].attrs["kinds"])
-        ev_kinds = np.bincount(fh["events/kind"][:], minlength=len(kinds)) if n_events else np.zeros(len(kinds))
+        ev_kinds = np.bincount(fh["events/kind"][:n_events], minlength=len(kinds)) if n_events else np.zeros(len(kinds))
     lines = [
         f"file:       {path}",
         f"schema:     {a.get('schema')}  tme-sim {a.get('version')}  git {a.get('git_hash') or 'unknown'}",
@@ -467,8 +590,11 @@ def describe(path: str | Path) -> str:
         f"substrates: {', '.join(a.get('substrates', []))}",
     ]
     if a.get("complete"):
-        lines.append(f"status:     complete ({n_snap} snapshots, last at {times[-1]:g} min)"
-                     if n_snap else "status:     complete (no snapshots)")
+        lines.append(
+            f"status:     complete ({n_snap} snapshots, last at {times[-1]:g} min)"
+            if n_snap
+            else "status:     complete (no snapshots)"
+        )
     elif n_snap:
         lines.append(
             f"status:     INCOMPLETE — the run stopped early; last good snapshot {n_snap - 1} at {times[-1]:g} min"
