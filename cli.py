@@ -78,10 +78,10 @@ def validate(
 ) -> None:
     """Check a scenario (schema, units, substrates, cell types, networks) without running it."""
     from tme_sim.config import load_scenario, parse_set_options
-    from tme_sim.model import TMEModel
+    from tme_sim.runner import build_model
 
     sc = load_scenario(scenario, parse_set_options(set_))
-    model = TMEModel(sc)
+    model = build_model(sc)
     typer.echo(
         f"ok: {sc.name}: {sc.domain.dim}D {' x '.join(f'{s:g}' for s in sc.domain.size)} um, "
         f"{len(model.substrate_names)} substrates, cell types {', '.join(model.type_names)}, "

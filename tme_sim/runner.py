@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tme_sim.config import Scenario, load_scenario, scenario_json
-from tme_sim.errors import OutputError
+from tme_sim.errors import OutputError, TMEError
 from tme_sim.io import OutputWriter
 from tme_sim.model import TMEModel
 from tme_sim.observers import CheckpointObserver, Observer, OutputObserver, ProgressObserver
@@ -51,6 +51,17 @@ def prepare(
     return sc, minutes
 
 
+def build_model(scenario: Scenario, seed: int | None = None) -> TMEModel:
+    """Build the model; errors found while building name the scenario file as well as the key."""
+    try:
+        return TMEModel(scenario, seed=seed)
+    except TMEError as exc:
+        source = getattr(scenario, "_source_path", None)
+        if source is not None and str(source.name) not in str(exc):
+            raise type(exc)(f"{source.name}: {exc}") from None
+        raise
+
+
 def run_scenario(
     scenario: str | Path | Scenario,
     out: str | Path | None = None,
@@ -79,7 +90,7 @@ def run_scenario(
         raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
     if out_path.is_dir():
         raise OutputError(f"{out_path}: is a directory")
-    model = TMEModel(sc, seed=seed)  # validates everything that needs the model before writing
+    model = build_model(sc, seed=seed)  # validates everything that needs the model before writing
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if force and out_path.exists():
         out_path.unlink()
