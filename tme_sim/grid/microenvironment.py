@@ -1,0 +1,603 @@
+"""The diffusion–reaction grid: :class:`Microenvironment`.
+
+Solves, per substrate, ``∂c/∂t = D ∇²c − λ c + (secretion − uptake by cells)`` on a uniform
+Cartesian voxel grid (2D or 3D) with implicit LOD time stepping (see :mod:`tme_sim.grid.kernels`).
+
+Conventions (µm, minutes):
+
+* the domain spans ``[0, Lx] x [0, Ly] (x [0, Lz])``; voxel centres are at ``(i + 0.5) * dx``;
+  arrays are ``(nz, ny, nx)``, ``nz == 1`` in 2D where the voxel volume is ``dx**3``;
+* **Dirichlet faces** hold their value *on the boundary face* (cell-centred ghost-voxel
+  treatment: the half-voxel flux ``2 D (c_face − c_0) / dx²`` enters the first voxel), which is
+  second-order accurate, so the first voxel centre is *not* clamped to the value;
+* **Dirichlet voxels** from a mask (vessels) are clamped to their value after every sweep and
+  after the cell coupling, as BioFVM does;
+* **cell coupling** (all cells at once) is aggregated per voxel when it is set:
+  ``A = Σ (Vc/Vv) S ρ*``, ``B = Σ (Vc/Vv)(S + U)``, ``C = Σ E / Vv``; each substep applies
+  ``ρ ← (ρ + dt·A) / (1 + dt·B) + dt·C`` (implicit in uptake/secretion). The per-voxel sums are
+  taken in ascending order of the summands, so any permutation of the cells gives bit-identical
+  fields;
+* :meth:`Microenvironment.sample` returns the value of the voxel containing each position (no
+  interpolation: the value the coupling acts on), :meth:`Microenvironment.gradient` central
+  differences at that voxel's centre (one-sided in the first/last voxel of an axis);
+* the NaN/negative guard runs once per :meth:`Microenvironment.advance` call (after its
+  ``n_steps`` substeps) and is one vectorised pass over the array.
+
+Accuracy (tests in ``tests/test_grid_analytic.py``): second order in ``dx``, first order in
+``dt`` (implicit Euler and the LOD splitting). The splitting error also shifts steady states by
+O(dt): with uptake by a cell cluster it is ~0.2 % of the far-field value at ``dt = 0.01`` min.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+
+from tme_sim.errors import FieldError, GridError
+from tme_sim.grid import kernels as K
+from tme_sim.grid.geometry import FACES, _finite_number, grid_shape, parse_faces, parse_kind, positions_to_ijk
+from tme_sim.grid.substrates import SubstrateParams, get_substrate
+
+__all__ = ["PARALLEL_MIN_UPDATES", "RETUNE_EVERY", "Microenvironment"]
+
+PARALLEL_MIN_UPDATES = 40_000
+"""Below this many voxel·substrate values the serial kernel is used even with >1 numba threads:
+a substep then costs ~50–150 µs, of the order of the fork/join of its two parallel regions on a
+shared 2-core machine, so threads cannot pay (``benchmarks/diffusion.py`` times 50x50x10 both
+ways; the results are bit-identical either way, so this is a speed choice only)."""
+
+RETUNE_EVERY = 50
+"""With ``parallel=None``, every this many :meth:`Microenvironment.advance` calls the kernel that
+is currently slower is timed again (its cost: one call at that speed)."""
+
+_STATE_VERSION = 1
+
+
+class Microenvironment:
+    """Substrate fields on a uniform voxel grid with implicit diffusion, decay and cell coupling.
+
+    Args:
+        domain: ``(Lx, Ly)`` (2D) or ``(Lx, Ly, Lz)`` (3D) in µm; each a whole number of voxels.
+        dx: voxel edge in µm (``dx = dy = dz``).
+        substrates: the fields, as :class:`SubstrateParams` (or registered names).
+        dtype: ``np.float64`` (default) or ``np.float32``.
+        parallel: ``True``/``False`` forces the parallel/serial kernels. ``None`` (default): serial
+            when numba has one thread or the grid holds fewer than :data:`PARALLEL_MIN_UPDATES`
+            values; otherwise both kernels are timed on the run's own calls and the faster is
+            used, re-trying the other every :data:`RETUNE_EVERY` calls (threads do not pay on an
+            oversubscribed machine, where a barrier can wait a whole scheduler time slice).
+            Results are bit-identical whichever kernel runs.
+
+    Raises:
+        GridError: bad domain/dx, duplicate or unknown substrate, unsupported dtype.
+    """
+
+    def __init__(
+        self,
+        domain: Sequence[float],
+        dx: float,
+        substrates: Sequence[SubstrateParams | str],
+        *,
+        dtype: Any = np.float64,
+        parallel: bool | None = None,
+    ) -> None:
+        shape, dim = grid_shape(domain, dx)
+        self.dim: int = dim
+        self.dx: float = float(dx)
+        self.shape: tuple[int, int, int] = shape
+        nz, ny, nx = shape
+        self.domain: tuple[float, ...] = tuple(n * self.dx for n in (nx, ny, nz)[:dim])
+        self.voxel_volume: float = self.dx**3
+        self.n_voxels: int = nx * ny * nz
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise GridError(f"dtype must be float64 or float32, got {dtype!r}") from None
+        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise GridError(f"dtype must be float64 or float32, got {self.dtype}")
+        if isinstance(substrates, str | SubstrateParams):
+            substrates = [substrates]
+        subs: list[SubstrateParams] = []
+        for p in substrates:
+            if isinstance(p, str):
+                p = get_substrate(p)
+            if not isinstance(p, SubstrateParams):
+                raise GridError(f"substrates must be SubstrateParams or names, got {type(p).__name__}")
+            subs.append(p)
+        if not subs:
+            raise GridError("a Microenvironment needs at least one substrate")
+        names = [p.name for p in subs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise GridError(f"substrate {dup[0]!r} is listed more than once")
+        self.substrates: list[SubstrateParams] = subs
+        self.names: list[str] = names
+        self._index = {n: s for s, n in enumerate(names)}
+        self.n_substrates: int = len(subs)
+        self.parallel = parallel
+        self.time: float = 0.0
+        # automatic kernel choice: seconds per value·substep of (serial, parallel), call counter
+        self._speed: list[float | None] = [None, None]
+        self._calls = 0
+        self.last_kernel: str = ""
+        """``"serial"`` or ``"parallel"``: the kernel the last :meth:`advance` used."""
+
+        S = self.n_substrates
+        self._c = np.empty((S, *shape), dtype=self.dtype)
+        for s, p in enumerate(subs):
+            self._c[s] = p.initial
+        self._bc_kind = np.zeros((S, 6), dtype=np.int8)
+        self._bc_value = np.zeros((S, 6), dtype=np.float64)
+        self._masks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._set_coupling_arrays(np.zeros(0, np.int64), np.zeros((S, 0)), np.zeros((S, 0)), np.zeros((S, 0)))
+        self._coef_key: float | None = None
+        self._coef: tuple[np.ndarray, ...] = ()
+        self._coupling_key: float | None = None
+        self._coupling: tuple[np.ndarray, ...] = ()
+        self._build_masks()
+
+    # ------------------------------------------------------------------ basic access
+    def __repr__(self) -> str:
+        nz, ny, nx = self.shape
+        dims = f"{nx}x{ny}" + (f"x{nz}" if self.dim == 3 else "")
+        return (
+            f"Microenvironment({dims} voxels of {self.dx:g} um, substrates={self.names}, "
+            f"dtype={self.dtype}, t={self.time:g} min)"
+        )
+
+    def index(self, name: str) -> int:
+        """Position of substrate ``name`` in the field array. GridError if unknown."""
+        try:
+            return self._index[name]
+        except (KeyError, TypeError):
+            raise GridError(f"unknown substrate {name!r} in this grid (known: {', '.join(self.names)})") from None
+
+    def field(self, name: str) -> np.ndarray:
+        """The ``(nz, ny, nx)`` field of ``name`` (a writable view into the state; units of the
+        substrate). Writing negative/NaN values makes the next :meth:`check` fail."""
+        return self._c[self.index(name)]
+
+    def species_first(self) -> np.ndarray:
+        """All fields as a contiguous ``(S, nz, ny, nx)`` copy (for output)."""
+        return self._c.copy()
+
+    def set_field(self, name: str, values: float | np.ndarray) -> None:
+        """Set the field of ``name`` to a scalar or an ``(nz, ny, nx)`` array (finite, >= 0)."""
+        s = self.index(name)
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 2 and self.dim == 2:
+            arr = arr[None]
+        if arr.ndim != 0 and arr.shape != self.shape:
+            raise GridError(f"values for {name!r} must be a scalar or of shape {self.shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise GridError(f"values for {name!r} must be finite and >= 0")
+        self._c[s] = arr
+
+    def total_amount(self, name: str) -> float:
+        """``Σ c · voxel_volume`` of ``name`` (unit·µm³), summed in float64."""
+        return float(np.sum(self._c[self.index(name)], dtype=np.float64)) * self.voxel_volume
+
+    # ------------------------------------------------------------------ boundaries
+    def set_boundary(self, name: str, face: str, kind: str, value: float = 0.0) -> None:
+        """Boundary condition of substrate ``name`` on ``face``.
+
+        Args:
+            face: ``xmin``, ``xmax``, ``ymin``, ``ymax`` (``zmin``, ``zmax`` in 3D) or ``all``.
+            kind: ``neumann`` (zero flux, the default) or ``dirichlet``.
+            value: the Dirichlet value on the boundary face (unit of the substrate, >= 0).
+        """
+        s = self.index(name)
+        faces = parse_faces(face, self.dim)
+        k = parse_kind(kind)
+        v = _finite_number(value, f"boundary value of {name!r} on {face}")
+        if v < 0:
+            raise GridError(f"boundary value of {name!r} on {face} must be >= 0, got {v:g}")
+        for f in faces:
+            self._bc_kind[s, f] = k
+            self._bc_value[s, f] = v if k == 1 else 0.0
+        self._coef_key = None
+
+    def boundary(self, name: str) -> dict[str, tuple[str, float]]:
+        """Current boundary conditions of ``name``: face -> (kind, value)."""
+        s = self.index(name)
+        return {
+            FACES[f]: (("neumann", "dirichlet")[self._bc_kind[s, f]], float(self._bc_value[s, f]))
+            for f in range(2 * self.dim)
+        }
+
+    def set_dirichlet_mask(self, name: str, mask: np.ndarray, value: float | np.ndarray) -> None:
+        """Clamp the voxels where ``mask`` (bool ``(nz, ny, nx)``) is true to ``value``.
+
+        ``value`` is a scalar, an array of the grid shape (read where ``mask`` is true) or a 1D
+        array with one value per true voxel (in C order). Replaces any previous mask of ``name``;
+        the values are imposed at once and after every sweep of :meth:`advance`.
+        """
+        s = self.index(name)
+        m = np.asarray(mask)
+        if m.ndim == 2 and self.dim == 2:
+            m = m[None]
+        if m.shape != self.shape:
+            raise GridError(f"dirichlet mask of {name!r} must have shape {self.shape}, got {m.shape}")
+        if m.dtype != np.bool_:
+            raise GridError(f"dirichlet mask of {name!r} must be boolean, got {m.dtype}")
+        flat = np.flatnonzero(m.ravel()).astype(np.int64)
+        val = np.asarray(value, dtype=np.float64)
+        if val.ndim == 0:
+            vals = np.full(flat.size, float(val))
+        elif val.shape == self.shape or (self.dim == 2 and val.shape == self.shape[1:]):
+            vals = val.reshape(-1)[flat].copy()
+        elif val.shape == (flat.size,):
+            vals = val.copy()
+        else:
+            raise GridError(
+                f"dirichlet value of {name!r} must be a scalar, of shape {self.shape} or "
+                f"({flat.size},), got {val.shape}"
+            )
+        if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+            raise GridError(f"dirichlet values of {name!r} must be finite and >= 0")
+        if flat.size == 0:
+            self._masks.pop(s, None)
+        else:
+            self._masks[s] = (flat, vals)
+            self._c[s].reshape(-1)[flat] = vals
+        self._build_masks()
+
+    def clear_dirichlet_mask(self, name: str) -> None:
+        """Remove the Dirichlet voxels of ``name``."""
+        self._masks.pop(self.index(name), None)
+        self._build_masks()
+
+    @property
+    def _n_pass2(self) -> int:
+        """Number of work items of the second pass: y-rows (3D) or column blocks (2D)."""
+        _, ny, nx = self.shape
+        return ny if self.dim == 3 else (nx + K.BLOCK - 1) // K.BLOCK
+
+    def _pass2_group(self, flat: np.ndarray) -> np.ndarray:
+        """Work item of the second pass that owns each flat voxel index."""
+        _, ny, nx = self.shape
+        if self.dim == 3:
+            return (flat // nx) % ny
+        return (flat % nx) // K.BLOCK
+
+    def _build_masks(self) -> None:
+        """CSR arrays of the Dirichlet voxels grouped by (substrate, z-plane) and (substrate, y-row)."""
+        S = self.n_substrates
+        nz, ny, nx = self.shape
+        subs = [np.full(self._masks[s][0].size, s, np.int64) for s in sorted(self._masks)]
+        flats = [self._masks[s][0] for s in sorted(self._masks)]
+        vals = [self._masks[s][1] for s in sorted(self._masks)]
+        sub = np.concatenate(subs) if subs else np.zeros(0, np.int64)
+        flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+        val = np.concatenate(vals) if vals else np.zeros(0)
+
+        def csr(group: np.ndarray, ngroup: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            order = np.lexsort((flat, group, sub))
+            counts = np.bincount(sub * ngroup + group, minlength=S * ngroup).reshape(S, ngroup)
+            starts = np.concatenate([[0], np.cumsum(counts.ravel())]).astype(np.int64)
+            ptr = np.empty((S, ngroup + 1), np.int64)
+            ptr[:, :ngroup] = starts[:-1].reshape(S, ngroup)
+            ptr[:, ngroup] = starts[1:].reshape(S, ngroup)[:, -1]
+            return ptr, flat[order].copy(), val[order].astype(self.dtype)
+
+        self._mk = csr(flat // (ny * nx), nz)
+        self._mj = csr(self._pass2_group(flat), self._n_pass2)
+
+    # ------------------------------------------------------------------ cells
+    def voxel_index(self, positions: np.ndarray) -> np.ndarray:
+        """Flat voxel index ``(k*ny + j)*nx + i`` (int64, ``(N,)``) of positions ``(N, 3)`` µm,
+        clipped into the domain (z ignored in 2D)."""
+        ijk = positions_to_ijk(positions, self.shape, self.dx)
+        _, ny, nx = self.shape
+        return (ijk[:, 2] * ny + ijk[:, 1]) * nx + ijk[:, 0]
+
+    def voxel_centres(self, voxel: np.ndarray) -> np.ndarray:
+        """Centres ``(N, 3)`` µm of flat voxel indices (z = 0.5 dx in 2D)."""
+        v = np.asarray(voxel, dtype=np.int64)
+        _, ny, nx = self.shape
+        i = v % nx
+        j = (v // nx) % ny
+        k = v // (nx * ny)
+        return (np.stack([i, j, k], axis=1) + 0.5) * self.dx
+
+    def set_cell_coupling(
+        self,
+        voxel: np.ndarray,
+        cell_volume: np.ndarray,
+        secretion: np.ndarray,
+        saturation: np.ndarray,
+        uptake: np.ndarray,
+        export: np.ndarray,
+    ) -> None:
+        """Set the secretion/uptake of all cells (replaces the previous coupling).
+
+        Args:
+            voxel: ``(N,)`` int64 flat voxel of each cell (:meth:`voxel_index`).
+            cell_volume: ``(N,)`` µm³.
+            secretion: ``(N, S)`` secretion rate ``S`` in 1/min.
+            saturation: ``(N, S)`` saturation density ``ρ*`` in the substrate unit.
+            uptake: ``(N, S)`` uptake rate ``U`` in 1/min.
+            export: ``(N, S)`` net export ``E`` in unit·µm³/min (may be negative).
+
+        The per-voxel sums ``A, B, C`` do not depend on the order of the cells (bit for bit).
+        """
+        S = self.n_substrates
+        vox = np.asarray(voxel)
+        if vox.ndim != 1 or not (vox.size == 0 or np.issubdtype(vox.dtype, np.integer)):
+            raise GridError(f"voxel must be a 1D integer array, got shape {vox.shape} dtype {vox.dtype}")
+        vox = vox.astype(np.int64, copy=False)
+        n = vox.size
+        if n and (vox.min() < 0 or vox.max() >= self.n_voxels):
+            raise GridError(f"voxel indices must be in [0, {self.n_voxels}), got {vox.min()}..{vox.max()}")
+        vol = np.asarray(cell_volume, dtype=np.float64)
+        if vol.shape != (n,):
+            raise GridError(f"cell_volume must have shape ({n},), got {vol.shape}")
+        arrays = {}
+        for key, arr in (
+            ("secretion", secretion),
+            ("saturation", saturation),
+            ("uptake", uptake),
+            ("export", export),
+        ):
+            a = np.asarray(arr, dtype=np.float64)
+            if a.shape != (n, S):
+                raise GridError(f"{key} must have shape ({n}, {S}), got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise GridError(f"{key} must be finite")
+            if key != "export" and np.any(a < 0):
+                raise GridError(f"{key} must be >= 0")
+            arrays[key] = a
+        if not np.all(np.isfinite(vol)) or np.any(vol < 0):
+            raise GridError("cell_volume must be finite and >= 0")
+        if n == 0:
+            z = np.zeros((S, 0))
+            self._set_coupling_arrays(np.zeros(0, np.int64), z, z, z)
+            return
+        frac = (vol / self.voxel_volume)[:, None]
+        sec = arrays["secretion"]
+        vals = np.empty((n, 3 * S))
+        vals[:, :S] = frac * sec * arrays["saturation"]
+        vals[:, S : 2 * S] = frac * (sec + arrays["uptake"])
+        vals[:, 2 * S :] = arrays["export"] / self.voxel_volume
+        order = np.argsort(vox, kind="stable")
+        sv = vox[order]
+        starts = np.concatenate([[0], np.flatnonzero(sv[1:] != sv[:-1]) + 1, [n]]).astype(np.int64)
+        out = K.aggregate_coupling(order, starts, vals)
+        self._set_coupling_arrays(sv[starts[:-1]], out[:, :S].T, out[:, S : 2 * S].T, out[:, 2 * S :].T)
+
+    def _set_coupling_arrays(self, occ: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
+        """Store per-voxel sums (occupied voxels ``occ (M,)``, ``A, B, C (S, M)``) grouped by the
+        work item of the second pass (stable, so the order inside a group is by voxel)."""
+        occ = np.asarray(occ, dtype=np.int64)
+        grp = self._pass2_group(occ)
+        order = np.argsort(grp, kind="stable")
+        self._occ = np.ascontiguousarray(occ[order])
+        self._A = np.ascontiguousarray(np.asarray(A, dtype=np.float64)[:, order])
+        self._B = np.ascontiguousarray(np.asarray(B, dtype=np.float64)[:, order])
+        self._C = np.ascontiguousarray(np.asarray(C, dtype=np.float64)[:, order])
+        counts = np.bincount(grp, minlength=self._n_pass2)
+        self._occ_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._coupling_key = None
+
+    # ------------------------------------------------------------------ stepping
+    def _coefficients(self, dt: float) -> tuple[np.ndarray, ...]:
+        if self._coef_key == dt:
+            return self._coef
+        S = self.n_substrates
+        nz, ny, nx = self.shape
+        out: list[np.ndarray] = []
+        for axis, n in enumerate((nx, ny, nz)):
+            inv = np.empty((S, n))
+            g = np.empty((S, n))
+            add = np.zeros((S, 2))
+            for s, p in enumerate(self.substrates):
+                r = p.diffusion * dt / self.dx**2
+                a = dt * p.decay / self.dim
+                if axis == 2 and self.dim == 2:
+                    r, a = 0.0, 0.0
+                lo, hi = 2 * axis, 2 * axis + 1
+                inv[s], g[s], add[s, 0], add[s, 1] = K.thomas_coefficients(
+                    n,
+                    r,
+                    a,
+                    bool(self._bc_kind[s, lo]) and axis < self.dim,
+                    bool(self._bc_kind[s, hi]) and axis < self.dim,
+                    self._bc_value[s, lo],
+                    self._bc_value[s, hi],
+                )
+            out += [inv.astype(self.dtype), g.astype(self.dtype), add.astype(self.dtype)]
+        self._coef = tuple(out)
+        self._coef_key = dt
+        return self._coef
+
+    def _coupling_arrays(self, dt: float) -> tuple[np.ndarray, ...]:
+        if self._coupling_key == dt:
+            return self._coupling
+        P = np.ascontiguousarray((dt * self._A).astype(self.dtype))
+        Q = np.ascontiguousarray((1.0 / (1.0 + dt * self._B)).astype(self.dtype))
+        E = np.ascontiguousarray((dt * self._C).astype(self.dtype))
+        self._coupling = (P, Q, E)
+        self._coupling_key = dt
+        return self._coupling
+
+    def _use_parallel(self) -> bool:
+        """Kernel for the next call (see ``parallel`` in the class docstring)."""
+        if self.parallel is not None:
+            return bool(self.parallel)
+        if numba.get_num_threads() < 2 or self._c.size < PARALLEL_MIN_UPDATES:
+            return False
+        serial, parallel = self._speed
+        if serial is None:
+            return False
+        if parallel is None:
+            return True
+        faster = parallel < serial
+        if self._calls % RETUNE_EVERY == 0:
+            return not faster
+        return faster
+
+    def _record_speed(self, par: bool, seconds: float, n_steps: int) -> None:
+        if self.parallel is not None:
+            return
+        self._calls += 1
+        per = seconds / (n_steps * self._c.size)
+        old = self._speed[int(par)]
+        # a short memory, so that a change of load on the machine is followed within a few calls
+        self._speed[int(par)] = per if old is None else 0.5 * old + 0.5 * per
+
+    def advance(self, dt: float, n_steps: int = 1) -> None:
+        """Advance ``n_steps`` implicit substeps of ``dt`` minutes in one compiled call
+        (diffusion + decay by LOD, then cell coupling, then Dirichlet voxels), then run the
+        NaN/negative guard (:meth:`check`) and add ``n_steps * dt`` to :attr:`time`.
+
+        Raises:
+            GridError: ``dt <= 0`` or not finite, ``n_steps < 1``.
+            FieldError: a field became NaN or negative.
+        """
+        dt = _finite_number(dt, "time step dt")
+        if dt <= 0:
+            raise GridError(f"time step dt must be > 0 min, got {dt:g}")
+        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+            raise GridError(f"n_steps must be a positive integer, got {n_steps!r}")
+        n_steps = int(n_steps)
+        inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z = self._coefficients(dt)
+        P, Q, E = self._coupling_arrays(dt)
+        c = self._c
+        c2 = c.reshape(self.n_substrates, self.n_voxels)
+        par = self._use_parallel()
+        self.last_kernel = "parallel" if par else "serial"
+        t0 = time.perf_counter()
+        if self.dim == 3:
+            mk_ptr, mk_flat, mk_val = self._mk
+            mj_ptr, mj_flat, mj_val = self._mj
+            fn = K.step_3d_parallel if par else K.step_3d_serial
+            fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
+               mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, self._occ_ptr, self._occ, P, Q, E)  # fmt: skip
+        else:
+            mb_ptr, mb_flat, mb_val = self._mj
+            fn = K.step_2d_parallel if par else K.step_2d_serial
+            fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
+               mb_ptr, mb_flat, mb_val, self._occ_ptr, self._occ, P, Q, E)  # fmt: skip
+        self._record_speed(par, time.perf_counter() - t0, n_steps)
+        self.time += n_steps * dt
+        self._check(par)
+
+    def check(self) -> None:
+        """Raise :class:`FieldError` if any value is NaN or negative (one line: substrate, time,
+        voxel indices and centre in µm)."""
+        self._check(self.parallel is True or (self.parallel is None and self.last_kernel == "parallel"))
+
+    def _check(self, par: bool) -> None:
+        c1 = self._c.reshape(-1)
+        e = int(K.first_bad(c1) if par else K.first_bad_serial(c1))
+        if e < 0:
+            return
+        s, v = divmod(e, self.n_voxels)
+        _, ny, nx = self.shape
+        i, j, k = v % nx, (v // nx) % ny, v // (nx * ny)
+        val = float(c1[e])
+        what = "NaN" if math.isnan(val) else f"negative ({val:.4g} {self.substrates[s].unit})"
+        x, y, z = ((i + 0.5) * self.dx, (j + 0.5) * self.dx, (k + 0.5) * self.dx)
+        where = f"voxel (i, j, k) = ({i}, {j}, {k}), centre ({x:g}, {y:g}, {z:g}) um"
+        if self.dim == 2:
+            where = f"voxel (i, j) = ({i}, {j}), centre ({x:g}, {y:g}) um"
+        raise FieldError(f"field {self.names[s]!r} became {what} at t = {self.time:g} min in {where}")
+
+    # ------------------------------------------------------------------ reading
+    def sample(self, positions: np.ndarray) -> np.ndarray:
+        """Concentrations ``(N, S)`` float64 at positions ``(N, 3)`` µm: the value of the voxel
+        that contains each position (no interpolation; positions outside are clipped)."""
+        v = self.voxel_index(positions)
+        c2 = self._c.reshape(self.n_substrates, self.n_voxels)
+        return np.ascontiguousarray(c2[:, v].T, dtype=np.float64)
+
+    def gradient(self, name: str, positions: np.ndarray) -> np.ndarray:
+        """Gradient ``(N, 3)`` float64 of ``name`` in unit/µm at the centres of the voxels that
+        contain ``positions``: central differences, one-sided in the first/last voxel of an axis,
+        zero along an axis one voxel long (z in 2D)."""
+        f = self._c[self.index(name)]
+        ijk = positions_to_ijk(positions, self.shape, self.dx)
+        nz, ny, nx = self.shape
+        out = np.zeros((ijk.shape[0], 3))
+        i, j, k = ijk[:, 0], ijk[:, 1], ijk[:, 2]
+        for axis, n in ((0, nx), (1, ny), (2, nz)):
+            if n == 1:
+                continue
+            q = ijk[:, axis]
+            lo = np.maximum(q - 1, 0)
+            hi = np.minimum(q + 1, n - 1)
+            if axis == 0:
+                diff = f[k, j, hi].astype(np.float64) - f[k, j, lo]
+            elif axis == 1:
+                diff = f[k, hi, i].astype(np.float64) - f[k, lo, i]
+            else:
+                diff = f[hi, j, i].astype(np.float64) - f[lo, j, i]
+            out[:, axis] = diff / ((hi - lo) * self.dx)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, np.ndarray | float]:
+        """Everything needed to continue the run bit-identically (copies)."""
+        subs = sorted(self._masks)
+        return {
+            "version": float(_STATE_VERSION),
+            "time": float(self.time),
+            "dx": self.dx,
+            "shape": np.array(self.shape, dtype=np.int64),
+            "names": np.array(self.names, dtype=str),
+            "fields": self._c.copy(),
+            "bc_kind": self._bc_kind.copy(),
+            "bc_value": self._bc_value.copy(),
+            "mask_substrate": np.concatenate([np.full(self._masks[s][0].size, s, np.int64) for s in subs])
+            if subs
+            else np.zeros(0, np.int64),
+            "mask_voxel": np.concatenate([self._masks[s][0] for s in subs]) if subs else np.zeros(0, np.int64),
+            "mask_value": np.concatenate([self._masks[s][1] for s in subs]) if subs else np.zeros(0),
+            "coupling_voxel": self._occ.copy(),
+            "coupling_A": self._A.copy(),
+            "coupling_B": self._B.copy(),
+            "coupling_C": self._C.copy(),
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` into a grid built with the same geometry, substrates and
+        dtype. GridError if they do not match or a key is missing."""
+        try:
+            shape = tuple(int(x) for x in np.asarray(d["shape"]))
+            names = [str(x) for x in np.asarray(d["names"])]
+            fields = np.asarray(d["fields"])
+            S = self.n_substrates
+            if shape != self.shape or not math.isclose(float(d["dx"]), self.dx) or names != self.names:
+                raise GridError(
+                    f"checkpoint grid {shape} dx={float(d['dx']):g} {names} does not match "
+                    f"this grid {self.shape} dx={self.dx:g} {self.names}"
+                )
+            if fields.shape != self._c.shape:
+                raise GridError(f"checkpoint fields have shape {fields.shape}, expected {self._c.shape}")
+            self._c[...] = fields
+            self.time = float(d["time"])
+            self._bc_kind[...] = np.asarray(d["bc_kind"]).reshape(S, 6)
+            self._bc_value[...] = np.asarray(d["bc_value"]).reshape(S, 6)
+            ms = np.asarray(d["mask_substrate"], dtype=np.int64)
+            mv = np.asarray(d["mask_voxel"], dtype=np.int64)
+            mval = np.asarray(d["mask_value"], dtype=np.float64)
+            self._masks = {}
+            for s in np.unique(ms):
+                sel = ms == s
+                self._masks[int(s)] = (mv[sel].copy(), mval[sel].copy())
+            self._set_coupling_arrays(
+                np.asarray(d["coupling_voxel"], dtype=np.int64),
+                np.asarray(d["coupling_A"], dtype=np.float64).reshape(S, -1),
+                np.asarray(d["coupling_B"], dtype=np.float64).reshape(S, -1),
+                np.asarray(d["coupling_C"], dtype=np.float64).reshape(S, -1),
+            )
+        except KeyError as exc:
+            raise GridError(f"checkpoint of the grid lacks key {exc.args[0]!r}") from None
+        self._coef_key = None
+        self._coupling_key = None
+        self._build_masks()
