@@ -65,6 +65,7 @@ CELL_COLUMNS = (
     ("generation", "i4"),
     ("clone", "i2"),
     ("kills", "i4"),
+    ("exhaustion", "f4"),
     *((b, "f4") for b in BEHAVIOR_COLUMNS),
 )
 _STR = h5py.string_dtype("utf-8")
@@ -315,6 +316,7 @@ class OutputWriter:
                 "generation": st.generation[:n],
                 "clone": st.clone[:n],
                 "kills": st.kills[:n],
+                "exhaustion": st.exhaustion[:n],
             }
             for b in BEHAVIOR_COLUMNS:
                 cols[b] = getattr(st, b)[:n]

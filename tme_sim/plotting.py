@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import PatchCollection
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, Rectangle
 
 from tme_sim.errors import OutputError
 from tme_sim.io import read_attrs, read_cells, read_population, read_scenario
@@ -35,6 +35,41 @@ def type_colors(path: str | Path) -> dict[str, str]:
     for i, (name, ct) in enumerate(sc["cell_types"].items()):
         out[name] = ct.get("color") or DEFAULT_COLORS.get(ct.get("rules", ""), PALETTE[i % len(PALETTE)])
     return out
+
+
+def vessel_voxels_of(path: str | Path) -> tuple[np.ndarray, float] | None:
+    """Vessel voxel centres ``(N, 3)`` µm and the voxel edge of a run (rebuilt from its scenario and
+    seed; see :func:`tme_sim.vessels.layout_from_scenario`), or None without vessels."""
+    from tme_sim.config import validate_scenario
+    from tme_sim.vessels import layout_from_scenario
+
+    doc = read_scenario(path)
+    if not doc.get("vessels"):
+        return None
+    try:
+        sc = validate_scenario(doc, str(path))
+    except Exception:  # an output from an older schema: draw no vessels rather than fail
+        return None
+    ves = layout_from_scenario(sc, int(read_attrs(path).get("seed", sc.seed)))
+    if ves is None or ves.count == 0:
+        return None
+    return ves.centres, float(sc.domain.dx)
+
+
+def _draw_vessels(ax: plt.Axes, path: str | Path) -> bool:
+    found = vessel_voxels_of(path)
+    if found is None:
+        return False
+    centres, dx = found
+    if read_attrs(path)["dim"] == 3:  # only the vessel voxels cut by the drawn middle z plane
+        size = [float(str(v).split()[0]) for v in read_scenario(path)["domain"]["size"]]
+        k_mid = min(int(size[2] / 2 / dx), round(size[2] / dx) - 1)
+        centres = centres[np.abs(centres[:, 2] - (k_mid + 0.5) * dx) < dx / 2]
+    squares = [Rectangle((x - dx / 2, y - dx / 2), dx, dx) for x, y in centres[:, :2]]
+    ax.add_collection(
+        PatchCollection(squares, facecolors="none", edgecolors=DEFAULT_COLORS["vessel"], linewidths=1.2, zorder=3)
+    )
+    return True
 
 
 def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.ndarray, float, str] | None:
@@ -80,7 +115,15 @@ def plot_snapshot(
         fs = _field_slice(path, field, t)
         if fs is not None:
             data, _, unit = fs
-            im = ax.imshow(data, origin="lower", extent=(0, size[0], 0, size[1]), cmap="Blues_r", alpha=0.75)
+            im = ax.imshow(
+                data,
+                origin="lower",
+                extent=(0, size[0], 0, size[1]),
+                cmap="Blues_r",
+                alpha=0.75,
+                vmin=0.0,
+                vmax=max(float(np.max(data)), 1e-12),
+            )
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=f"{field} ({unit})")
     colors = type_colors(path)
     if color_by == "type":
@@ -90,9 +133,22 @@ def plot_snapshot(
         ]
         patches = [Circle((x, y), r) for x, y, r in zip(cells["x"], cells["y"], cells["radius"], strict=True)]
         ax.add_collection(PatchCollection(patches, facecolors=facecolors, edgecolors="k", linewidths=0.15))
-        handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=n) for n, c in colors.items()]
-        handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=n) for n, c in DEAD_COLORS.items()]
-        ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
+        live = cells[cells["death"] == "alive"]["type"].value_counts()
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=c, label=f"{n} ({int(live.get(n, 0))})")
+            for n, c in colors.items()
+        ]
+        dead_present = set(map(str, cells["death"].unique())) - {"alive"}
+        handles += [
+            plt.Line2D([], [], marker="o", ls="", color=c, label=n) for n, c in DEAD_COLORS.items() if n in dead_present
+        ]
+        if _draw_vessels(ax, path):
+            handles.append(
+                plt.Line2D([], [], marker="s", ls="", mfc="none", color=DEFAULT_COLORS["vessel"], label="vessel")
+            )
+        ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.22, 1.0), fontsize=7, framealpha=0.9, borderaxespad=0.0
+        )
     else:
         if color_by not in cells.columns:
             raise OutputError(f"--color-by {color_by!r}: not a cell column ({', '.join(cells.columns)})")
@@ -101,13 +157,16 @@ def plot_snapshot(
         pc.set_array(cells[color_by].to_numpy(dtype=float))
         ax.add_collection(pc)
         fig.colorbar(pc, ax=ax, fraction=0.046, pad=0.02, label=color_by)
+        _draw_vessels(ax, path)
     ax.set_xlim(0, size[0])
     ax.set_ylim(0, size[1])
     ax.set_aspect("equal")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
-    where = f"{len(cells)} of {n_total} cells in the z = {size[2] / 2:g} µm plane" if attrs["dim"] == 3 else (
-        f"{n_total} cells"
+    where = (
+        f"{len(cells)} of {n_total} cells in the z = {size[2] / 2:g} µm plane"
+        if attrs["dim"] == 3
+        else (f"{n_total} cells")
     )
     ax.set_title(f"{attrs['scenario']} — t = {t / 60:.1f} h, {where}")
     return fig
@@ -131,6 +190,40 @@ def plot_population(path: str | Path) -> plt.Figure:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     ax.set_title(f"{read_attrs(path)['scenario']}: population")
+    fig.tight_layout()
+    return fig
+
+
+def plot_overview(path: str | Path, field: str | None = "oxygen") -> plt.Figure:
+    """A 2 × 2 figure for a paper: snapshots at the start, middle and end, and live cells per type."""
+    with h5py.File(path, "r") as fh:
+        n = int(fh["cells/offset"].shape[0])
+    if n == 0:
+        raise OutputError(f"{path}: holds no cell snapshots")
+    picks = sorted({0, n // 2, n - 1})
+    fig, axes = plt.subplots(2, 2, figsize=(13.5, 11), dpi=150)
+    flat = axes.ravel()
+    for ax, k in zip(flat, picks, strict=False):
+        plot_snapshot(path, k, field, "type", ax=ax)
+    for ax in flat[len(picks) : 3]:
+        ax.axis("off")
+    pop = read_population(path)
+    colors = type_colors(path)
+    ax = flat[3]
+    for name, df in pop.groupby("type", sort=False):
+        c = colors.get(str(name), "k")
+        ax.plot(df["time"] / 60, df["live"], color=c, lw=2, label=f"{name}")
+        dead = df["apoptotic"] + df["necrotic"] + df["lysed"]
+        if dead.any():
+            ax.plot(df["time"] / 60, dead, color=c, lw=1, ls="--")
+    ax.plot([], [], color="k", lw=1, ls="--", label="dead (same colour)")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("cells")
+    if pop["live"].max() > 0:
+        ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title("population")
     fig.tight_layout()
     return fig
 
@@ -162,6 +255,12 @@ def plot_run(
     fig.savefig(p, bbox_inches="tight")
     plt.close(fig)
     written.append(p)
+    if color_by == "type":
+        fig = plot_overview(path, field)
+        p = out_dir / f"{stem}_overview.png"
+        fig.savefig(p, bbox_inches="tight")
+        plt.close(fig)
+        written.append(p)
     if movie:
         written.append(write_movie(path, out_dir / f"{stem}.gif", field, color_by))
     return written

@@ -97,12 +97,29 @@ class CellRules:
         st.saturation[slots] = self.saturation
         st.uptake_rate[slots] = self.uptake_rate
         st.net_export[slots] = self.net_export
+        self.silence_dead(model, slots)
+
+    @staticmethod
+    def silence_dead(model: TMEModel, slots: np.ndarray) -> None:
+        """Dead cells neither secrete nor take up anything (PhysiCell zeroes both at death)."""
+        st = model.store
+        dead = slots[st.death[slots] != 0]
+        if dead.size:
+            for col in (st.secretion_rate, st.uptake_rate, st.net_export):
+                col[dead] = 0.0
 
     def interact(self, model: TMEModel, slots: np.ndarray) -> None:
         """Contact interactions initiated by this type (killing, phagocytosis); none by default."""
 
     def recruit(self, model: TMEModel, dt: float) -> None:
         """Add cells of this type from sources (vessels); none by default."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Rule state that evolves during a run (for checkpoints); none by default."""
+        return {}
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 _REGISTRY: dict[str, type[CellRules]] = {"generic": CellRules}
@@ -116,7 +133,10 @@ def register_rules(cls: type[CellRules]) -> type[CellRules]:
 def rules_class(name: str) -> type[CellRules]:
     """The rule class for ``rules = "<name>"`` (imports the shipped rule modules on first use)."""
     if name not in _REGISTRY:
-        import tme_sim.celltypes.tumor  # noqa: F401  (registers itself)
+        import tme_sim.celltypes.fibroblast
+        import tme_sim.celltypes.macrophage
+        import tme_sim.celltypes.tcell
+        import tme_sim.celltypes.tumor  # noqa: F401
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -1,0 +1,237 @@
+"""Blood vessels: Dirichlet sources of O2 and glucose (sinks of lactate) and entry points of cells.
+
+A scenario's ``[vessels]`` table (:class:`tme_sim.config.VesselConfig`) places vessel voxels as
+points, straight segments (``lines``) and/or a random ``density`` (fraction of voxels). Every vessel
+voxel is clamped (:meth:`~tme_sim.grid.Microenvironment.set_dirichlet_mask`) to the plasma value
+of each supplied substrate (default: oxygen 38 mmHg, glucose 5 mM, lactate 1 mM — the vessel also
+drains lactate). Recruited immune cells enter the tissue at vessel voxels
+(:func:`entry_positions`); drug dosing reads the same voxels (:func:`vessel_voxels`,
+:func:`vessel_mask`, :func:`vessel_centres`).
+
+The layout is a pure function of the scenario and the seed: random vessels use their own
+Generator derived from ``seed`` (:data:`VESSEL_STREAM`), so plotting and drug code can rebuild the
+layout from an output file (:func:`layout_from_scenario`) and adding vessels does not shift the
+model's random stream. Units: µm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tme_sim.config import Scenario, VesselConfig, value_in_unit
+from tme_sim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tme_sim.model import TMEModel
+
+#: stream key mixed with the seed for the Generator of random vessel placement
+VESSEL_STREAM = 0x7E55E1
+
+#: plasma values held in vessel voxels when ``supply`` is not given (only for substrates the
+#: scenario has): arterial-to-capillary O2 ~38 mmHg tissue side (McKeown 2014), plasma glucose
+#: 5 mM, resting plasma lactate 1 mM.
+DEFAULT_SUPPLY = {"oxygen": "38 mmHg", "glucose": "5 mM", "lactate": "1 mM"}
+
+__all__ = [
+    "DEFAULT_SUPPLY",
+    "VESSEL_STREAM",
+    "Vessels",
+    "build_vessels",
+    "entry_positions",
+    "layout_from_scenario",
+    "place_vessel_voxels",
+    "vessel_centres",
+    "vessel_mask",
+    "vessel_voxels",
+]
+
+
+@dataclass
+class Vessels:
+    """Vessel voxels of a grid.
+
+    Attributes:
+        voxels: ``(N,)`` int64 sorted flat voxel indices ``(k*ny + j)*nx + i``.
+        centres: ``(N, 3)`` µm voxel centres (z = 0 in 2D, where cells live).
+        mask: ``(nz, ny, nx)`` bool.
+        supply: substrate → value held in the vessel voxels (substrate units).
+    """
+
+    voxels: np.ndarray
+    centres: np.ndarray
+    mask: np.ndarray
+    supply: dict[str, float]
+
+    @property
+    def count(self) -> int:
+        return int(self.voxels.size)
+
+
+def _ijk_of_points(points: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
+    nz, ny, nx = shape
+    ijk = np.floor(points / dx).astype(np.int64)
+    ijk[:, 0] = np.clip(ijk[:, 0], 0, nx - 1)
+    ijk[:, 1] = np.clip(ijk[:, 1], 0, ny - 1)
+    ijk[:, 2] = np.clip(ijk[:, 2], 0, nz - 1)
+    return (ijk[:, 2] * ny + ijk[:, 1]) * nx + ijk[:, 0]
+
+
+def _as_points(raw: list[list[float]], dim: int, domain: np.ndarray, key: str) -> np.ndarray:
+    pts = np.zeros((len(raw), 3))
+    for k, q in enumerate(raw):
+        if len(q) != dim:
+            raise ConfigError(f"{key}[{k}]: expected {dim} coordinates, got {len(q)}")
+        pts[k, :dim] = q
+        if np.any(pts[k, :dim] < 0) or np.any(pts[k, :dim] > domain[:dim]):
+            raise ConfigError(f"{key}[{k}]: point {list(q)} um lies outside the domain")
+    return pts
+
+
+def place_vessel_voxels(
+    cfg: VesselConfig, shape: tuple[int, int, int], dx: float, dim: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted unique flat voxel indices (int64) of the vessels described by ``cfg``.
+
+    ``shape`` is the grid's ``(nz, ny, nx)``, ``dx`` its voxel edge (µm); ``rng`` draws the random
+    (``density``) vessels. Raises :class:`ConfigError` for points outside the domain.
+    """
+    nz, ny, nx = shape
+    domain = np.array([nx * dx, ny * dx, nz * dx])
+    parts = []
+    if cfg.points:
+        parts.append(_ijk_of_points(_as_points(cfg.points, dim, domain, "vessels.points"), shape, dx))
+    for i, line in enumerate(cfg.lines):
+        a, b = _as_points([line.start, line.end], dim, domain, f"vessels.lines[{i}]")
+        length = float(np.linalg.norm(b - a))
+        k = max(2, int(np.ceil(4 * length / dx)) + 1)  # 4 samples per voxel edge: no gaps
+        pts = a + np.linspace(0.0, 1.0, k)[:, None] * (b - a)
+        parts.append(_ijk_of_points(pts, shape, dx))
+    if cfg.density > 0:
+        n_vox = nx * ny * nz
+        eligible = np.arange(n_vox, dtype=np.int64)
+        if cfg.exclude_radius > 0:
+            if cfg.exclude_center is None:
+                centre = domain / 2
+            else:
+                if len(cfg.exclude_center) != dim:
+                    raise ConfigError(f"vessels.exclude_center: expected {dim} coordinates")
+                centre = np.zeros(3)
+                centre[:dim] = cfg.exclude_center
+            i = eligible % nx
+            j = (eligible // nx) % ny
+            kk = eligible // (nx * ny)
+            c = (np.stack([i, j, kk], axis=1) + 0.5) * dx
+            d2 = np.sum((c[:, :dim] - centre[:dim]) ** 2, axis=1)
+            eligible = eligible[d2 >= cfg.exclude_radius**2]
+        count = min(round(cfg.density * n_vox), eligible.size)
+        if count:
+            parts.append(np.sort(rng.choice(eligible, size=count, replace=False)))
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+def _supply(cfg: VesselConfig, substrate_names: list[str], units: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if cfg.supply is None:
+        items = [(k, v) for k, v in DEFAULT_SUPPLY.items() if k in substrate_names]
+    else:
+        items = list(cfg.supply.items())
+    for name, value in items:
+        if name not in substrate_names:
+            raise ConfigError(f"vessels.supply.{name}: substrate not in [substrates]")
+        out[name] = value_in_unit(value, units[substrate_names.index(name)], f"vessels.supply.{name}")
+        if out[name] < 0:
+            raise ConfigError(f"vessels.supply.{name}: must be >= 0")
+    return out
+
+
+def _centres(voxels: np.ndarray, shape: tuple[int, int, int], dx: float, dim: int) -> np.ndarray:
+    _, ny, nx = shape
+    i = voxels % nx
+    j = (voxels // nx) % ny
+    k = voxels // (nx * ny)
+    c = (np.stack([i, j, k], axis=1) + 0.5) * dx
+    if dim == 2:
+        c[:, 2] = 0.0
+    return c
+
+
+def layout_from_scenario(scenario: Scenario, seed: int | None = None) -> Vessels | None:
+    """The vessel layout of ``scenario`` (no model needed; ``seed`` overrides ``scenario.seed``).
+
+    Supply values are not resolved here (empty dict); use :func:`build_vessels` for a model.
+    """
+    from tme_sim.grid.geometry import grid_shape
+
+    if scenario.vessels is None:
+        return None
+    shape, dim = grid_shape(tuple(scenario.domain.size), scenario.domain.dx)
+    s = int(scenario.seed if seed is None else seed)
+    rng = np.random.default_rng(np.random.SeedSequence([s, VESSEL_STREAM]))
+    vox = place_vessel_voxels(scenario.vessels, shape, scenario.domain.dx, dim, rng)
+    mask = np.zeros(shape, dtype=bool)
+    mask.reshape(-1)[vox] = True
+    return Vessels(vox, _centres(vox, shape, scenario.domain.dx, dim), mask, {})
+
+
+def build_vessels(model: TMEModel) -> Vessels | None:
+    """Place the scenario's vessels on ``model.micro`` and clamp the supplied substrates there.
+
+    Called once by :class:`~tme_sim.model.TMEModel` after the boundaries are set; returns None when
+    the scenario has no ``[vessels]``.
+    """
+    cfg = model.scenario.vessels
+    if cfg is None:
+        return None
+    supply = _supply(cfg, model.substrate_names, model.substrate_units)
+    ves = layout_from_scenario(model.scenario, model.seed_value)
+    assert ves is not None
+    ves.supply = supply
+    if ves.count:
+        for name, value in supply.items():
+            model.micro.set_dirichlet_mask(name, ves.mask, value)
+    return ves
+
+
+def _model_vessels(model: TMEModel) -> Vessels | None:
+    return getattr(model, "vessels", None)
+
+
+def vessel_voxels(model: TMEModel) -> np.ndarray:
+    """Sorted flat voxel indices (int64) of the model's vessels; empty without vessels."""
+    v = _model_vessels(model)
+    return v.voxels if v is not None else np.zeros(0, dtype=np.int64)
+
+
+def vessel_mask(model: TMEModel) -> np.ndarray:
+    """Boolean ``(nz, ny, nx)`` mask of the vessel voxels (all false without vessels)."""
+    v = _model_vessels(model)
+    return v.mask if v is not None else np.zeros(model.micro.shape, dtype=bool)
+
+
+def vessel_centres(model: TMEModel) -> np.ndarray:
+    """``(N, 3)`` µm centres of the vessel voxels (z = 0 in 2D); ``(0, 3)`` without vessels."""
+    v = _model_vessels(model)
+    return v.centres if v is not None else np.zeros((0, 3))
+
+
+def entry_positions(model: TMEModel, counts: np.ndarray) -> np.ndarray:
+    """Positions ``(sum(counts), 3)`` µm for ``counts[k]`` cells entering at vessel voxel ``k``.
+
+    Each cell lands uniformly inside its vessel voxel (``model.rng``), so cells entering at the
+    same vessel do not start on top of each other.
+    """
+    centres = vessel_centres(model)
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.shape != (centres.shape[0],):
+        raise ValueError(f"counts must have shape ({centres.shape[0]},), got {counts.shape}")
+    base = np.repeat(centres, counts, axis=0)
+    if base.shape[0]:
+        jitter = np.zeros_like(base)
+        jitter[:, : model.dim] = (model.rng.random((base.shape[0], model.dim)) - 0.5) * model.micro.dx
+        base = base + jitter
+    return base
