@@ -36,16 +36,12 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output HDF5 file.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).")] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a scenario key: KEY=VALUE.")
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario key: KEY=VALUE.")] = None,
     duration: Annotated[str | None, typer.Option(help="Simulated duration, e.g. 5d, 12h, '90 min'.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a run from its checkpoint.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    plot: Annotated[
-        bool, typer.Option("--plot/--no-plot", help="Write PNG figures next to the output.")
-    ] = False,
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write PNG figures next to the output.")] = False,
 ) -> None:
     """Run a scenario and write one HDF5 file (and optionally its figures)."""
     from tme_sim.config import parse_set_options
@@ -72,9 +68,7 @@ def run(
 @app.command()
 def validate(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a scenario key: KEY=VALUE.")
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario key: KEY=VALUE.")] = None,
 ) -> None:
     """Check a scenario (schema, units, substrates, cell types, networks) without running it."""
     from tme_sim.config import load_scenario, parse_set_options
@@ -101,15 +95,9 @@ def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file.")]) -> 
 def plot(
     path: Annotated[Path, typer.Argument(help="An output HDF5 file.")],
     field: Annotated[str | None, typer.Option(help="Field drawn under the cells (default: oxygen).")] = None,
-    color_by: Annotated[
-        str, typer.Option(help="Colour cells by 'type' or a cell column (e.g. pdl1).")
-    ] = "type",
-    snapshot: Annotated[
-        list[int] | None, typer.Option(help="Snapshot index (repeatable; default last).")
-    ] = None,
-    movie: Annotated[
-        bool, typer.Option("--movie", help="Also write an animated GIF of all snapshots.")
-    ] = False,
+    color_by: Annotated[str, typer.Option(help="Colour cells by 'type' or a cell column (e.g. pdl1).")] = "type",
+    snapshot: Annotated[list[int] | None, typer.Option(help="Snapshot index (repeatable; default last).")] = None,
+    movie: Annotated[bool, typer.Option("--movie", help="Also write an animated GIF of all snapshots.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for the figures.")] = None,
 ) -> None:
     """PNG snapshots of cells over a field, population curves, and optionally a GIF."""
@@ -124,9 +112,7 @@ def _mount_optional() -> None:
     try:
         from surrogates.cli import train_app
 
-        app.add_typer(
-            train_app, name="train", help="Train and cross-validate neural intracellular surrogates."
-        )
+        app.add_typer(train_app, name="train", help="Train and cross-validate neural intracellular surrogates.")
     except ImportError as exc:  # pragma: no cover - only when a package is missing
         _missing.append(f"train ({exc})")
     try:

@@ -161,7 +161,9 @@ def main() -> None:
         for _ in range(10):
             model.mechanics_step()
         with_h = (time.perf_counter() - t0) / 10
-        print(f"| {n:.0e} | {create:.3f} | {create / len(agents) * 1e6:.1f} | {without * 1e3:.2f} | {with_h * 1e3:.2f} |")
+        print(
+            f"| {n:.0e} | {create:.3f} | {create / len(agents) * 1e6:.1f} | {without * 1e3:.2f} | {with_h * 1e3:.2f} |"
+        )
 
     print("\n## Whole run: PhysiCell-TME-sized 2D scenario (120 simulated minutes)\n")
     print("| threads | wall s (after warm-up) | CPU s | cells at end | PhysiCell 2 threads | ratio (wall) |")

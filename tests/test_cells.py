@@ -75,10 +75,7 @@ def test_random_add_remove_sequences_stay_consistent(seed):
 
 def test_permute_keeps_ids_and_rows():
     st = make_store(9)
-    before = {
-        int(st.id[s]): (st.position[s].copy(), st.istate[st.type[s]][st.istate_row[s]].copy())
-        for s in range(9)
-    }
+    before = {int(st.id[s]): (st.position[s].copy(), st.istate[st.type[s]][st.istate_row[s]].copy()) for s in range(9)}
     order = np.random.default_rng(1).permutation(9)
     st.permute(order)
     st.check_consistency()

@@ -18,8 +18,9 @@ SMALL = [
 
 
 def tme(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_existing_output_is_not_overwritten_without_force(run_output):
         (["run", SPHEROID, "--set", "cell_types.tumor.speed=1 um/min"], "cell_types.tumor.speed: unknown key"),
         (["run", SPHEROID, "--duration", "5 parsecs"], "--duration"),
         (["run", SPHEROID, "--set", "substrates.nonsense.initial=1 mM"], "substrates.nonsense"),
-        (["validate", SPHEROID, "--set", "domain.size=[\"1010 um\", \"1000 um\"]"], "whole number of voxels"),
+        (["validate", SPHEROID, "--set", 'domain.size=["1010 um", "1000 um"]'], "whole number of voxels"),
         (["info", "nothing.h5"], "nothing.h5: no such file"),
         (["info", SPHEROID], "not a readable HDF5 file"),
     ],

@@ -89,6 +89,4 @@ def test_same_seed_same_state_and_different_seed_differs():
         m.run_for(60)
     assert np.array_equal(a.store.position[: a.store.n], b.store.position[: b.store.n])
     assert np.array_equal(a.micro.species_first(), b.micro.species_first())
-    assert a.store.n != c.store.n or not np.array_equal(
-        a.store.position[: a.store.n], c.store.position[: c.store.n]
-    )
+    assert a.store.n != c.store.n or not np.array_equal(a.store.position[: a.store.n], c.store.position[: c.store.n])

@@ -112,9 +112,7 @@ class CellStore:
         self.istate: dict[int, np.ndarray] = {
             t: np.zeros((16, sizes.get(t, 0)), dtype=np.float32) for t in range(len(type_names))
         }
-        self.istate_owner: dict[int, np.ndarray] = {
-            t: np.full(16, -1, dtype=np.int64) for t in range(len(type_names))
-        }
+        self.istate_owner: dict[int, np.ndarray] = {t: np.full(16, -1, dtype=np.int64) for t in range(len(type_names))}
         self.istate_count = dict.fromkeys(range(len(type_names)), 0)
 
     # ------------------------------------------------------------------ views and sizes

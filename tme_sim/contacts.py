@@ -85,9 +85,7 @@ def _scan_contacts(i, target_type, pick, pos, radius, ctype, dead, start, order,
 
 
 @njit(cache=True)
-def _first_contact(
-    query, target_type, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach, u
-):
+def _first_contact(query, target_type, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach, u):
     """For each query cell, a touching live cell of ``target_type`` chosen by the uniform ``u[q]``.
 
     Candidates are enumerated in the fixed bin order; the pick is candidate ⌊u·count⌋, so the

@@ -227,9 +227,7 @@ def interaction_velocities(
     """
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     kernel = _velocities_parallel if par else _velocities_serial
-    kernel(
-        pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
-    )
+    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel)
 
 
 @njit(cache=True, inline="always")

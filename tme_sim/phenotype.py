@@ -60,9 +60,7 @@ def probability(rate: np.ndarray, dt: float) -> np.ndarray:
     return -np.expm1(-np.maximum(rate, 0.0) * dt)
 
 
-def fate_transitions(
-    store: CellStore, tables: TypeTables, dt: float, rng: np.random.Generator
-) -> FateChanges:
+def fate_transitions(store: CellStore, tables: TypeTables, dt: float, rng: np.random.Generator) -> FateChanges:
     """Advance clocks and apply cycle entry, death entry and death-phase transitions.
 
     Returns the slots that divide this step (end of Ki67+) and those to remove; does not add or
@@ -97,9 +95,7 @@ def fate_transitions(
         store.death_clock[:n][mask] = 0.0
         phase[mask] = KI67_NEGATIVE
     # necrotic swelling → lysed at rupture volume
-    lysed = (death == NECROTIC_SWELLING) & (
-        store.volume[:n] >= tables.rupture_ratio[t] * tables.volume0[t] * 0.999
-    )
+    lysed = (death == NECROTIC_SWELLING) & (store.volume[:n] >= tables.rupture_ratio[t] * tables.volume0[t] * 0.999)
     death[lysed] = NECROTIC_LYSED
     store.death_clock[:n][lysed] = 0.0
 

@@ -113,9 +113,7 @@ def run_scenario(
     return out_path
 
 
-def execute(
-    model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter, progress: bool
-) -> None:
+def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter, progress: bool) -> None:
     """Run ``model`` for ``minutes`` with observers; mark the file complete only on success."""
     ok = False
     t0 = wallclock.perf_counter()

@@ -93,9 +93,7 @@ class IntracellularModel(ABC):
         """A float32 (n, n_state) matrix for n new cells."""
 
     @abstractmethod
-    def update(
-        self, signals: Signals, state: np.ndarray, dt: float, rng: np.random.Generator
-    ) -> dict[str, np.ndarray]:
+    def update(self, signals: Signals, state: np.ndarray, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Advance ``state`` (float32, n × n_state, in place) by ``dt`` minutes; return behaviours."""
 
     def required_signals(self) -> list[str]:
