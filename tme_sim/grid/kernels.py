@@ -351,19 +351,21 @@ def first_bad_serial(c1):  # pragma: no cover - numba
 # coupling aggregation (order independent)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: N·3S additions; threads cost more than they save (flagship profile)
 def aggregate_coupling(order, starts, vals):  # pragma: no cover - numba
     """Per-voxel sums of ``vals (N, K)`` that do not depend on the order of the cells.
 
     ``order`` sorts the cells by voxel; ``starts (G+1,)`` delimits the G voxel groups in that
-    order. Inside a group each column is summed in ascending order of its values (a canonical
-    order of the multiset), so any permutation of the cells gives bit-identical sums. Groups of
-    one or two cells need no sort (IEEE addition is commutative).
+    order. Inside a group the cells are summed in lexicographic order of their value rows (a
+    canonical order of the multiset: identical rows are interchangeable), so any permutation of
+    the cells gives bit-identical sums. One small insertion sort per group, not one per column;
+    groups of one or two cells need no sort (IEEE addition is commutative).
     """
     G = starts.shape[0] - 1
     K = vals.shape[1]
     out = np.zeros((G, K), np.float64)
-    for grp in prange(G):
+    idx = np.empty(64, np.int64)
+    for grp in range(G):
         lo = starts[grp]
         n = starts[grp + 1] - lo
         if n == 1:
@@ -373,13 +375,25 @@ def aggregate_coupling(order, starts, vals):  # pragma: no cover - numba
             for q in range(K):
                 out[grp, q] = vals[order[lo], q] + vals[order[lo + 1], q]
         else:
-            buf = np.empty(n, np.float64)
+            if n > idx.shape[0]:
+                idx = np.empty(2 * n, np.int64)
+            for t in range(n):  # insertion sort of the rows, lexicographic
+                r = order[lo + t]
+                u = t
+                while u > 0:
+                    prev = idx[u - 1]
+                    q = 0
+                    while q < K and vals[prev, q] == vals[r, q]:
+                        q += 1
+                    if q < K and vals[prev, q] > vals[r, q]:
+                        idx[u] = prev
+                        u -= 1
+                    else:
+                        break
+                idx[u] = r
             for q in range(K):
-                for t in range(n):
-                    buf[t] = vals[order[lo + t], q]
-                buf.sort()
                 acc = 0.0
                 for t in range(n):
-                    acc += buf[t]
+                    acc += vals[idx[t], q]
                 out[grp, q] = acc
     return out
