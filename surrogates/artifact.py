@@ -1,0 +1,228 @@
+"""Saved surrogate artifacts: a trained model plus the metadata needed to use it safely.
+
+An artifact is one ``torch.save`` file holding plain Python data and tensors only (it loads with
+``weights_only=True``, so loading never runs pickled code)::
+
+    format            "tme-sim-surrogate"
+    format_version    1
+    model_kind        "signaling" | "mlp"
+    model_config      constructor keyword arguments of the module
+    state_dict        the module's tensors
+    input_names       model inputs (e.g. ligand node codes), in column order
+    output_names      model outputs (e.g. TF node codes), in column order
+    node_names        the network's nodes (signaling models; [] otherwise)
+    names             code -> readable name (gene symbols), for name resolution and reports
+    output_labels     optional: what the outputs mean ("activity", "probability")
+    package_version   tme_sim version that wrote it; torch_version likewise
+    data_sha256       hash of the training data (:meth:`surrogates.data.Dataset.sha256`)
+    network_sha256    hash of the prior-knowledge network (signaling models)
+    training          free-form dict: training config, CV summary, command line, timings
+
+:func:`load_artifact` refuses anything else with :class:`~tme_sim.errors.ArtifactError`, and
+:meth:`Surrogate.input_index` / :meth:`Surrogate.output_index` refuse names the model does not have.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from surrogates.networks import DenseMLP, SignalingNetwork
+from tme_sim.errors import ArtifactError
+
+FORMAT = "tme-sim-surrogate"
+FORMAT_VERSION = 1
+MODEL_KINDS = {"signaling": SignalingNetwork, "mlp": DenseMLP}
+
+
+def package_version() -> str:
+    from tme_sim import __version__
+
+    return str(__version__)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_kind(model: torch.nn.Module) -> str:
+    for kind, cls in MODEL_KINDS.items():
+        if isinstance(model, cls):
+            return kind
+    raise TypeError(f"not a surrogate model: {type(model).__name__}")
+
+
+def save_artifact(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    data_sha256: str,
+    network_sha256: str = "",
+    names: dict[str, str] | None = None,
+    output_labels: str = "activity",
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` and its metadata to ``path`` (parent folders are created)."""
+    kind = model_kind(model)
+    if len(input_names) != model.n_inputs or len(output_names) != model.n_outputs:
+        raise ValueError("input/output names do not match the model's sizes")
+    node_names = list(getattr(model, "node_names", []))
+    names = dict(names or {})
+    keep = set(input_names) | set(output_names)
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_kind": kind,
+        "model_config": model.config(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "input_names": list(input_names),
+        "output_names": list(output_names),
+        "node_names": node_names,
+        "names": {k: v for k, v in names.items() if k in keep or k in set(node_names)},
+        "output_labels": output_labels,
+        "package_version": package_version(),
+        "torch_version": str(torch.__version__),
+        "data_sha256": data_sha256,
+        "network_sha256": network_sha256,
+        "training": _plain(training or {}),
+    }
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, p)
+    return p
+
+
+def _plain(obj: Any) -> Any:
+    """Convert to types ``torch.load(weights_only=True)`` accepts (dict/list/str/float/int/bool/None)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+@dataclass
+class Surrogate:
+    """A loaded artifact: the model (eval mode, on ``device``) and its metadata."""
+
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    path: Path
+    device: torch.device
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["model_kind"])
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.meta["input_names"])
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.meta["output_names"])
+
+    def label(self, code: str) -> str:
+        """Readable name of a node code (gene symbol where known)."""
+        return str(self.meta.get("names", {}).get(code, code))
+
+    def _index(self, name: str, names: list[str], what: str) -> int:
+        if name in names:
+            return names.index(name)
+        labels = [self.label(c) for c in names]
+        hits = [i for i, lab in enumerate(labels) if lab.upper() == name.upper()]
+        if len(hits) == 1:
+            return hits[0]
+        shown = ", ".join(sorted(set(labels)))
+        if len(shown) > 300:
+            shown = shown[:300] + ", ..."
+        raise ArtifactError(f"{self.path}: model has no {what} {name!r} (has: {shown})")
+
+    def input_index(self, name: str) -> int:
+        """Column of input ``name`` (a code such as ``P01579`` or a symbol such as ``IFNG``)."""
+        return self._index(name, self.input_names, "input")
+
+    def output_index(self, name: str) -> int:
+        """Column of output ``name`` (code or symbol)."""
+        return self._index(name, self.output_names, "output")
+
+    @torch.inference_mode()
+    def predict(self, u: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
+        """Outputs (B, n_out) float32 for inputs ``u`` (B, n_in), in chunks of ``chunk`` rows.
+
+        Default chunk: 8192 rows for signaling models (each row holds all node states, ~5 kB
+        per temporary) and 65536 for dense models.
+        """
+        if chunk is None:
+            chunk = 8192 if self.kind == "signaling" else 65536
+        u = np.asarray(u, dtype=np.float32)
+        if u.ndim != 2 or u.shape[1] != len(self.input_names):
+            raise ValueError(f"inputs must be (B, {len(self.input_names)}), got {u.shape}")
+        out = np.empty((u.shape[0], len(self.output_names)), dtype=np.float32)
+        for a in range(0, u.shape[0], chunk):
+            ut = torch.from_numpy(u[a : a + chunk]).to(self.device)
+            out[a : a + chunk] = self.model(ut).float().cpu().numpy()
+        return out
+
+
+def build_model(kind: str, config: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild an (untrained) module from ``model_kind`` and ``model_config``."""
+    if kind not in MODEL_KINDS:
+        raise ArtifactError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")
+    cfg = dict(config)
+    if kind == "signaling":
+        cfg = {
+            **cfg,
+            "src": np.asarray(cfg["src"]),
+            "dst": np.asarray(cfg["dst"]),
+            "sign": np.asarray(cfg["sign"]),
+            "input_nodes": np.asarray(cfg["input_nodes"]),
+            "output_nodes": np.asarray(cfg["output_nodes"]),
+            "prescale": None,
+            "baseline_state": None,
+        }
+    return MODEL_KINDS[kind](**cfg)
+
+
+def load_artifact(path: str | os.PathLike, device: str | torch.device | None = None) -> Surrogate:
+    """Load and validate an artifact; ``device`` defaults to CUDA when present, else CPU."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: surrogate artifact not found")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a non-artifact file
+        raise ArtifactError(f"{p}: not a readable surrogate artifact ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ArtifactError(f"{p}: not a tme-sim surrogate artifact")
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{p}: artifact format version {blob.get('format_version')!r}, this tme-sim reads {FORMAT_VERSION}"
+        )
+    for key in ("model_kind", "model_config", "state_dict", "input_names", "output_names"):
+        if key not in blob:
+            raise ArtifactError(f"{p}: artifact lacks {key!r}")
+    model = build_model(blob["model_kind"], blob["model_config"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise ArtifactError(f"{p}: weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    if model.n_inputs != len(blob["input_names"]) or model.n_outputs != len(blob["output_names"]):
+        raise ArtifactError(f"{p}: input/output names do not match the model's sizes")
+    dev = torch.device(device) if device is not None else default_device()
+    model = model.to(dev).eval()
+    return Surrogate(model=model, meta=blob, path=p, device=dev)

@@ -1,0 +1,330 @@
+"""``tme train``: train, cross-validate and distill neural surrogates (a typer sub-application).
+
+Mounted by the main CLI as ``app.add_typer(train_app, name="train")``. Examples::
+
+    # train on the ligand screen and save an artifact (+ report JSON/PNG next to it)
+    tme train --data ../shared/data/lembas-ligand-screen --out outputs/macrophage.pt
+    # the shipped macrophage artifact, reproduced by one command
+    tme train --config scenarios/models/macrophage_ligand_screen.toml
+    # cross-validation table (5 folds by condition, seeds 0,1,2, ridge baseline, scrambled control)
+    tme train cv --models signaling,mlp
+    # distil the TNF cell-fate Boolean network into a surrogate and report agreement
+    tme train distill
+
+Expected mistakes raise :class:`~tme_sim.errors.TMEError` (``error: ...``, exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from tme_sim.errors import ConfigError, TMEError
+
+train_app = typer.Typer(
+    name="train",
+    help="Train (default), cross-validate (cv) or distill neural intracellular surrogates.",
+    invoke_without_command=True,
+    add_completion=False,
+)
+
+
+def _expand(p: str | None) -> str | None:
+    """Expand ``$TME_SHARED_DATA`` (default ``<repo>/../shared/data``) and ``~`` in a path."""
+    from surrogates.data import expand_path
+
+    return None if p is None else expand_path(p)
+
+
+def _load_inputs(
+    data: str | None,
+    outputs: str | None,
+    network: str | None,
+    annotation: str | None,
+    model: str,
+    input_columns: list[str] | None = None,
+):
+    from surrogates.data import LEMBAS_FILES, lembas_dir, load_dataset, load_network
+
+    data = _expand(data) or str(lembas_dir())
+    dpath = Path(data)
+    if network is None and dpath.is_dir() and (dpath / LEMBAS_FILES["network"]).is_file():
+        network = str(dpath / LEMBAS_FILES["network"])
+    if annotation is None and dpath.is_dir() and (dpath / LEMBAS_FILES["annotation"]).is_file():
+        annotation = str(dpath / LEMBAS_FILES["annotation"])
+    ds = load_dataset(dpath, outputs=_expand(outputs), input_columns=input_columns)
+    net = None
+    if network is not None:
+        net = load_network(_expand(network), _expand(annotation))
+    elif model == "signaling":
+        raise ConfigError("a signaling model needs --network (or a LEMBAS data folder that contains it)")
+    return ds, net
+
+
+def _progress(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=quiet,
+        transient=False,
+    )
+
+
+def train_and_save(
+    cfg_train: Any, ds: Any, net: Any, out: Path, *, quiet: bool = False, command: str = ""
+) -> dict[str, Any]:
+    """Train one model on all of ``ds``, save the artifact and its report (JSON, PNG)."""
+    from surrogates.artifact import save_artifact
+    from surrogates.cv import per_output_r, pooled_r
+    from surrogates.networks import SignalingNetwork
+    from surrogates.train import build_model, fit, predict, train_summary
+
+    model = build_model(cfg_train, ds, net)
+    with _progress(quiet) as prog:
+        task = prog.add_task(f"training {cfg_train.model}", total=cfg_train.epochs)
+
+        def on_epoch(ep: int, loss: float) -> None:
+            prog.update(task, completed=ep + 1, description=f"training {cfg_train.model} loss {loss:.4f}")
+
+        res = fit(model, ds.inputs, ds.outputs, cfg_train, on_epoch=on_epoch)
+    if isinstance(model, SignalingNetwork):
+        model.impute_unseen_inputs(ds.inputs.max(0) > 0)
+    pred = predict(model, ds.inputs)
+    report = {
+        "command": command,
+        "training": train_summary(cfg_train, res),
+        "train_pooled_r": pooled_r(pred, ds.outputs),
+        "train_median_r": float(np.nanmedian(per_output_r(pred, ds.outputs))),
+        "data_sha256": ds.sha256(),
+        "n_conditions": ds.n,
+    }
+    if isinstance(model, SignalingNetwork):
+        report["steady_state_iterations"] = model.stats.forward_iterations
+        report["steady_state_residual"] = model.stats.forward_residual
+    names = dict(net.names) if net is not None else {}
+    save_artifact(
+        out,
+        model,
+        input_names=ds.input_names,
+        output_names=ds.output_names,
+        data_sha256=ds.sha256(),
+        network_sha256=net.sha256() if net is not None else "",
+        names=names,
+        training=report,
+    )
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    _plot_training(res.history, pred, ds.outputs, out.with_suffix(".png"))
+    return report
+
+
+def _plot_training(history: list[dict[str, float]], pred: np.ndarray, true: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 4))
+    ep = [h["epoch"] for h in history]
+    ax[0].semilogy(ep, [h["train_loss"] for h in history], label="train MSE")
+    ax[0].semilogy(ep, [h["monitored"] for h in history], label="monitored (early stopping)")
+    ax[0].set_xlabel("epoch")
+    ax[0].legend(frameon=False)
+    ax[1].scatter(true.ravel(), pred.ravel(), s=2, alpha=0.4)
+    ax[1].set_xlabel("measured")
+    ax[1].set_ylabel("fitted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Training TOML (\\[data], \\[train], out).")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="LEMBAS folder, inputs TSV, .h5ad or .csv.")] = None,
+    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
+    network: Annotated[str | None, typer.Option(help="Network TSV (signaling model).")] = None,
+    annotation: Annotated[str | None, typer.Option(help="Annotation TSV (code -> gene symbol).")] = None,
+    model: Annotated[str | None, typer.Option(help="signaling (default) or mlp.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Artifact (.pt) to write.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a surrogate on all conditions and save it as an artifact (with a report .json/.png)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from surrogates.train import DataConfig, TrainConfig, load_train_toml
+
+    if config is not None:
+        tf = load_train_toml(config)
+        dcfg, tcfg, out_cfg = tf.data, tf.train, tf.out
+    else:
+        dcfg, tcfg, out_cfg = DataConfig(path=data or ""), TrainConfig(), None
+    upd: dict[str, Any] = {}
+    for key, val in (("model", model), ("epochs", epochs), ("seed", seed), ("threads", threads)):
+        if val is not None:
+            upd[key] = val
+    try:
+        tcfg = TrainConfig.model_validate({**tcfg.model_dump(), **upd})
+    except Exception as exc:
+        raise ConfigError(f"train options: {str(exc).splitlines()[-1].strip()}") from None
+    dpath = data or dcfg.path or None
+    ds, net = _load_inputs(
+        dpath,
+        outputs or dcfg.outputs,
+        network or dcfg.network,
+        annotation or dcfg.annotation,
+        tcfg.model,
+        dcfg.input_columns,
+    )
+    target = out or (Path(_expand(out_cfg)) if out_cfg else None)
+    if target is None:
+        raise ConfigError("no output: give --out model.pt (or 'out' in the training config)")
+    from tme_sim.errors import OutputError
+
+    if target.exists() and not force:
+        raise OutputError(f"{target}: exists (use --force to overwrite)")
+    t0 = time.perf_counter()
+    rep = train_and_save(tcfg, ds, net, target, quiet=quiet, command=" ".join(["tme train", *sys.argv[2:]]))
+    typer.echo(
+        f"wrote {target} ({tcfg.model}, {rep['training']['epochs']} epochs, "
+        f"{time.perf_counter() - t0:.0f} s; fit r = {rep['train_pooled_r']:.3f})"
+    )
+
+
+@train_app.command("cv")
+def cv_command(
+    data: Annotated[str | None, typer.Option(help="LEMBAS folder (default: the shared ligand screen).")] = None,
+    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
+    network: Annotated[str | None, typer.Option(help="Network TSV.")] = None,
+    models: Annotated[str, typer.Option(help="Comma-separated: signaling, mlp (ridge always runs).")] = "signaling,mlp",
+    folds: Annotated[int, typer.Option(help="Number of folds (whole conditions held out).")] = 5,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds of the fold splits.")] = "0,1,2",
+    scramble_seeds: Annotated[
+        int, typer.Option(help="Seeds on which trained models also get the scrambled control (-1 = all).")
+    ] = 1,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs of the signaling model (default: the training default).")
+    ] = None,
+    mlp_epochs: Annotated[int, typer.Option(help="Epochs of the dense MLP baseline.")] = 2000,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Training TOML whose \\[train] table to use.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option(help="Folder for cv_report.json and cv_report.png.")] = Path("outputs/cv"),
+    jobs: Annotated[int, typer.Option(help="Folds fitted in parallel worker processes.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold)."""
+    from surrogates.cv import cross_validate, format_table, write_report
+    from surrogates.train import TrainConfig, load_train_toml
+
+    base = load_train_toml(config).train if config is not None else TrainConfig()
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    configs: dict[str, TrainConfig] = {}
+    for nm in names:
+        if nm not in ("signaling", "mlp"):
+            raise ConfigError(f"--models: unknown model {nm!r} (known: signaling, mlp)")
+        upd: dict[str, Any] = {"model": nm}
+        if nm == "mlp":
+            upd.update({"lr": 3e-3, "epochs": mlp_epochs, "patience": mlp_epochs})
+        elif epochs is not None:
+            upd["epochs"] = epochs
+        if threads is not None:
+            upd["threads"] = threads
+        configs[nm] = base.model_copy(update=upd)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    ds, net = _load_inputs(data, outputs, network, None, "signaling" if "signaling" in names else "mlp")
+    with _progress(quiet) as prog:
+        task = prog.add_task("cross-validation", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total, description=label)
+
+        rep = cross_validate(
+            ds,
+            net,
+            configs,
+            k=folds,
+            seeds=seed_list,
+            progress=progress,
+            scramble_seeds=None if scramble_seeds < 0 else scramble_seeds,
+            jobs=jobs,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
+    typer.echo(format_table(rep))
+    typer.echo(f"wrote {out_dir / 'cv_report.json'} and {out_dir / 'cv_report.png'}")
+
+
+@train_app.command("cv-merge")
+def cv_merge_command(
+    reports: Annotated[list[Path], typer.Argument(help="cv_report.json files of runs with different seeds.")],
+    out_dir: Annotated[Path, typer.Option(help="Folder for the merged cv_report.json/.png.")] = Path("outputs/cv"),
+) -> None:
+    """Merge CV reports run separately (e.g. one process per seed) and print the combined table."""
+    from surrogates.cv import format_table, load_report, merge_reports, write_report
+
+    for p in reports:
+        if not p.is_file():
+            raise ConfigError(f"{p}: CV report not found")
+    try:
+        rep = merge_reports([load_report(p) for p in reports])
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"cv-merge: {exc}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
+    typer.echo(format_table(rep))
+
+
+@train_app.command("distill")
+def distill_command(
+    bnd: Annotated[Path, typer.Option(help="MaBoSS .bnd file.")] = Path("scenarios/networks/tnf_cellfate.bnd"),
+    cfg: Annotated[Path, typer.Option(help="MaBoSS .cfg file.")] = Path("scenarios/networks/tnf_cellfate.cfg"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Artifact to write.")] = Path(
+        "scenarios/models/tnf_fate_surrogate.pt"
+    ),
+    trajectories: Annotated[int, typer.Option(help="Boolean trajectories per condition.")] = 400,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Distil the Boolean TNF cell-fate model into a surrogate; print fate agreement on held-out conditions."""
+    from surrogates.distill import distill_tnf
+    from tme_sim.errors import OutputError
+
+    if out.exists() and not force:
+        raise OutputError(f"{out}: exists (use --force to overwrite)")
+    rep = distill_tnf(bnd, cfg, out, trajectories=trajectories, seed=seed, quiet=quiet)
+    typer.echo(json.dumps(rep["summary"], indent=1))
+    typer.echo(f"wrote {out}")
+
+
+def main() -> None:  # pragma: no cover - ``python -m surrogates.cli``
+    try:
+        train_app(standalone_mode=False)
+    except TMEError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

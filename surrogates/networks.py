@@ -1,0 +1,454 @@
+"""Neural surrogates of intracellular signalling: a prior-knowledge recurrent network and baselines.
+
+:class:`SignalingNetwork` follows the idea of LEMBAS (Nilsson et al. 2022): every node of a signed,
+directed prior-knowledge graph is a unit, weights exist only on graph edges, and the network is
+iterated to its steady state from the ligand/drug input nodes
+
+    x* = f(W x* + b + P u)
+
+where ``u`` (B × n_in) are the inputs, ``P`` places each input (with a learned weight) on its
+input node, ``b`` are node biases and ``f`` is a saturating activation (leaky below 0, linear on
+[0, 0.5], Michaelis–Menten ``1 - 0.25/x`` above; range (-inf, 1)). Outputs are the states of the
+transcription-factor nodes with a learned per-output scale and offset.
+
+Speed (the point of this module): the graph is held as two CSR matrices (W and Wᵀ) with a fixed
+sparsity pattern; the forward pass iterates to a tolerance without building an autograd graph, and
+the gradient is the exact implicit (steady-state) gradient, obtained by iterating the adjoint
+equation ``v = f'(z) ⊙ (g + Wᵀ v)`` — one sparse matmul per iteration, no stored trajectory.
+Convergence is guaranteed for *any* input when the spectral radius of ``|W|`` is below 1 (then
+``|x_{k+1} - x*| ≤ |W| |x_k - x*|`` componentwise, since ``|f'| ≤ 1``); training keeps it below a
+bound with a differentiable penalty (Perron-vector estimate), see :meth:`spectral_radius`.
+
+States are laid out node-major, ``(n_nodes, batch)``, which is what CSR @ dense wants.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+LEAK = 0.01
+
+
+def activation(z: torch.Tensor, leak: float = LEAK) -> torch.Tensor:
+    """Saturating activation: ``leak*z`` (z<0), ``z`` (0≤z<0.5), ``1 - 0.25/z`` (z≥0.5)."""
+    lin = torch.where(z < 0, z * leak, z)
+    return torch.where(z >= 0.5, 1.0 - 0.25 / z.clamp(min=0.5), lin)
+
+
+def activation_grad(z: torch.Tensor, leak: float = LEAK) -> torch.Tensor:
+    """Derivative of :func:`activation` (in (0, 1])."""
+    g = torch.where(z < 0, torch.full_like(z, leak), torch.ones_like(z))
+    return torch.where(z >= 0.5, 0.25 / z.clamp(min=0.5) ** 2, g)
+
+
+@dataclass
+class SolveStats:
+    """Diagnostics of the last steady-state solve (forward) and adjoint solve (backward)."""
+
+    forward_iterations: int = 0
+    forward_residual: float = 0.0
+    backward_iterations: int = 0
+    backward_residual: float = 0.0
+
+
+class _Graph:
+    """Fixed sparsity pattern of W (rows = targets) and Wᵀ, with value permutations for CSR."""
+
+    def __init__(self, src: np.ndarray, dst: np.ndarray, n: int, device: torch.device) -> None:
+        self.n = n
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        order = np.lexsort((src, dst))  # W: row = dst, col = src
+        order_t = np.lexsort((dst, src))  # Wᵀ: row = src, col = dst
+        self.perm = torch.as_tensor(order, device=device)
+        self.perm_t = torch.as_tensor(order_t, device=device)
+        self.crow = torch.as_tensor(np.concatenate([[0], np.cumsum(np.bincount(dst, minlength=n))]), device=device)
+        self.col = torch.as_tensor(src[order], device=device)
+        self.crow_t = torch.as_tensor(np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]), device=device)
+        self.col_t = torch.as_tensor(dst[order_t], device=device)
+        self.src = torch.as_tensor(src, device=device)
+        self.dst = torch.as_tensor(dst, device=device)
+
+    def matrices(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CSR matrices W and Wᵀ (no autograd) for edge values ``w`` (in edge order)."""
+        w = w.detach()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            W = torch.sparse_csr_tensor(self.crow, self.col, w[self.perm], (self.n, self.n), check_invariants=False)
+            Wt = torch.sparse_csr_tensor(
+                self.crow_t, self.col_t, w[self.perm_t], (self.n, self.n), check_invariants=False
+            )
+        return W, Wt
+
+
+def solve_steady_state(
+    W: torch.Tensor, c: torch.Tensor, max_iter: int, tol: float, leak: float, check: int = 5
+) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+    """Iterate ``x <- f(W x + c)`` from ``f(c)``; stop when max|Δx| < ``tol`` (checked every
+    ``check`` iterations) or after ``max_iter``. Returns (x, z = W x + c, iterations, residual)."""
+    x = activation(c, leak)
+    it = 0
+    res = float("inf")
+    while it < max_iter:
+        x_new = activation(W @ x + c, leak)
+        it += 1
+        if it % check == 0 or it == max_iter:
+            res = float((x_new - x).abs().max()) if x.numel() else 0.0
+            x = x_new
+            if res < tol:
+                break
+        else:
+            x = x_new
+    z = W @ x + c
+    return activation(z, leak), z, it, res
+
+
+class _SteadyState(torch.autograd.Function):
+    """x* = f(W x* + c) with the implicit gradient w.r.t. edge values w and drive c."""
+
+    @staticmethod
+    def forward(ctx, w, c, graph, max_iter, tol, leak, stats):  # type: ignore[override]
+        W, Wt = graph.matrices(w)
+        x, z, it, res = solve_steady_state(W, c, max_iter, tol, leak)
+        stats.forward_iterations = it
+        stats.forward_residual = res
+        ctx.save_for_backward(x, z)
+        ctx.graph = graph
+        ctx.Wt = Wt
+        ctx.max_iter = max_iter
+        ctx.tol = tol
+        ctx.leak = leak
+        ctx.stats = stats
+        ctx.z = z
+        return x
+
+    @staticmethod
+    def backward(ctx, gx):  # type: ignore[override]
+        x, z = ctx.saved_tensors
+        g = ctx.graph
+        fp = activation_grad(z, ctx.leak)
+        v = fp * gx
+        it = 0
+        res = float("inf")
+        scale = float(gx.abs().max()) + 1e-30
+        while it < ctx.max_iter:
+            v_new = fp * (gx + ctx.Wt @ v)
+            it += 1
+            if it % 5 == 0 or it == ctx.max_iter:
+                res = float((v_new - v).abs().max()) / scale
+                v = v_new
+                if res < ctx.tol:
+                    break
+            else:
+                v = v_new
+        ctx.stats.backward_iterations = it
+        ctx.stats.backward_residual = res
+        grad_w = (v[g.dst] * x[g.src]).sum(dim=1)
+        return grad_w, v, None, None, None, None, None
+
+
+class SignalingNetwork(nn.Module):
+    """Prior-knowledge recurrent network on a signed directed graph (see module docstring).
+
+    Args:
+        node_names: the graph's nodes (n_nodes).
+        src, dst: edge endpoints as node indices (n_edges each); an edge means src acts on dst.
+        sign: +1 activating, -1 inhibiting, 0 unknown (n_edges); initial weights are
+            ``sign * init_weight`` (unknown: ``±init_weight/2`` at random).
+        input_nodes: node index of each input (n_in).
+        output_nodes: node index of each output (n_out).
+        max_iter, tol: steady-state iteration limit and tolerance (max abs change of a state).
+        spectral_bound: the bound on ρ(|W|) enforced by :meth:`regularization`.
+    """
+
+    kind = "signaling"
+
+    def __init__(
+        self,
+        node_names: list[str],
+        src: np.ndarray,
+        dst: np.ndarray,
+        sign: np.ndarray,
+        input_nodes: np.ndarray,
+        output_nodes: np.ndarray,
+        *,
+        max_iter: int = 150,
+        tol: float = 1e-5,
+        init_weight: float = 0.1,
+        spectral_bound: float = 0.95,
+        bias_init: float = 0.0,
+        input_amplitude: float = 3.0,
+        prescale: float | None = 0.7,
+        baseline_state: float | None = 0.25,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.node_names = list(node_names)
+        n = len(self.node_names)
+        self.n_nodes = n
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.spectral_bound = float(spectral_bound)
+        self.leak = LEAK
+        self.stats = SolveStats()
+        gen = np.random.default_rng(seed)
+        sign = np.asarray(sign, dtype=np.float64)
+        s0 = sign.copy()
+        unknown = s0 == 0
+        s0[unknown] = gen.choice([-0.5, 0.5], size=int(unknown.sum()))
+        if init_weight > 0:
+            w0 = s0 * init_weight
+        else:  # row-normalised: each node's incoming |weights| sum to -init_weight (so ρ(|W|) ≤ it)
+            indeg = np.bincount(np.asarray(dst), minlength=n).astype(np.float64)
+            w0 = s0 * (-init_weight) / np.maximum(indeg[np.asarray(dst)], 1.0)
+        self.register_buffer("src", torch.as_tensor(np.asarray(src, dtype=np.int64)))
+        self.register_buffer("dst", torch.as_tensor(np.asarray(dst, dtype=np.int64)))
+        self.register_buffer("sign", torch.as_tensor(sign, dtype=torch.float32))
+        self.register_buffer("input_nodes", torch.as_tensor(np.asarray(input_nodes, dtype=np.int64)))
+        self.register_buffer("output_nodes", torch.as_tensor(np.asarray(output_nodes, dtype=np.int64)))
+        self.edge_weight = nn.Parameter(torch.as_tensor(w0, dtype=torch.float32))
+        self.node_bias = nn.Parameter(torch.full((n,), float(bias_init)))
+        self.input_weight = nn.Parameter(torch.full((len(input_nodes),), float(input_amplitude)))
+        self.output_scale = nn.Parameter(torch.ones(len(output_nodes)))
+        self.output_offset = nn.Parameter(torch.zeros(len(output_nodes)))
+        self._graph: _Graph | None = None
+        self._graph_device: torch.device | None = None
+        self._perron: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._last_gain: torch.Tensor | None = None
+        self.last_rho = float("nan")
+        if prescale is not None:
+            with torch.no_grad():
+                for _ in range(3):
+                    rho = float(self.spectral_radius(iterations=200))
+                    if rho > 0:
+                        self.edge_weight.mul_(prescale / rho)
+                self._perron = None
+        if baseline_state is not None:
+            # biases that make every node sit at ``baseline_state`` without inputs (linear regime):
+            # x0 = W x0 + b  =>  b = x0 (1 - Σ_in w)
+            with torch.no_grad():
+                rowsum = torch.zeros(n).index_add_(0, self.dst, self.edge_weight.detach())
+                self.node_bias.copy_(float(baseline_state) * (1.0 - rowsum))
+
+    # -- structure -------------------------------------------------------------------------
+    def graph(self) -> _Graph:
+        dev = self.edge_weight.device
+        if self._graph is None or self._graph_device != dev:
+            self._graph = _Graph(self.src.cpu().numpy(), self.dst.cpu().numpy(), self.n_nodes, dev)
+            self._graph_device = dev
+            self._perron = None
+        return self._graph
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.input_nodes.numel())
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.output_nodes.numel())
+
+    def drive(self, u: torch.Tensor) -> torch.Tensor:
+        """Constant drive ``c = b + P u`` as (n_nodes, B) for inputs ``u`` (B, n_in)."""
+        c = self.node_bias[:, None].expand(self.n_nodes, u.shape[0])
+        placed = torch.zeros(self.n_nodes, u.shape[0], dtype=u.dtype, device=u.device)
+        placed = placed.index_add(0, self.input_nodes, (u * self.input_weight).T)
+        return c + placed
+
+    def steady_state(self, u: torch.Tensor) -> torch.Tensor:
+        """Node states at steady state, (n_nodes, B), for inputs ``u`` (B, n_in).
+
+        With autograd on, the result carries the implicit gradient and ``f'(z*)`` is kept for
+        the Jacobian spectral penalty; under ``torch.no_grad``/inference mode it is a plain solve.
+        """
+        c = self.drive(u)
+        if not torch.is_grad_enabled():
+            W, _ = self.graph().matrices(self.edge_weight)
+            x, _, it, res = solve_steady_state(W, c, self.max_iter, self.tol, self.leak)
+            self.stats.forward_iterations, self.stats.forward_residual = it, res
+            return x
+        x = _SteadyState.apply(self.edge_weight, c, self.graph(), self.max_iter, self.tol, self.leak, self.stats)
+        with torch.no_grad():
+            self._last_gain = activation_grad(self.stats_z(x, c), self.leak)
+        return x
+
+    def stats_z(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Pre-activation ``W x + c`` at states ``x`` (no autograd)."""
+        W, _ = self.graph().matrices(self.edge_weight)
+        return W @ x.detach() + c.detach()
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """Predicted outputs (B, n_out) for inputs (B, n_in)."""
+        x = self.steady_state(u)
+        return (x[self.output_nodes].T * self.output_scale) + self.output_offset
+
+    @torch.no_grad()
+    def impute_unseen_inputs(self, seen: np.ndarray) -> int:
+        """Give inputs never active in training (``seen[k]`` False) typical trained weights.
+
+        Their input weight and the weights of the edges leaving their nodes received no gradient
+        (the input was always 0), so they still hold initial values. They are set to the median
+        of the seen inputs' input weights and, edge by edge, to ``sign`` × the median magnitude of
+        the seen inputs' out-edges (unknown sign: the initial sign). This is the prior-knowledge
+        guess "an unseen ligand acts on its receptors as strongly as a typical seen ligand".
+        Returns the number of inputs changed.
+        """
+        seen = np.asarray(seen, dtype=bool)
+        if seen.all() or not seen.any():
+            return 0
+        in_nodes = self.input_nodes.cpu().numpy()
+        src = self.src.cpu().numpy()
+        w = self.edge_weight
+        seen_nodes = np.unique(in_nodes[seen])
+        unseen_nodes = np.setdiff1d(np.unique(in_nodes[~seen]), seen_nodes)
+        seen_edges = np.isin(src, seen_nodes)
+        mag = float(w[torch.as_tensor(seen_edges, device=w.device)].abs().median()) if seen_edges.any() else 0.0
+        iw = float(self.input_weight[torch.as_tensor(seen, device=w.device)].median())
+        self.input_weight[torch.as_tensor(~seen, device=w.device)] = iw
+        e = torch.as_tensor(np.isin(src, unseen_nodes), device=w.device)
+        sgn = torch.where(self.sign[e] != 0, self.sign[e], torch.sign(w[e]))
+        w[e] = sgn * mag
+        return int((~seen).sum())
+
+    # -- regularisation ----------------------------------------------------------------------
+    def spectral_radius(self, gain: torch.Tensor | None = None, iterations: int = 10) -> torch.Tensor:
+        """Differentiable estimate of ρ(diag(gain_b)|W|) per column b of ``gain`` (n_nodes, B).
+
+        Without ``gain`` this is ρ(|W|), a bound for every input (|f'| ≤ 1). With ``gain =
+        f'(z*)`` of training conditions it bounds the local Jacobian at those steady states (the
+        LEMBAS criterion, but on |J|, which bounds ρ(J)). Estimate: ρ_b = v_bᵀ A_b u_b / v_bᵀ u_b
+        with u_b, v_b right/left Perron vectors (power iteration, held fixed, warm-started); its
+        gradient is the exact eigenvalue derivative. Returns a (B,) tensor (or a scalar).
+        """
+        g = self.graph()
+        a = self.edge_weight.abs()
+        W, Wt = g.matrices(a)
+        n = self.n_nodes
+        b = 1 if gain is None else gain.shape[1]
+        gd = torch.ones(n, 1, device=a.device) if gain is None else gain.detach()
+        with torch.no_grad():
+            if self._perron is None or self._perron[0].shape[1] != b:
+                u = torch.ones(n, b, device=a.device)
+                v = torch.ones(n, b, device=a.device)
+            else:
+                u, v = self._perron
+            for _ in range(iterations):
+                u = gd * (W @ u) + 1e-6
+                u = u / u.norm(dim=0)
+                v = Wt @ (gd * v) + 1e-6
+                v = v / v.norm(dim=0)
+            self._perron = (u, v)
+        # v_bᵀ diag(g_b)|W| u_b = Σ_e |w_e| g_b[dst] v_b[dst] u_b[src]
+        num = (a[:, None] * (gd * v)[g.dst] * u[g.src]).sum(0)
+        rho = num / (v * u).sum(0).clamp(min=1e-12)
+        return rho[0] if gain is None else rho
+
+    def regularization(
+        self,
+        *,
+        l2: float = 1e-5,
+        sign: float = 1e-2,
+        spectral: float = 1.0,
+        bias_l2: float = 1e-5,
+        gain: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Penalty: L2 on weights/biases, sign violations, spectral radius above ``spectral_bound``.
+
+        ``gain`` (n_nodes, B): f'(z*) at training steady states (see :meth:`spectral_radius`).
+        """
+        w = self.edge_weight
+        pen = l2 * (w**2).sum() + bias_l2 * (self.node_bias**2).sum()
+        pen = pen + sign * torch.relu(-self.sign * w).sum()
+        rho = self.spectral_radius(gain)
+        self.last_rho = float(rho.detach().max())
+        pen = pen + spectral * 100.0 * (torch.relu(rho - self.spectral_bound) ** 2).sum()
+        return pen
+
+    def last_gain(self) -> torch.Tensor | None:
+        """f'(z*) of the last forward pass (n_nodes, B), for the Jacobian spectral penalty."""
+        return self._last_gain
+
+    def config(self) -> dict:
+        """Constructor keyword arguments (with arrays as lists) to rebuild the module."""
+        return {
+            "node_names": self.node_names,
+            "src": self.src.cpu().tolist(),
+            "dst": self.dst.cpu().tolist(),
+            "sign": self.sign.cpu().tolist(),
+            "input_nodes": self.input_nodes.cpu().tolist(),
+            "output_nodes": self.output_nodes.cpu().tolist(),
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "spectral_bound": self.spectral_bound,
+        }
+
+
+class DenseMLP(nn.Module):
+    """Dense baseline with the same inputs and outputs: n_in → hidden (×layers, SiLU) → n_out.
+
+    ``head = "linear"``: affine outputs (targets need not lie in [0, 1]); ``"softmax"``: outputs
+    are probabilities summing to 1 (fate distributions, see :mod:`surrogates.distill`).
+    """
+
+    kind = "mlp"
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        hidden: int = 128,
+        layers: int = 2,
+        dropout: float = 0.1,
+        head: str = "linear",
+    ) -> None:
+        super().__init__()
+        if head not in ("linear", "softmax"):
+            raise ValueError(f"head must be 'linear' or 'softmax', got {head!r}")
+        self.n_in, self.n_out, self.hidden, self.layers, self.dropout = n_in, n_out, hidden, layers, dropout
+        self.head = head
+        mods: list[nn.Module] = []
+        d = n_in
+        for _ in range(layers):
+            mods += [nn.Linear(d, hidden), nn.SiLU(), nn.Dropout(dropout)]
+            d = hidden
+        mods.append(nn.Linear(d, n_out))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        y = self.net(u)
+        return torch.softmax(y, dim=-1) if self.head == "softmax" else y
+
+    def regularization(self, **_: float) -> torch.Tensor:
+        return torch.zeros((), device=self.net[0].weight.device)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.n_in
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_out
+
+    def config(self) -> dict:
+        return {
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "dropout": self.dropout,
+            "head": self.head,
+        }
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression with an unpenalised intercept: returns (coef (n_in, n_out), intercept)."""
+    xm, ym = x.mean(0), y.mean(0)
+    xc, yc = x - xm, y - ym
+    a = xc.T @ xc + alpha * np.eye(x.shape[1])
+    coef = np.linalg.solve(a, xc.T @ yc)
+    return coef, ym - xm @ coef

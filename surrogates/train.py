@@ -1,0 +1,335 @@
+"""Training surrogates: configuration, model construction, the training loop with early stopping.
+
+Full-batch Adam (the data sets are conditions, not cells: ~100 rows) with a warm-up + cosine
+learning-rate schedule. Early stopping watches the loss on a validation subset of the training
+conditions (``val_fraction``; whole conditions) and keeps the best weights; with
+``val_fraction = 0`` it watches the training loss instead (stop when it has not improved by
+``min_delta`` for ``patience`` epochs).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from surrogates.data import Dataset, PriorNetwork, check_fits_network, expand_path
+from surrogates.networks import DenseMLP, SignalingNetwork, ridge_fit
+from tme_sim.errors import ConfigError, DataError
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters of one training run (also the ``[train]`` table of a TOML config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["signaling", "mlp"] = "signaling"
+    epochs: int = Field(500, ge=1, description="maximum number of epochs")
+    lr: float = Field(0.02, gt=0)
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of epochs of linear LR warm-up")
+    final_lr_fraction: float = Field(0.1, gt=0, le=1)
+    patience: int = Field(100, ge=1)
+    min_delta: float = Field(1e-5, ge=0)
+    val_fraction: float = Field(0.0, ge=0, lt=0.5)
+    eval_every: int = Field(10, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="conditions per step; None = full batch")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # signaling network
+    max_iter: int = Field(150, ge=5)
+    tol: float = Field(1e-4, gt=0)
+    init_weight: float = 0.1
+    prescale: float = Field(0.7, gt=0, lt=1)
+    spectral_bound: float = Field(0.95, gt=0, lt=1)
+    spectral_mode: Literal["jacobian", "global"] = Field(
+        "jacobian",
+        description="bound ρ(diag(f'(z*))|W|) at the training steady states (jacobian) or ρ(|W|) (global)",
+    )
+    input_amplitude: float = 3.0
+    baseline_state: float | None = Field(0.25, description="initial biases put every node at this state")
+    l2: float = Field(1e-5, ge=0)
+    bias_l2: float = Field(1e-5, ge=0)
+    sign_penalty: float = Field(1e-4, ge=0)
+    spectral_penalty: float = Field(1.0, ge=0)
+    # mlp
+    hidden: int = Field(128, ge=1)
+    layers: int = Field(2, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    head: Literal["linear", "softmax"] = "linear"
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class DataConfig(BaseModel):
+    """The ``[data]`` table of a training TOML: where the data and network are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="LEMBAS folder, inputs TSV, .h5ad or .csv")
+    outputs: str | None = None
+    network: str | None = None
+    annotation: str | None = None
+    input_columns: list[str] | None = None
+
+
+class TrainFile(BaseModel):
+    """A training TOML file: ``[data]``, ``[train]`` and optionally ``out``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig
+    train: TrainConfig = TrainConfig()
+    out: str | None = None
+
+
+def load_train_toml(path: str | os.PathLike) -> TrainFile:
+    """Read a training TOML; relative data paths are resolved against the file's folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: training config not found")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    try:
+        tf = TrainFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{p}: {loc}: {err['msg']}") from None
+    d = tf.data
+    for key in ("path", "outputs", "network", "annotation"):
+        v = getattr(d, key)
+        if v is not None:
+            v = expand_path(v)
+            setattr(d, key, v)
+        if v is not None and not Path(v).is_absolute():
+            setattr(d, key, str((p.parent / v).resolve()))
+    if tf.out is not None:
+        tf.out = expand_path(tf.out)
+    if tf.out is not None and not Path(tf.out).is_absolute():
+        tf.out = str((p.parent / tf.out).resolve())
+    return tf
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (default: all cores, at most 2 — this runs beside other work)."""
+    n = threads or max(1, min(2, os.cpu_count() or 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -> torch.nn.Module:
+    """A fresh model for ``data`` (signaling needs ``network``; inputs/outputs must be its nodes)."""
+    torch.manual_seed(cfg.seed)
+    if cfg.model == "mlp":
+        return DenseMLP(
+            len(data.input_names),
+            len(data.output_names),
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            dropout=cfg.dropout,
+            head=cfg.head,
+        )
+    if network is None:
+        raise DataError("a signaling model needs a network file (--network)")
+    check_fits_network(data, network)
+    idx = network.index()
+    return SignalingNetwork(
+        network.node_names,
+        network.src,
+        network.dst,
+        network.sign,
+        np.array([idx[n] for n in data.input_names]),
+        np.array([idx[n] for n in data.output_names]),
+        max_iter=cfg.max_iter,
+        tol=cfg.tol,
+        init_weight=cfg.init_weight,
+        spectral_bound=cfg.spectral_bound,
+        input_amplitude=cfg.input_amplitude,
+        prescale=cfg.prescale,
+        baseline_state=cfg.baseline_state,
+        seed=cfg.seed,
+    )
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did: epochs run, best epoch, losses, seconds."""
+
+    epochs: int
+    best_epoch: int
+    best_loss: float
+    train_loss: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def _lr_at(epoch: int, cfg: TrainConfig) -> float:
+    w = max(1, int(cfg.warmup * cfg.epochs))
+    if epoch < w:
+        return cfg.lr * (epoch + 1) / w
+    t = (epoch - w) / max(1, cfg.epochs - w)
+    lo = cfg.final_lr_fraction
+    return cfg.lr * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def fit(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on inputs ``x`` (n, n_in) and targets ``y`` (n, n_out), in place.
+
+    Returns when ``cfg.epochs`` are done or early stopping triggers; the model ends with the
+    weights of the best monitored loss. ``on_epoch(epoch, loss)`` is called after each epoch.
+    """
+    set_threads(cfg.threads)
+    dev = pick_device(cfg.device)
+    model.to(dev)
+    gen = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    n = x.shape[0]
+    rows = gen.permutation(n)
+    n_val = round(cfg.val_fraction * n)
+    val, tr = rows[:n_val], rows[n_val:]
+    xt = torch.as_tensor(x[tr], dtype=torch.float32, device=dev)
+    yt = torch.as_tensor(y[tr], dtype=torch.float32, device=dev)
+    xv = torch.as_tensor(x[val], dtype=torch.float32, device=dev)
+    yv = torch.as_tensor(y[val], dtype=torch.float32, device=dev)
+    if isinstance(model, SignalingNetwork):
+        with torch.no_grad():
+            model.output_offset.copy_(yt.mean(0) - model.output_scale * model(xt).mean(0))
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = (float("inf"), -1)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    history: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    last_improve = 0
+    stopped = False
+    loss_v = float("nan")
+    epoch = 0
+    n_tr = xt.shape[0]
+    bs = n_tr if cfg.batch_size is None else min(cfg.batch_size, n_tr)
+    for epoch in range(cfg.epochs):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(epoch, cfg)
+        model.train()
+        order = torch.as_tensor(gen.permutation(n_tr), device=dev) if bs < n_tr else None
+        losses = []
+        for a in range(0, n_tr, bs):
+            if order is None:
+                xb, yb = xt, yt
+            else:
+                idx = order[a : a + bs]
+                xb, yb = xt[idx], yt[idx]
+            opt.zero_grad(set_to_none=True)
+            pred = model(xb)
+            loss = torch.mean((pred - yb) ** 2)
+            if isinstance(model, SignalingNetwork):
+                gain = model.last_gain() if cfg.spectral_mode == "jacobian" else None
+                reg = model.regularization(
+                    l2=cfg.l2, sign=cfg.sign_penalty, spectral=cfg.spectral_penalty, bias_l2=cfg.bias_l2, gain=gain
+                )
+            else:
+                reg = torch.zeros((), device=dev)
+            (loss + reg).backward()
+            opt.step()
+            losses.append(float(loss.detach()) * xb.shape[0])
+        loss = torch.tensor(sum(losses) / n_tr)
+        loss_v = float(loss)
+        if on_epoch is not None:
+            on_epoch(epoch, loss_v)
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
+            if n_val:
+                model.eval()
+                with torch.no_grad():
+                    monitored = float(torch.mean((model(xv) - yv) ** 2))
+            else:
+                monitored = loss_v
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss_v,
+                    "monitored": monitored,
+                    "rho": float(getattr(model, "last_rho", float("nan"))),
+                }
+            )
+            if monitored < best[0] - cfg.min_delta:
+                best = (monitored, epoch)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                last_improve = epoch
+            elif epoch - last_improve >= cfg.patience:
+                stopped = True
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(
+        epochs=epoch + 1,
+        best_epoch=best[1],
+        best_loss=best[0],
+        train_loss=loss_v,
+        seconds=time.perf_counter() - t0,
+        history=history,
+        stopped_early=stopped,
+    )
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Model outputs (n, n_out) float64 for inputs (n, n_in)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    return model(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
+
+
+class RidgeModel:
+    """Ridge-regression baseline with the same fit/predict shape as the torch models."""
+
+    def __init__(self, alpha: float = 0.3) -> None:
+        self.alpha = alpha
+        self.coef: np.ndarray | None = None
+        self.intercept: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeModel:
+        self.coef, self.intercept = ridge_fit(np.asarray(x, float), np.asarray(y, float), self.alpha)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        assert self.coef is not None and self.intercept is not None
+        return np.asarray(x, float) @ self.coef + self.intercept
+
+
+def train_summary(cfg: TrainConfig, result: FitResult) -> dict[str, Any]:
+    return {
+        "config": cfg.model_dump(),
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "best_loss": result.best_loss,
+        "train_loss": result.train_loss,
+        "seconds": result.seconds,
+        "stopped_early": result.stopped_early,
+    }

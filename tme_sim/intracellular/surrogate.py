@@ -1,0 +1,384 @@
+"""Neural-surrogate intracellular model: a trained artifact decides a cell type's behaviours.
+
+Per intracellular step, for all n cells of the type at once:
+
+1. **Inputs.** Each :class:`SurrogateInput` turns one signal column (a substrate concentration in
+   its unit, e.g. ng/mL; a contact count; ...) into the activity of one model input:
+   ``scaling = "saturating"``: ``a = amplitude * c / (c + K)`` (``K`` = half-saturation, in the
+   signal's unit; negative ``c`` counts as 0); ``scaling = "linear"``:
+   ``a = amplitude * clip(c / K, 0, 1)``. Inputs not mapped keep the constant activity given in
+   ``fixed_inputs`` (default 0). The training data use activity 0 = absent, 1 = present.
+2. **Model.** The activities are quantised to ``input_resolution`` (default 1/1024; 0 = off), the
+   distinct rows are found (``np.unique`` on an integer key) and evaluated in ONE batched torch
+   call under ``torch.inference_mode`` (chunked only to bound memory). With
+   ``interpolation_grid = G > 0`` the model is instead evaluated once, at load time, on a G^k grid
+   over the k mapped activities ([0, amplitude] each), and each step interpolates multilinearly
+   in that grid (numpy, ~2^k·n_outputs flops per cell) — for recurrent models whose per-cell
+   cost is high; the error is that of linear interpolation at spacing 1/(G-1). The float32 state matrix
+   (n × n_outputs) holds the model outputs (e.g. TF activities); with ``tau > 0`` the state
+   relaxes towards the model's steady state, ``s += (target - s) (1 - exp(-dt/tau))``; with
+   ``tau = 0`` (default) it is set to it.
+3. **Outputs.** Each :class:`SurrogateOutput` maps state columns to a behaviour in
+   ``[low, high]`` (behaviour units, see :data:`~tme_sim.intracellular.base.BEHAVIOR_NAMES`):
+   ``formula = "sigmoid"`` (default): ``v = σ(gain · (mean_up(s - s⁰) - mean_down(s - s⁰)))``
+   with ``s⁰`` the outputs at the reference inputs (mapped inputs 0, fixed inputs as given), so
+   unstimulated cells sit at the middle of the range; ``formula = "linear"``:
+   ``v = clip(offset + gain · (mean_up(s) - mean_down(s)), 0, 1)`` (e.g. a fate probability).
+   Value = ``low + (high - low) · v``.
+
+Example — macrophage polarization (0 = M1-like, 1 = M2-like) from the ligand-screen model::
+
+    [celltypes.macrophage.intracellular]
+    kind = "surrogate"
+    artifact = "models/macrophage_ligand_screen.pt"
+    dt = "30 min"
+    inputs = [
+      { signal = "ifng", input = "IFNG", K = 5.0 },    # ng/mL
+      { signal = "il4",  input = "IL4",  K = 5.0 },
+    ]
+    outputs = [
+      { behavior = "polarization", up = ["STAT6", "STAT3", "PPARG"], down = ["STAT1", "NFKB1", "IRF1"] },
+    ]
+
+Mismatches between the scenario and the artifact (an input or output the model does not have)
+raise :class:`~tme_sim.errors.ArtifactError`. torch is imported only when this module is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from tme_sim.errors import ArtifactError, ConfigError
+from tme_sim.intracellular.base import BEHAVIOR_NAMES, IntracellularModel, Signals, is_behavior_name
+from tme_sim.units import Time, to_unit
+
+_DIMENSIONLESS = {"chemotaxis_bias", "polarization", "pdl1"}
+
+
+def _behavior_unit(name: str) -> str:
+    if name in _DIMENSIONLESS:
+        return ""
+    if name == "migration_speed":
+        return "um/min"
+    return "1/min"
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+
+
+class SurrogateInput(BaseModel):
+    """Map a signal (in its own unit) to the activity of one model input (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str
+    input: str = Field(description="model input: node code (P01579) or gene symbol (IFNG)")
+    K: Number = Field(gt=0, description="half-saturation (saturating) or full scale (linear), signal unit")
+    scaling: Literal["saturating", "linear"] = "saturating"
+    amplitude: float = Field(1.0, ge=0)
+
+
+class SurrogateOutput(BaseModel):
+    """Map model outputs to one behaviour (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    behavior: str
+    up: list[str] = []
+    down: list[str] = []
+    formula: Literal["sigmoid", "linear"] = "sigmoid"
+    gain: float = 10.0
+    offset: float = 0.0
+    low: Any = 0.0
+    high: Any = 1.0
+
+    @field_validator("behavior")
+    @classmethod
+    def _check_behavior(cls, v: str) -> str:
+        if not is_behavior_name(v):
+            raise ValueError(
+                f"unknown behaviour {v!r}; expected one of {', '.join(BEHAVIOR_NAMES)}, "
+                "'secretion:<substrate>' or 'uptake:<substrate>'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _convert(self) -> SurrogateOutput:
+        if not self.up and not self.down:
+            raise ValueError(f"output {self.behavior}: needs at least one of 'up' / 'down'")
+        unit = _behavior_unit(self.behavior)
+        for key in ("low", "high"):
+            try:
+                val = to_unit(getattr(self, key), unit, allow_dimensionless=True)
+            except ValueError as exc:
+                raise ValueError(f"{key} of output {self.behavior}: {exc}") from None
+            if not np.isfinite(val):
+                raise ValueError(f"{key} of output {self.behavior} must be finite")
+            object.__setattr__(self, key, val)
+        return self
+
+
+class SurrogateIntracellularConfig(BaseModel):
+    """``[celltypes.<type>.intracellular]`` for ``kind = "surrogate"``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["surrogate"]
+    artifact: str = Field(description="path of the .pt artifact, relative to the scenario's folder")
+    dt: Time = 30.0
+    tau: Time = 0.0
+    inputs: list[SurrogateInput] = []
+    fixed_inputs: dict[str, float] = {}
+    outputs: list[SurrogateOutput] = []
+    input_resolution: float = Field(1.0 / 1024, ge=0, lt=1)
+    interpolation_grid: int = Field(0, ge=0, description="grid points per mapped input; 0 = evaluate the model")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("dt")
+    @classmethod
+    def _positive_dt(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("dt must be > 0")
+        return v
+
+    @field_validator("tau")
+    @classmethod
+    def _nonneg_tau(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("tau must be >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> SurrogateIntracellularConfig:
+        seen: set[str] = set()
+        for m in self.inputs:
+            if m.input in seen:
+                raise ValueError(f"model input {m.input} is mapped twice")
+            seen.add(m.input)
+        both = seen & set(self.fixed_inputs)
+        if both:
+            raise ValueError(f"inputs both mapped and fixed: {', '.join(sorted(both))}")
+        beh = [o.behavior for o in self.outputs]
+        dup = {b for b in beh if beh.count(b) > 1}
+        if dup:
+            raise ValueError(f"behaviour(s) set twice: {', '.join(sorted(dup))}")
+        return self
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class SurrogateIntracellular(IntracellularModel):
+    """A trained surrogate driving one cell type (see the module docstring)."""
+
+    kind = "surrogate"
+
+    def __init__(self, surrogate: Any, config: SurrogateIntracellularConfig) -> None:
+        from surrogates.artifact import Surrogate  # torch import happens here, not at tme_sim import
+
+        if not isinstance(surrogate, Surrogate):
+            raise TypeError("surrogate must be a surrogates.artifact.Surrogate")
+        self.surrogate = surrogate
+        self.config = config
+        sur = surrogate
+        self._in_cols = np.array([sur.input_index(m.input) for m in config.inputs], dtype=np.int64)
+        self._base = np.zeros(len(sur.input_names), dtype=np.float32)
+        for name, val in config.fixed_inputs.items():
+            self._base[sur.input_index(name)] = float(val)
+        self._out_cols = [
+            (
+                np.array([sur.output_index(t) for t in o.up], dtype=np.int64),
+                np.array([sur.output_index(t) for t in o.down], dtype=np.int64),
+            )
+            for o in config.outputs
+        ]
+        self._K = np.array([m.K for m in config.inputs], dtype=np.float64)
+        self._amp = np.array([m.amplitude for m in config.inputs], dtype=np.float64)
+        self._sat = np.array([m.scaling == "saturating" for m in config.inputs], dtype=bool)
+        self.reference = sur.predict(self._base[None, :])[0]  # s⁰: outputs at reference inputs
+        self.evaluations = 0  # rows evaluated by the model so far (after de-duplication)
+        self._grid: np.ndarray | None = None
+        g, k = config.interpolation_grid, len(config.inputs)
+        if g and k:
+            if g < 2 or g**k > 2_000_000:
+                raise ConfigError(
+                    f"intracellular.interpolation_grid: need 2 <= grid and grid^inputs <= 2e6, got {g}^{k}"
+                )
+            self._amax = np.maximum(self._amp, 1e-12)
+            axes = [np.linspace(0.0, a, g, dtype=np.float32) for a in self._amax]
+            pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, k)
+            self._grid = self._evaluate(pts).reshape(*([g] * k), -1)
+
+    @classmethod
+    def from_config(cls, cfg: SurrogateIntracellularConfig, base_dir: Path) -> SurrogateIntracellular:
+        """Load the artifact named in ``cfg`` (relative to ``base_dir``, the scenario's folder)."""
+        from surrogates.artifact import load_artifact
+
+        path = (Path(base_dir) / cfg.artifact).resolve()
+        if not path.is_file():
+            raise ArtifactError(f"intracellular.artifact: file not found: {path}")
+        if cfg.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("intracellular.device: 'cuda' requested but no CUDA device is available")
+        sur = load_artifact(path, device=None if cfg.device == "auto" else cfg.device)
+        return cls(sur, cfg)
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def state_names(self) -> list[str]:
+        return [self.surrogate.label(n) for n in self.surrogate.output_names]
+
+    @property
+    def dt(self) -> float:
+        """Intracellular time step in minutes (how often the core should call :meth:`update`)."""
+        return float(self.config.dt)
+
+    def required_signals(self) -> list[str]:
+        return list(dict.fromkeys(m.signal for m in self.config.inputs))
+
+    def identity(self) -> dict[str, str]:
+        meta = self.surrogate.meta
+        return {
+            "kind": self.kind,
+            "artifact": str(self.surrogate.path),
+            "artifact_sha256": _file_sha256(self.surrogate.path),
+            "model_kind": str(meta.get("model_kind")),
+            "data_sha256": str(meta.get("data_sha256", "")),
+            "settings_sha256": hashlib.sha256(self.config.model_dump_json().encode()).hexdigest(),
+        }
+
+    def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Float32 ``(n, n_outputs)``: the outputs at the reference inputs, for every cell."""
+        return np.tile(self.reference.astype(np.float32), (n, 1))
+
+    def input_activities(self, signals: Signals) -> np.ndarray:
+        """Float32 ``(n, n_mapped)``: the activity of each mapped input for each cell."""
+        n = signals.n
+        out = np.empty((n, len(self.config.inputs)), dtype=np.float64)
+        for k, m in enumerate(self.config.inputs):
+            if m.signal not in signals:
+                raise ConfigError(
+                    f"intracellular.inputs[{k}]: signal {m.signal!r} is not provided; "
+                    f"available: {', '.join(signals.names)}"
+                )
+            c = np.maximum(np.asarray(signals[m.signal], dtype=np.float64), 0.0)
+            if self._sat[k]:
+                out[:, k] = self._amp[k] * c / (c + self._K[k])
+            else:
+                out[:, k] = self._amp[k] * np.clip(c / self._K[k], 0.0, 1.0)
+        return out.astype(np.float32)
+
+    def steady_outputs(self, activities: np.ndarray) -> np.ndarray:
+        """Model outputs (n, n_outputs) float32 for mapped-input activities (n, n_mapped).
+
+        Rows are quantised to ``input_resolution`` and de-duplicated; the distinct rows go to the
+        model in one batched call.
+        """
+        n = activities.shape[0]
+        k = activities.shape[1]
+        if k == 0:
+            return np.tile(self.reference, (n, 1))
+        if self._grid is not None:
+            return self._interpolate(activities)
+        res = self.config.input_resolution
+        if res > 0:
+            q = np.rint(activities / res).astype(np.int64)
+            levels = int(q.max(initial=0)) + 1
+            if levels**k < 2**62:
+                key = np.zeros(n, dtype=np.int64)
+                for j in range(k):
+                    key = key * levels + q[:, j]
+                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+                rows = q[first].astype(np.float32) * np.float32(res)
+            else:
+                rows, inverse = np.unique(q, axis=0, return_inverse=True)
+                rows = rows.astype(np.float32) * np.float32(res)
+        else:
+            rows, inverse = activities, np.arange(n)
+        return self._evaluate(rows)[np.ravel(inverse)]
+
+    def _evaluate(self, rows: np.ndarray) -> np.ndarray:
+        """Model outputs for mapped-input rows (fixed inputs filled in): one batched call."""
+        u = np.broadcast_to(self._base, (rows.shape[0], self._base.size)).copy()
+        u[:, self._in_cols] = rows
+        self.evaluations += u.shape[0]
+        return self.surrogate.predict(u)
+
+    def _interpolate(self, activities: np.ndarray) -> np.ndarray:
+        """Multilinear interpolation in the precomputed grid (``interpolation_grid`` > 0)."""
+        assert self._grid is not None
+        g = self._grid.shape[0]
+        k = activities.shape[1]
+        t = np.clip(activities / self._amax, 0.0, 1.0) * (g - 1)
+        i0 = np.minimum(t.astype(np.int64), g - 2)
+        w = (t - i0).astype(np.float32)
+        out = np.zeros((activities.shape[0], self._grid.shape[-1]), dtype=np.float32)
+        for corner in range(1 << k):
+            idx = []
+            wt = np.ones(activities.shape[0], dtype=np.float32)
+            for j in range(k):
+                bit = (corner >> j) & 1
+                idx.append(i0[:, j] + bit)
+                wt *= w[:, j] if bit else 1.0 - w[:, j]
+            out += wt[:, None] * self._grid[tuple(idx)]
+        return out
+
+    def update(self, signals: Signals, state: np.ndarray, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Evaluate the model for all cells, relax/set ``state`` (in place), return behaviours."""
+        n = state.shape[0]
+        n_out = len(self.surrogate.output_names)
+        if state.ndim != 2 or state.shape[1] != n_out:
+            raise ValueError(f"state must have shape (n, {n_out}), got {state.shape}")
+        if signals.n != n:
+            raise ValueError(f"signals has {signals.n} rows, state has {n}")
+        target = self.steady_outputs(self.input_activities(signals))
+        tau = self.config.tau
+        if tau > 0:
+            state += (target - state) * np.float32(-np.expm1(-float(dt) / tau))
+        else:
+            state[...] = target
+        return self.behaviours(state)
+
+    def behaviours(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Behaviour arrays (float64 ``(n,)``) from a state matrix."""
+        out: dict[str, np.ndarray] = {}
+        s = state.astype(np.float64, copy=False)
+        ref = self.reference.astype(np.float64)
+        for (up, down), o in zip(self._out_cols, self.config.outputs, strict=True):
+            if o.formula == "sigmoid":
+                d = np.zeros(s.shape[0])
+                if up.size:
+                    d += (s[:, up] - ref[up]).mean(1)
+                if down.size:
+                    d -= (s[:, down] - ref[down]).mean(1)
+                v = 1.0 / (1.0 + np.exp(-o.gain * d))
+            else:
+                d = np.zeros(s.shape[0])
+                if up.size:
+                    d += s[:, up].mean(1)
+                if down.size:
+                    d -= s[:, down].mean(1)
+                v = np.clip(o.offset + o.gain * d, 0.0, 1.0)
+            out[o.behavior] = o.low + (o.high - o.low) * v
+        return out
