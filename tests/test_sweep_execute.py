@@ -221,6 +221,9 @@ def test_run_that_keeps_killing_its_worker_fails_after_retries(tmp_path, client)
     for rid in ("p0000_r00", "p0001_r00"):
         assert df.loc[rid, "status"] == "done" or "KilledWorker" in df.loc[rid, "error"]
     assert res.counts["failed"] >= 1 and not list((out / "runs").glob(".*"))
-    n_ok = int((df["status"] == "done").sum())
+    # a collateral run may have finished its file although dask reported its worker lost: the
+    # re-run skips every complete file, whatever the first summary said
+    n_ok = len(list((out / "runs").glob("*.h5")))
+    assert n_ok >= int((df["status"] == "done").sum())
     res = run_sweep(sw, out, client, run_fn=SyntheticRun(), metrics_fn=LinearResponse({RATE: 1.0}))
     assert res.ok and res.counts == {k: v for k, v in {"done": 3 - n_ok, "skipped": n_ok}.items() if v}

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tme_sim.drugs.dosing import DrugsConfig
 from tme_sim.errors import ConfigError
 from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
 
@@ -276,7 +277,7 @@ class Scenario(Strict):
     output: OutputConfig = OutputConfig()
     vessels: VesselConfig | None = None
     immune: ImmuneConfig = ImmuneConfig()
-    drugs: dict[str, Any] | None = None
+    drugs: DrugsConfig | None = None  # [drugs]: library, drugs given, schedules (tme_sim/drugs/dosing.py)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

@@ -145,9 +145,12 @@ class TMEModel(mesa.Model):
         if need > 0.8 * available_memory():
             raise ResourceError(
                 f"scenario {scenario.name!r} needs about {need / 2**30:.1f} GiB (grid and cells) but only "
-                f"{available_memory() / 2**30:.1f} GiB are available; use a larger dx or a smaller domain"
+                f"{available_memory() / 2**30:.1f} GiB are available; use a larger dx, a smaller domain or fewer cells"
             )
         self.substrates = resolve_substrates(scenario)
+        from tme_sim.drugs.dosing import build_dosing
+
+        self.dosing = build_dosing(scenario, self.substrates)  # [drugs]: appends the drug substrates
         self.substrate_names = [s.name for s in self.substrates]
         self.substrate_units = [s.unit for s in self.substrates]
         dtype = np.float32 if scenario.domain.float32_fields else np.float64
@@ -162,6 +165,8 @@ class TMEModel(mesa.Model):
         from tme_sim.vessels import build_vessels
 
         self.vessels = build_vessels(self)  # Dirichlet O2/glucose voxels and immune entry points
+        if self.dosing is not None:
+            self.dosing.attach(self)  # plasma drug -> Dirichlet values on entry faces / vessel voxels
 
         # ---- cell types
         self.type_names = list(scenario.cell_types)
@@ -194,6 +199,7 @@ class TMEModel(mesa.Model):
         self._handle_of_id: dict[int, mesa.Agent] = {}
 
         self._entry_rates = np.array([c.cycle.entry_rate for c in scenario.cell_types.values()])
+        self._persistence = np.array([c.mechanics.persistence for c in scenario.cell_types.values()])
         self._coupling_dirty = True
         self._coupled_voxels = np.zeros(0, np.int64)
         self._place_initial_cells()
@@ -382,6 +388,8 @@ class TMEModel(mesa.Model):
         """Advance one mechanics step (``time.mechanics_dt`` minutes)."""
         if self._pulses:
             self._apply_pulses()
+        if self.dosing is not None:
+            self.dosing.apply(self.n_mech_steps)
         self.micro.advance(self.dt_diff, self.diff_substeps)
         self.mechanics_step()
         self.n_mech_steps += 1
@@ -453,7 +461,7 @@ class TMEModel(mesa.Model):
         if motile.size == 0:
             return
         tables = self.scenario.cell_types
-        persistence = np.array([c.mechanics.persistence for c in tables.values()])[st.type[motile]]
+        persistence = self._persistence[st.type[motile]]
         p_turn = -np.expm1(-self.dt_mech / np.maximum(persistence, 1e-9))
         fresh = np.linalg.norm(st.motility_dir[motile], axis=1) == 0
         turn = motile[(self.rng.random(motile.size) < p_turn) | fresh]

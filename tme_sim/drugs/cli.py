@@ -11,6 +11,7 @@ Examples::
         --doses "0,0.3,1,3,10,30 nM" --out outputs/screens/demo --force
     tme drugs screen --drugs birinapant,tpca1 --doses "birinapant=log:0.03 nM:30 nM:8;tpca1=0,1,10,100 nM"
     tme drugs pk --drugs venetoclax --duration "7 day"
+    tme drugs simulate scenarios/drug_combo.toml --scale "birinapant=0,0.001,1;venetoclax=0,1" --duration 2d
 """
 
 from __future__ import annotations
@@ -213,6 +214,96 @@ def pk_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=110)
         plt.close(fig)
+        typer.echo(f"wrote {out}")
+
+
+def parse_levels(spec: str, key: str, plasma: bool) -> dict[str, list[float]]:
+    """``"A=0,0.1,1;B=0,1"`` → per-drug levels: plain factors (``--scale``) or concentrations
+    converted to nM (``--plasma``, any concentration unit, e.g. ``"A=0,1,10 nM"``)."""
+    out: dict[str, list[float]] = {}
+    for part in spec.split(";"):
+        if not part.strip():
+            continue
+        name, sep, values = part.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise ConfigError(f"{key}: expected DRUG=v1,v2,...[;DRUG=...], got {part.strip()!r}")
+        if name in out:
+            raise ConfigError(f"{key}: {name!r} is given twice")
+        if plasma:
+            out[name] = [float(v) for v in _grid(values, f"{key} {name}")]
+            continue
+        try:
+            levels = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"{key} {name}: dose factors must be numbers, got {values.strip()!r}") from None
+        if not levels or any(not (np.isfinite(v) and v >= 0) for v in levels):
+            raise ConfigError(f"{key} {name}: dose factors must be finite and >= 0, got {values.strip()!r}")
+        out[name] = levels
+    if not out:
+        raise ConfigError(f"{key}: no drugs given")
+    return out
+
+
+@drugs_app.command("simulate")
+def simulate_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario with a [drugs] section (e.g. scenarios/drug_combo.toml).")],
+    scale: Annotated[
+        str | None,
+        typer.Option(help="Dose factors of the scenario's schedules per drug: 'birinapant=0,0.01,1;venetoclax=0,1'."),
+    ] = None,
+    plasma: Annotated[
+        str | None,
+        typer.Option(help="Constant plasma levels per drug instead of PK: 'birinapant=0,0.1,1 nM' (start at 0)."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Simulated time per point, e.g. '12 h' (default: scenario).")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Scenario override KEY=VALUE (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: scenario).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the table as CSV.")] = None,
+) -> None:
+    """Full spatial simulation of each dose point (full factorial over the drugs given): live tumor
+    and healthy cells at the end and their loss against the no-drug point."""
+    from tme_sim.config import parse_set_options
+    from tme_sim.drugs.simulate import dose_grid, simulate_doses
+
+    if (scale is None) == (plasma is None):
+        raise ConfigError("give exactly one of --scale or --plasma")
+    levels = (
+        parse_levels(scale, "--scale", False) if scale is not None else parse_levels(plasma or "", "--plasma", True)
+    )
+    minutes = None
+    if duration is not None:
+        try:
+            minutes = parse_duration(duration)
+        except ValueError as exc:
+            raise ConfigError(f"--duration: {exc}") from None
+    points = dose_grid(levels)
+
+    def progress(k: int, n: int, p: object) -> None:
+        typer.echo(f"  point {k}/{n} done", err=True)
+
+    result = simulate_doses(
+        scenario,
+        points,
+        mode="scale" if scale is not None else "plasma",
+        duration=minutes,
+        overrides=parse_set_options(set_),
+        seed=seed,
+        progress=progress,
+    )
+    for line in result.table():
+        typer.echo(line)
+    if out is not None:
+        import csv
+
+        rows = result.to_rows()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
         typer.echo(f"wrote {out}")
 
 

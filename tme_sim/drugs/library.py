@@ -47,7 +47,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from tme_sim.errors import ConfigError
 from tme_sim.units import Diffusivity, Fraction, Rate, Speed, Time, quantity, ureg
@@ -89,8 +97,17 @@ def _dual(value: Any, substance_unit: str, mass_unit: str, example: str) -> tupl
     raise ValueError(f"wrong unit in {value!r}: expected {example}")
 
 
-Amount = Annotated[tuple[float, str], BeforeValidator(_amount)]
-AmountRate = Annotated[tuple[float, str], BeforeValidator(_amount_rate)]
+def _amount_text(value: tuple[float, str]) -> str:
+    """Serialise a parsed amount/rate back to text (so a resolved scenario re-validates)."""
+    return f"{value[0]!r} {value[1]}"
+
+
+Amount = Annotated[
+    tuple[float, str], BeforeValidator(_amount), PlainSerializer(_amount_text, return_type=str, when_used="json")
+]
+AmountRate = Annotated[
+    tuple[float, str], BeforeValidator(_amount_rate), PlainSerializer(_amount_text, return_type=str, when_used="json")
+]
 
 
 class _Strict(BaseModel):

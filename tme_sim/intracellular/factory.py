@@ -19,6 +19,8 @@ KINDS = ("boolean", "surrogate")
 def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TMEModel) -> IntracellularModel:
     """Validate ``raw`` (the scenario's ``intracellular`` table) and build the model."""
     kind = raw.get("kind")
+    raw = dict(raw)
+    drug_names = raw.pop("drugs", None)  # drugs acting on this type's network (wired below)
     if kind == "boolean":
         from tme_sim.intracellular.boolean import BooleanIntracellular as cls
         from tme_sim.intracellular.boolean import BooleanIntracellularConfig as cfg_cls
@@ -38,6 +40,8 @@ def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TM
         im = cls.from_config(cfg, base_dir)
     except TMEError as exc:
         raise type(exc)(f"{key}: {exc}") from None
+    if drug_names is not None:
+        _wire_drugs(im, drug_names, key, model)
     unknown = [
         s
         for s in im.required_signals()
@@ -46,3 +50,31 @@ def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TM
     if unknown:
         raise ConfigError(f"{key}: signal(s) {', '.join(unknown)} are not substrates of this scenario")
     return im
+
+
+def _wire_drugs(im: IntracellularModel, names: Any, key: str, model: TMEModel) -> None:
+    """Attach :class:`~tme_sim.drugs.effects.DrugEffects` for ``names`` (the type's ``drugs`` list).
+
+    Each drug must be given in the scenario's ``[drugs]`` (its substrate is the local
+    concentration) and every one of its targets must be a node of the network.
+    """
+    from tme_sim.drugs.effects import DrugEffects
+
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f'{key}.drugs: expected a list of drug names, e.g. drugs = ["birinapant"]')
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key}.drugs: a drug is listed twice")
+    dosing = getattr(model, "dosing", None)
+    if dosing is None:
+        raise ConfigError(f"{key}.drugs: needs a [drugs] section naming the library and the drugs given")
+    for n in names:
+        if n not in dosing.names:
+            known = "" if n in dosing.library.drugs else f" and not in the library {dosing.library.path}"
+            raise ConfigError(f"{key}.drugs: {n!r} is not given in [drugs]{known} (given: {', '.join(dosing.names)})")
+    if not hasattr(im, "set_drug_effects"):
+        raise ConfigError(
+            f"{key}.drugs: intracellular kind {im.kind!r} has no drug input yet; drugs act on 'boolean' networks"
+        )
+    drugs = [dosing.library.drugs[n] for n in names]
+    effects = DrugEffects(drugs, im.state_names, source=f"{dosing.library.path} (for {key})", strict=True)
+    im.set_drug_effects(effects)

@@ -10,7 +10,10 @@ Per intracellular step and per cell type (all cells at once):
    Mapped input nodes are clamped (cannot flip) for the duration of the step.
 2. **Network.** The state is advanced by ``dt * time_scale`` network time units (stochastic:
    exact asynchronous Gillespie; synchronous: ``round(dt * time_scale)`` synchronous steps).
-   ``knockout`` / ``knockin`` nodes are held at 0 / 1 for every cell of the type.
+   ``knockout`` / ``knockin`` nodes are held at 0 / 1 for every cell of the type; ``initial``
+   (node → probability of starting on) overrides the .cfg istates, giving a type its own basal
+   state; ``drugs = [...]`` (wired by the factory, see :mod:`tme_sim.drugs.dosing`) adds the
+   drugs' anti/pro-node masks for the local drug concentrations at every step.
 3. **Outputs.** Each :class:`OutputMap` maps a node to a behaviour: ``action = "set"`` writes
    ``value_on`` where the node is on and ``value_off`` where it is off; ``action = "scale"``
    multiplies a behaviour set by an earlier map by ``value_on`` / ``value_off``.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -33,6 +36,9 @@ from tme_sim.errors import ConfigError
 from tme_sim.intracellular.base import BEHAVIOR_NAMES, IntracellularModel, Signals, is_behavior_name
 from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
 from tme_sim.units import Time, to_unit
+
+if TYPE_CHECKING:
+    from tme_sim.drugs.effects import DrugEffects
 
 _DIMENSIONLESS = {"chemotaxis_bias", "polarization", "pdl1"}
 _SPEEDS = {"migration_speed"}
@@ -137,6 +143,7 @@ class BooleanIntracellularConfig(BaseModel):
     mode: Literal["stochastic", "synchronous"] = "stochastic"
     knockout: list[str] = []
     knockin: list[str] = []
+    initial: dict[str, float] = {}  # node -> probability of starting on (overrides the .cfg istate)
     inputs: list[InputMap] = []
     outputs: list[OutputMap] = []
 
@@ -149,6 +156,9 @@ class BooleanIntracellularConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_lists(self) -> BooleanIntracellularConfig:
+        bad = [k for k, p in self.initial.items() if not 0.0 <= p <= 1.0]
+        if bad:
+            raise ValueError(f"initial.{bad[0]}: a probability in [0, 1] is expected")
         both = set(self.knockout) & set(self.knockin)
         if both:
             raise ValueError(f"nodes both knocked out and knocked in: {', '.join(sorted(both))}")
@@ -209,6 +219,14 @@ class BooleanIntracellular(IntracellularModel):
         self._out_idx = [idx(om.node, f"outputs[{k}].node") for k, om in enumerate(config.outputs)]
         self._clamp = np.zeros(network.n_nodes, dtype=bool)
         self._clamp[self._in_idx] = True
+        self._init = [(idx(nm, f"initial.{nm}"), float(p)) for nm, p in config.initial.items()]
+        self.drug_effects: DrugEffects | None = None  # set by the factory from the type's ``drugs``
+
+    def set_drug_effects(self, effects: DrugEffects | None) -> None:
+        """Drugs acting on this type's network: their anti/pro-node masks join every :meth:`update`."""
+        if effects is not None and tuple(effects.tmap.node_names) != tuple(self.network.node_names):
+            raise ValueError("drug effects were compiled for a different node list")
+        self.drug_effects = effects
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -234,7 +252,8 @@ class BooleanIntracellular(IntracellularModel):
         return float(self.config.dt)
 
     def required_signals(self) -> list[str]:
-        return list(dict.fromkeys(im.signal for im in self.config.inputs))
+        drugs = self.drug_effects.required_signals() if self.drug_effects is not None else []
+        return list(dict.fromkeys([*(im.signal for im in self.config.inputs), *drugs]))
 
     def identity(self) -> dict[str, str]:
         out = {"kind": self.kind, "network": self.network.name, "network_sha256": self.network.source_hash}
@@ -248,6 +267,10 @@ class BooleanIntracellular(IntracellularModel):
     def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Float32 ``(n, n_nodes)`` 0/1 matrix from the .cfg istates, with mutations applied."""
         s = self.network.initial_state(n, rng)
+        if self._init:
+            u = rng.random((n, len(self._init)))
+            for k, (j, p) in enumerate(self._init):
+                s[:, j] = u[:, k] < p
         s[:, self._ko] = 0
         s[:, self._ki] = 1
         return s.astype(np.float32)
@@ -284,9 +307,10 @@ class BooleanIntracellular(IntracellularModel):
     ) -> dict[str, np.ndarray]:
         """Set inputs, advance ``dt`` minutes (× ``time_scale``), return behaviours (float64 ``(n,)``).
 
-        ``knockout`` / ``knockin``: optional extra bool masks, ``(n_nodes,)`` or ``(n, n_nodes)``
-        (e.g. drug effects for this step), ORed with the configured mutations; where a node is
-        both knocked out and in, the knock-out wins.
+        ``knockout`` / ``knockin``: optional extra bool masks, ``(n_nodes,)`` or ``(n, n_nodes)``,
+        ORed with the configured mutations; where a node is both knocked out and in, the knock-out
+        wins. With :attr:`drug_effects` set, the drugs' anti/pro-node masks for this step (drawn
+        from the local drug concentrations in ``signals``) are ORed in as well.
         """
         n = state.shape[0]
         if state.ndim != 2 or state.shape[1] != self.network.n_nodes:
@@ -299,6 +323,10 @@ class BooleanIntracellular(IntracellularModel):
             vals = self.input_values(signals, rng)
             s8[:, self._in_idx] = vals
             clamp = self._clamp
+        if self.drug_effects is not None:
+            dko, dki = self.drug_effects.masks(signals, rng)
+            knockout = dko if knockout is None else (np.asarray(knockout, dtype=bool) | dko)
+            knockin = dki if knockin is None else (np.asarray(knockin, dtype=bool) | dki)
         ko, ki = self._ko, self._ki
         if knockout is not None:
             ko = ko | np.asarray(knockout, dtype=bool)
