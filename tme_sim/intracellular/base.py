@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator
 
 #: Behaviour names an intracellular model may set (all per cell, float64).
 BEHAVIOR_NAMES: dict[str, str] = {
@@ -33,6 +35,32 @@ BEHAVIOR_NAMES: dict[str, str] = {
     "polarization": "dimensionless in [0, 1] — 0 = M1-like, 1 = M2-like (macrophages)",
     "pdl1": "dimensionless in [0, 1] — PD-L1 expression (tumor cells)",
 }
+
+
+_DIMENSIONLESS_BEHAVIORS = {"chemotaxis_bias", "polarization", "pdl1"}
+
+
+def behavior_unit(name: str) -> str:
+    """The unit a behaviour value is expressed in: ``"1/min"``, ``"um/min"`` or ``""``."""
+    if name in _DIMENSIONLESS_BEHAVIORS:
+        return ""
+    if name == "migration_speed":
+        return "um/min"
+    return "1/min"
+
+
+def _plain_number(v: Any) -> Any:
+    """Accept plain numbers and numeric strings (values already in the signal's unit)."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+#: a float field of intracellular configs that also accepts a numeric string
+Number = Annotated[float, BeforeValidator(_plain_number)]
 
 
 def is_behavior_name(name: str) -> bool:

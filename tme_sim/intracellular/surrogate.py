@@ -48,36 +48,21 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tme_sim.errors import ArtifactError, ConfigError
-from tme_sim.intracellular.base import BEHAVIOR_NAMES, IntracellularModel, Signals, is_behavior_name
+from tme_sim.intracellular.base import (
+    BEHAVIOR_NAMES,
+    IntracellularModel,
+    Number,
+    Signals,
+    behavior_unit,
+    is_behavior_name,
+)
 from tme_sim.units import Time, to_unit
-
-_DIMENSIONLESS = {"chemotaxis_bias", "polarization", "pdl1"}
-
-
-def _behavior_unit(name: str) -> str:
-    if name in _DIMENSIONLESS:
-        return ""
-    if name == "migration_speed":
-        return "um/min"
-    return "1/min"
-
-
-def _number(v: Any) -> Any:
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
-
-
-Number = Annotated[float, BeforeValidator(_number)]
 
 
 class SurrogateInput(BaseModel):
@@ -120,7 +105,7 @@ class SurrogateOutput(BaseModel):
     def _convert(self) -> SurrogateOutput:
         if not self.up and not self.down:
             raise ValueError(f"output {self.behavior}: needs at least one of 'up' / 'down'")
-        unit = _behavior_unit(self.behavior)
+        unit = behavior_unit(self.behavior)
         for key in ("low", "high"):
             try:
                 val = to_unit(getattr(self, key), unit, allow_dimensionless=True)

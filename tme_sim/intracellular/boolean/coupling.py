@@ -27,43 +27,25 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tme_sim.errors import ConfigError
-from tme_sim.intracellular.base import BEHAVIOR_NAMES, IntracellularModel, Signals, is_behavior_name
+from tme_sim.intracellular.base import (
+    BEHAVIOR_NAMES,
+    IntracellularModel,
+    Number,
+    Signals,
+    behavior_unit,
+    is_behavior_name,
+)
 from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
 from tme_sim.units import Time, to_unit
 
 if TYPE_CHECKING:
     from tme_sim.drugs.effects import DrugEffects
-
-_DIMENSIONLESS = {"chemotaxis_bias", "polarization", "pdl1"}
-_SPEEDS = {"migration_speed"}
-
-
-def behavior_unit(name: str) -> str:
-    """The unit a behaviour value is expressed in ("1/min", "um/min" or "")."""
-    if name in _DIMENSIONLESS:
-        return ""
-    if name in _SPEEDS:
-        return "um/min"
-    return "1/min"
-
-
-def _number(v: Any) -> Any:
-    """Accept plain numbers (in the signal's unit) and numeric strings."""
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
-
-
-Number = Annotated[float, BeforeValidator(_number)]
 
 
 class InputMap(BaseModel):
