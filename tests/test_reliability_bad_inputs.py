@@ -189,11 +189,6 @@ def _cases() -> list:
             "cIAPX",
             "{out}",
             id="drugs-unknown_target_node",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="tme drugs screen accepts a target that is not a network "
-                "node (reported to the lead; fix belongs to tme_sim/drugs)",
-            ),
         )
     )
     # mistakes on the command line rather than in a file

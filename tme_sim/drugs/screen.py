@@ -465,6 +465,16 @@ def run_screen(
     if len(set(names)) != len(names):
         raise ConfigError(f"{screen.source}: --drugs lists a drug twice: {names}")
     drugs = screen.library.select(names)
+    # a library may target nodes of other networks, but a screened drug must hit at least one
+    # node of some cell type's model, or its "effect" would silently be nothing
+    known_nodes = {n for ct in screen.cell_types for n in getattr(ct, "nodes", ())}
+    for d in drugs:
+        if known_nodes and not any(t.node in known_nodes for t in d.targets):
+            targets = ", ".join(repr(t.node) for t in d.targets)
+            raise ConfigError(
+                f"{screen.library.path}: drugs.{d.name}.targets: {targets} not a node of any screened cell type's "
+                f"network ({', '.join(sorted(known_nodes))})"
+            )
     grids = {d.name: (doses or {}).get(d.name) for d in drugs}
     grids = {k: (v if v is not None else screen.default_doses(screen.library.get(k))) for k, v in grids.items()}
     for k, v in grids.items():
