@@ -107,31 +107,19 @@ def plot(
         typer.echo(f"wrote {p}")
 
 
-def _mount_optional() -> None:
-    """Mount sub-commands that live in their own packages."""
-    try:
-        from surrogates.cli import train_app
+def _mount_subcommands() -> None:
+    """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
+    from surrogates.cli import train_app
+    from tme_sim.drugs.cli import drugs_app
+    from tme_sim.sweep.cli import analyze_command, sweep_command
 
-        app.add_typer(train_app, name="train", help="Train and cross-validate neural intracellular surrogates.")
-    except ImportError as exc:  # pragma: no cover - only when a package is missing
-        _missing.append(f"train ({exc})")
-    try:
-        from tme_sim.sweep.cli import analyze_command, sweep_command
-
-        app.command(name="sweep")(sweep_command)
-        app.command(name="analyze")(analyze_command)
-    except ImportError as exc:  # pragma: no cover
-        _missing.append(f"sweep ({exc})")
-    try:
-        from tme_sim.drugs.cli import drugs_app
-
-        app.add_typer(drugs_app, name="drugs", help="Drug libraries, dose-matrix screens and toxicity.")
-    except ImportError as exc:  # pragma: no cover
-        _missing.append(f"drugs ({exc})")
+    app.add_typer(train_app, name="train", help="Train and cross-validate neural intracellular surrogates.")
+    app.command(name="sweep")(sweep_command)
+    app.command(name="analyze")(analyze_command)
+    app.add_typer(drugs_app, name="drugs", help="Drug libraries, dose-matrix screens and toxicity.")
 
 
-_missing: list[str] = []
-_mount_optional()
+_mount_subcommands()
 
 
 def main() -> None:
