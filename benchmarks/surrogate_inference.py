@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/surrogates.py            # 1e3 ... 1e6 cells
-    python benchmarks/surrogates.py --quick    # 1e3, 1e4 cells, fewer repeats
+    python benchmarks/surrogate_inference.py            # 1e3 ... 1e6 cells
+    python benchmarks/surrogate_inference.py --quick    # 1e3, 1e4 cells, fewer repeats
 
 What is timed (all in this one process, so ratios are comparable on a busy machine):
 
