@@ -203,6 +203,7 @@ class TMEModel(mesa.Model):
         self._coupling_dirty = True
         self._coupled_voxels = np.zeros(0, np.int64)
         self._place_initial_cells()
+        self.reorder_for_locality()  # neighbours close in memory from the first step
         self.phenotype_step(initial=True)
         self.update_coupling()
 
@@ -669,6 +670,7 @@ class TMEModel(mesa.Model):
             st.saturation[:n],
             st.uptake_rate[:n],
             st.net_export[:n],
+            check=False,  # the store's own float64 arrays, kept valid by construction
         )
 
     def reorder_for_locality(self) -> None:

@@ -313,6 +313,8 @@ class Microenvironment:
         saturation: np.ndarray,
         uptake: np.ndarray,
         export: np.ndarray,
+        *,
+        check: bool = True,
     ) -> None:
         """Set the secretion/uptake of all cells (replaces the previous coupling).
 
@@ -327,6 +329,10 @@ class Microenvironment:
         The per-voxel sums ``A, B, C`` do not depend on the order of the cells (bit for bit).
         """
         S = self.n_substrates
+        if not check:  # trusted caller (the model's own float64 arrays): skip validation
+            return self._set_coupling_fast(
+                np.asarray(voxel, dtype=np.int64), cell_volume, secretion, saturation, uptake, export
+            )
         vox = np.asarray(voxel)
         if vox.ndim != 1 or not (vox.size == 0 or np.issubdtype(vox.dtype, np.integer)):
             raise GridError(f"voxel must be a 1D integer array, got shape {vox.shape} dtype {vox.dtype}")
@@ -358,12 +364,21 @@ class Microenvironment:
             z = np.zeros((S, 0))
             self._set_coupling_arrays(np.zeros(0, np.int64), z, z, z)
             return
+        self._set_coupling_fast(vox, vol, arrays["secretion"], arrays["saturation"], arrays["uptake"], arrays["export"])
+
+    def _set_coupling_fast(self, vox, vol, sec, sat, upt, exp) -> None:
+        """Aggregate validated coupling arrays into the per-voxel sums A, B, C."""
+        S = self.n_substrates
+        n = vox.size
+        if n == 0:
+            z = np.zeros((S, 0))
+            self._set_coupling_arrays(np.zeros(0, np.int64), z, z, z)
+            return
         frac = (vol / self.voxel_volume)[:, None]
-        sec = arrays["secretion"]
         vals = np.empty((n, 3 * S))
-        vals[:, :S] = frac * sec * arrays["saturation"]
-        vals[:, S : 2 * S] = frac * (sec + arrays["uptake"])
-        vals[:, 2 * S :] = arrays["export"] / self.voxel_volume
+        vals[:, :S] = frac * sec * sat
+        vals[:, S : 2 * S] = frac * (sec + upt)
+        vals[:, 2 * S :] = exp / self.voxel_volume
         order = np.argsort(vox, kind="stable")
         sv = vox[order]
         starts = np.concatenate([[0], np.flatnonzero(sv[1:] != sv[:-1]) + 1, [n]]).astype(np.int64)
