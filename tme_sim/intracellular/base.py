@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 #: Behaviour names an intracellular model may set (all per cell, float64).
 BEHAVIOR_NAMES: dict[str, str] = {
@@ -69,6 +69,19 @@ def is_behavior_name(name: str) -> bool:
         return True
     prefix, _, rest = name.partition(":")
     return prefix in ("secretion", "uptake") and bool(rest)
+
+
+def _check_behavior_name(v: str) -> str:
+    if not is_behavior_name(v):
+        raise ValueError(
+            f"unknown behaviour {v!r}; expected one of {', '.join(BEHAVIOR_NAMES)}, "
+            "'secretion:<substrate>' or 'uptake:<substrate>'"
+        )
+    return v
+
+
+#: a config field naming a behaviour (validated against :data:`BEHAVIOR_NAMES`)
+BehaviorName = Annotated[str, AfterValidator(_check_behavior_name)]
 
 
 @dataclass

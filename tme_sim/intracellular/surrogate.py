@@ -55,12 +55,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tme_sim.errors import ArtifactError, ConfigError
 from tme_sim.intracellular.base import (
-    BEHAVIOR_NAMES,
+    BehaviorName,
     IntracellularModel,
     Number,
     Signals,
     behavior_unit,
-    is_behavior_name,
 )
 from tme_sim.units import Time, to_unit
 
@@ -82,7 +81,7 @@ class SurrogateOutput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    behavior: str
+    behavior: BehaviorName
     up: list[str] = []
     down: list[str] = []
     formula: Literal["sigmoid", "linear"] = "sigmoid"
@@ -90,16 +89,6 @@ class SurrogateOutput(BaseModel):
     offset: float = 0.0
     low: Any = 0.0
     high: Any = 1.0
-
-    @field_validator("behavior")
-    @classmethod
-    def _check_behavior(cls, v: str) -> str:
-        if not is_behavior_name(v):
-            raise ValueError(
-                f"unknown behaviour {v!r}; expected one of {', '.join(BEHAVIOR_NAMES)}, "
-                "'secretion:<substrate>' or 'uptake:<substrate>'"
-            )
-        return v
 
     @model_validator(mode="after")
     def _convert(self) -> SurrogateOutput:

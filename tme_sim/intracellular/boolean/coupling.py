@@ -34,12 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tme_sim.errors import ConfigError
 from tme_sim.intracellular.base import (
-    BEHAVIOR_NAMES,
+    BehaviorName,
     IntracellularModel,
     Number,
     Signals,
     behavior_unit,
-    is_behavior_name,
 )
 from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
 from tme_sim.units import Time, to_unit
@@ -82,20 +81,10 @@ class OutputMap(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     node: str
-    behavior: str
+    behavior: BehaviorName
     value_on: Any
     value_off: Any = 0.0
     action: Literal["set", "scale"] = "set"
-
-    @field_validator("behavior")
-    @classmethod
-    def _check_behavior(cls, v: str) -> str:
-        if not is_behavior_name(v):
-            raise ValueError(
-                f"unknown behaviour {v!r}; expected one of {', '.join(BEHAVIOR_NAMES)}, "
-                "'secretion:<substrate>' or 'uptake:<substrate>'"
-            )
-        return v
 
     @model_validator(mode="after")
     def _convert_values(self) -> OutputMap:
