@@ -35,6 +35,11 @@ class TimeSteps(Strict):
     diffusion_dt: Time = Field("0.01 min", description="diffusion–reaction step")
     mechanics_dt: Time = Field("0.1 min", description="mechanics step")
     phenotype_dt: Time = Field("6 min", description="phenotype step (cycle, death, secretion rates)")
+    diffusion_scheme: Literal["lod", "adi"] = Field(
+        "lod",
+        description="'lod' = BioFVM's locally one-dimensional splitting (steady state off by O(dt)); 'adi' ="
+        " Douglas–Rachford ADI, exact steady state for any dt (see tme_sim.grid.Microenvironment)",
+    )
 
     @model_validator(mode="after")
     def _positive_and_nested(self) -> TimeSteps:

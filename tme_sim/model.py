@@ -155,7 +155,13 @@ class TMEModel(mesa.Model):
         self.substrate_units = [s.unit for s in self.substrates]
         dtype = np.float32 if scenario.domain.float32_fields else np.float64
         try:
-            self.micro = Microenvironment(tuple(scenario.domain.size), scenario.domain.dx, self.substrates, dtype=dtype)
+            self.micro = Microenvironment(
+                tuple(scenario.domain.size),
+                scenario.domain.dx,
+                self.substrates,
+                dtype=dtype,
+                scheme=scenario.time.diffusion_scheme,
+            )
         except ConfigError:
             raise
         except Exception as exc:

@@ -37,7 +37,7 @@ from numba import njit, prange
 
 __all__ = [
     "BLOCK",
-    "aggregate_coupling",
+    "build_coupling",
     "first_bad",
     "first_bad_serial",
     "step_2d_parallel",
@@ -351,49 +351,71 @@ def first_bad_serial(c1):  # pragma: no cover - numba
 # coupling aggregation (order independent)
 
 
-@njit(cache=True)  # serial: N·3S additions; threads cost more than they save (flagship profile)
-def aggregate_coupling(order, starts, vals):  # pragma: no cover - numba
-    """Per-voxel sums of ``vals (N, K)`` that do not depend on the order of the cells.
+@njit(cache=True, inline="always")
+def _row_less(a, b, vol, sec, sat, upt, exp):  # pragma: no cover - numba
+    """Lexicographic ``row(a) < row(b)`` over (volume, secretion, saturation, uptake, export)."""
+    if vol[a] != vol[b]:
+        return vol[a] < vol[b]
+    for arr in (sec, sat, upt, exp):
+        for s in range(arr.shape[1]):
+            if arr[a, s] != arr[b, s]:
+                return arr[a, s] < arr[b, s]
+    return False
 
-    ``order`` sorts the cells by voxel; ``starts (G+1,)`` delimits the G voxel groups in that
-    order. Inside a group the cells are summed in lexicographic order of their value rows (a
-    canonical order of the multiset: identical rows are interchangeable), so any permutation of
-    the cells gives bit-identical sums. One small insertion sort per group, not one per column;
-    groups of one or two cells need no sort (IEEE addition is commutative).
+
+@njit(cache=True)  # serial: N·3S additions; threads cost more than they save (flagship profile)
+def build_coupling(key, vox, vol, sec, sat, upt, exp, inv_vv, group_of_key, n_groups):  # pragma: no cover - numba
+    """Per-voxel coupling sums of all cells, grouped for the step kernels, in one pass.
+
+    Args: ``key (N,)`` = second-pass work item × ``group_of_key`` + voxel of each cell (sorting
+    by key groups the voxels by work item, voxels ascending inside a group); ``vox (N,)`` flat
+    voxels; ``vol (N,)`` µm³; ``sec, sat, upt, exp (N, S)``; ``inv_vv`` = 1/voxel volume (1/µm³);
+    ``group_of_key`` the divisor that turns a key back into its work item (n_voxels);
+    ``n_groups`` the number of work items.
+
+    Returns ``occ (M,)``, ``A, B, C (S, M)`` — ``A = Σ (Vc/Vv)·S·ρ*``, ``B = Σ (Vc/Vv)·(S+U)``,
+    ``C = Σ E/Vv`` — and ``occ_ptr (n_groups+1,)``. Inside a voxel the cells are summed in
+    lexicographic order of their input rows (a canonical order of the multiset: identical rows
+    are interchangeable), so any permutation of the cells gives bit-identical sums.
     """
-    G = starts.shape[0] - 1
-    K = vals.shape[1]
-    out = np.zeros((G, K), np.float64)
+    n = key.shape[0]
+    S = sec.shape[1]
+    order = np.argsort(key)
+    starts = np.empty(n + 1, np.int64)
+    M = 0
+    for t in range(n):
+        if t == 0 or key[order[t]] != key[order[t - 1]]:
+            starts[M] = t
+            M += 1
+    starts[M] = n
+    occ = np.empty(M, np.int64)
+    A = np.zeros((S, M))
+    B = np.zeros((S, M))
+    C = np.zeros((S, M))
+    occ_ptr = np.zeros(n_groups + 1, np.int64)
     idx = np.empty(64, np.int64)
-    for grp in range(G):
-        lo = starts[grp]
-        n = starts[grp + 1] - lo
-        if n == 1:
-            for q in range(K):
-                out[grp, q] = vals[order[lo], q]
-        elif n == 2:
-            for q in range(K):
-                out[grp, q] = vals[order[lo], q] + vals[order[lo + 1], q]
-        else:
-            if n > idx.shape[0]:
-                idx = np.empty(2 * n, np.int64)
-            for t in range(n):  # insertion sort of the rows, lexicographic
-                r = order[lo + t]
-                u = t
-                while u > 0:
-                    prev = idx[u - 1]
-                    q = 0
-                    while q < K and vals[prev, q] == vals[r, q]:
-                        q += 1
-                    if q < K and vals[prev, q] > vals[r, q]:
-                        idx[u] = prev
-                        u -= 1
-                    else:
-                        break
-                idx[u] = r
-            for q in range(K):
-                acc = 0.0
-                for t in range(n):
-                    acc += vals[idx[t], q]
-                out[grp, q] = acc
-    return out
+    for m in range(M):
+        lo = starts[m]
+        cnt = starts[m + 1] - lo
+        first = order[lo]
+        occ[m] = vox[first]
+        occ_ptr[key[first] // group_of_key + 1] += 1
+        if cnt > idx.shape[0]:
+            idx = np.empty(2 * cnt, np.int64)
+        for t in range(cnt):  # insertion sort of this voxel's cells into the canonical order
+            r = order[lo + t]
+            u = t
+            while u > 0 and _row_less(r, idx[u - 1], vol, sec, sat, upt, exp):
+                idx[u] = idx[u - 1]
+                u -= 1
+            idx[u] = r
+        for t in range(cnt):
+            r = idx[t]
+            frac = vol[r] * inv_vv
+            for s in range(S):
+                A[s, m] += frac * sec[r, s] * sat[r, s]
+                B[s, m] += frac * (sec[r, s] + upt[r, s])
+                C[s, m] += exp[r, s] * inv_vv
+    for g in range(n_groups):
+        occ_ptr[g + 1] += occ_ptr[g]
+    return occ, A, B, C, occ_ptr
