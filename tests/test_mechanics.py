@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tme_sim.mechanics import CellList, ab2_update, build_cell_list, interaction_velocities
+from tme_sim.mechanics import CellList, ab2_update, build_cell_list, interaction_velocities, neighbor_lists
 
 DOMAIN = np.array([200.0, 200.0, 0.0])
 REP = np.array([10.0])
@@ -14,7 +14,6 @@ AREL = np.array([1.25])
 def velocities(pos, radius, dim=2, domain=DOMAIN, parallel=None, dead=None):
     n = len(pos)
     cl = CellList(domain, dim, cutoff=2 * 1.25 * radius.max())
-    cl.ensure(pos, n)
     vel = np.zeros((n, 3))
     interaction_velocities(
         pos,
@@ -25,10 +24,7 @@ def velocities(pos, radius, dim=2, domain=DOMAIN, parallel=None, dead=None):
         REP,
         ADH,
         AREL,
-        cl.start,
-        cl.order,
-        cl.nbins,
-        cl.bin_size,
+        *cl.neighbors(pos, n, radius, np.zeros(n, np.int16), AREL),
         domain,
         dim,
         vel,
@@ -138,3 +134,53 @@ def test_ab2_update_uses_both_velocities_and_clamps():
     assert pos[1, 0] == 0.0
     assert np.array_equal(prev, vel)
     assert moved == pytest.approx(1.0)  # the clamped cell moved 1 µm (to the wall)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
+    rng = np.random.default_rng(10 + dim)
+    n = 600
+    domain = np.array([200.0, 200.0, 200.0 if dim == 3 else 0.0])
+    pos = np.zeros((n, 3))
+    pos[:, :dim] = rng.random((n, dim)) * 200
+    r = 5 + 4 * rng.random(n)
+    ctype = rng.integers(0, 2, n).astype(np.int16)
+    arel = np.array([1.25, 1.5])
+    cl = CellList(domain, dim, cutoff=2 * 1.5 * r.max())
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+    reach = 0.5 * (arel[ctype][:, None] + arel[ctype][None]) * (r[:, None] + r[None])
+    for _ in range(4):
+        nstart, nbr = cl.neighbors(pos, n, r, ctype, arel)
+        rank = np.empty(n, np.int64)
+        rank[cl.order] = np.arange(n)
+        for i in range(n):
+            listed = nbr[nstart[i] : nstart[i + 1]]
+            assert np.all(np.diff(rank[listed]) > 0)  # summation order = scan of the bins
+            near = np.flatnonzero((d[i] < reach[i]) & (np.arange(n) != i))
+            assert set(near.tolist()) <= set(listed.tolist())
+        # move every cell by just under the allowance and check again with the same lists
+        step_len = 0.24 * cl.list_skin
+        v = rng.normal(size=(n, 3))
+        v[:, dim:] = 0
+        pos += step_len * v / np.linalg.norm(v, axis=1, keepdims=True)
+        cl.note_displacement(step_len)
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+    builds = cl.list_builds
+    r[3] *= 1.01  # a growing cell forces a new list
+    cl.neighbors(pos, n, r, ctype, arel)
+    assert cl.list_builds == builds + 1
+
+
+def test_verlet_list_kernels_serial_and_parallel_are_identical():
+    rng = np.random.default_rng(1)
+    n = 3000
+    pos = np.zeros((n, 3))
+    pos[:, :2] = rng.random((n, 2)) * 200
+    r = np.full(n, 4.0)
+    ctype = np.zeros(n, np.int16)
+    cl = CellList(DOMAIN, 2, cutoff=10.0)
+    cl.ensure(pos, n)
+    args = (pos, r, ctype, AREL, n, cl.start, cl.order, cl.nbins, cl.bin_size, 2, 2.0)
+    s = neighbor_lists(*args, parallel=False, capacity=10)  # also exercises the buffer growth
+    p = neighbor_lists(*args, parallel=True)
+    assert np.array_equal(s[0], p[0]) and np.array_equal(s[1], p[1]) and s[1].size > 10 * n

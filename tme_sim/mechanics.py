@@ -15,7 +15,9 @@ it is rebuilt only when some cell has moved more than ``skin/2`` since the last 
 cells were added or removed. Each cell sums its own neighbours in the fixed bin order, so the
 result does not depend on the number of threads (no shared accumulators, no atomics).
 
-All kernels take plain arrays; positions are (n, 3) float64 (z = 0 in 2D).
+All kernels take plain arrays; positions are (n, 3) float64 (z = 0 in 2D). They are compiled
+with ``error_model="numpy"``: no divisor here can be zero, and numba's default Python error
+model would add a zero check to every division (it doubled the cost of the force loop).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bin_coordinates(pos, n, bin_size, nbins):
     """Integer bin coordinates (n, 3) of the first n positions, clipped to the bin grid."""
     out = np.empty((n, 3), dtype=np.int64)
@@ -39,7 +41,7 @@ def bin_coordinates(pos, n, bin_size, nbins):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def build_cell_list(pos, n, bin_size, nbins):
     """Counting sort of cells into bins.
 
@@ -71,25 +73,23 @@ def build_cell_list(pos, n, bin_size, nbins):
 PARALLEL_MIN_CELLS = 20_000
 
 
-@njit(cache=True, inline="always")
-def _cell_velocity(
-    i, pos, radius, ctype, dead, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
-):
+@njit(cache=True, inline="always", error_model="numpy")
+def _scan_neighbors(i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, out, base):
+    """Cells j != i closer to cell i than their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus
+    ``skin`` (µm), in ascending cell-list order (flat bin, then slot); written to ``out[base:]``
+    when ``out`` is non-empty (``reach_max2``: the square of an upper bound of that distance).
+    Returns how many."""
     zr = 1 if dim == 3 else 0
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
     ri = radius[i]
     ti = ctype[i]
-    rep_i = rep_t[ti]
-    adh_i = 0.0 if dead[i] != 0 else adh_t[ti]
-    arel_i = adh_rel_t[ti]
     bx = min(max(int(xi / bin_size), 0), nbins[0] - 1)
     by = min(max(int(yi / bin_size), 0), nbins[1] - 1)
     bz = min(max(int(zi / bin_size), 0), nbins[2] - 1)
-    vx = 0.0
-    vy = 0.0
-    vz = 0.0
+    fill = out.size > 0
+    c = 0
     for dz in range(-zr, zr + 1):
         cz = bz + dz
         if cz < 0 or cz >= nbins[2]:
@@ -98,38 +98,149 @@ def _cell_velocity(
             cy = by + dy
             if cy < 0 or cy >= nbins[1]:
                 continue
-            for dx in range(-1, 2):
-                cx = bx + dx
-                if cx < 0 or cx >= nbins[0]:
+            row = (cz * nbins[1] + cy) * nbins[0]
+            lo = row + max(bx - 1, 0)
+            hi = row + min(bx + 1, nbins[0] - 1)
+            # the (up to) three bins of this stencil row are contiguous in ``order``
+            for k in range(start[lo], start[hi + 1]):
+                j = order[k]
+                if j == i:
                     continue
-                b = (cz * nbins[1] + cy) * nbins[0] + cx
-                for k in range(start[b], start[b + 1]):
-                    j = order[k]
-                    if j == i:
-                        continue
-                    ddx = xi - pos[j, 0]
-                    ddy = yi - pos[j, 1]
-                    ddz = zi - pos[j, 2]
-                    d2 = ddx * ddx + ddy * ddy + ddz * ddz
-                    big_r = ri + radius[j]
-                    tj = ctype[j]
-                    ra = 0.5 * (arel_i + adh_rel_t[tj]) * big_r
-                    if d2 >= ra * ra:
-                        continue
-                    d = np.sqrt(d2)
-                    if d < 1e-5:
-                        d = 1e-5
-                    f = 0.0
-                    if d < big_r:
-                        t = 1.0 - d / big_r
-                        f = t * t * np.sqrt(rep_i * rep_t[tj])
-                    adh_j = 0.0 if dead[j] != 0 else adh_t[tj]
-                    ta = 1.0 - d / ra
-                    f -= ta * ta * np.sqrt(adh_i * adh_j)
-                    s = f / d
-                    vx += s * ddx
-                    vy += s * ddy
-                    vz += s * ddz
+                ddx = xi - pos[j, 0]
+                ddy = yi - pos[j, 1]
+                ddz = zi - pos[j, 2]
+                d2 = ddx * ddx + ddy * ddy + ddz * ddz
+                if d2 > reach_max2:  # cheap test first: most candidates are far
+                    continue
+                reach = arel_pp[ti, ctype[j]] * (ri + radius[j]) + skin
+                if d2 <= reach * reach:
+                    if fill:
+                        out[base + c] = j
+                    c += 1
+    return c
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _reach_tables(adh_rel_t, radius, n, skin):
+    """Mean adhesion-distance ratio per type pair, and the squared largest list reach (µm²)."""
+    nt = adh_rel_t.size
+    arel_pp = np.empty((nt, nt))
+    for a in range(nt):
+        for b in range(nt):
+            arel_pp[a, b] = 0.5 * (adh_rel_t[a] + adh_rel_t[b])
+    r_max = 0.0
+    for i in range(n):
+        r_max = max(r_max, radius[i])
+    reach_max = np.max(adh_rel_t) * 2.0 * r_max + skin
+    return arel_pp, reach_max * reach_max * (1.0 + 1e-12)
+
+
+@njit(cache=True, error_model="numpy")
+def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity):
+    # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    nstart = np.empty(n + 1, dtype=np.int64)
+    nstart[0] = 0
+    nbr = np.empty(max(capacity, n + 16), dtype=np.int32)
+    for i in range(n):
+        base = nstart[i]
+        if nbr.size - base < n:  # a cell has at most n − 1 neighbours: never write past the end
+            grown = np.empty(max(2 * nbr.size, base + n), dtype=np.int32)
+            grown[:base] = nbr[:base]
+            nbr = grown
+        c = _scan_neighbors(
+            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, base
+        )
+        nstart[i + 1] = base + c
+    return nstart, nbr[: nstart[n]]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _neighbor_lists_parallel(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin):
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    nstart = np.empty(n + 1, dtype=np.int64)
+    nstart[0] = 0
+    empty = np.empty(0, dtype=np.int32)
+    for i in prange(n):
+        c = _scan_neighbors(
+            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, empty, 0
+        )
+        nstart[i + 1] = c
+    for i in range(n):
+        nstart[i + 1] += nstart[i]
+    nbr = np.empty(nstart[n], dtype=np.int32)
+    for i in prange(n):
+        _scan_neighbors(
+            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, nstart[i]
+        )
+    return nstart, nbr
+
+
+def neighbor_lists(
+    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, parallel=None, capacity=0
+):
+    """Verlet lists ``(nstart (n+1,) int64, nbr (m,) int32)``: ``nbr[nstart[i]:nstart[i+1]]`` are
+    the cells j closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a = ``adh_rel_t`` of
+    the type: the adhesion reach, the largest interaction distance), in ascending cell-list order
+    (flat bin, then slot) — the order :func:`interaction_velocities` sums them in, whatever the
+    number of threads. The bins (``start``, ``order``, edge ``bin_size``) must have been built at
+    most ``bin_size − max reach − skin`` µm of motion ago. ``capacity`` is a first guess of m for
+    the serial kernel (it grows its buffer when short)."""
+    par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    if par:
+        return _neighbor_lists_parallel(
+            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin)
+        )
+    return _neighbor_lists_serial(
+        pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin), capacity
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _any_grew(radius, r_built, n):
+    for i in range(n):
+        if radius[i] > r_built[i]:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel):
+    xi = pos[i, 0]
+    yi = pos[i, 1]
+    zi = pos[i, 2]
+    ri = radius[i]
+    ti = ctype[i]
+    rep_i = rep_t[ti]
+    alive_i = dead[i] == 0
+    vx = 0.0
+    vy = 0.0
+    vz = 0.0
+    for k in range(nstart[i], nstart[i + 1]):
+        j = nbr[k]
+        ddx = xi - pos[j, 0]
+        ddy = yi - pos[j, 1]
+        ddz = zi - pos[j, 2]
+        d2 = ddx * ddx + ddy * ddy + ddz * ddz
+        big_r = ri + radius[j]
+        tj = ctype[j]
+        ra = arel_pp[ti, tj] * big_r
+        if d2 >= ra * ra:
+            continue
+        d = np.sqrt(d2)
+        if d < 1e-5:
+            d = 1e-5
+        f = 0.0
+        if d < big_r:
+            t = 1.0 - d / big_r
+            f = t * t * rep_pp[ti, tj]
+        ta = 1.0 - d / ra
+        adh = adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0
+        f -= ta * ta * adh
+        s = f / d
+        vx += s * ddx
+        vy += s * ddy
+        vz += s * ddz
     # walls: repel as a cell of the same radius mirrored at the wall
     for a in range(dim):
         c = pos[i, a]
@@ -153,84 +264,56 @@ def _cell_velocity(
     vel[i, 2] = vz
 
 
-@njit(cache=True)
-def _velocities_serial(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
-):
+@njit(cache=True, inline="always", error_model="numpy")
+def _pair_tables(rep_t, adh_t, adh_rel_t):
+    """Per type pair: √(rep_i·rep_j), √(adh_i·adh_j) and the mean adhesion-distance ratio."""
+    nt = rep_t.size
+    rep_pp = np.empty((nt, nt))
+    adh_pp = np.empty((nt, nt))
+    arel_pp = np.empty((nt, nt))
+    for a in range(nt):
+        for b in range(nt):
+            rep_pp[a, b] = np.sqrt(rep_t[a] * rep_t[b])
+            adh_pp[a, b] = np.sqrt(adh_t[a] * adh_t[b])
+            arel_pp[a, b] = 0.5 * (adh_rel_t[a] + adh_rel_t[b])
+    return rep_pp, adh_pp, arel_pp
+
+
+@njit(cache=True, error_model="numpy")
+def _velocities_serial(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel):
+    rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in range(n):
         _cell_velocity(
-            i,
-            pos,
-            radius,
-            ctype,
-            dead,
-            rep_t,
-            adh_t,
-            adh_rel_t,
-            start,
-            order,
-            nbins,
-            bin_size,
-            domain,
-            dim,
-            vel,
+            i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel
         )
 
 
-@njit(cache=True, parallel=True)
-def _velocities_parallel(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel
-):
+@njit(cache=True, parallel=True, error_model="numpy")
+def _velocities_parallel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel):
+    rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in prange(n):
         _cell_velocity(
-            i,
-            pos,
-            radius,
-            ctype,
-            dead,
-            rep_t,
-            adh_t,
-            adh_rel_t,
-            start,
-            order,
-            nbins,
-            bin_size,
-            domain,
-            dim,
-            vel,
+            i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel
         )
 
 
 def interaction_velocities(
-    pos,
-    radius,
-    ctype,
-    dead,
-    n,
-    rep_t,
-    adh_t,
-    adh_rel_t,
-    start,
-    order,
-    nbins,
-    bin_size,
-    domain,
-    dim,
-    vel,
-    parallel=None,
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel, parallel=None
 ):
     """Velocity (µm/min) of each of the first n cells from neighbours and walls, into ``vel``.
 
     ``rep_t``, ``adh_t`` (µm/min) and ``adh_rel_t`` are per-type tables indexed by ``ctype``;
-    ``dead[i] != 0`` disables adhesion. ``domain`` is (3,) box size in µm. Each cell sums its own
-    neighbours in a fixed order, so serial and parallel give bit-identical results.
+    ``dead[i] != 0`` disables adhesion. ``domain`` is (3,) box size in µm. ``(nstart, nbr)`` are
+    Verlet lists (:meth:`CellList.neighbors`, :func:`neighbor_lists`) holding at least every pair
+    within interaction distance. Each cell sums its own neighbours in list order, so serial and
+    parallel give bit-identical results.
     """
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     kernel = _velocities_parallel if par else _velocities_serial
-    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, start, order, nbins, bin_size, domain, dim, vel)
+    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _ab2_cell(i, pos, vel, prev_vel, dt, domain, dim):
     d2 = 0.0
     for a in range(dim):
@@ -245,7 +328,7 @@ def _ab2_cell(i, pos, vel, prev_vel, dt, domain, dim):
     return d2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ab2_serial(pos, vel, prev_vel, n, dt, domain, dim):
     m = 0.0
     for i in range(n):
@@ -255,7 +338,7 @@ def _ab2_serial(pos, vel, prev_vel, n, dt, domain, dim):
     return np.sqrt(m)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _ab2_parallel(pos, vel, prev_vel, n, dt, domain, dim):
     disp = np.empty(n)
     for i in prange(n):
@@ -281,7 +364,16 @@ class CellList:
 
     ``cutoff`` is the largest interaction distance (µm), ``skin`` the extra margin; a rebuild
     happens when cells were added/removed or the accumulated maximum displacement exceeds
-    ``skin / 2``.
+    ``skin / 2``. Besides the bins (``start``, ``order``) it keeps Verlet lists
+    (:meth:`neighbors`) of the pairs closer than their adhesion reach plus a margin ``list_skin``,
+    made from the bins and the current positions and radii. Bins ``moved`` µm old still hold
+    every pair within ``cutoff + skin − moved``, so a list built then gets the margin
+    ``list_skin = skin − moved`` (the full skin right after a bin rebuild, at least skin/2) and is
+    kept until the cells have moved ``list_skin / 2`` more, a radius grew, or the bins changed:
+    until then no pair can come within reach without being listed. Each list runs in cell-list
+    order, so forces are summed in the same order as a scan of the bins would. The lists need no
+    checkpointing: rebuilt from ``start``/``order`` after a restore they hold a superset of the
+    same pairs, in the same order, which gives bit-identical sums.
     """
 
     def __init__(self, domain: np.ndarray, dim: int, cutoff: float, skin: float | None = None) -> None:
@@ -293,11 +385,35 @@ class CellList:
         self.n_built = -1
         self.moved = np.inf
         self.rebuilds = 0
+        self.list_builds = 0
+        self._nbr_size = 0
+        self._nbr_moved = np.inf
+        self._r_built = np.zeros(0)
+
+    # assigning the bins (a rebuild, a checkpoint restore) drops the Verlet lists
+    @property
+    def start(self) -> np.ndarray:
+        return self._start
+
+    @start.setter
+    def start(self, value: np.ndarray) -> None:
+        self._start = value
+        self._nbr = None
+
+    @property
+    def order(self) -> np.ndarray:
+        return self._order
+
+    @order.setter
+    def order(self, value: np.ndarray) -> None:
+        self._order = value
+        self._nbr = None
 
     def set_cutoff(self, cutoff: float, skin: float | None = None) -> None:
         self.cutoff = float(cutoff)
         self.skin = float(skin if skin is not None else 0.25 * cutoff)
         self.bin_size = self.cutoff + self.skin
+        self.list_skin = self.skin  # margin of the current Verlet lists (set at each list build)
         nb = np.maximum(np.ceil(self.domain / self.bin_size).astype(np.int64), 1)
         if self.dim == 2:
             nb[2] = 1
@@ -309,6 +425,7 @@ class CellList:
 
     def note_displacement(self, d: float) -> None:
         self.moved += d
+        self._nbr_moved += d
 
     def ensure(self, pos: np.ndarray, n: int) -> bool:
         """Rebuild if needed; returns True when it rebuilt."""
@@ -319,6 +436,42 @@ class CellList:
         self.moved = 0.0
         self.rebuilds += 1
         return True
+
+    def neighbors(
+        self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Verlet lists ``(nstart, nbr)`` of the first n cells (:func:`neighbor_lists` with skin
+        ``list_skin``), after :meth:`ensure`. Kept until the bins change, the cells moved more
+        than ``list_skin / 2`` in total, or some radius grew (see the class notes)."""
+        self.ensure(pos, n)
+        if (
+            self._nbr is None
+            or self._nbr_moved > 0.5 * self.list_skin
+            or self._r_built.size != n
+            or _any_grew(radius, self._r_built, n)
+        ):
+            # bins ``moved`` µm old still hold every pair within reach + (skin − moved)
+            self.list_skin = self.skin - self.moved
+            cap = int(1.25 * self._nbr_size) + n + 16
+            self._nbr = neighbor_lists(
+                pos,
+                radius,
+                ctype,
+                adh_rel_t,
+                n,
+                self.start,
+                self.order,
+                self.nbins,
+                self.bin_size,
+                self.dim,
+                self.list_skin,
+                capacity=cap,
+            )
+            self._nbr_size = self._nbr[1].size
+            self._nbr_moved = 0.0
+            self._r_built = radius[:n].copy()
+            self.list_builds += 1
+        return self._nbr
 
     def bin_order(self) -> np.ndarray:
         """Slots sorted by bin (for reordering the store for locality)."""

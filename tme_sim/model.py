@@ -34,6 +34,7 @@ from tme_sim.events import EventLog
 from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
 from tme_sim.intracellular.base import Signals
 from tme_sim.mechanics import CellList, ab2_update, interaction_velocities
+from tme_sim.motility import Motility, add_motility
 from tme_sim.phenotype import (
     TypeTables,
     fate_transitions,
@@ -196,7 +197,6 @@ class TMEModel(mesa.Model):
         # ---- mechanics
         max_r = float(np.max(np.cbrt(self.tables.volume0 * 3 / (4 * np.pi))))
         self.cell_list = CellList(domain, self.dim, self._cutoff_for(max_r))
-        self._velocity_scratch = np.zeros((0, 3))
         self.reorder_every = 50  # mechanics steps between locality re-sorts
 
         self.observers: list[Observer] = []
@@ -432,9 +432,7 @@ class TMEModel(mesa.Model):
             return
         self._update_motility()
         cl = self.cell_list
-        cl.ensure(st.position, n)
-        if self._velocity_scratch.shape[0] < st.capacity:
-            self._velocity_scratch = np.zeros((st.capacity, 3))
+        nstart, nbr = cl.neighbors(st.position, n, st.radius, st.type, self.tables.adhesion_rel)
         vel = st.velocity
         interaction_velocities(
             st.position,
@@ -445,54 +443,29 @@ class TMEModel(mesa.Model):
             self.tables.repulsion,
             self.tables.adhesion,
             self.tables.adhesion_rel,
-            cl.start,
-            cl.order,
-            cl.nbins,
-            cl.bin_size,
+            nstart,
+            nbr,
             self.domain,
             self.dim,
             vel,
         )
         motile = self._motile
         if motile.size:
-            vel[motile] += st.migration_speed[motile, None] * st.motility_dir[motile]
+            add_motility(motile, st.migration_speed, st.motility_dir, vel)
         moved = ab2_update(st.position, vel, st.prev_velocity, n, self.dt_mech, self.domain, self.dim)
         cl.note_displacement(moved)
 
     def _update_motility(self) -> None:
-        """New random-walk directions (with persistence) and chemotaxis for motile cells only."""
-        st = self.store
-        n = st.n
-        motile = np.flatnonzero((st.migration_speed[:n] > 0) & (st.death[:n] == ALIVE))
-        self._motile = motile
-        if motile.size == 0:
-            return
-        tables = self.scenario.cell_types
-        persistence = self._persistence[st.type[motile]]
-        p_turn = -np.expm1(-self.dt_mech / np.maximum(persistence, 1e-9))
-        fresh = np.linalg.norm(st.motility_dir[motile], axis=1) == 0
-        turn = motile[(self.rng.random(motile.size) < p_turn) | fresh]
-        if turn.size == 0:
-            return
-        direction = random_unit_vectors(self.rng, turn.size, self.dim)
-        bias = st.chemotaxis_bias[turn]
-        for t, cfg in enumerate(tables.values()):
-            chem = cfg.mechanics.chemotaxis
-            if chem is None:
-                continue
-            sel = np.flatnonzero((st.type[turn] == t) & (bias > 0))
-            if sel.size == 0:
-                continue
-            grad = self.micro.gradient(chem.substrate, st.position[turn[sel]])
-            if chem.direction == "down":
-                grad = -grad
-            norm = np.linalg.norm(grad, axis=1, keepdims=True)
-            gdir = np.divide(grad, norm, out=np.zeros_like(grad), where=norm > 0)
-            b = bias[sel, None]
-            mixed = (1 - b) * direction[sel] + b * gdir
-            mnorm = np.linalg.norm(mixed, axis=1, keepdims=True)
-            direction[sel] = np.divide(mixed, mnorm, out=direction[sel], where=mnorm > 0)
-        st.motility_dir[turn] = direction
+        """New random-walk directions (with persistence) and chemotaxis for motile cells only
+        (kernels in :mod:`tme_sim.motility`; per-type tables built once)."""
+        mot = self.__dict__.get("_motility_tables")
+        if mot is None:
+            chem: list[tuple[str, float] | None] = []
+            for cfg in self.scenario.cell_types.values():
+                c = cfg.mechanics.chemotaxis
+                chem.append(None if c is None else (c.substrate, -1.0 if c.direction == "down" else 1.0))
+            mot = self._motility_tables = Motility(self._persistence, chem, self.dt_mech)
+        self._motile = mot.update(self.store, self.micro, self.rng, self.dim, ALIVE)
 
     def sample_conditions(self) -> np.ndarray:
         """(n, S) local concentrations at every live cell."""
