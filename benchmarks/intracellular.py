@@ -1,20 +1,33 @@
 """Benchmark: Boolean-network engine vs MaBoSS on the TNF cell-fate model.
 
-Definition of a *cell-update*: advancing one cell's network state by one intracellular step of
-6 min at time_scale = 1 network unit per minute (6 network time units, exact asynchronous
-Gillespie), averaged over the first K steps after TNF exposure starting from the model's
-initial state. The first steps carry the transient (about 12 transitions per cell in step 1,
-6 in step 2, then about 1 and fewer as cells reach fixed points), so the average depends on K;
-the first-step cost is printed too.
+A *cell-update* advances one cell's network by one intracellular step of 6 min at time_scale = 1
+(6 network time units, exact asynchronous Gillespie). Its cost depends on how much the network
+moves, so two phases are timed separately, both with TNF switched on at step 1 from the model's
+initial state:
 
-MaBoSS reference, measured in the same run: cMaBoSS (``maboss.load(..., cmaboss=True)``), TNF on,
-one thread, cost per trajectory = wall time of a run / sample_count, for max_time = 6 (one
-intracellular step, what PhysiBoSS asks MaBoSS per cell and step) and max_time = 100.
+* **switching**: steps 1-3 after TNF is switched on (the cascade: ~12, ~6, ~1 transitions per
+  cell, ~6.4 on average) - the expensive case;
+* **settled**: steps 11-20 (most cells at a fixed point; ~0.05 transitions per cell).
+
+Rows: the bare kernel single-threaded (``BooleanNetwork.advance(parallel=False)``), the bare kernel
+multi-threaded (``parallel=True``), and the full coupled ``BooleanIntracellular.update()`` (float32
+state matrix as the simulation stores it, TNF threshold input, 3 output maps; kernel chosen
+automatically: multi-threaded from ``PARALLEL_MIN_CELLS`` cells).
+
+MaBoSS reference, measured in the same run: cMaBoSS (``maboss.load(..., cmaboss=True)``) on the same
+``.bnd``/``.cfg`` with ``TNF.istate = 1``, one thread, cost per trajectory = time of a run /
+sample_count, for ``max_time = 100`` (the whole TNF response: what a MaBoSS trajectory costs) and
+``max_time = 6`` (one intracellular step, what PhysiBoSS asks MaBoSS per cell and step).
+
+Timing: wall (``perf_counter``) and CPU (``process_time``, all threads of this process). Every
+figure is the best of ``--repeats`` runs, for MaBoSS and for us alike; MaBoSS is timed before and
+after the engine runs. Ratios are MaBoSS CPU per trajectory / our CPU per cell-update (the
+machine is shared, CPU time is the robust figure); "wall" ratios are given beside them.
 
 Usage::
 
-    python benchmarks/intracellular.py            # 1e3 .. 1e6 cells, K = 10
-    python benchmarks/intracellular.py --quick    # 1e3 .. 1e5 cells, K = 3
+    python benchmarks/intracellular.py            # 1e3 .. 1e6 cells
+    python benchmarks/intracellular.py --quick    # 1e3 .. 1e5 cells, fewer repeats
 """
 
 from __future__ import annotations
@@ -38,56 +51,69 @@ from tme_sim.intracellular.boolean import (  # noqa: E402
     BooleanIntracellularConfig,
     load_network,
 )
+from tme_sim.intracellular.boolean import network as netmod  # noqa: E402
 
 NETWORKS = ROOT / "scenarios" / "networks"
 BND = NETWORKS / "tnf_cellfate.bnd"
 CFG = NETWORKS / "tnf_cellfate.cfg"
 STEP = 6.0  # network time units per step (6 min x 1 unit/min)
+SWITCHING = (0, 3)  # steps [0, 3): the first three steps after TNF is switched on
+SETTLED = (10, 20)  # steps [10, 20)
 
 
-def maboss_cost(max_time: float, samples: int, repeats: int) -> tuple[float, float] | None:
-    """(wall, CPU) seconds per MaBoSS trajectory (best of ``repeats``), or None without maboss."""
+def maboss_cost(max_time: float, samples: int) -> tuple[float, float] | None:
+    """(wall, CPU) seconds per MaBoSS trajectory for one run, or None without maboss."""
     try:
         import maboss
     except ImportError:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "tnf_on.cfg"
-        cfg.write_text(re.sub(r"(?m)^TNF\.istate = 0;", "TNF.istate = 1;", CFG.read_text()))
-        best = [float("inf"), float("inf")]
-        for _ in range(repeats):
-            sim = maboss.load(str(BND), str(cfg), cmaboss=True)
-            sim.update_parameters(sample_count=samples, thread_count=1, max_time=max_time, time_tick=0.5)
-            t0, c0 = time.perf_counter(), time.process_time()
-            sim.run(only_final_state=True)
-            best = [min(best[0], time.perf_counter() - t0), min(best[1], time.process_time() - c0)]
-    return best[0] / samples, best[1] / samples
+        text, k = re.subn(r"(?m)^TNF\.istate = 0;", "TNF.istate = 1;", CFG.read_text())
+        assert k == 1, "TNF.istate line not found in the .cfg"
+        cfg.write_text(text)
+        sim = maboss.load(str(BND), str(cfg), cmaboss=True)
+        sim.update_parameters(sample_count=samples, thread_count=1, max_time=max_time, time_tick=0.5)
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = sim.run(only_final_state=True)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        probs = res.get_last_states_probtraj()
+        assert "Apoptosis" in " ".join(map(str, probs.columns)), "MaBoSS run did not reach the read-outs"
+    return wall / samples, cpu / samples
 
 
-def engine_cost(net, n: int, steps: int, parallel: bool, seed: int = 0) -> dict[str, float]:
+class Timer:
+    """Accumulates wall and CPU seconds and transitions over the steps of one phase."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.updates = self.events = 0
+
+    def per_update(self) -> tuple[float, float, float]:
+        return self.wall / self.updates, self.cpu / self.updates, self.events / self.updates
+
+
+def run_kernel(net, n: int, parallel: bool, seed: int) -> dict[str, Timer]:
+    """Bare ``BooleanNetwork.advance`` over SETTLED[1] steps; timers per phase."""
     rng = np.random.default_rng(seed)
     s = net.initial_state(n, rng)
     s[:, net.index("TNF")] = 1
-    times = []
-    cpu = []
-    events = []
-    for _ in range(steps):
+    timers = {"switching": Timer(), "settled": Timer()}
+    for step in range(SETTLED[1]):
         t0, c0 = time.perf_counter(), time.process_time()
-        ev = net.advance(s, STEP, rng, parallel=parallel)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        events.append(float(ev.mean()))
-    return {
-        "per_update": sum(times) / (n * steps),
-        "cpu_per_update": sum(cpu) / (n * steps),
-        "first": times[0] / n,
-        "events": float(np.mean(events)),
-        "apoptosis": float(s[:, net.index("Apoptosis")].mean()),
-    }
+        ev = net.advance(s, STEP, rng, clamp=net.node_mask(["TNF"]), parallel=parallel)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        for name, (a, b) in (("switching", SWITCHING), ("settled", SETTLED)):
+            if a <= step < b:
+                tm = timers[name]
+                tm.wall += wall
+                tm.cpu += cpu
+                tm.updates += n
+                tm.events += int(ev.sum())
+    return timers
 
 
-def coupling_cost(n: int, steps: int, seed: int = 0) -> tuple[float, float]:
-    """(wall, CPU) seconds per cell-update through BooleanIntracellular.update (same K steps)."""
+def make_model() -> BooleanIntracellular:
     cfg = BooleanIntracellularConfig.model_validate(
         {
             "kind": "boolean",
@@ -102,73 +128,133 @@ def coupling_cost(n: int, steps: int, seed: int = 0) -> tuple[float, float]:
             ],
         }
     )
-    model = BooleanIntracellular.from_config(cfg, ROOT)
+    return BooleanIntracellular.from_config(cfg, ROOT)
+
+
+def run_update(model: BooleanIntracellular, n: int, seed: int) -> dict[str, Timer]:
+    """Full ``BooleanIntracellular.update`` (float32 state, TNF signal 1) over SETTLED[1] steps."""
     rng = np.random.default_rng(seed)
     state = model.initial_state(n, rng)
     sig = Signals(names=["TNF"], values=np.ones((n, 1)))
-    model.update(sig, model.initial_state(n, rng), 6.0, rng)  # warm-up (first-call costs)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
+    apo = model.network.index("Apoptosis")
+    timers = {"switching": Timer(), "settled": Timer()}
+    for step in range(SETTLED[1]):
+        t0, c0 = time.perf_counter(), time.process_time()
         model.update(sig, state, 6.0, rng)
-    return (time.perf_counter() - t0) / (n * steps), (time.process_time() - c0) / (n * steps)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        for name, (a, b) in (("switching", SWITCHING), ("settled", SETTLED)):
+            if a <= step < b:
+                tm = timers[name]
+                tm.wall += wall
+                tm.cpu += cpu
+                tm.updates += n
+                tm.events += int(model.last_transitions.sum())
+    assert 0.9 < state[:, apo].mean() < 1.0, "TNF response did not happen"
+    return timers
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short run (up to 1e5 cells, 3 steps)")
+    ap.add_argument("--quick", action="store_true", help="1e3..1e5 cells, fewer repeats")
+    ap.add_argument("--repeats", type=int, default=None, help="runs per figure (best is kept)")
+    ap.add_argument("--sizes", type=str, default=None, help="comma-separated cell counts")
     args = ap.parse_args()
     sizes = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
-    steps = 3 if args.quick else 10
-    samples = 2_000 if args.quick else 10_000
-    repeats = 1 if args.quick else 3
+    if args.sizes:
+        sizes = [int(float(x)) for x in args.sizes.split(",")]
+    repeats = args.repeats or (3 if args.quick else 5)
+    samples = 5_000 if args.quick else 20_000
 
     net = load_network(BND, CFG)
+    model = make_model()
     t0 = time.perf_counter()
-    warm = net.initial_state(300, np.random.default_rng(0))
-    net.advance(warm, 1.0, np.random.default_rng(0), parallel=False)
-    net.advance(warm, 1.0, np.random.default_rng(0), parallel=True)
+    warm = net.initial_state(600, np.random.default_rng(0))
+    for par in (False, True):
+        net.advance(warm.copy(), 1.0, np.random.default_rng(0), parallel=par)
+    run_update(model, 300, 0)
     print(f"kernel load/compile: {time.perf_counter() - t0:.2f} s (cached on disk after the first run)")
-    print(f"numba threads: {numba.get_num_threads()}, threading layer: {numba.threading_layer()}")
-
-    m6 = maboss_cost(STEP, samples, repeats)
-    m100 = maboss_cost(100.0, samples, repeats)
-    if m6 is None or m100 is None:
-        print("MaBoSS: not installed (pip install maboss cmaboss) - ratios omitted")
-    else:
-        print(
-            f"MaBoSS per trajectory (1 thread, {samples} samples, best of {repeats}), wall / CPU: "
-            f"max_time 6 -> {m6[0] * 1e6:.1f} / {m6[1] * 1e6:.1f} us, "
-            f"max_time 100 -> {m100[0] * 1e6:.1f} / {m100[1] * 1e6:.1f} us"
-        )
     print(
-        f"\ncell-update = one cell advanced by one 6-min step (6 network units), mean of the first "
-        f"{steps} steps after TNF exposure.\nRatios: MaBoSS CPU time per trajectory / our CPU time per "
-        "cell-update (1 thread), or wall / wall (multi-threaded).\n"
+        f"engine: {'bit-packed' if net.uses_bit_engine else 'generic'}; numba threads: "
+        f"{numba.get_num_threads()} ({numba.threading_layer()}); update() goes multi-threaded "
+        f"from {netmod.PARALLEL_MIN_CELLS:,} cells"
+    )
+
+    mab: dict[float, list[tuple[float, float]]] = {6.0: [], 100.0: []}
+
+    def time_maboss(reps: int) -> None:
+        for _ in range(reps):
+            for mt in mab:
+                r = maboss_cost(mt, samples)
+                if r is not None:
+                    mab[mt].append(r)
+
+    time_maboss(max(1, repeats // 2))
+
+    results: dict[tuple[int, str, str], list[tuple[float, float, float]]] = {}
+    for n in sizes:
+        reps = repeats if n < 1_000_000 else max(2, repeats // 2)
+        for r in range(reps):
+            # single-threaded runs first: after a parallel region the OpenMP workers spin for a while,
+            # and that CPU time would be charged to whatever is timed next
+            runs = {
+                "kernel 1 thr": run_kernel(net, n, False, seed=r),
+                "update()": run_update(model, n, seed=r),
+            }
+            time.sleep(0.3)
+            runs[f"kernel {numba.get_num_threads()} thr"] = run_kernel(net, n, True, seed=r)
+            time.sleep(0.3)
+            for path, timers in runs.items():
+                for phase, tm in timers.items():
+                    results.setdefault((n, path, phase), []).append(tm.per_update())
+    time_maboss(repeats - max(1, repeats // 2))
+
+    if mab[100.0]:
+        m100 = (min(x[0] for x in mab[100.0]), min(x[1] for x in mab[100.0]))
+        m6 = (min(x[0] for x in mab[6.0]), min(x[1] for x in mab[6.0]))
+        print(
+            f"MaBoSS per trajectory (cMaBoSS, 1 thread, {samples:,} samples, best of {len(mab[100.0])}), "
+            f"wall / CPU: max_time 100 -> {m100[0] * 1e6:.2f} / {m100[1] * 1e6:.2f} us; "
+            f"max_time 6 -> {m6[0] * 1e6:.2f} / {m6[1] * 1e6:.2f} us"
+        )
+    else:
+        m100 = m6 = None
+        print("MaBoSS: not installed (pip install maboss) - ratios omitted")
+    # like for like: one whole trajectory (100 network units in one call), single-threaded
+    n_traj = min(100_000, max(sizes))
+    best = [float("inf"), float("inf"), 0.0]
+    for r in range(repeats):
+        rng = np.random.default_rng(r)
+        s = net.initial_state(n_traj, rng)
+        s[:, net.index("TNF")] = 1
+        t0, c0 = time.perf_counter(), time.process_time()
+        ev = net.advance(s, 100.0, rng, parallel=False)
+        best = [min(best[0], time.perf_counter() - t0), min(best[1], time.process_time() - c0), float(ev.mean())]
+    ratio = f"; {m100[1] / (best[1] / n_traj):.0f}x cheaper (CPU) than MaBoSS" if m100 else ""
+    print(
+        f"Our engine per whole trajectory (max_time 100 in one call, {n_traj:,} cells, 1 thread, "
+        f"{best[2]:.1f} transitions), wall / CPU: {best[0] / n_traj * 1e6:.2f} / {best[1] / n_traj * 1e6:.2f} us"
+        f"{ratio}"
+    )
+    print(
+        f"\nPer cell-update (6 network units), best of {repeats} runs ({max(2, repeats // 2)} at 1e6 cells). "
+        f"switching = steps {SWITCHING[0] + 1}-{SWITCHING[1]} after TNF on, settled = steps "
+        f"{SETTLED[0] + 1}-{SETTLED[1]}.\n"
+        "x MaBoSS = MaBoSS CPU per trajectory / our CPU per cell-update (wall/wall in brackets). "
+        "events/upd: transitions per cell-update.\n"
     )
     head = (
-        f"{'cells':>9} {'kernel':>7} {'updates/s':>10} {'ns/upd wall':>11} {'ns/upd CPU':>10} "
-        f"{'1st step ns':>11} {'events/upd':>10} {'x MaBoSS(6)':>11} {'x MaBoSS(100)':>13}"
+        f"{'cells':>9} {'path':>13} {'phase':>9} {'events/upd':>10} {'ns/upd wall':>11} {'ns/upd CPU':>10} "
+        f"{'x MaBoSS(100)':>17} {'x MaBoSS(6)':>15}"
     )
     print(head)
     print("-" * len(head))
-    for n in sizes:
-        for parallel in (False, True):
-            r = engine_cost(net, n, steps, parallel)
-            ours = r["per_update"] if parallel else r["cpu_per_update"]
-            k = 0 if parallel else 1
-            x6 = f"{m6[k] / ours:.0f}x" if m6 else "-"
-            x100 = f"{m100[k] / ours:.0f}x" if m100 else "-"
-            cpu = "-" if parallel else f"{r['cpu_per_update'] * 1e9:.0f}"
-            print(
-                f"{n:>9,} {f'{numba.get_num_threads()} thr' if parallel else '1 thr':>7} {1 / r['per_update']:>10.3g} "
-                f"{r['per_update'] * 1e9:>11.0f} {cpu:>10} {r['first'] * 1e9:>11.0f} "
-                f"{r['events']:>10.2f} {x6:>11} {x100:>13}"
-            )
-    print("\nFull BooleanIntracellular.update() (threshold input, float32 state, 3 outputs; auto kernel):")
-    for n in sizes:
-        wall, cpu = coupling_cost(n, steps)
-        ratio = f"; {m100[1] / cpu:.0f}x cheaper (CPU) than a MaBoSS trajectory (100)" if m100 else ""
-        print(f"{n:>9,} cells: {wall * 1e9:8.0f} ns wall, {cpu * 1e9:8.0f} ns CPU per cell-update{ratio}")
+    for (n, path, phase), vals in results.items():
+        wall = min(v[0] for v in vals)
+        cpu = min(v[1] for v in vals)
+        ev = vals[0][2]
+        x100 = f"{m100[1] / cpu:.0f}x ({m100[0] / wall:.0f}x)" if m100 else "-"
+        x6 = f"{m6[1] / cpu:.0f}x ({m6[0] / wall:.0f}x)" if m6 else "-"
+        print(f"{n:>9,} {path:>13} {phase:>9} {ev:>10.2f} {wall * 1e9:>11.0f} {cpu * 1e9:>10.0f} {x100:>17} {x6:>15}")
 
 
 if __name__ == "__main__":

@@ -34,11 +34,26 @@ def state(rows) -> np.ndarray:
     return np.array(rows, dtype=np.uint8)
 
 
+@pytest.fixture(params=["bits", "generic"])
+def engine(request):
+    """Every semantic test runs on both engines (bit-packed and generic)."""
+    return request.param
+
+
+def make(engine: str, bnd: str, cfg: str | None = None, *, name: str) -> BooleanNetwork:
+    net = BooleanNetwork.from_text(bnd, cfg, name=name)
+    if engine == "generic":
+        net.engine = "generic"
+    else:
+        assert net.uses_bit_engine
+    return net
+
+
 # --------------------------------------------------------------------------- synchronous
 
 
-def test_synchronous_ring_matches_hand_trajectory():
-    net = BooleanNetwork.from_text(RING, name="ring")
+def test_synchronous_ring_matches_hand_trajectory(engine):
+    net = make(engine, RING, name="ring")
     # x(t+1) = (!C, A, B), from 000: period-6 oscillation
     expected = [[1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [1, 0, 0]]
     s = state([[0, 0, 0]])
@@ -50,8 +65,8 @@ def test_synchronous_ring_matches_hand_trajectory():
     assert s.tolist() == [[0, 1, 1], [1, 0, 0]]
 
 
-def test_synchronous_custom_rates_hand_trajectory():
-    net = BooleanNetwork.from_text(CUSTOM, name="custom")
+def test_synchronous_custom_rates_hand_trajectory(engine):
+    net = make(engine, CUSTOM, name="custom")
     # order Y, Z, X. Y toggles every step; Z' = Y & !Z; X on if Y, off only if Z
     s = state([[0, 0, 0]])
     trace = []
@@ -67,8 +82,8 @@ def test_synchronous_custom_rates_hand_trajectory():
     ]
 
 
-def test_synchronous_knockout_knockin():
-    net = BooleanNetwork.from_text(RING, name="ring")
+def test_synchronous_knockout_knockin(engine):
+    net = make(engine, RING, name="ring")
     s = state([[0, 0, 1], [0, 0, 0]])
     net.step_synchronous(s, 5, knockout=net.node_mask(["C"]))
     assert s.tolist() == [[1, 1, 0], [1, 1, 0]]  # C forced 0 -> A on -> B on, fixed point
@@ -85,8 +100,8 @@ def test_synchronous_knockout_knockin():
 # --------------------------------------------------------------------------- asynchronous
 
 
-def test_single_transition_is_exponential():
-    net = BooleanNetwork.from_text("Node A { rate_up = $k; rate_down = 0; }", "$k = 2;", name="exp1")
+def test_single_transition_is_exponential(engine):
+    net = make(engine, "Node A { rate_up = $k; rate_down = 0; }", "$k = 2;", name="exp1")
     rng = np.random.default_rng(1)
     s = np.zeros((40000, 1), dtype=np.uint8)
     ev = net.advance(s, 0.3, rng)
@@ -94,8 +109,8 @@ def test_single_transition_is_exponential():
     assert set(np.unique(ev)) <= {0, 1}
 
 
-def test_two_state_relaxation_and_splitting_steps():
-    net = BooleanNetwork.from_text("Node A { rate_up = 1; rate_down = 3; }", name="flip")
+def test_two_state_relaxation_and_splitting_steps(engine):
+    net = make(engine, "Node A { rate_up = 1; rate_down = 3; }", name="flip")
     rng = np.random.default_rng(2)
     want = 0.25 * (1 - math.exp(-4 * 0.2))
     s = np.zeros((40000, 1), dtype=np.uint8)
@@ -107,8 +122,8 @@ def test_two_state_relaxation_and_splitting_steps():
     assert s.mean() == pytest.approx(want, abs=0.01)
 
 
-def test_chain_gives_erlang_time():
-    net = BooleanNetwork.from_text(CHAIN, name="chain")
+def test_chain_gives_erlang_time(engine):
+    net = make(engine, CHAIN, name="chain")
     rng = np.random.default_rng(3)
     s = np.zeros((40000, 2), dtype=np.uint8)
     net.advance(s, 1.5, rng)
@@ -116,12 +131,10 @@ def test_chain_gives_erlang_time():
     assert (s[:, 1] <= s[:, 0]).all()  # B can only follow A
 
 
-def test_huge_rates_do_not_bias_later_transitions():
+def test_huge_rates_do_not_bias_later_transitions(engine):
     # MaBoSS encodes "instantaneous" as 1e100; after that transition the running total rate
     # must be recomputed exactly, not left as a cancellation residue
-    net = BooleanNetwork.from_text(
-        "Node A { rate_up = 1e100; rate_down = 0; }\nNode B { logic = A; rate_down = 0; }", name="huge"
-    )
+    net = make(engine, "Node A { rate_up = 1e100; rate_down = 0; }\nNode B { logic = A; rate_down = 0; }", name="huge")
     s = np.zeros((40000, 2), dtype=np.uint8)
     ev = net.advance(s, 1.0, np.random.default_rng(9))
     assert (s[:, 0] == 1).all()
@@ -129,16 +142,16 @@ def test_huge_rates_do_not_bias_later_transitions():
     assert ev.max() == 2
 
 
-def test_fixed_point_has_no_events():
-    net = BooleanNetwork.from_text(RING, name="ring")
+def test_fixed_point_has_no_events(engine):
+    net = make(engine, RING, name="ring")
     s = state([[1, 1, 0]])
     ko = net.node_mask(["C"])
     ev = net.advance(s, 100.0, np.random.default_rng(0), knockout=ko)
     assert ev.tolist() == [0] and s.tolist() == [[1, 1, 0]]
 
 
-def test_async_knockout_and_knockin_per_cell():
-    net = BooleanNetwork.from_text(CHAIN, name="chain")
+def test_async_knockout_and_knockin_per_cell(engine):
+    net = make(engine, CHAIN, name="chain")
     n = 20000
     s = np.zeros((n, 2), dtype=np.uint8)
     s[: n // 2, 0] = 1  # these cells start with A on but have A knocked out
@@ -157,8 +170,8 @@ def test_async_knockout_and_knockin_per_cell():
         net.advance(s, 1.0, np.random.default_rng(0), knockout=np.zeros((3, 2), dtype=bool))
 
 
-def test_clamp_holds_current_values_per_cell():
-    net = BooleanNetwork.from_text(CHAIN, name="chain")
+def test_clamp_holds_current_values_per_cell(engine):
+    net = make(engine, CHAIN, name="chain")
     n = 4000
     s = np.zeros((n, 2), dtype=np.uint8)
     s[: n // 2, 0] = 1
@@ -170,14 +183,32 @@ def test_clamp_holds_current_values_per_cell():
     assert s2.tolist() == [[0, 0], [0, 0]]
 
 
-def test_bad_state_arguments():
-    net = BooleanNetwork.from_text(RING, name="ring")
+def test_bad_state_arguments(engine):
+    net = make(engine, RING, name="ring")
     with pytest.raises(TypeError):
         net.advance(np.zeros((2, 3), dtype=np.float32), 1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="columns"):
         net.advance(np.zeros((2, 4), dtype=np.uint8), 1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="duration"):
         net.advance(np.zeros((2, 3), dtype=np.uint8), -1.0, np.random.default_rng(0))
+
+
+def test_ziggurat_exponential_sampler():
+    from scipy import stats
+
+    from tme_sim.intracellular.boolean.bitengine import exponential_samples
+
+    x = exponential_samples(np.uint64(2024), 2_000_000)
+    assert x.min() > 0
+    assert x.mean() == pytest.approx(1.0, abs=0.003)
+    assert x.var() == pytest.approx(1.0, abs=0.01)
+    # tail probabilities, including beyond the ziggurat's base strip (r = 7.697)
+    for t in (0.05, 0.5, 2.0, 5.0, 7.0, 9.0):
+        p = math.exp(-t)
+        assert abs((x > t).mean() - p) < 5 * math.sqrt(p * (1 - p) / x.size) + 1e-7
+    assert stats.kstest(x[:200_000], "expon").pvalue > 1e-4
+    y = exponential_samples(np.uint64(2024), 1000)
+    np.testing.assert_array_equal(y, x[:1000])  # a pure function of the seed
 
 
 # --------------------------------------------------------------------------- determinism
@@ -205,7 +236,11 @@ def test_same_seed_same_states_and_different_seed_differs(tnf):
     assert (a != c).any()
 
 
-def test_results_independent_of_threads_and_kernel(tnf):
+@pytest.mark.parametrize("engine", ["bits", "generic"])
+def test_results_independent_of_threads_and_kernel(tnf, engine):
+    tnf = tnf.with_variables()
+    tnf.engine = "auto" if engine == "bits" else "generic"
+    assert tnf.uses_bit_engine == (engine == "bits")
     n = 3000  # > several chunks of 256 cells
     seq = _tnf_run(tnf, n, 11, parallel=False)
     old = numba.get_num_threads()
@@ -227,11 +262,16 @@ def test_results_independent_of_threads_and_kernel(tnf):
     tnf.advance(full, 6.0, seeds_rng)
     seeds = cell_seeds(np.random.default_rng(5), n)
     part = s[100:101].copy()
-    err = np.zeros(1, dtype=np.int32)
-    ev = np.zeros(1, dtype=np.int64)
-    frozen = np.zeros((1, tnf.n_nodes), dtype=np.uint8)
-    tnf.kernels().advance_seq(part, 6.0, seeds[100:101], frozen, tnf._variable_vector(), err, ev)
+    if engine == "bits":
+        none = np.zeros(1, dtype=np.uint64)
+        ev = tnf.run_bits(part, 6.0, 0, seeds[100:101], none, none, none, parallel=False)
+    else:
+        err = np.zeros(1, dtype=np.int32)
+        ev = np.zeros(1, dtype=np.int64)
+        frozen = np.zeros((1, tnf.n_nodes), dtype=np.uint8)
+        tnf.kernels().advance_seq(part, 6.0, seeds[100:101], frozen, tnf._variable_vector(), err, ev)
     np.testing.assert_array_equal(part[0], full[100])
+    assert ev[0] > 0
 
 
 def test_synchronous_parallel_equals_sequential(tnf):

@@ -141,6 +141,59 @@ def test_compiled_rates_match_python_evaluation_on_all_states():
     np.testing.assert_allclose(net.flip_rates(s)[0], [3.5, 0.0, 1.0, 0.0])
 
 
+# rates mixing node values into arithmetic, comparisons, XOR and nested conditionals: the bit
+# engine must expand them (Shannon expansion) into exactly the same flip rates
+TRICKY = """
+Node A { logic = B XOR C; rate_up = $k * (B + 2 * C) + 0.25; rate_down = @logic ? 0 : (C ? $k : 3); }
+Node B { logic = (A + C >= 2) OR !D; rate_up = @logic ? $k / 2 : 0; rate_down = @logic ? 0 : 1; }
+Node C { logic = A ? B : D; rate_up = D ? (A ? 1 : 2) : ($k > 1 ? 4 : 5); rate_down = (@logic ? 0 : 1) * $k; }
+Node D { logic = !(A & B); }
+"""
+
+
+@pytest.mark.parametrize(("bnd", "cfg"), [(BND, CFG), (TRICKY, "$k = 1.5;")])
+def test_bit_engine_rates_match_generic_rates_on_all_states(bnd, cfg):
+    net = BooleanNetwork.from_text(bnd, cfg, name="t")
+    assert net.uses_bit_engine
+    states = np.array(list(itertools.product([0, 1], repeat=net.n_nodes)), dtype=np.uint8)
+    want = np.array([_reference_rates(net, row) for row in states])
+    np.testing.assert_allclose(net.flip_rates(states, engine="bits"), want)
+    np.testing.assert_allclose(net.flip_rates(states), want)
+    net2 = net.with_variables(**{k: 0.3 for k in net.variables})  # class values follow the variables
+    want2 = np.array([_reference_rates(net2, row) for row in states])
+    np.testing.assert_allclose(net2.flip_rates(states, engine="bits"), want2)
+
+
+def test_bit_engine_rates_match_on_the_tnf_model():
+    net = load_network(NETWORKS / "tnf_cellfate.bnd", NETWORKS / "tnf_cellfate.cfg")
+    assert net.uses_bit_engine
+    assert sorted(net.class_values().tolist()) == pytest.approx([1 / 24, 1.0])
+    s = (np.random.default_rng(0).random((4000, net.n_nodes)) < 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(net.flip_rates(s, engine="bits"), net.flip_rates(s))
+
+
+def test_networks_outside_the_bit_engine_use_the_generic_one():
+    # more than 64 nodes
+    big = BooleanNetwork.from_text(
+        "".join(f"Node N{i} {{ logic = N{(i + 1) % 70}; }}\n" for i in range(70)), name="big"
+    )
+    assert not big.uses_bit_engine
+    s = np.zeros((50, 70), dtype=np.uint8)
+    s[:, 0] = 1
+    ev = big.advance(s, 1.0, np.random.default_rng(0))
+    assert ev.sum() > 0 and s[:, 69].mean() > 0.2  # N69 copies N0 at rate 1
+    with pytest.raises(RuntimeError, match="bit engine is not used"):
+        big.flip_rates(s, engine="bits")
+    # a rate that expands to more than MAX_LEAVES cases (8 nodes inside arithmetic: 256 cases)
+    terms = " + ".join(f"B{i}" for i in range(8))
+    nodes = "".join(f"Node B{i} {{ rate_up = 0; rate_down = 0; }}\n" for i in range(8))
+    wide = BooleanNetwork.from_text(nodes + f"Node A {{ rate_up = {terms}; rate_down = 0; }}", name="wide")
+    assert not wide.uses_bit_engine
+    s = np.ones((1, 9), dtype=np.uint8)
+    s[0, 8] = 0
+    np.testing.assert_allclose(wide.flip_rates(s)[0, 8], 8.0)
+
+
 def test_variables_changed_after_load_are_used():
     net = BooleanNetwork.from_text(BND, CFG, name="t")
     s = np.array([[0, 0, 0, 0]], dtype=np.uint8)
@@ -246,11 +299,24 @@ def test_missing_file_is_a_tme_error(tmp_path):
         load_network(tmp_path / "nope.bnd")
 
 
-def test_negative_rate_is_reported():
-    net = BooleanNetwork.from_text("Node A { rate_up = $k; rate_down = 0; }", "$k = -1;", name="neg")
-    s = np.zeros((3, 1), dtype=np.uint8)
+@pytest.mark.parametrize("engine", ["auto", "generic"])
+def test_negative_rate_is_reported(engine):
+    net = BooleanNetwork.from_text(
+        "Node A { rate_up = $k; rate_down = 0; }\nNode B { rate_up = B ? 0 : $k * A; rate_down = 0; }",
+        "$k = -1;",
+        name="neg",
+    )
+    net.engine = engine
+    assert net.uses_bit_engine == (engine == "auto")
+    s = np.zeros((3, 2), dtype=np.uint8)
     with pytest.raises(NetworkFormatError, match="negative or NaN transition rate of node A"):
         net.advance(s, 1.0, np.random.default_rng(0))
+    # a bad rate is an error only where it applies: with A knocked out, B's rate $k * A is 0
+    net.advance(s, 1.0, np.random.default_rng(0), knockout=net.node_mask(["A"]))
+    with pytest.raises(NetworkFormatError, match="transition rate of node B"):
+        net.advance(np.array([[1, 0]], dtype=np.uint8), 1.0, np.random.default_rng(0), clamp=net.node_mask(["A"]))
+    with pytest.raises(NetworkFormatError, match="negative or NaN transition rate"):
+        net.step_synchronous(np.zeros((2, 2), dtype=np.uint8), 1)
 
 
 # --------------------------------------------------------------------------- shipped model

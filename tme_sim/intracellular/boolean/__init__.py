@@ -3,7 +3,9 @@
 * :func:`load_network` reads a MaBoSS ``.bnd``/``.cfg`` pair into a :class:`BooleanNetwork`
   whose numba kernels advance a ``(cells × nodes)`` uint8 state matrix: exact asynchronous
   Gillespie (MaBoSS semantics) or a deterministic synchronous mode, with per-cell knock-outs
-  and knock-ins.
+  and knock-ins. Networks of up to 64 nodes run bit-packed (one uint64 word per cell, flip
+  rates as bit masks per rate class: :mod:`~tme_sim.intracellular.boolean.bitengine`); others
+  on the generic per-node-rate kernels (:mod:`~tme_sim.intracellular.boolean.engine`).
 * :class:`BooleanIntracellular` couples a network to the simulation (inputs from signals,
   outputs to behaviours), configured by :class:`BooleanIntracellularConfig`.
 """

@@ -40,7 +40,8 @@ from tme_sim.intracellular.base import (
     Signals,
     behavior_unit,
 )
-from tme_sim.intracellular.boolean.network import BooleanNetwork, load_network
+from tme_sim.intracellular.boolean import bitengine
+from tme_sim.intracellular.boolean.network import BooleanNetwork, cell_seeds, load_network
 from tme_sim.units import Time, to_unit
 
 if TYPE_CHECKING:
@@ -191,7 +192,11 @@ class BooleanIntracellular(IntracellularModel):
         self._clamp = np.zeros(network.n_nodes, dtype=bool)
         self._clamp[self._in_idx] = True
         self._init = [(idx(nm, f"initial.{nm}"), float(p)) for nm, p in config.initial.items()]
+        self._in_nodes = np.asarray(self._in_idx, dtype=np.int64)
+        self._bit_base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # packed ko, ki, input nodes
         self.drug_effects: DrugEffects | None = None  # set by the factory from the type's ``drugs``
+        #: transitions per cell in the last stochastic :meth:`update` (int64 ``(n,)``; diagnostics)
+        self.last_transitions: np.ndarray | None = None
 
     def set_drug_effects(self, effects: DrugEffects | None) -> None:
         """Drugs acting on this type's network: their anti/pro-node masks join every :meth:`update`."""
@@ -288,6 +293,8 @@ class BooleanIntracellular(IntracellularModel):
             raise ValueError(f"state must have shape (n, {self.network.n_nodes}), got {state.shape}")
         if signals.n != n:
             raise ValueError(f"signals has {signals.n} rows, state has {n}")
+        if self.network.uses_bit_engine:
+            return self._update_bits(signals, state, dt, rng, knockout, knockin)
         s8 = np.ascontiguousarray(state >= 0.5, dtype=np.uint8)
         clamp = None
         if self._in_idx:
@@ -307,7 +314,7 @@ class BooleanIntracellular(IntracellularModel):
             ki = ki & ~ko
         duration = float(dt) * self.config.time_scale
         if self.config.mode == "stochastic":
-            self.network.advance(s8, duration, rng, knockout=ko, knockin=ki, clamp=clamp)
+            self.last_transitions = self.network.advance(s8, duration, rng, knockout=ko, knockin=ki, clamp=clamp)
         else:
             steps = round(duration)
             if steps < 1:
@@ -316,12 +323,66 @@ class BooleanIntracellular(IntracellularModel):
         state[...] = s8
         return self.behaviours(s8)
 
+    def _update_bits(
+        self,
+        signals: Signals,
+        state: np.ndarray,
+        dt: float,
+        rng: np.random.Generator,
+        knockout: np.ndarray | None,
+        knockin: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`update` on the bit engine: one fused kernel call reads and writes ``state`` in place
+        (any float/uint8 dtype; no uint8 copy), inputs and mutations travel as uint64 bit words."""
+        net = self.network
+        n = state.shape[0]
+        if self._bit_base is None:
+            self._bit_base = (net.pack_masks(self._ko), net.pack_masks(self._ki), net.pack_masks(self._clamp))
+        ko, ki, clampw = self._bit_base
+        inb = np.zeros(1, dtype=np.uint64)  # no mapped inputs: nothing set per cell
+        if self._in_idx:
+            inb = bitengine.pack_inputs(self.input_values(signals, rng), self._in_nodes, np.uint64(0))
+        if self.drug_effects is not None:
+            dko, dki = self.drug_effects.masks(signals, rng)
+            knockout = dko if knockout is None else (np.asarray(knockout, dtype=bool) | dko)
+            knockin = dki if knockin is None else (np.asarray(knockin, dtype=bool) | dki)
+        if knockout is not None or knockin is not None:
+            # per-call masks, (n_nodes,) or (n, n_nodes), ORed with the configured ones; a node both
+            # knocked out and in stays out
+            if knockout is not None:
+                ko = net.pack_masks(self._check_mask(knockout, n, "knockout") | self._ko)
+            if knockin is not None:
+                ki = net.pack_masks(self._check_mask(knockin, n, "knockin") | self._ki)
+            ki = ki & ~ko
+        setm = ko | ki | clampw
+        setv = (inb | ki) & ~ko
+        s = state if state.flags.c_contiguous else np.ascontiguousarray(state)
+        duration = float(dt) * self.config.time_scale
+        if n:
+            if self.config.mode == "stochastic":
+                self.last_transitions = net.run_bits(s, duration, 0, cell_seeds(rng, n), setm, setv, setm)
+            else:
+                steps = round(duration)
+                if steps < 1:
+                    raise ConfigError(f"intracellular: synchronous mode needs dt * time_scale >= 1, got {duration:g}")
+                net.run_bits(s, None, steps, None, setm, setv, setm)
+                self.last_transitions = None
+        if s is not state:
+            state[...] = s
+        return self.behaviours(state)
+
+    def _check_mask(self, mask: np.ndarray, n: int, what: str) -> np.ndarray:
+        a = np.asarray(mask, dtype=bool)
+        m = self.network.n_nodes
+        if a.shape != (m,) and a.shape != (n, m):
+            raise ValueError(f"{what} mask must have shape ({m},) or ({n}, {m}), got {a.shape}")
+        return a
+
     def behaviours(self, s8: np.ndarray) -> dict[str, np.ndarray]:
-        """Behaviour arrays from a uint8/bool state matrix (the output maps, in order)."""
+        """Behaviour arrays from a 0/1 state matrix (uint8, bool or float; the output maps, in order)."""
         out: dict[str, np.ndarray] = {}
         for j, om in zip(self._out_idx, self.config.outputs, strict=True):
-            on = s8[:, j] != 0
-            val = np.where(on, om.value_on, om.value_off).astype(np.float64)
+            val = np.where(s8[:, j] >= 0.5, float(om.value_on), float(om.value_off))  # float64 (n,); on as kernels read
             if om.action == "set":
                 out[om.behavior] = val
             else:

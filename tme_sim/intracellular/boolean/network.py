@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from tme_sim.errors import NetworkFormatError
-from tme_sim.intracellular.boolean import engine
+from tme_sim.intracellular.boolean import bitengine, engine
 from tme_sim.intracellular.boolean.expressions import AtRef, Cond, Expr, Num
 from tme_sim.intracellular.boolean.maboss_format import (
     BndModel,
@@ -32,10 +32,12 @@ from tme_sim.intracellular.boolean.maboss_format import (
 
 Mask = np.ndarray | None
 
-#: Below this many cells the single-threaded kernel is used: on the shared 2-core development
-#: machine the multi-threaded one did not pay below ~1e6 cells (thread start-up and barriers);
-#: results are identical either way, so this is only a speed setting.
-PARALLEL_MIN_CELLS = 100_000
+#: Below this many cells the single-threaded kernel is used. On the shared, oversubscribed 2-core
+#: development machine (load ~10) the multi-threaded bit-packed kernel did not pay at any size
+#: measured (TNF model, switching phase, wall: 1e5 cells 809 vs 551 ns, 1e6 cells 671 vs 614 ns per
+#: cell-update), so it is only used from 1e6 cells on; on a quiet machine it should pay earlier.
+#: Results are identical either way, so this is only a speed setting.
+PARALLEL_MIN_CELLS = 1_000_000
 
 
 def cell_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -78,6 +80,11 @@ class BooleanNetwork:
     source_hash: str = ""
     _index: dict[str, int] = field(init=False, repr=False)
     _kernels: ModuleType | None = field(init=False, repr=False, default=None)
+    _bits: ModuleType | None = field(init=False, repr=False, default=None)
+    _bits_checked: bool = field(init=False, repr=False, default=False)
+    #: ``"auto"``: bit-packed kernels when the network fits them, else generic; ``"generic"``: always
+    #: the generic kernels (both are exact Gillespie; their random streams differ).
+    engine: str = field(init=False, default="auto")
     _var_names: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +181,96 @@ class BooleanNetwork:
             )
             self._kernels = engine.load_kernels(src)
         return self._kernels
+
+    def bit_kernels(self) -> ModuleType | None:
+        """The bit-packed kernel module (:mod:`~tme_sim.intracellular.boolean.bitengine`), or None
+        when the network does not fit it (then the generic kernels are used)."""
+        if not self._bits_checked:
+            prog = bitengine.generate_bit_source(
+                self.name,
+                self.node_names,
+                self.logic,
+                self.rate_up,
+                self.rate_down,
+                self._var_names,
+                engine.CHUNK,
+            )
+            self._bits = engine.load_kernels(prog.source) if prog is not None else None
+            self._bits_checked = True
+        return self._bits
+
+    @property
+    def uses_bit_engine(self) -> bool:
+        """True when :meth:`advance` / :meth:`step_synchronous` run the bit-packed kernels."""
+        if self.engine not in ("auto", "generic"):
+            raise ValueError(f"engine must be 'auto' or 'generic', got {self.engine!r}")
+        return self.engine == "auto" and self.bit_kernels() is not None
+
+    def class_values(self) -> np.ndarray:
+        """Values of the bit engine's rate classes for the current variables (float64)."""
+        bk = self.bit_kernels()
+        if bk is None:
+            raise RuntimeError(f"{self.name}: the bit engine is not used for this network")
+        out = np.empty(max(bk.N_CLASSES, 1))
+        bk.class_values(self._variable_vector(), out)
+        return out[: bk.N_CLASSES]
+
+    def pack_masks(self, mask: np.ndarray) -> np.ndarray:
+        """uint64 words (bit j = node j) from a bool mask ``(n_nodes,)`` -> ``(1,)`` or ``(n, n_nodes)`` -> ``(n,)``."""
+        bk = self.bit_kernels()
+        assert bk is not None
+        a = np.asarray(mask, dtype=np.bool_)
+        if a.ndim == 1:
+            a = a[None, :]
+        return bk.pack_rows(np.ascontiguousarray(a))
+
+    def run_bits(
+        self,
+        state: np.ndarray,
+        duration: float | None,
+        n_steps: int,
+        seeds: np.ndarray | None,
+        setm: np.ndarray,
+        setv: np.ndarray,
+        frozen: np.ndarray,
+        parallel: bool | None = None,
+    ) -> np.ndarray:
+        """Low-level bit-engine call (used by :meth:`advance`, :meth:`step_synchronous` and the coupling).
+
+        ``state``: C-contiguous ``(n, n_nodes)`` 0/1 array (uint8 or float32/64; ``>= 0.5`` is on),
+        modified in place (rows of cells whose state did not change are not rewritten).
+        ``setm`` / ``setv`` / ``frozen``: uint64 words, ``(1,)`` (all cells) or ``(n,)``: bits in
+        ``setm`` are set to ``setv`` first, bits in ``frozen`` cannot flip.
+        ``duration`` (network time units) with ``seeds`` (uint64 ``(n,)``) runs the asynchronous
+        kernel and returns the transitions per cell; ``duration=None`` runs ``n_steps``
+        synchronous steps and returns an empty array. Raises on a negative/NaN rate.
+        """
+        bk = self.bit_kernels()
+        assert bk is not None
+        n = state.shape[0]
+        err = np.zeros(n, dtype=np.int32)
+        par = _use_parallel(n, parallel)
+        v = self._variable_vector()
+        cval = np.empty(max(bk.N_CLASSES, 1))
+        bk.class_values(v, cval)
+        if duration is not None:
+            events = np.zeros(n, dtype=np.int64)
+            fn = bk.advance_par if par else bk.advance_seq
+            fn(state, float(duration), seeds, setm, setv, frozen, v, cval, err, events)
+        else:
+            events = np.zeros(0, dtype=np.int64)
+            fn = bk.synchronous_par if par else bk.synchronous_seq
+            fn(state, int(n_steps), setm, setv, frozen, v, cval, err)
+        self._raise_rate_error(err)
+        return events
+
+    def _bit_masks(
+        self, n: int, knockout: Mask, knockin: Mask, clamp: Mask
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
+        setm = self.pack_masks(ko | ki)
+        setv = self.pack_masks(ki)
+        return setm, setv, self.pack_masks(frozen.astype(np.bool_))
 
     def _variable_vector(self) -> np.ndarray:
         if sorted(self.variables) != self._var_names:
@@ -275,6 +372,12 @@ class BooleanNetwork:
         if not np.isfinite(duration) or duration < 0:
             raise ValueError(f"duration must be finite and >= 0, got {duration}")
         n = state.shape[0]
+        if self.uses_bit_engine:
+            setm, setv, frz = self._bit_masks(n, knockout, knockin, clamp)
+            seeds = cell_seeds(rng, n)
+            if n == 0:
+                return np.zeros(0, dtype=np.int64)
+            return self.run_bits(state, float(duration), 0, seeds, setm, setv, frz, parallel)
         frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
         self._apply_forced(state, ko, ki)
         seeds = cell_seeds(rng, n)
@@ -308,6 +411,11 @@ class BooleanNetwork:
         if int(n_steps) != n_steps or n_steps < 0:
             raise ValueError(f"n_steps must be a non-negative integer, got {n_steps}")
         n = state.shape[0]
+        if self.uses_bit_engine:
+            setm, setv, frz = self._bit_masks(n, knockout, knockin, clamp)
+            if n:
+                self.run_bits(state, None, int(n_steps), None, setm, setv, frz, parallel)
+            return
         frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
         self._apply_forced(state, ko, ki)
         if n == 0 or n_steps == 0:
@@ -318,9 +426,22 @@ class BooleanNetwork:
         fn(state, int(n_steps), frozen, self._variable_vector(), err)
         self._raise_rate_error(err)
 
-    def flip_rates(self, state: np.ndarray) -> np.ndarray:
-        """Flip rate of every node in every row of ``state`` (float64 ``(n, n_nodes)``; for tests)."""
+    def flip_rates(self, state: np.ndarray, *, engine: str = "generic") -> np.ndarray:
+        """Flip rate of every node in every row of ``state`` (float64 ``(n, n_nodes)``; for tests).
+
+        ``engine="generic"``: the generic engine's compiled rate expressions; ``"bits"``: the bit
+        engine's rate-class masks (raises if the network does not use the bit engine).
+        """
         self._check_state(state)
+        if engine not in ("generic", "bits"):
+            raise ValueError(f"engine must be 'generic' or 'bits', got {engine!r}")
+        if engine == "bits":
+            bk = self.bit_kernels()
+            if bk is None:
+                raise RuntimeError(f"{self.name}: the bit engine is not used for this network")
+            out = np.empty((state.shape[0], self.n_nodes))
+            bk.flip_rates(state, self._variable_vector(), np.append(self.class_values(), 0.0), out)
+            return out
         k = self.kernels()
         v = self._variable_vector()
         out = np.empty((state.shape[0], self.n_nodes))
@@ -348,6 +469,9 @@ class BooleanNetwork:
             source_hash=self.source_hash,
         )
         new._kernels = self._kernels
+        new._bits = self._bits
+        new._bits_checked = self._bits_checked
+        new.engine = self.engine
         return new
 
     def with_istate(self, **values: float) -> BooleanNetwork:

@@ -1,0 +1,648 @@
+"""Bit-packed Gillespie kernels: one ``uint64`` word per cell, flip rates as bit masks per rate class.
+
+Why: the generic engine (:mod:`~tme_sim.intracellular.boolean.engine`) keeps a float rate per node
+and spends ~110 ns per transition (rate re-evaluation through a jump table, an unpredictable
+linear scan to pick the node). Most MaBoSS models only ever use a handful of distinct rate
+*values* (``1``, ``$TransRate``, ...) switched on and off by Boolean conditions, so the flip
+rates of a whole cell fit in a few bit masks.
+
+Compilation (:func:`generate_bit_source`): every ``rate_up`` / ``rate_down`` expression is expanded
+into *terms* ``gate -> leaf``: ``c ? a : b`` splits on ``c``, and a node (or ``@logic``) used inside
+arithmetic is split by Shannon expansion (node = 1 / node = 0), until each leaf depends on
+``$variables`` and numbers only. Leaves that are the constant 0 are dropped; the others are
+grouped into *rate classes* by their source text. The generated ``masks(w, nf, v, m)`` computes,
+with branch-free bit operations on the state word ``w``, for every class ``c`` the mask ``m[c]``
+of nodes whose current flip rate is that class's value (``rate_up`` terms gated by "node off",
+``rate_down`` terms by "node on"; ``nf`` clears frozen nodes). The gates of one node are
+mutually exclusive, so each node is in at most one mask, and the flip rate of node ``j`` is the
+value of the class whose mask holds bit ``j`` (0 if none).
+
+Per transition the kernel recomputes the masks (straight-line code), takes the total rate
+``sum_c value_c * popcount(m[c])``, draws the waiting time, picks a class by weight and a node
+uniformly among that class's set bits (the same distribution as picking a node in proportion to
+its rate). Class values are evaluated once per call from the variables; a class whose value is
+negative or NaN is an error as soon as one of its nodes is active (same contract as the generic
+engine). Infinite values: the lowest active node of the first infinite class flips at once.
+
+Networks with more than 64 nodes, or whose expansion exceeds :data:`MAX_LEAVES` leaves for one
+rate expression, are not supported here; :func:`generate_bit_source` returns ``None`` and the
+caller uses the generic engine.
+
+Randomness is the same per-cell SplitMix64 stream scheme as the generic engine (one uint64 seed
+per cell from the caller's Generator), so results do not depend on threads or chunking.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import errors as nb_errors
+from numba.extending import intrinsic
+
+from tme_sim.intracellular.boolean.expressions import (
+    COMPARISON_OPS,
+    LOGICAL_OPS,
+    AtRef,
+    Binary,
+    CodeGen,
+    Cond,
+    Expr,
+    NodeRef,
+    Num,
+    Unary,
+    VarRef,
+    evaluate,
+    is_boolean,
+    walk,
+)
+
+BIT_ENGINE_VERSION = "1"
+
+#: Most nodes a bit-packed network may have (one uint64 word per cell).
+MAX_NODES = 64
+#: Most leaves one rate expression may expand to before the generic engine is used instead.
+MAX_LEAVES = 64
+
+
+# --------------------------------------------------------------------------- bit intrinsics
+
+
+@intrinsic
+def popcount(typingctx, src):
+    """Number of set bits of an integer (LLVM ``ctpop``)."""
+    if not isinstance(src, types.Integer):
+        raise nb_errors.NumbaTypeError(f"popcount needs an integer, got {src}")
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return src(src), codegen
+
+
+@intrinsic
+def ctz(typingctx, src):
+    """Number of trailing zero bits of an integer (LLVM ``cttz``; the width for 0)."""
+    if not isinstance(src, types.Integer):
+        raise nb_errors.NumbaTypeError(f"ctz needs an integer, got {src}")
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return src(src), codegen
+
+
+@njit(cache=True, inline="always")
+def bit_of(c):
+    """``np.uint64(1)`` if ``c`` else ``np.uint64(0)`` (compiles to a zero-extension)."""
+    return np.uint64(1) if c else np.uint64(0)
+
+
+@njit(cache=True)
+def pack_inputs(values, nodes, base):
+    """uint64 ``(n,)``: ``base`` with bit ``nodes[k]`` set where ``values[i, k]`` (bool ``(n, k)``)."""
+    n = values.shape[0]
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        w = base
+        for k in range(nodes.shape[0]):
+            if values[i, k]:
+                w |= np.uint64(1) << np.uint64(nodes[k])
+        out[i] = w
+    return out
+
+
+# --------------------------------------------------------------------------- exponential variates
+#
+# Marsaglia & Tsang's ziggurat for the standard exponential (J. Stat. Softw. 5(8), 2000), 256
+# layers, with the index and the 53-bit abscissa taken from separate bits of one 64-bit draw as in
+# numpy's implementation. Exact in distribution; ~99% of draws cost one table look-up and one
+# multiplication, against ~9 ns for the logarithm of the inversion method.
+
+
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m2 = 2.0**53
+    de = 7.697117470131487
+    te = de
+    ve = 3.949659822581572e-3
+    ke = np.zeros(256)
+    we = np.zeros(256)
+    fe = np.zeros(256)
+    q = ve / math.exp(-de)
+    ke[0] = (de / q) * m2
+    ke[1] = 0.0
+    we[0] = q / m2
+    we[255] = de / m2
+    fe[0] = 1.0
+    fe[255] = math.exp(-de)
+    for i in range(254, 0, -1):
+        de = -math.log(ve / de + math.exp(-de))
+        ke[i + 1] = (de / te) * m2
+        te = de
+        fe[i] = math.exp(-de)
+        we[i] = de / m2
+    return ke.astype(np.uint64), we, fe
+
+
+_ZKE, _ZWE, _ZFE = _ziggurat_tables()
+_ZR = 7.697117470131487  # start of the tail (the base strip's right edge)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_INV53 = 1.0 / 9007199254740992.0
+
+
+@njit(cache=True, inline="always")
+def splitmix(x):
+    """(new counter, 64 random bits) from a SplitMix64 counter."""
+    x = x + _GOLDEN
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return x, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def uniform(x):
+    """(new counter, u in [0, 1), 53 bits) from a SplitMix64 counter."""
+    x, r = splitmix(x)
+    return x, float(r >> np.uint64(11)) * _INV53
+
+
+@njit(cache=True)
+def _exp_slow(x, ri, idx):
+    # rejection part of the ziggurat (about 1% of draws); loops until a draw is accepted
+    while True:
+        if idx == 0:  # base strip: the tail beyond _ZR, by inversion
+            x, u = uniform(x)
+            return x, _ZR - np.log1p(-u)
+        e = float(ri) * _ZWE[idx]
+        x, u = uniform(x)
+        if (_ZFE[idx - 1] - _ZFE[idx]) * u + _ZFE[idx] < np.exp(-e):
+            return x, e
+        x, r = splitmix(x)
+        ri = r >> np.uint64(3)
+        idx = int(ri & np.uint64(0xFF))
+        ri = ri >> np.uint64(8)
+        if ri < _ZKE[idx]:
+            return x, float(ri) * _ZWE[idx]
+
+
+@njit(cache=True, inline="always")
+def exponential(x):
+    """(new counter, a standard exponential variate) from a SplitMix64 counter (ziggurat)."""
+    x, r = splitmix(x)
+    ri = r >> np.uint64(3)
+    idx = int(ri & np.uint64(0xFF))
+    ri = ri >> np.uint64(8)
+    if ri < _ZKE[idx]:
+        return x, float(ri) * _ZWE[idx]
+    return _exp_slow(x, ri, idx)
+
+
+@njit(cache=True)
+def exponential_samples(seed, n):
+    """``n`` variates from the stream seeded by ``seed`` (uint64); for tests of the sampler."""
+    out = np.empty(n)
+    x = seed
+    for i in range(n):
+        x, out[i] = exponential(x)
+    return out
+
+
+# --------------------------------------------------------------------------- term expansion
+
+
+class Unsupported(Exception):
+    """The network cannot be compiled to the bit engine (too many nodes or leaves)."""
+
+
+def _depends(e: Expr) -> bool:
+    return any(isinstance(x, NodeRef | AtRef) for x in walk(e))
+
+
+def _substitute(e: Expr, target: Expr, value: float) -> Expr:
+    """``e`` with every node reference equal to ``target`` (a NodeRef or AtRef) replaced by a number."""
+
+    def same(x: Expr) -> bool:
+        if isinstance(target, NodeRef):
+            return isinstance(x, NodeRef) and x.name == target.name
+        return isinstance(x, AtRef) and x.name == target.name
+
+    def sub(x: Expr) -> Expr:
+        if same(x):
+            return Num(x.line, value)
+        if isinstance(x, Unary):
+            return Unary(x.line, x.op, sub(x.arg))
+        if isinstance(x, Binary):
+            return Binary(x.line, x.op, sub(x.left), sub(x.right))
+        if isinstance(x, Cond):
+            return Cond(x.line, sub(x.cond), sub(x.then), sub(x.other))
+        return x
+
+    return sub(e)
+
+
+Gate = tuple[tuple[Expr, bool], ...]  # conjunction of (boolean condition, required truth value)
+
+
+def expand_terms(e: Expr) -> list[tuple[Gate, Expr]]:
+    """Split a rate expression into ``(gate, leaf)`` pairs with node-free leaves.
+
+    The gates are mutually exclusive and cover every state: the expression's value in a state is
+    the leaf of the one gate that holds. Raises :class:`Unsupported` past :data:`MAX_LEAVES`.
+    """
+    out: list[tuple[Gate, Expr]] = []
+
+    def rec(x: Expr, gate: Gate) -> None:
+        if len(out) > MAX_LEAVES:
+            raise Unsupported(f"a rate expression expands to more than {MAX_LEAVES} cases")
+        if not _depends(x):
+            out.append((gate, x))
+            return
+        if isinstance(x, Cond):
+            rec(x.then, (*gate, (x.cond, True)))
+            rec(x.other, (*gate, (x.cond, False)))
+            return
+        ref = next(y for y in walk(x) if isinstance(y, NodeRef | AtRef))
+        rec(_substitute(x, ref, 1.0), (*gate, (ref, True)))
+        rec(_substitute(x, ref, 0.0), (*gate, (ref, False)))
+
+    rec(e, ())
+    if len(out) > MAX_LEAVES:
+        raise Unsupported(f"a rate expression expands to more than {MAX_LEAVES} cases")
+    return out
+
+
+# --------------------------------------------------------------------------- code generation
+
+
+class BitCodeGen:
+    """Source of bit-level expressions over a state word ``w`` (uint64, bit j = node j).
+
+    * :meth:`pos` (``e``, ``j``): a uint64 whose bit ``j`` is the truth value of ``e`` (the other
+      bits are arbitrary), built from shifted copies of ``w`` so that a whole logic rule costs one
+      shift per literal plus its operators;
+    * :meth:`bits`: a uint64 0/1; :meth:`numeric`: a float64 (for comparisons and arithmetic).
+
+    ``@logic`` of the node being compiled (``self.node``) is bit ``node`` of the word ``L``.
+    """
+
+    def __init__(self, node_index: dict[str, int], var_index: dict[str, int]) -> None:
+        self.node_index = node_index
+        self.var_index = var_index
+        self.node = -1  # the node whose rates are being compiled (its @logic is bit node of L)
+
+    def pos(self, e: Expr, j: int) -> str:
+        if isinstance(e, NodeRef):
+            a = self.node_index[e.name]
+            if a == j:
+                return "w"
+            return f"(w >> _S{a - j})" if a > j else f"(w << _S{j - a})"
+        if isinstance(e, AtRef):
+            assert self.node >= 0
+            a = self.node
+            if a == j:
+                return "L"
+            return f"(L >> _S{a - j})" if a > j else f"(L << _S{j - a})"
+        if isinstance(e, Num):
+            return "_ALL" if e.value != 0.0 else "_0"
+        if isinstance(e, Unary) and e.op == "!":
+            return f"(~{self.pos(e.arg, j)})"
+        if isinstance(e, Binary) and e.op in LOGICAL_OPS:
+            return f"({self.pos(e.left, j)} {e.op} {self.pos(e.right, j)})"
+        if isinstance(e, Cond) and is_boolean(e):
+            c = self.pos(e.cond, j)
+            return f"(({c} & {self.pos(e.then, j)}) | (~{c} & {self.pos(e.other, j)}))"
+        return f"({self.bits(e)} << _S{j})"
+
+    def bits(self, e: Expr) -> str:
+        if isinstance(e, NodeRef):
+            return f"((w >> _S{self.node_index[e.name]}) & _1)"
+        if isinstance(e, AtRef):
+            assert self.node >= 0
+            return f"((L >> _S{self.node}) & _1)"
+        if isinstance(e, Num):
+            return "_1" if e.value != 0.0 else "_0"
+        if isinstance(e, Unary) and e.op == "!":
+            return f"({self.bits(e.arg)} ^ _1)"
+        if isinstance(e, Binary) and e.op in LOGICAL_OPS:
+            return f"({self.bits(e.left)} {e.op} {self.bits(e.right)})"
+        if isinstance(e, Binary) and e.op in COMPARISON_OPS:
+            return f"bit_of({self.numeric(e.left)} {e.op} {self.numeric(e.right)})"
+        if isinstance(e, Cond) and is_boolean(e):
+            c = self.bits(e.cond)
+            return f"(({c} & {self.bits(e.then)}) | (({c} ^ _1) & {self.bits(e.other)}))"
+        return f"bit_of({self.numeric(e)} != 0.0)"
+
+    def numeric(self, e: Expr) -> str:
+        if isinstance(e, Num):
+            return repr(float(e.value)) if e.value == e.value else "np.nan"
+        if isinstance(e, VarRef):
+            return f"v[{self.var_index[e.name]}]"
+        if isinstance(e, Unary) and e.op in ("-", "+"):
+            return f"({e.op}{self.numeric(e.arg)})"
+        if isinstance(e, Binary) and e.op in ("+", "-", "*", "/"):
+            return f"({self.numeric(e.left)} {e.op} {self.numeric(e.right)})"
+        if isinstance(e, Cond) and not is_boolean(e):
+            return f"({self.numeric(e.then)} if {self.bits(e.cond)} != _0 else {self.numeric(e.other)})"
+        return f"float({self.bits(e)})"
+
+
+def _or_tree(terms: list[str]) -> str:
+    """A balanced OR of ``terms`` (short dependency chains), ``_0`` when empty."""
+    if not terms:
+        return "_0"
+    while len(terms) > 1:
+        terms = [f"({terms[k]} | {terms[k + 1]})" if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
+@dataclass
+class BitProgram:
+    """What :func:`generate_bit_source` produced: the module source and the class leaves."""
+
+    source: str
+    class_sources: list[str]  # numba source of each class value (over ``v``)
+
+
+_TEMPLATE = '''\
+# Generated by tme_sim.intracellular.boolean.bitengine (version {version}) for network {name!r}.
+# Do not edit: the file name is the hash of this text.
+import numpy as np
+from numba import njit, prange
+
+from tme_sim.intracellular.boolean.bitengine import _GOLDEN, bit_of, ctz, exponential, popcount, splitmix
+from tme_sim.intracellular.boolean.bitengine import uniform as _uniform
+
+N_NODES = {n_nodes}
+N_CLASSES = {n_classes}
+CHUNK = {chunk}
+_0 = np.uint64(0)
+_1 = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+{shift_consts}
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    """Seed scrambling (the SplitMix64 output function; the counter is not advanced)."""
+    return splitmix(z - _GOLDEN)[1]
+
+
+@njit(cache=True, error_model="numpy")
+def class_values(v, out):
+    """Value of every rate class for the variable vector v."""
+{class_body}
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def masks(w, nf, v, m):
+    """m[c] = nodes (bits) whose current flip rate is class c's value; nf clears frozen nodes."""
+{mask_body}
+
+
+@njit(cache=True, inline="always")
+def _pack(row):
+    w = _0
+    for j in range(N_NODES):
+        if row[j] >= 0.5:
+            w |= _1 << np.uint64(j)
+    return w
+
+
+@njit(cache=True, inline="always")
+def _unpack(w, row):
+    for j in range(N_NODES):
+        row[j] = (w >> np.uint64(j)) & _1
+
+
+@njit(cache=True, error_model="numpy")
+def flip_rates(state, v, cval, out):
+    """out[i, j] = flip rate of node j in row i (from the masks; for tests and diagnostics)."""
+    m = np.empty(max(N_CLASSES, 1), dtype=np.uint64)
+    for i in range(state.shape[0]):
+        masks(_pack(state[i]), ~_0, v, m)
+        for j in range(N_NODES):
+            out[i, j] = 0.0
+            for c in range(N_CLASSES):
+                if (m[c] >> np.uint64(j)) & _1:
+                    out[i, j] = cval[c]
+
+
+@njit(cache=True)
+def pack_rows(mask):
+    """uint64 (n,) words from a bool (n, N_NODES) matrix."""
+    out = np.zeros(mask.shape[0], dtype=np.uint64)
+    for i in range(mask.shape[0]):
+        w = _0
+        for j in range(N_NODES):
+            if mask[i, j]:
+                w |= _1 << np.uint64(j)
+        out[i] = w
+    return out
+'''
+
+_KERNELS = """
+
+@njit(cache=True, error_model="numpy", parallel={parallel})
+def {aname}(state, duration, seeds, setm, setv, frz, v, cval, err, events):
+    # state: (n, N_NODES) 0/1 array of any numeric dtype, advanced in place. For each cell i the
+    # bits in setm[a] are first set to setv[a] (a = i if setm/setv have n rows, else 0) and the
+    # bits in frz[b] cannot flip. cval: class values (class_values). err[i] = node + 1 on a
+    # negative/NaN rate; events[i] = number of transitions.
+    n = state.shape[0]
+    nchunk = (n + CHUNK - 1) // CHUNK
+    last_s = setm.shape[0] - 1
+    last_v = setv.shape[0] - 1
+    last_f = frz.shape[0] - 1
+    anybad = False
+    cinv = np.zeros(max(N_CLASSES, 1))
+    for c in range(N_CLASSES):
+        if not (cval[c] >= 0.0):
+            anybad = True
+        elif cval[c] > 0.0:
+            cinv[c] = 1.0 / cval[c]
+    for ch in {loop}(nchunk):
+        m = np.empty(max(N_CLASSES, 1), dtype=np.uint64)
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            row = state[i]
+            w0 = _pack(row)
+            w = (w0 & ~setm[min(i, last_s)]) | setv[min(i, last_v)]
+            nf = ~frz[min(i, last_f)]
+            x = _mix(seeds[i])
+            t = 0.0
+            k = 0
+            while True:
+                masks(w, nf, v, m)
+                if anybad:
+                    bad = -1
+                    for c in range(N_CLASSES):
+                        if m[c] != _0 and not (cval[c] >= 0.0):
+                            bad = int(ctz(m[c]))
+                            break
+                    if bad >= 0:
+                        err[i] = bad + 1
+                        break
+                total = 0.0
+                for c in range(N_CLASSES):
+                    if m[c] != _0:
+                        total += cval[c] * float(popcount(m[c]))
+                if not (total > 0.0):
+                    break
+                x, e = exponential(x)
+                t += e / total
+                if t > duration:
+                    break
+                x, u = _uniform(x)
+                bit = _0
+                if total == np.inf:
+                    for c in range(N_CLASSES):
+                        if m[c] != _0 and cval[c] == np.inf:
+                            bit = ctz(m[c])
+                            break
+                else:
+                    target = u * total
+                    acc = 0.0
+                    cc = -1
+                    for c in range(N_CLASSES):
+                        if m[c] != _0 and cval[c] > 0.0:
+                            cc = c
+                            wc = cval[c] * float(popcount(m[c]))
+                            if target < acc + wc:
+                                break
+                            acc += wc
+                    mm = m[cc]
+                    cnt = int(popcount(mm))
+                    kk = int((target - acc) * cinv[cc])
+                    if kk >= cnt:
+                        kk = cnt - 1
+                    elif kk < 0:
+                        kk = 0
+                    for _q in range(kk):
+                        mm &= mm - _1
+                    bit = ctz(mm)
+                w ^= _1 << bit
+                k += 1
+            if w != w0:  # most settled cells do not move: skip the write-back
+                _unpack(w, row)
+            events[i] = k
+
+
+@njit(cache=True, error_model="numpy", parallel={parallel})
+def {sname}(state, n_steps, setm, setv, frz, v, cval, err):
+    # synchronous: each step flips, all at once, every node whose flip rate is positive
+    n = state.shape[0]
+    nchunk = (n + CHUNK - 1) // CHUNK
+    last_s = setm.shape[0] - 1
+    last_v = setv.shape[0] - 1
+    last_f = frz.shape[0] - 1
+    for ch in {loop}(nchunk):
+        m = np.empty(max(N_CLASSES, 1), dtype=np.uint64)
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            row = state[i]
+            w = (_pack(row) & ~setm[min(i, last_s)]) | setv[min(i, last_v)]
+            nf = ~frz[min(i, last_f)]
+            for _step in range(n_steps):
+                masks(w, nf, v, m)
+                flip = _0
+                bad = -1
+                for c in range(N_CLASSES):
+                    if m[c] != _0:
+                        if not (cval[c] >= 0.0):
+                            bad = int(ctz(m[c]))
+                            break
+                        if cval[c] > 0.0:
+                            flip |= m[c]
+                if bad >= 0:
+                    err[i] = bad + 1
+                    break
+                w ^= flip
+            _unpack(w, row)
+"""
+
+
+def generate_bit_source(
+    name: str,
+    node_names: list[str],
+    logic: list[Expr | None],
+    rate_up: list[Expr],
+    rate_down: list[Expr],
+    variable_names: list[str],
+    chunk: int,
+) -> BitProgram | None:
+    """Source of the bit-engine module for one network, or None if the network is unsupported."""
+    if len(node_names) > MAX_NODES or not node_names:
+        return None
+    node_index = {nm: i for i, nm in enumerate(node_names)}
+    var_index = {nm: i for i, nm in enumerate(variable_names)}
+    gen = BitCodeGen(node_index, var_index)
+    leafgen = CodeGen(node_index, var_index)
+    classes: dict[str, int] = {}
+    # (class, self_on, @logic truth or None) -> node mask: terms gated only by @logic (or nothing)
+    groups: dict[tuple[int, bool, bool | None], int] = {}
+    singles: dict[int, list[str]] = {}  # class -> other terms (bit j only)
+    logic_terms: list[str] = []
+    try:
+        for j, nm in enumerate(node_names):
+            gen.node = j
+            if any(isinstance(x, AtRef) for e in (rate_up[j], rate_down[j]) for x in walk(e)):
+                if logic[j] is None:  # pragma: no cover - the reader rejects @logic without logic
+                    raise Unsupported(f"node {nm} uses @logic without a logic")
+                logic_terms.append(f"({gen.pos(logic[j], j)} & _B{j})")
+            for expr, self_on in ((rate_up[j], False), (rate_down[j], True)):
+                for gate, leaf in expand_terms(expr):
+                    if not any(isinstance(x, VarRef) for x in walk(leaf)) and evaluate(leaf) == 0.0:
+                        continue  # constant zero rate: never flips
+                    c = classes.setdefault(leafgen.numeric(leaf), len(classes))
+                    if not gate or (len(gate) == 1 and isinstance(gate[0][0], AtRef)):
+                        key = (c, self_on, gate[0][1] if gate else None)
+                        groups[key] = groups.get(key, 0) | (1 << j)
+                        continue
+                    parts = ["w" if self_on else "~w"]
+                    for cond, truth in gate:
+                        b = gen.pos(cond, j)
+                        parts.append(b if truth else f"(~{b})")
+                    singles.setdefault(c, []).append(f"({' & '.join(parts)} & _B{j})")
+    except Unsupported:
+        return None
+    class_sources = list(classes)
+    consts = [f"_S{d} = np.uint64({d})" for d in range(max(len(node_names), 1))]
+    consts += [f"_B{j} = np.uint64({1 << j})" for j in range(len(node_names))]
+    mask_body = [f"    L = {_or_tree(logic_terms)}"] if logic_terms else []
+    for c in range(len(class_sources)):
+        terms: list[str] = []
+        for (gc, self_on, truth), bits in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
+            if gc != c:
+                continue
+            g = len(consts)
+            consts.append(f"_G{g} = np.uint64({bits})")
+            sel = [] if truth is None else ["L" if truth else "~L"]
+            terms.append(f"({' & '.join([*sel, 'w' if self_on else '~w', f'_G{g}'])})")
+        terms.extend(singles.get(c, []))
+        mask_body.append(f"    m[{c}] = {_or_tree(terms)} & nf")
+    if not class_sources:
+        mask_body.append("    pass")
+    class_body = [f"    out[{c}] = {src}" for c, src in enumerate(class_sources)] or ["    pass"]
+    head = _TEMPLATE.format(
+        version=BIT_ENGINE_VERSION,
+        name=name,
+        n_nodes=len(node_names),
+        n_classes=len(class_sources),
+        chunk=chunk,
+        shift_consts="\n".join(consts),
+        class_body="\n".join(class_body),
+        mask_body="\n".join(mask_body),
+    )
+    kernels = [
+        _KERNELS.format(parallel=par, loop=loop, aname=f"advance_{tag}", sname=f"synchronous_{tag}")
+        for par, loop, tag in ((False, "range", "seq"), (True, "prange", "par"))
+    ]
+    return BitProgram(source=head + "".join(kernels), class_sources=class_sources)
