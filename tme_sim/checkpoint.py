@@ -82,6 +82,10 @@ def model_state(model: TMEModel) -> dict[str, Any]:
         # the neighbour lists decide the order in which contact forces are summed, so a resumed run
         # must continue with the very lists (and rebuild schedule) of the original one
         "cell_list": {
+            # the cutoff is widened during a run (_refresh_cutoff); a restored model must not widen it
+            # again later than the original did, which would rebuild the bins at another step
+            "cutoff": np.array(cl.cutoff),
+            "skin": np.array(cl.skin),
             "start": np.asarray(cl.start),
             "order": np.asarray(cl.order),
             "n_built": np.array(cl.n_built),
@@ -167,6 +171,8 @@ def restore_model(model: TMEModel, path: Path) -> None:
     cl = model.cell_list
     if "cell_list" in state:
         c = state["cell_list"]
+        if "cutoff" in c:
+            cl.set_cutoff(float(c["cutoff"]), float(c["skin"]))
         cl.start = np.asarray(c["start"], dtype=np.int64)
         cl.order = np.asarray(c["order"], dtype=np.int64)
         cl.n_built = int(c["n_built"])
