@@ -57,6 +57,7 @@ def small_scenario(
     extra: str = "",
     vessels: bool = True,
     name: str = "small.toml",
+    tumor_knockin: str = '["TNF"]',
 ) -> Path:
     """A small 2D scenario: tumor disc (autocrine TNF) + fibroblasts (TNF, IKK knocked in)."""
     if drugs_section is None:
@@ -97,7 +98,7 @@ rules = "tumor"
 [cell_types.tumor.secretion.oxygen]
 uptake_rate = "10 1/min"
 [cell_types.tumor.intracellular]
-{network('["TNF"]', tumor_drugs)}
+{network(tumor_knockin, tumor_drugs)}
 [cell_types.fibroblast]
 rules = "generic"
 cycle = {{ model = "none" }}
@@ -326,13 +327,15 @@ def test_cli_simulate_prints_the_table(tmp_path):
     p = small_scenario(tmp_path)
     res = subprocess.run(
         [sys.executable, "-m", "cli", "drugs", "simulate", str(p), "--plasma", "birinapant=0,1 nM",
-         "--duration", "20 min", "--out", str(tmp_path / "t.csv")],
+         "--duration", "20 min", "--out", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "t.png"),
+         "--record-every", "10 min"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "birinapant" in res.stdout and "fibroblast" in res.stdout
     rows = (tmp_path / "t.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("plasma:birinapant")
+    assert (tmp_path / "t.png").stat().st_size > 10_000
     bad = subprocess.run(
         [sys.executable, "-m", "cli", "drugs", "simulate", str(p), "--scale", "aspirin=0,1"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -344,6 +347,8 @@ def test_drug_combo_scenario_validates():
     sc = load_scenario(SCEN / "drug_combo.toml")
     assert sc.drugs is not None and list(sc.drugs.given) == ["birinapant", "venetoclax"]
     assert sc.cell_types["tumor"].intracellular["drugs"] == ["birinapant", "venetoclax"]
+    assert sc.drugs.given["venetoclax"].entry.partition == pytest.approx(0.01)  # unbound fraction
+    assert "BCL2" in sc.cell_types["tumor"].intracellular["knockin"]
 
 
 def test_intracellular_without_a_drug_input_says_so(tmp_path):
@@ -360,3 +365,71 @@ def test_intracellular_without_a_drug_input_says_so(tmp_path):
         _wire_drugs(NoDrugInput(), ["birinapant"], "cell_types.x.intracellular", m)
     with pytest.raises(ConfigError, match="expected a list of drug names"):
         _wire_drugs(m.intracellular[0], "birinapant", "cell_types.x.intracellular", m)
+
+
+# ------------------------------------------------------------------ venetoclax acts where BCL2 is held up
+
+
+def test_venetoclax_kills_bcl2_held_tumor_cells_only_with_birinapant(tmp_path):
+    """BCL2 is an NF-kB target in the TNF network; with BCL2 knocked in (NF-kB-independent, as
+    in BCL2-overexpressing tumors) birinapant alone cannot kill (BCL2 blocks BAX/MPT), venetoclax
+    alone cannot either (NF-kB keeps cFLIP up), together they kill, more with more venetoclax:
+    the drug's knock-out wins over the type's knock-in in each step it is drawn."""
+    p = small_scenario(
+        tmp_path,
+        drugs_section=f'[drugs]\nlibrary = "{LIB}"\n[drugs.given.birinapant]\nplasma = "0 nM"\n'
+        '[drugs.given.venetoclax]\nplasma = "0 nM"\n',
+        tumor_drugs='["birinapant", "venetoclax"]',
+        fibro_drugs='["birinapant", "venetoclax"]',
+        tumor_knockin='["TNF", "BCL2"]',
+    )
+    points = [
+        {"birinapant": 0.0, "venetoclax": 0.0},
+        {"birinapant": 10.0, "venetoclax": 0.0},
+        {"birinapant": 0.0, "venetoclax": 50.0},
+        {"birinapant": 10.0, "venetoclax": 2.0},
+        {"birinapant": 10.0, "venetoclax": 50.0},
+    ]
+    res = simulate_doses(p, points, mode="plasma", duration=300.0, record_every=60.0)
+    print("\n".join(res.table()))
+    _ctl, bir, ven, low, high = res.points
+    assert abs(res.loss(bir, "tumor")) < 0.1 and abs(res.loss(ven, "tumor")) < 0.1
+    assert res.loss(high, "tumor") > res.loss(low, "tumor") + 0.2
+    assert res.loss(high, "tumor") > 0.5
+    tl = high.extra["timeline"]
+    assert tl[0] == 0 and tl[-1] == pytest.approx(300.0) and tl.size == 6
+    live = high.extra["live"]["tumor"]
+    assert live[0] == high.initial["tumor"] and live[-1] == high.final["tumor"]
+
+
+def test_joint_dose_axis_and_figure(tmp_path):
+    from tme_sim.drugs.simulate import dose_grid, plot_dose_response
+
+    grid = dose_grid({"birinapant+tpca1": [0, 0.5, 1]})
+    assert grid == [{"birinapant": v, "tpca1": v} for v in (0.0, 0.5, 1.0)]
+    grid = dose_grid({"birinapant": [0, 1], "tpca1": [0, 2]})
+    assert len(grid) == 4 and grid[-1] == {"birinapant": 1.0, "tpca1": 2.0}
+    p = small_scenario(tmp_path)
+    res = simulate_doses(p, dose_grid({"birinapant+tpca1": [0, 100]}), mode="plasma", duration=30.0, record_every=15.0)
+    png = plot_dose_response(res, tmp_path / "f.png", "t")
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_reduced_drug_combo_dose_response():
+    """The shipped flagship drug scenario (reduced domain, 2 days, drugs from 6 h): tumor burden and
+    CAF loss respond to the scale of the combination schedule (~3 min)."""
+    from tme_sim.drugs.simulate import REDUCED_DRUG_COMBO, dose_grid
+
+    res = simulate_doses(
+        SCEN / "drug_combo.toml",
+        dose_grid({"birinapant+venetoclax": [0.0, 0.05, 1.0]}),
+        duration=2 * 1440.0,
+        overrides=dict(REDUCED_DRUG_COMBO),
+    )
+    print("\n".join(res.table()))
+    _ctl, low, high = res.points
+    assert 0.1 < res.loss(low, "tumor") < res.loss(high, "tumor")
+    assert res.loss(high, "tumor") > 0.8
+    assert res.loss(low, "fibroblast") < res.loss(high, "fibroblast")
+    assert res.loss(high, "fibroblast") > 0.3

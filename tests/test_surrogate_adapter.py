@@ -242,3 +242,38 @@ def test_adapter_interpolation_grid_matches_model(artifact):
     assert np.allclose(grid.steady_outputs(at_nodes), exact.steady_outputs(at_nodes), atol=1e-5)
     with pytest.raises(Exception, match="interpolation_grid"):
         SurrogateIntracellular.from_config(config(interpolation_grid=1), base)
+
+
+def test_adapter_drug_inputs(artifact):
+    """Drugs on a signaling surrogate: a ligand blocker scales the ligand input (full block = no
+    ligand), a node inhibitor drives its target down; no drug keeps the drug-free outputs."""
+    from tme_sim.drugs.library import parse_library
+
+    base = artifact.parent.parent
+    lib = parse_library(
+        {
+            "drugs": {
+                "ifng_block": {"targets": [{"node": "IFNG"}], "ic50": "1 nM"},
+                "stat6_i": {"targets": [{"node": "STAT6"}], "ic50": "10 nM"},
+            }
+        }
+    )
+    plain = SurrogateIntracellular.from_config(config(input_resolution=0.0), base)
+    im = SurrogateIntracellular.from_config(config(input_resolution=0.0), base)
+    eff = im.drug_effects_for(lib.select(["ifng_block", "stat6_i"]))
+    assert eff.links.inputs.n_links == 1 and eff.links.nodes.n_links == 1
+    im.set_drug_effects(eff)
+    assert im.required_signals() == ["ifng", "il4", "ifng_block", "stat6_i"]
+    n = 4
+    rng = np.random.default_rng(0)
+    sig = np.array([[50.0, 50.0, 0.0, 0.0], [50.0, 50.0, 1e9, 0.0], [0.0, 50.0, 0.0, 0.0], [0.0, 50.0, 0.0, 100.0]])
+    st = im.initial_state(n, rng)
+    im.update(Signals(["ifng", "il4", "ifng_block", "stat6_i"], sig), st, 30.0, rng)
+    ref = plain.initial_state(n, rng)
+    plain.update(Signals(["ifng", "il4"], sig[:, :2]), ref, 30.0, rng)
+    assert np.allclose(st[0], ref[0], atol=1e-5)  # no drug: unchanged
+    assert np.allclose(st[1], ref[2], atol=1e-5)  # IFNG fully blocked = no IFNG
+    stat6 = 3  # column of STAT6 in OUTPUTS
+    assert st[3, stat6] < ref[3, stat6] - 0.05  # STAT6 inhibitor lowers STAT6
+    with pytest.raises(ValidationError):
+        config(drug_sampling="sometimes")

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from tme_sim.grid import SubstrateParams
     from tme_sim.model import TMEModel
 
-__all__ = ["DrugDosing", "DrugsConfig", "GivenDrug", "build_dosing", "resolve_drugs"]
+__all__ = ["DrugDosing", "DrugsConfig", "GivenDrug", "attach_drugs", "build_dosing", "resolve_drugs"]
 
 #: mechanics steps whose plasma values are computed in one vectorised call
 BLOCK_STEPS = 512
@@ -339,3 +339,42 @@ def build_dosing(scenario: Scenario, substrates: list[SubstrateParams]) -> DrugD
     dosing = DrugDosing(lib, drugs, scenario.drugs.update_tolerance)
     substrates.extend(dosing.substrate_params([s.name for s in substrates]))
     return dosing
+
+
+def attach_drugs(model: TMEModel, cell_type: str, names: list[str]) -> Any:
+    """Make the drugs ``names`` act on ``cell_type``'s intracellular model of a built ``model``.
+
+    The programmatic form of ``drugs = [...]`` in a type's ``intracellular`` table: every drug must
+    be given in the scenario's ``[drugs]`` (its substrate is the local concentration). Boolean
+    networks get :class:`~tme_sim.drugs.effects.DrugEffects` (anti/pro-node masks, every target
+    must be a node); surrogates get :class:`~tme_sim.drugs.effects.SurrogateDrugEffects` (targets
+    resolved on their flag/ligand inputs or network nodes). Replaces drugs attached before.
+    Returns the effects object. Mistakes raise a one-line :class:`ConfigError`.
+    """
+    from tme_sim.drugs.effects import DrugEffects
+
+    key = f"cell_types.{cell_type}.intracellular"
+    if cell_type not in model.type_names:
+        raise ConfigError(f"{key}: unknown cell type {cell_type!r} (types: {', '.join(model.type_names)})")
+    im = model.intracellular.get(model.type_names.index(cell_type))
+    if im is None:
+        raise ConfigError(f"{key}: cell type {cell_type!r} has no intracellular model for drugs to act on")
+    dosing = model.dosing
+    if dosing is None:
+        raise ConfigError(f"{key}.drugs: needs a [drugs] section naming the library and the drugs given")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key}.drugs: a drug is listed twice")
+    for n in names:
+        if n not in dosing.names:
+            known = "" if n in dosing.library.drugs else f" and not in the library {dosing.library.path}"
+            raise ConfigError(f"{key}.drugs: {n!r} is not given in [drugs]{known} (given: {', '.join(dosing.names)})")
+    drugs = [dosing.library.drugs[n] for n in names]
+    source = f"{dosing.library.path} (for {key})"
+    if hasattr(im, "drug_effects_for"):
+        effects = im.drug_effects_for(drugs, source=source)
+    elif hasattr(im, "set_drug_effects"):
+        effects = DrugEffects(drugs, im.state_names, source=source, strict=True)
+    else:
+        raise ConfigError(f"{key}.drugs: intracellular kind {im.kind!r} has no drug input")
+    im.set_drug_effects(effects)
+    return effects

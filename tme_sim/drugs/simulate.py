@@ -95,15 +95,99 @@ class SimulationResult:
         return rows
 
 
+def _live(model: Any) -> list[int]:
+    from tme_sim.cells import ALIVE
+
+    return [int(x) for x in model.population_counts()[:, ALIVE]]
+
+
 def roles_of(scenario: Any) -> dict[str, str]:
     """Cell types with ``rules = "tumor"`` are tumor, every other type is healthy."""
     return {name: ("tumor" if ct.rules == "tumor" else "healthy") for name, ct in scenario.cell_types.items()}
 
 
 def dose_grid(levels: dict[str, Sequence[float]]) -> list[dict[str, float]]:
-    """Full factorial grid of per-drug levels (first drug varies slowest)."""
+    """Full factorial grid of per-drug levels (first drug varies slowest).
+
+    A key naming several drugs joined by ``+`` (``"birinapant+venetoclax"``) gives them the same
+    level at every point: one axis for a combination scaled as a whole.
+    """
     names = list(levels)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(levels[n] for n in names))]
+    out = []
+    for combo in itertools.product(*(levels[n] for n in names)):
+        point: dict[str, float] = {}
+        for key, v in zip(names, combo, strict=True):
+            for d in key.split("+"):
+                point[d.strip()] = float(v)
+        out.append(point)
+    return out
+
+
+#: ``--reduced`` for scenarios/drug_combo.toml: the same tissue on a 500 × 500 µm domain (a quarter of
+#: the area: tumor disc radius 140 µm, ~250 tumor cells; a quarter of the stromal and immune cells),
+#: both drugs starting at 6 h instead of day 1. About 1 min per dose point for 2 days on one free core.
+REDUCED_DRUG_COMBO: dict[str, str] = {
+    "domain.size": '["500 um", "500 um"]',
+    "vessels.exclude_center": '["250 um", "250 um"]',
+    "vessels.exclude_radius": '"170 um"',
+    "initial_cells.0.center": '["250 um", "250 um"]',
+    "initial_cells.0.radius": '"140 um"',
+    "initial_cells.1.count": "38",
+    "initial_cells.2.count": "20",
+    "initial_cells.3.count": "10",
+    "drugs.given.birinapant.schedule.0.start": '"6 h"',
+    "drugs.given.venetoclax.schedule.0.start": '"6 h"',
+}
+
+
+def plot_dose_response(result: SimulationResult, path: str | Path, title: str = "") -> Path:
+    """Figure (PNG): live tumor cells over time per dose point (needs ``record_every``) and the
+    final loss of every type against the dose (first varied drug on the x axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tumor = [t for t, r in result.roles.items() if r == "tumor"]
+    has_tl = all("timeline" in p.extra for p in result.points)
+    fig, axes = plt.subplots(1, 2 if has_tl else 1, figsize=(11 if has_tl else 5.5, 4), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    x_drug = result.drugs[0]
+    dose = np.array([p.doses[x_drug] for p in result.points])
+    joint = all(len(set(p.doses.values())) == 1 for p in result.points)
+    label = " + ".join(result.drugs) if joint else x_drug
+    unit = "× schedule" if result.mode == "scale" else "nM plasma"
+    ax_loss = axes[0, -1]
+    if has_tl:
+        ax = axes[0, 0]
+        for k, p in enumerate(result.points):
+            tl = p.extra["timeline"] / 60.0
+            live = sum(p.extra["live"][t] for t in tumor)
+            vals = ", ".join(f"{v:g}" for v in p.doses.values())
+            ax.plot(tl, live, color=cmap(k / max(1, len(result.points) - 1)), label=vals)
+        ax.set_xlabel("time (h)")
+        ax.set_ylabel("live tumor cells")
+        ax.legend(title=f"{', '.join(result.drugs)} ({unit})", fontsize=7, title_fontsize=7)
+    positive = dose[dose > 0]
+    floor = positive.min() / 3 if positive.size else 1.0
+    xpos = np.where(dose > 0, dose, floor)
+    for t, r in result.roles.items():
+        loss = [100 * result.loss(p, t) for p in result.points]
+        style = "-o" if r == "tumor" else "--s"
+        ax_loss.plot(xpos, loss, style, label=f"{t} ({r})")
+    ax_loss.set_xscale("log")
+    ax_loss.set_xlabel(f"{label} ({unit}; leftmost = none)")
+    ax_loss.set_ylabel("loss vs untreated at the end (%)")
+    ax_loss.axhline(0, color="0.7", lw=0.8)
+    ax_loss.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def point_scenario(
@@ -149,11 +233,14 @@ def simulate_doses(
     overrides: dict[str, Any] | None = None,
     seed: int | None = None,
     progress: Any = None,
+    record_every: float | None = None,
 ) -> SimulationResult:
     """Run the scenario once per dose point; ``duration`` (min) defaults to the scenario's.
 
     ``points``: drug → value (``dose_scale`` factor for ``mode="scale"``, plasma nM for
-    ``mode="plasma"``). Every drug must be given in the scenario's ``[drugs]``.
+    ``mode="plasma"``). Every drug must be given in the scenario's ``[drugs]``. With
+    ``record_every`` (min), each point's ``extra["timeline"]`` holds the times (min, (k,)) and the
+    live cells per type at those times (``extra["live"]``: type → (k,) int array), start included.
     """
     from tme_sim.cells import ALIVE
     from tme_sim.config import load_scenario
@@ -188,11 +275,24 @@ def simulate_doses(
         t0 = time.perf_counter()
         model = TMEModel(sc, seed=seed)
         initial = model.summary()
-        model.run_for(minutes)
+        extra: dict[str, Any] = {}
+        if record_every is not None and record_every > 0:
+            times, live = [0.0], [_live(model)]
+            done = 0.0
+            while done < minutes - 1e-9:
+                chunk = min(record_every, minutes - done)
+                model.run_for(chunk)
+                done += chunk
+                times.append(done)
+                live.append(_live(model))
+            extra["timeline"] = np.array(times)
+            extra["live"] = {t: np.array([row[i] for row in live]) for i, t in enumerate(model.type_names)}
+        else:
+            model.run_for(minutes)
         counts = model.population_counts()
         final = {name: int(counts[i, ALIVE]) for i, name in enumerate(model.type_names)}
         dead = {name: int(counts[i].sum() - counts[i, ALIVE]) for i, name in enumerate(model.type_names)}
-        results.append(PointResult(dict(p), initial, final, dead, time.perf_counter() - t0))
+        results.append(PointResult(dict(p), initial, final, dead, time.perf_counter() - t0, extra))
         if progress is not None:
             progress(k + 1, len(points), results[-1])
     return SimulationResult(mode, drugs, minutes, roles_of(base), results)

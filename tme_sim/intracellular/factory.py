@@ -76,5 +76,9 @@ def _wire_drugs(im: IntracellularModel, names: Any, key: str, model: TMEModel) -
             f"{key}.drugs: intracellular kind {im.kind!r} has no drug input yet; drugs act on 'boolean' networks"
         )
     drugs = [dosing.library.drugs[n] for n in names]
-    effects = DrugEffects(drugs, im.state_names, source=f"{dosing.library.path} (for {key})", strict=True)
+    source = f"{dosing.library.path} (for {key})"
+    if hasattr(im, "drug_effects_for"):  # surrogates: targets on KO_/KI_ flags, ligand inputs or nodes
+        im.set_drug_effects(im.drug_effects_for(drugs, source=source))
+        return
+    effects = DrugEffects(drugs, im.state_names, source=source, strict=True)
     im.set_drug_effects(effects)

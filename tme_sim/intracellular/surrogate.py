@@ -40,6 +40,15 @@ Example — macrophage polarization (0 = M1-like, 1 = M2-like) from the ligand-s
       { behavior = "polarization", up = ["STAT6", "STAT3", "PPARG"], down = ["STAT1", "NFKB1", "IRF1"] },
     ]
 
+Drugs (``drugs = [...]`` in the type's ``intracellular`` table, or :meth:`SurrogateIntracellular.set_drug_effects`
+with :meth:`SurrogateIntracellular.drug_effects_for`): the local concentration of each drug (its substrate,
+nM) gives each drug–target link its Hill occupancy, which reaches the model through a ``KO_<T>``/``KI_<T>``
+flag input (surrogates distilled from the Boolean network: drawn per cell and step like the Boolean
+anti/pro nodes, ``drug_sampling = "sample"``, or set to the expected value, ``"expected"``), the input
+named ``T`` itself (a ligand input), or a drive on node ``T`` of a signaling model (the masked
+drug→target layer of :mod:`tme_sim.drugs.surrogate_model`, ``drug_strength`` per unit occupancy). See
+:class:`~tme_sim.drugs.effects.SurrogateDrugEffects`.
+
 Mismatches between the scenario and the artifact (an input or output the model does not have)
 raise :class:`~tme_sim.errors.ArtifactError`. torch is imported only when this module is.
 """
@@ -47,8 +56,9 @@ raise :class:`~tme_sim.errors.ArtifactError`. torch is imported only when this m
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -62,6 +72,10 @@ from tme_sim.intracellular.base import (
     behavior_unit,
 )
 from tme_sim.units import Time, to_unit
+
+if TYPE_CHECKING:
+    from tme_sim.drugs.effects import SurrogateDrugEffects
+    from tme_sim.drugs.library import Drug
 
 
 class SurrogateInput(BaseModel):
@@ -121,6 +135,8 @@ class SurrogateIntracellularConfig(BaseModel):
     input_resolution: float = Field(1.0 / 1024, ge=0, lt=1)
     interpolation_grid: int = Field(0, ge=0, description="grid points per mapped input; 0 = evaluate the model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    drug_sampling: Literal["sample", "expected"] = "sample"
+    drug_strength: float = Field(5.0, gt=0, description="drive per unit occupancy of a drug on a network node")
 
     @field_validator("dt")
     @classmethod
@@ -190,6 +206,7 @@ class SurrogateIntracellular(IntracellularModel):
         self._sat = np.array([m.scaling == "saturating" for m in config.inputs], dtype=bool)
         self.reference = sur.predict(self._base[None, :])[0]  # s⁰: outputs at reference inputs
         self.evaluations = 0  # rows evaluated by the model so far (after de-duplication)
+        self.drug_effects: SurrogateDrugEffects | None = None  # set by set_drug_effects / drug_effects_for
         self._grid: np.ndarray | None = None
         g, k = config.interpolation_grid, len(config.inputs)
         if g and k:
@@ -229,7 +246,34 @@ class SurrogateIntracellular(IntracellularModel):
         return float(self.config.dt)
 
     def required_signals(self) -> list[str]:
-        return list(dict.fromkeys(m.signal for m in self.config.inputs))
+        drugs = self.drug_effects.required_signals() if self.drug_effects is not None else []
+        return list(dict.fromkeys([*(m.signal for m in self.config.inputs), *drugs]))
+
+    # ------------------------------------------------------------------ drugs
+    def drug_effects_for(self, drugs: Sequence[Drug], *, source: str = "drug library") -> SurrogateDrugEffects:
+        """Compile ``drugs`` against this surrogate (``KO_<T>``/``KI_<T>`` flag inputs, an input
+        named ``T``, or a node ``T`` of a signaling model); a target found nowhere raises a one-line
+        :class:`~tme_sim.errors.ConfigError`. See :class:`~tme_sim.drugs.effects.SurrogateDrugEffects`."""
+        from tme_sim.drugs.effects import SurrogateDrugEffects
+
+        sur = self.surrogate
+        nodes: list[str] = list(getattr(sur.model, "node_names", [])) if sur.kind == "signaling" else []
+        return SurrogateDrugEffects(
+            drugs,
+            sur.input_names,
+            nodes,
+            labels=dict(sur.meta.get("names", {}) or {}),
+            sampling=self.config.drug_sampling,
+            strength=self.config.drug_strength,
+            source=source,
+            what=f"surrogate {Path(sur.path).name}",
+        )
+
+    def set_drug_effects(self, effects: SurrogateDrugEffects | None) -> None:
+        """Drugs acting on this type: their target modulation joins every :meth:`update`."""
+        if effects is not None and effects.n_inputs != len(self.surrogate.input_names):
+            raise ValueError("drug effects were compiled for a different surrogate")
+        self.drug_effects = effects
 
     def identity(self) -> dict[str, str]:
         meta = self.surrogate.meta
@@ -239,8 +283,15 @@ class SurrogateIntracellular(IntracellularModel):
             "artifact_sha256": _file_sha256(self.surrogate.path),
             "model_kind": str(meta.get("model_kind")),
             "data_sha256": str(meta.get("data_sha256", "")),
-            "settings_sha256": hashlib.sha256(self.config.model_dump_json().encode()).hexdigest(),
+            "settings_sha256": hashlib.sha256(self._settings_json().encode()).hexdigest(),
         }
+
+    def _settings_json(self) -> str:
+        """The config as JSON; the drug settings only where they differ from their defaults, so
+        configs without drugs keep the hash they had before drugs existed."""
+        fields = SurrogateIntracellularConfig.model_fields
+        skip = {k for k in ("drug_sampling", "drug_strength") if getattr(self.config, k) == fields[k].default}
+        return self.config.model_dump_json(exclude=skip)
 
     def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Float32 ``(n, n_outputs)``: the outputs at the reference inputs, for every cell."""
@@ -292,6 +343,73 @@ class SurrogateIntracellular(IntracellularModel):
             rows, inverse = activities, np.arange(n)
         return self._evaluate(rows)[np.ravel(inverse)]
 
+    def steady_outputs_with_drugs(
+        self, activities: np.ndarray, conc: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Model outputs (n, n_outputs) float32 with the drugs of :attr:`drug_effects` acting.
+
+        ``activities``: (n, n_mapped) mapped-input activities; ``conc``: (n, n_drugs) local drug
+        concentrations (nM). The drugs change the model inputs (flags / ligand inputs) and, for
+        signaling models, add a drive to their target nodes; the full input rows (and node
+        occupancies) are quantised to ``input_resolution``, de-duplicated and evaluated in one
+        batched call (the interpolation grid is not used while drugs act: it spans the mapped
+        inputs only).
+        """
+        eff = self.drug_effects
+        assert eff is not None
+        n = activities.shape[0]
+        u = np.broadcast_to(self._base, (n, self._base.size)).astype(np.float64)
+        u[:, self._in_cols] = activities
+        occ = eff.apply(conc, u, rng)
+        cols = np.unique(np.concatenate([self._in_cols, eff.touched_inputs]))
+        feats = u[:, cols] if occ is None else np.concatenate([u[:, cols], occ], axis=1)
+        res = self.config.input_resolution
+        if res > 0 and feats.shape[1]:
+            q = np.rint(feats / res).astype(np.int64)
+            levels = q.max(axis=0, initial=0) + 1
+            if float(np.prod(levels.astype(np.float64))) < 2.0**62:
+                key = np.zeros(n, dtype=np.int64)
+                for j in range(q.shape[1]):
+                    key = key * int(levels[j]) + q[:, j]
+                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            else:
+                _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+            feats = np.rint(feats[first] / res) * res
+        else:
+            first, inverse = np.arange(n), np.arange(n)
+            feats = feats.copy()
+        rows = np.broadcast_to(self._base, (first.size, self._base.size)).astype(np.float32)
+        rows[:, cols] = feats[:, : cols.size]
+        self.evaluations += rows.shape[0]
+        if occ is None:
+            out = self.surrogate.predict(rows)
+        else:
+            out = self._predict_with_drive(rows, feats[:, cols.size :].astype(np.float32))
+        return out[np.ravel(inverse)]
+
+    def _predict_with_drive(self, u: np.ndarray, occ: np.ndarray) -> np.ndarray:
+        """Signaling model outputs for inputs ``u`` (B, n_in) with drug occupancies ``occ``
+        (B, n_node_links) driving the targeted nodes by ``Σ w·occ`` (one batched steady-state solve)."""
+        import torch
+
+        from tme_sim.drugs.surrogate_model import steady_outputs_with_drugs
+
+        eff = self.drug_effects
+        assert eff is not None
+        sur = self.surrogate
+        dev = sur.device
+        node = torch.as_tensor(eff.links.nodes.node, device=dev)
+        w = torch.as_tensor(eff.node_weight, device=dev)
+        out = np.empty((u.shape[0], len(sur.output_names)), dtype=np.float32)
+        chunk = 8192
+        for a in range(0, u.shape[0], chunk):
+            ut = torch.from_numpy(np.ascontiguousarray(u[a : a + chunk])).to(dev)
+            ot = torch.from_numpy(np.ascontiguousarray(occ[a : a + chunk])).to(dev)
+            drive = torch.zeros(len(sur.model.node_names), ut.shape[0], dtype=ut.dtype, device=dev)
+            drive = drive.index_add(0, node, (ot * w).T)
+            out[a : a + chunk] = steady_outputs_with_drugs(sur.model, ut, drive).float().cpu().numpy()
+        return out
+
     def _evaluate(self, rows: np.ndarray) -> np.ndarray:
         """Model outputs for mapped-input rows (fixed inputs filled in): one batched call."""
         u = np.broadcast_to(self._base, (rows.shape[0], self._base.size)).copy()
@@ -326,7 +444,12 @@ class SurrogateIntracellular(IntracellularModel):
             raise ValueError(f"state must have shape (n, {n_out}), got {state.shape}")
         if signals.n != n:
             raise ValueError(f"signals has {signals.n} rows, state has {n}")
-        target = self.steady_outputs(self.input_activities(signals))
+        if self.drug_effects is None:
+            target = self.steady_outputs(self.input_activities(signals))
+        else:
+            target = self.steady_outputs_with_drugs(
+                self.input_activities(signals), self.drug_effects.concentrations(signals), rng
+            )
         tau = self.config.tau
         if tau > 0:
             state += (target - state) * np.float32(-np.expm1(-float(dt) / tau))
