@@ -73,50 +73,77 @@ def build_cell_list(pos, n, bin_size, nbins):
 PARALLEL_MIN_CELLS = 20_000
 
 
+@njit(cache=True, inline="always")
+def home_bin(x, y, z, bin_size, nbins):
+    """Bin coordinates ``(bx, by, bz)`` of a position (µm), clipped into the grid of bins."""
+    bx = min(max(int(x / bin_size), 0), nbins[0] - 1)
+    by = min(max(int(y / bin_size), 0), nbins[1] - 1)
+    bz = min(max(int(z / bin_size), 0), nbins[2] - 1)
+    return bx, by, bz
+
+
+@njit(cache=True, inline="always")
+def dist2(pos, i, j):
+    """Squared distance (µm²) between cells ``i`` and ``j`` of ``pos (n, 3)``."""
+    dx = pos[i, 0] - pos[j, 0]
+    dy = pos[i, 1] - pos[j, 1]
+    dz = pos[i, 2] - pos[j, 2]
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True, inline="always")
+def stencil_rows(dim):
+    """Number of stencil rows around a bin: 3 in 2D, 9 in 3D (see :func:`stencil_range`)."""
+    return 9 if dim == 3 else 3
+
+
+@njit(cache=True, inline="always")
+def stencil_range(r, bx, by, bz, nbins, dim, start):
+    """``(lo, hi)``: the slice of ``order`` holding the cells of stencil row ``r`` around bin
+    ``(bx, by, bz)`` — the (up to) three bins x−1, x, x+1 of one (z, y) row are contiguous in the
+    cell list. Rows run z outer, y inner, so scanning ``r = 0 … stencil_rows(dim) − 1`` visits
+    candidates in ascending flat bin, then slot, order (every kernel sums in that order). An
+    out-of-grid row is empty."""
+    dz = r // 3 - 1 if dim == 3 else 0
+    cz = bz + dz
+    cy = by + r % 3 - 1
+    if cz < 0 or cz >= nbins[2] or cy < 0 or cy >= nbins[1]:
+        return 0, 0
+    row = (cz * nbins[1] + cy) * nbins[0]
+    return start[row + max(bx - 1, 0)], start[row + min(bx + 1, nbins[0] - 1) + 1]
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _scan_neighbors(i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, out, base):
     """Cells j != i closer to cell i than their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus
     ``skin`` (µm), in ascending cell-list order (flat bin, then slot); written to ``out[base:]``
     when ``out`` is non-empty (``reach_max2``: the square of an upper bound of that distance).
     Returns how many."""
-    zr = 1 if dim == 3 else 0
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
     ri = radius[i]
     ti = ctype[i]
-    bx = min(max(int(xi / bin_size), 0), nbins[0] - 1)
-    by = min(max(int(yi / bin_size), 0), nbins[1] - 1)
-    bz = min(max(int(zi / bin_size), 0), nbins[2] - 1)
+    bx, by, bz = home_bin(xi, yi, zi, bin_size, nbins)
     fill = out.size > 0
     c = 0
-    for dz in range(-zr, zr + 1):
-        cz = bz + dz
-        if cz < 0 or cz >= nbins[2]:
-            continue
-        for dy in range(-1, 2):
-            cy = by + dy
-            if cy < 0 or cy >= nbins[1]:
+    for r in range(stencil_rows(dim)):
+        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+        for k in range(lo, hi):
+            j = order[k]
+            if j == i:
                 continue
-            row = (cz * nbins[1] + cy) * nbins[0]
-            lo = row + max(bx - 1, 0)
-            hi = row + min(bx + 1, nbins[0] - 1)
-            # the (up to) three bins of this stencil row are contiguous in ``order``
-            for k in range(start[lo], start[hi + 1]):
-                j = order[k]
-                if j == i:
-                    continue
-                ddx = xi - pos[j, 0]
-                ddy = yi - pos[j, 1]
-                ddz = zi - pos[j, 2]
-                d2 = ddx * ddx + ddy * ddy + ddz * ddz
-                if d2 > reach_max2:  # cheap test first: most candidates are far
-                    continue
-                reach = arel_pp[ti, ctype[j]] * (ri + radius[j]) + skin
-                if d2 <= reach * reach:
-                    if fill:
-                        out[base + c] = j
-                    c += 1
+            ddx = xi - pos[j, 0]
+            ddy = yi - pos[j, 1]
+            ddz = zi - pos[j, 2]
+            d2 = ddx * ddx + ddy * ddy + ddz * ddz
+            if d2 > reach_max2:  # cheap test first: most candidates are far
+                continue
+            reach = arel_pp[ti, ctype[j]] * (ri + radius[j]) + skin
+            if d2 <= reach * reach:
+                if fill:
+                    out[base + c] = j
+                c += 1
     return c
 
 

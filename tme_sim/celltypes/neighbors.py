@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from tme_sim.mechanics import dist2, home_bin, stencil_range, stencil_rows
+
 if TYPE_CHECKING:
     from tme_sim.model import TMEModel
 
@@ -23,39 +25,23 @@ if TYPE_CHECKING:
 @njit(cache=True)
 def _scan(i, is_target, want_dead, pick, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach):
     """Count matching touching cells around cell i and return candidate number ``pick`` (or −1)."""
-    zr = 1 if dim == 3 else 0
-    bx = min(max(int(pos[i, 0] / bin_size), 0), nbins[0] - 1)
-    by = min(max(int(pos[i, 1] / bin_size), 0), nbins[1] - 1)
-    bz = min(max(int(pos[i, 2] / bin_size), 0), nbins[2] - 1)
+    bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
     count = 0
     chosen = -1
-    for dz in range(-zr, zr + 1):
-        cz = bz + dz
-        if cz < 0 or cz >= nbins[2]:
-            continue
-        for dy in range(-1, 2):
-            cy = by + dy
-            if cy < 0 or cy >= nbins[1]:
+    for r in range(stencil_rows(dim)):
+        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+        for k in range(lo, hi):
+            j = order[k]
+            if j == i or not is_target[ctype[j]]:
                 continue
-            for dx in range(-1, 2):
-                cx = bx + dx
-                if cx < 0 or cx >= nbins[0]:
-                    continue
-                b = (cz * nbins[1] + cy) * nbins[0] + cx
-                for k in range(start[b], start[b + 1]):
-                    j = order[k]
-                    if j == i or not is_target[ctype[j]]:
-                        continue
-                    if (dead[j] != 0) != want_dead:
-                        continue
-                    d2 = 0.0
-                    for a in range(3):
-                        d2 += (pos[i, a] - pos[j, a]) ** 2
-                    rr = reach * (radius[i] + radius[j])
-                    if d2 < rr * rr:
-                        if count == pick:
-                            chosen = j
-                        count += 1
+            if (dead[j] != 0) != want_dead:
+                continue
+            d2 = dist2(pos, i, j)
+            rr = reach * (radius[i] + radius[j])
+            if d2 < rr * rr:
+                if count == pick:
+                    chosen = j
+                count += 1
     return count, chosen
 
 
@@ -91,38 +77,22 @@ def _pick(query, is_target, want_dead, pos, radius, ctype, dead, start, order, n
 
 @njit(cache=True)
 def _accumulate(query, weights, is_target, pos, radius, ctype, dead, start, order, nbins, bin_size, dim, reach, acc):
-    zr = 1 if dim == 3 else 0
     for q in range(query.size):
         i = query[q]
         w = weights[q]
         if w == 0.0:
             continue
-        bx = min(max(int(pos[i, 0] / bin_size), 0), nbins[0] - 1)
-        by = min(max(int(pos[i, 1] / bin_size), 0), nbins[1] - 1)
-        bz = min(max(int(pos[i, 2] / bin_size), 0), nbins[2] - 1)
-        for dz in range(-zr, zr + 1):
-            cz = bz + dz
-            if cz < 0 or cz >= nbins[2]:
-                continue
-            for dy in range(-1, 2):
-                cy = by + dy
-                if cy < 0 or cy >= nbins[1]:
+        bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
+        for r in range(stencil_rows(dim)):
+            lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+            for k in range(lo, hi):
+                j = order[k]
+                if j == i or not is_target[ctype[j]] or dead[j] != 0:
                     continue
-                for dx in range(-1, 2):
-                    cx = bx + dx
-                    if cx < 0 or cx >= nbins[0]:
-                        continue
-                    b = (cz * nbins[1] + cy) * nbins[0] + cx
-                    for k in range(start[b], start[b + 1]):
-                        j = order[k]
-                        if j == i or not is_target[ctype[j]] or dead[j] != 0:
-                            continue
-                        d2 = 0.0
-                        for a in range(3):
-                            d2 += (pos[i, a] - pos[j, a]) ** 2
-                        rr = reach * (radius[i] + radius[j])
-                        if d2 < rr * rr:
-                            acc[j] += w
+                d2 = dist2(pos, i, j)
+                rr = reach * (radius[i] + radius[j])
+                if d2 < rr * rr:
+                    acc[j] += w
     return acc
 
 

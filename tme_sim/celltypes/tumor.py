@@ -5,7 +5,10 @@ Behaviour per phenotype step (``dt`` min), for the live tumor cells of the type:
 * **cycle and necrosis**: the core's O2 rules (PhysiCell), times a glucose factor
   ``[glc]/([glc] + glucose_half_max)``, times ``1 + m2_support · min(Σ p_M2, 1)`` where the sum runs
   over the polarization ``p`` of touching macrophages (M2 macrophages support proliferation:
-  EGF/CSF1 paracrine loop, Wyckoff et al., Cancer Res 2004, 64:7022);
+  EGF/CSF1 paracrine loop, Wyckoff et al., Cancer Res 2004, 64:7022), times
+  ``1 − hill(P; pressure_half_max, pressure_hill)`` with ``P`` PhysiCell's simple pressure
+  (:func:`tme_sim.contacts.simple_pressure`): contact inhibition, as PhysiCell's rules samples
+  ("pressure decreases cycle entry"); ``pressure_half_max = 0`` turns it off;
 * **metabolism** (:mod:`tme_sim.celltypes.metabolism`): Warburg glycolytic fraction, lactate
   export rising with hypoxia;
 * **secretion**: CSF1, CCL2, TGFB1, VEGFA at the scenario's rates (``secretion.<substrate>``),
@@ -31,6 +34,7 @@ import numpy as np
 from tme_sim.celltypes.base import register_rules
 from tme_sim.celltypes.metabolism import MetabolicRules, hill, relax
 from tme_sim.celltypes.neighbors import accumulate_neighbors, type_mask
+from tme_sim.contacts import simple_pressure
 
 if TYPE_CHECKING:
     from tme_sim.model import TMEModel
@@ -44,6 +48,8 @@ class TumorRules(MetabolicRules):
     own_param_units = {
         "glucose_half_max": "mM",
         "m2_support": "",
+        "pressure_half_max": "",
+        "pressure_hill": "",
         "hypoxia_vegfa_factor": "",
         "hypoxia_ccl2_factor": "",
         "ifng_half_max": "ng/mL",
@@ -64,6 +70,10 @@ class TumorRules(MetabolicRules):
             ),  # Warburg: ~half of glucose → lactate even in normoxia (assumed)
             "glucose_half_max": ("0.25 mM", "mM"),  # assumed; proliferation falls only in near-anoxic glucose
             "m2_support": (0.5, ""),  # assumed: +50 % cycle entry when fully M2 macrophages touch
+            # contact inhibition, off by default (PhysiCell's default phenotype has none); scenarios
+            # set the half-max pressure (the Hill form of PhysiCell's rules samples)
+            "pressure_half_max": (0.0, ""),
+            "pressure_hill": (4.0, ""),
             "hypoxia_vegfa_factor": (4.0, ""),  # VEGF up to ×5 in hypoxia (Shweiki et al. 1992)
             "hypoxia_ccl2_factor": (2.0, ""),  # hypoxia induces CCL2 ~×2-3 (assumed order)
             "ifng_half_max": ("0.5 ng/mL", "ng/mL"),  # IFN-γ EC50 for PD-L1/CXCL9 induction, 0.1-1 ng/mL
@@ -104,6 +114,9 @@ class TumorRules(MetabolicRules):
             if mslots.size:
                 m2 = accumulate_neighbors(model, mslots, st.polarization[mslots], type_mask(model, [self.index]))
                 factor *= 1.0 + p["m2_support"] * np.minimum(m2[slots], 1.0)
+        if p["pressure_half_max"] > 0 and slots.size:
+            pn = simple_pressure(model, slots) ** p["pressure_hill"]
+            factor *= 1.0 - pn / (pn + p["pressure_half_max"] ** p["pressure_hill"])
         factor = np.where(variant, factor * p["variant_cycle_factor"], factor)
         st.cycle_rate[slots] *= factor
 
