@@ -107,6 +107,23 @@ def plot(
         typer.echo(f"wrote {p}")
 
 
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Output files, or LABEL=a.h5,b.h5 for replicate runs of one arm.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Figure file (.png/.pdf/.svg); the table goes beside it as .csv.")
+    ],
+    cell_type: Annotated[str, typer.Option(help="Type whose polarization is compared.")] = "macrophage",
+    tumor_type: Annotated[str, typer.Option(help="Type counted as tumor burden.")] = "tumor",
+) -> None:
+    """Compare runs: polarization over time, tumor and immune outcomes (one figure + a CSV table)."""
+    from tme_sim.compare import compare as compare_runs
+
+    fig, table = compare_runs(runs, out, cell_type=cell_type, tumor_type=tumor_type)
+    typer.echo(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    typer.echo(f"wrote {fig}\nwrote {fig.with_suffix('.csv')}")
+
+
 def _mount_subcommands() -> None:
     """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
     from surrogates.cli import train_app
