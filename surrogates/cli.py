@@ -228,12 +228,21 @@ def cv_command(
     ] = None,
     out_dir: Annotated[Path, typer.Option(help="Folder for cv_report.json and cv_report.png.")] = Path("outputs/cv"),
     jobs: Annotated[int, typer.Option(help="Folds fitted in parallel worker processes.")] = 1,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="kfold: --folds folds over all conditions (the target protocol); paired: the LEMBAS "
+            "paper's design, folds of 3 predictable conditions (ligand seen elsewhere), for comparison."
+        ),
+    ] = "kfold",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold)."""
     from surrogates.cv import cross_validate, format_table, write_report
     from surrogates.train import TrainConfig, load_train_toml
 
+    if protocol not in ("kfold", "paired"):
+        raise ConfigError(f"--protocol: unknown protocol {protocol!r} (known: kfold, paired)")
     base = load_train_toml(config).train if config is not None else TrainConfig()
     names = [m.strip() for m in models.split(",") if m.strip()]
     configs: dict[str, TrainConfig] = {}
@@ -268,6 +277,7 @@ def cv_command(
             progress=progress,
             scramble_seeds=None if scramble_seeds < 0 else scramble_seeds,
             jobs=jobs,
+            protocol=protocol,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")

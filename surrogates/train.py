@@ -61,6 +61,11 @@ class TrainConfig(BaseModel):
     bias_l2: float = Field(1e-5, ge=0)
     sign_penalty: float = Field(1e-4, ge=0)
     spectral_penalty: float = Field(1.0, ge=0)
+    warm_start: bool = Field(
+        False,
+        description="start each epoch's steady-state and adjoint solves from the previous epoch's "
+        "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls)",
+    )
     # mlp
     hidden: int = Field(128, ge=1)
     layers: int = Field(2, ge=1)
@@ -234,6 +239,8 @@ def fit(
     epoch = 0
     n_tr = xt.shape[0]
     bs = n_tr if cfg.batch_size is None else min(cfg.batch_size, n_tr)
+    if isinstance(model, SignalingNetwork):
+        model.warm_start(cfg.warm_start)
     for epoch in range(cfg.epochs):
         for g in opt.param_groups:
             g["lr"] = _lr_at(epoch, cfg)
@@ -285,6 +292,8 @@ def fit(
             elif epoch - last_improve >= cfg.patience:
                 stopped = True
                 break
+    if isinstance(model, SignalingNetwork):
+        model.warm_start(False)
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(

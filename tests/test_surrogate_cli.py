@@ -82,3 +82,13 @@ def test_cv_command_prints_table(tmp_path):
         train_app, ["cv-merge", str(tmp_path / "cv" / "cv_report.json"), "--out-dir", str(tmp_path / "merged")]
     )
     assert r2.exit_code == 0, r2.output and "ridge" in r2.output
+
+
+def test_cv_command_paired_protocol_and_bad_protocol(tmp_path):
+    r = CliRunner().invoke(
+        train_app, ["cv", "--models", "", "--protocol", "paired", "--seeds", "0", "--out-dir", str(tmp_path), "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "paired protocol" in r.output and "85 predictable of 103" in r.output
+    r = CliRunner().invoke(train_app, ["cv", "--models", "", "--protocol", "loo", "--out-dir", str(tmp_path), "-q"])
+    assert isinstance(r.exception, ConfigError) and "--protocol" in str(r.exception)

@@ -73,6 +73,29 @@ def test_implicit_gradient_matches_finite_differences():
         assert torch.allclose(num, p.grad, atol=1e-7, rtol=1e-5)
 
 
+def test_warm_start_gives_the_same_fixed_point_and_gradient_in_fewer_iterations():
+    u = torch.rand(6, 2, dtype=torch.float64)
+    grads, iters = [], []
+    for warm in (False, True):
+        net = small_net(tol=1e-11, max_iter=3000).double()
+        net.warm_start(warm)
+        for _ in range(2):  # the second solve is warm-started from the first when warm
+            net.zero_grad()
+            (net(u) ** 2).sum().backward()
+        grads.append(net.edge_weight.grad.clone())
+        iters.append(net.stats.forward_iterations + net.stats.backward_iterations)
+    assert torch.allclose(grads[0], grads[1], atol=1e-9)
+    assert iters[1] < iters[0]
+    # a batch of another shape starts cold and is still solved exactly
+    net = small_net(tol=1e-11, max_iter=3000).double()
+    net.warm_start(True)
+    net(u)
+    u3 = u[:3]
+    x = net.steady_state(u3).detach()
+    W, _ = net.graph().matrices(net.edge_weight)
+    assert torch.allclose(x, activation(W @ x + net.drive(u3).detach()), atol=1e-9)
+
+
 def test_spectral_radius_matches_eigenvalues():
     net = small_net(seed=3, n=15, e=60, prescale=None, init_weight=0.4)
     a = np.zeros((15, 15))
