@@ -42,11 +42,30 @@ Parallel over row / column blocks like the LOD kernels, bit-identical for any th
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from tme_sim.grid.kernels import BLOCK, _mask_range
 
 __all__ = ["adi_2d_parallel", "adi_2d_serial", "voxel_factors"]
+
+
+@njit(cache=True, inline="always")
+def _factor_line(ext, inv, g, r, a, add_lo, add_hi):  # pragma: no cover - numba
+    """Thomas factorisation of one grid line (1D views, any stride): diagonal
+    ``1 + a + ext[i] + r·(#neighbours)`` plus ``add_lo``/``add_hi`` on the end voxels (``2r`` for a
+    Dirichlet face), off-diagonals ``−r``; writes ``inv`` and ``g = r·inv``."""
+    n = ext.shape[0]
+    prev = 0.0
+    for i in range(n):
+        d = 1.0 + a + ext[i] + r * ((i > 0) + (i < n - 1))
+        if i == 0:
+            d += add_lo
+        if i == n - 1:
+            d += add_hi
+        prev = 1.0 / (d if i == 0 else d - r * r * prev)
+        inv[i] = prev
+        g[i] = r * prev
 
 
 @njit(cache=True)
@@ -66,54 +85,21 @@ def voxel_factors(extra, rdt, adt_axis, kind, dim, dirty_x, dirty_y, dirty_z,
     for s in range(S):
         r = rdt[s]
         a = adt_axis[s]
-        x0 = 2.0 * r * (kind[s, 0] != 0)
-        x1 = 2.0 * r * (kind[s, 1] != 0)
-        y0 = 2.0 * r * (kind[s, 2] != 0)
-        y1 = 2.0 * r * (kind[s, 3] != 0)
-        z0 = 2.0 * r * (kind[s, 4] != 0)
-        z1 = 2.0 * r * (kind[s, 5] != 0)
+        face = np.empty(6)
+        for f in range(6):
+            face[f] = 2.0 * r * (kind[s, f] != 0)
         for k in range(nz):
             for j in range(ny):
-                if not dirty_x[s, k, j]:
-                    continue
-                prev = 0.0
-                for i in range(nx):
-                    d = 1.0 + a + extra[s, k, j, i] + r * ((i > 0) + (i < nx - 1))
-                    if i == 0:
-                        d += x0
-                    if i == nx - 1:
-                        d += x1
-                    prev = 1.0 / (d if i == 0 else d - r * r * prev)
-                    inv_x[s, k, j, i] = prev
-                    g_x[s, k, j, i] = r * prev
+                if dirty_x[s, k, j]:
+                    _factor_line(extra[s, k, j, :], inv_x[s, k, j, :], g_x[s, k, j, :], r, a, face[0], face[1])
             for i in range(nx):
-                if not dirty_y[s, k, i]:
-                    continue
-                prev = 0.0
-                for j in range(ny):
-                    d = 1.0 + a + extra[s, k, j, i] + r * ((j > 0) + (j < ny - 1))
-                    if j == 0:
-                        d += y0
-                    if j == ny - 1:
-                        d += y1
-                    prev = 1.0 / (d if j == 0 else d - r * r * prev)
-                    inv_y[s, k, j, i] = prev
-                    g_y[s, k, j, i] = r * prev
+                if dirty_y[s, k, i]:
+                    _factor_line(extra[s, k, :, i], inv_y[s, k, :, i], g_y[s, k, :, i], r, a, face[2], face[3])
         if dim == 3:
             for j in range(ny):
                 for i in range(nx):
-                    if not dirty_z[s, j, i]:
-                        continue
-                    prev = 0.0
-                    for k in range(nz):
-                        d = 1.0 + a + extra[s, k, j, i] + r * ((k > 0) + (k < nz - 1))
-                        if k == 0:
-                            d += z0
-                        if k == nz - 1:
-                            d += z1
-                        prev = 1.0 / (d if k == 0 else d - r * r * prev)
-                        inv_z[s, k, j, i] = prev
-                        g_z[s, k, j, i] = r * prev
+                    if dirty_z[s, j, i]:
+                        _factor_line(extra[s, :, j, i], inv_z[s, :, j, i], g_z[s, :, j, i], r, a, face[4], face[5])
 
 
 @njit(cache=True, inline="always")
