@@ -37,25 +37,20 @@ def _contact_counts(query, pos, radius, ctype, dead, n_types, start, order, nbin
     return out
 
 
-def contact_counts(model: TMEModel, slots: np.ndarray, reach: float = 1.1) -> np.ndarray:
-    """(len(slots), n_types) number of live touching cells of each type."""
+def cell_list_search(model: TMEModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """The up-to-date cell list as kernel arguments: ``(start, order, nbins, bin_size, dim)``."""
     st = model.store
     cl = model.cell_list
     cl.ensure(st.position, st.n)
-    return _contact_counts(
-        np.asarray(slots, dtype=np.int64),
-        st.position,
-        st.radius,
-        st.type,
-        st.death,
-        len(model.type_names),
-        cl.start,
-        cl.order,
-        cl.nbins,
-        cl.bin_size,
-        model.dim,
-        reach,
-    )
+    return cl.start, cl.order, cl.nbins, cl.bin_size, model.dim
+
+
+def contact_counts(model: TMEModel, slots: np.ndarray, reach: float = 1.1) -> np.ndarray:
+    """(len(slots), n_types) number of live touching cells of each type."""
+    st = model.store
+    search = cell_list_search(model)
+    query = np.asarray(slots, dtype=np.int64)
+    return _contact_counts(query, st.position, st.radius, st.type, st.death, len(model.type_names), *search, reach)
 
 
 SIMPLE_PRESSURE_SCALE = 0.027288820670331
@@ -91,8 +86,5 @@ def simple_pressure(model: TMEModel, slots: np.ndarray) -> np.ndarray:
     cells (live or dead: both push); 1 ≈ twelve neighbours at close-packing distance in 3D (a
     confluent 2D sheet at that spacing gives ~0.5)."""
     st = model.store
-    cl = model.cell_list
-    cl.ensure(st.position, st.n)
-    return _simple_pressure(
-        np.asarray(slots, dtype=np.int64), st.position, st.radius, cl.start, cl.order, cl.nbins, cl.bin_size, model.dim
-    )
+    search = cell_list_search(model)
+    return _simple_pressure(np.asarray(slots, dtype=np.int64), st.position, st.radius, *search)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from tme_sim.contacts import cell_list_search
 from tme_sim.mechanics import dist2, home_bin, stencil_range, stencil_rows
 
 if TYPE_CHECKING:
@@ -110,26 +111,11 @@ def pick_neighbor(
     (bool ``(n_types,)``) and that is dead (``dead=True``: apoptotic, necrotic or lysed) or alive;
     −1 where none. One uniform per query cell from ``model.rng``."""
     st = model.store
-    cl = model.cell_list
-    cl.ensure(st.position, st.n)
+    search = cell_list_search(model)
     slots = np.asarray(slots, dtype=np.int64)
     u = model.rng.random(slots.size)
-    return _pick(
-        slots,
-        np.asarray(is_target, dtype=np.bool_),
-        bool(dead),
-        st.position,
-        st.radius,
-        st.type,
-        st.death,
-        cl.start,
-        cl.order,
-        cl.nbins,
-        cl.bin_size,
-        model.dim,
-        reach,
-        u,
-    )
+    target = np.asarray(is_target, dtype=np.bool_)
+    return _pick(slots, target, bool(dead), st.position, st.radius, st.type, st.death, *search, reach, u)
 
 
 def accumulate_neighbors(
@@ -138,25 +124,11 @@ def accumulate_neighbors(
     """``(n,)`` float64 over all live slots: the sum of ``weights[q]`` of the query cells ``slots[q]``
     touching each live cell whose type is in ``is_target`` (zero elsewhere)."""
     st = model.store
-    cl = model.cell_list
-    cl.ensure(st.position, st.n)
+    search = cell_list_search(model)
     acc = np.zeros(st.n, dtype=np.float64)
     slots = np.asarray(slots, dtype=np.int64)
     if slots.size == 0:
         return acc
-    return _accumulate(
-        slots,
-        np.asarray(weights, dtype=np.float64),
-        np.asarray(is_target, dtype=np.bool_),
-        st.position,
-        st.radius,
-        st.type,
-        st.death,
-        cl.start,
-        cl.order,
-        cl.nbins,
-        cl.bin_size,
-        model.dim,
-        reach,
-        acc,
-    )
+    w = np.asarray(weights, dtype=np.float64)
+    target = np.asarray(is_target, dtype=np.bool_)
+    return _accumulate(slots, w, target, st.position, st.radius, st.type, st.death, *search, reach, acc)
