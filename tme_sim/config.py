@@ -288,6 +288,8 @@ class Scenario(Strict):
     def _cross_checks(self) -> Scenario:
         if "oxygen" not in self.substrates:
             raise ValueError("substrates: 'oxygen' is required (cycle and necrosis depend on it)")
+        if self.time.diffusion_scheme == "adi" and len(self.domain.size) != 2:
+            raise ValueError("time.diffusion_scheme: 'adi' is for 2D domains (in 3D use 'lod')")
         for i, p in enumerate(self.initial_cells):
             if p.type not in self.cell_types:
                 raise ValueError(f"initial_cells[{i}].type: unknown cell type {p.type!r}")
