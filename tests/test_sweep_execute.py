@@ -218,8 +218,10 @@ def test_run_that_keeps_killing_its_worker_fails_after_retries(tmp_path, client)
     assert attempts(log)["p0002_r00"] == 3  # the first try and two retries
     # a run that was only queued on a dying worker may share the blame (dask cannot tell it from
     # the culprit): it is then failed with the same reason, never half-written
+    # (dask reports it as KilledWorker, or, seen once in CI, as a future lost without an exception)
     for rid in ("p0000_r00", "p0001_r00"):
-        assert df.loc[rid, "status"] == "done" or "KilledWorker" in df.loc[rid, "error"]
+        err = str(df.loc[rid, "error"])
+        assert df.loc[rid, "status"] == "done" or "KilledWorker" in err or "WorkerLost" in err
     assert res.counts["failed"] >= 1 and not list((out / "runs").glob(".*"))
     # a collateral run may have finished its file although dask reported its worker lost: the
     # re-run skips every complete file, whatever the first summary said

@@ -480,7 +480,10 @@ def execute_runs(
                     res = fut.result()
                 else:
                     exc = fut.exception()
-                    msg = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    if exc is None:  # lost/cancelled with its worker: dask keeps no exception
+                        msg = f"WorkerLost: the task ended {fut.status!r} without a result (its worker died)"
+                    else:
+                        msg = " ".join(f"{type(exc).__name__}: {exc}".split())
                     res = RunResult(spec.run_id, "failed", {}, math.nan, "", msg)
                 fut.release()  # the worker may drop the result: a lost worker then costs nothing
                 results[spec.run_id] = res
