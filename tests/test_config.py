@@ -30,6 +30,8 @@ def test_units_convert_at_load_time():
         ),
         ({"cell_types.tumor.colour": '"red"'}, "cell_types.tumor.colour: unknown key"),
         ({"time.mechanics_dt": '"0.015 min"'}, "whole multiple"),
+        ({"time.diffusion_dt": '"0.25 min"'}, "time.diffusion_dt larger than time.mechanics_dt must be a whole"),
+        ({"time.diffusion_dt": '"0.7 min"'}, "divide time.phenotype_dt"),  # 6 min is not 0.7 min × k
         ({"initial_cells.0.type": '"fibroblast"'}, "unknown cell type 'fibroblast'"),
         ({"cell_types.tumor.mechanics.chemotaxis": '{substrate = "CXCL9"}'}, "not in [substrates]"),
         ({"duration": '"-1 h"'}, "duration must be > 0"),
@@ -40,6 +42,11 @@ def test_bad_values_name_the_key(overrides, fragment):
         load_scenario(SPHEROID, overrides)
     msg = str(exc.value)
     assert fragment in msg and str(SPHEROID) in msg and "\n" not in msg
+
+
+def test_diffusion_step_may_be_a_multiple_of_the_mechanics_step():
+    sc = load_scenario(SPHEROID, {"time.diffusion_dt": '"0.5 min"', "time.mechanics_dt": '"0.1 min"'})
+    assert sc.time.diffusion_dt == 0.5
 
 
 def test_toml_syntax_error_names_file_and_line(tmp_path):

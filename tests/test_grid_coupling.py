@@ -104,7 +104,9 @@ def test_aggregation_is_order_independent_where_naive_sums_are_not():
     naive = set()
     for seed in range(20):
         perm = np.random.default_rng(seed).permutation(n)
-        _, A, B, _, _ = K.build_coupling(voxel, voxel, vol, sec[perm], ones, zeros, zeros, 1e-3, 1, 1)
+        _, A, B, _, _ = K.build_coupling(
+            voxel, voxel, vol, sec[perm], ones, zeros, zeros, 1e-3, np.zeros(1, np.int64), 1, 1
+        )
         sums.add((A[0, 0], B[0, 0]))
         acc = 0.0
         for x in sec[perm, 0]:
@@ -326,11 +328,11 @@ def test_automatic_kernel_choice_tries_both_and_keeps_the_faster():
         used.append(big.last_kernel)
     assert used[:2] == ["serial", "parallel"]  # both timed first
     assert np.array_equal(big.species_first(), ref.species_first())  # the choice never changes results
-    big._speed = [2.0, 1.0]  # pretend parallel is faster
+    big._chooser.speed = [2.0, 1.0]  # pretend parallel is faster
     choices = []
     for _ in range(2 * RETUNE_EVERY):
         choices.append(big._use_parallel())
-        big._calls += 1
+        big._chooser.calls += 1
     assert choices.count(False) == 2  # the slower one is re-tried once every RETUNE_EVERY calls
     small = Microenvironment((100.0, 100.0), 20.0, ["oxygen"])
     small.advance(0.01)

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from tme_sim.mechanics import CellList, ab2_update, build_cell_list, interaction_velocities, neighbor_lists
+from tme_sim.mechanics import (
+    CellList,
+    _neighbor_lists_parallel,
+    ab2_update,
+    build_cell_list,
+    interaction_velocities,
+    neighbor_lists,
+)
 
 DOMAIN = np.array([200.0, 200.0, 0.0])
 REP = np.array([10.0])
@@ -184,3 +191,5 @@ def test_verlet_list_kernels_serial_and_parallel_are_identical():
     s = neighbor_lists(*args, parallel=False, capacity=10)  # also exercises the buffer growth
     p = neighbor_lists(*args, parallel=True)
     assert np.array_equal(s[0], p[0]) and np.array_equal(s[1], p[1]) and s[1].size > 10 * n
+    tight = _neighbor_lists_parallel(*args, 10, 8)  # 8 chunks; every one overflows its buffer row
+    assert np.array_equal(s[0], tight[0]) and np.array_equal(s[1], tight[1])

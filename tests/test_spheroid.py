@@ -31,7 +31,7 @@ def hypoxic_spheroid():
     r = np.linalg.norm(st.position[: st.n, :2] - 250.0, axis=1)
     o2 = model.micro.sample(st.position[: st.n])[:, 0]
     model.early_core_o2 = float(o2[r < 100].mean())  # before the core dies and stops consuming
-    model.run_for(6 * 60 - 90)
+    model.run_for(10 * 60 - 90)  # 10 h: the Ki67+ cells of the initial state have cycled out of the core
     return model
 
 

@@ -92,6 +92,7 @@ def model_state(model: TMEModel) -> dict[str, Any]:
             "moved": np.array(cl.moved),
             "rebuilds": np.array(cl.rebuilds),
         },
+        "verlet_lists": cl.lists_state(),
     }
 
 
@@ -178,9 +179,11 @@ def restore_model(model: TMEModel, path: Path) -> None:
         cl.n_built = int(c["n_built"])
         cl.moved = float(c["moved"])
         cl.rebuilds = int(c["rebuilds"])
+        cl.load_lists_state(state.get("verlet_lists", {}))
     else:
         cl.invalidate()
-    model.update_coupling()
+    # the grid state carries the coupling the original run had; the next refresh recomputes it
+    model._coupling_dirty = True
 
 
 def _check_output_not_behind(writer: Any, time: float, interval: float, out: Path) -> None:

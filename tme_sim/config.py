@@ -32,7 +32,11 @@ class Strict(BaseModel):
 class TimeSteps(Strict):
     """The three clocks (PhysiCell defaults)."""
 
-    diffusion_dt: Time = Field("0.01 min", description="diffusion–reaction step")
+    diffusion_dt: Time = Field(
+        "0.01 min",
+        description="diffusion–reaction step; a whole multiple k of mechanics_dt makes the grid step on every"
+        " k-th mechanics step",
+    )
     mechanics_dt: Time = Field("0.1 min", description="mechanics step")
     phenotype_dt: Time = Field("6 min", description="phenotype step (cycle, death, secretion rates)")
     diffusion_scheme: Literal["lod", "adi"] = Field(
@@ -46,11 +50,19 @@ class TimeSteps(Strict):
         for key in ("diffusion_dt", "mechanics_dt", "phenotype_dt"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"time.{key} must be > 0")
-        ratio = self.mechanics_dt / self.diffusion_dt
-        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-            raise ValueError("time.mechanics_dt must be a whole multiple of time.diffusion_dt")
-        ratio = self.phenotype_dt / self.mechanics_dt
-        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+
+        def whole(a: float, b: float) -> bool:
+            return abs(a / b - round(a / b)) <= 1e-6 and round(a / b) >= 1
+
+        if self.diffusion_dt <= self.mechanics_dt:
+            if not whole(self.mechanics_dt, self.diffusion_dt):
+                raise ValueError("time.mechanics_dt must be a whole multiple of time.diffusion_dt")
+        elif not (whole(self.diffusion_dt, self.mechanics_dt) and whole(self.phenotype_dt, self.diffusion_dt)):
+            raise ValueError(
+                "time.diffusion_dt larger than time.mechanics_dt must be a whole multiple of it and divide"
+                " time.phenotype_dt"
+            )
+        if not whole(self.phenotype_dt, self.mechanics_dt):
             raise ValueError("time.phenotype_dt must be a whole multiple of time.mechanics_dt")
         return self
 

@@ -22,8 +22,13 @@ model would add a zero check to every division (it doubled the cost of the force
 
 from __future__ import annotations
 
+import time
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+from tme_sim.parallel import KernelChooser
 
 
 @njit(cache=True, error_model="numpy")
@@ -71,6 +76,11 @@ def build_cell_list(pos, n, bin_size, nbins):
 #: below this many cells the serial kernels are used (thread start-up and sync cost more than
 #: they save; measured in benchmarks/cells.py)
 PARALLEL_MIN_CELLS = 20_000
+ADAPTIVE_MIN_CELLS = 1_000
+"""From this many cells on, the model times both compilations of the force and Verlet-list kernels
+and keeps the faster (:class:`tme_sim.parallel.KernelChooser`): at ~2500 cells a force call is
+~0.4 ms and a list build ~1.4 ms serial, long enough for two threads to pay on an idle machine."""
+SKIN_FRACTION = 0.25  # Verlet skin as a fraction of the cutoff (benchmarks/cells.py)
 
 
 @njit(cache=True, inline="always")
@@ -162,6 +172,17 @@ def _reach_tables(adh_rel_t, radius, n, skin):
     return arel_pp, reach_max * reach_max * (1.0 + 1e-12)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _candidates(i, pos, start, nbins, bin_size, dim):
+    """How many cells the stencil around cell i's bin holds (a bound on its list length + 1)."""
+    bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
+    c = 0
+    for r in range(stencil_rows(dim)):
+        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+        c += hi - lo
+    return c
+
+
 @njit(cache=True, error_model="numpy")
 def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity):
     # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
@@ -183,23 +204,51 @@ def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _neighbor_lists_parallel(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin):
+def _neighbor_lists_parallel(
+    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity, n_chunks
+):
+    # one pass: each chunk of cells fills its own row of a buffer (a chunk that overflows its row
+    # is redone serially into a larger one), then the rows are concatenated
     arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    n_chunks = min(max(n_chunks, 1), max(n, 1))
+    bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
+    width = (capacity // n_chunks) + 64
+    buf = np.empty((n_chunks, width), dtype=np.int32)
+    count = np.zeros(n + 1, dtype=np.int64)
+    used = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        k = 0
+        for i in range(bounds[c], bounds[c + 1]):
+            if k + _candidates(i, pos, start, nbins, bin_size, dim) > width:  # might not fit: redo below
+                k = -1
+                break
+            cnt = _scan_neighbors(
+                i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, buf[c], k
+            )
+            count[i + 1] = cnt
+            k += cnt
+        used[c] = k
     nstart = np.empty(n + 1, dtype=np.int64)
     nstart[0] = 0
-    empty = np.empty(0, dtype=np.int32)
-    for i in prange(n):
-        c = _scan_neighbors(
-            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, empty, 0
-        )
-        nstart[i + 1] = c
+    spill = np.empty(0, dtype=np.int32)
+    for c in range(n_chunks):
+        if used[c] < 0:  # overflowed: count this chunk's cells again (rare: the guess was low)
+            for i in range(bounds[c], bounds[c + 1]):
+                count[i + 1] = _scan_neighbors(
+                    i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, spill, 0
+                )
     for i in range(n):
-        nstart[i + 1] += nstart[i]
+        nstart[i + 1] = nstart[i] + count[i + 1]
     nbr = np.empty(nstart[n], dtype=np.int32)
-    for i in prange(n):
-        _scan_neighbors(
-            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, nstart[i]
-        )
+    for c in prange(n_chunks):
+        lo = nstart[bounds[c]]
+        if used[c] >= 0:
+            nbr[lo : lo + used[c]] = buf[c, : used[c]]
+        else:
+            for i in range(bounds[c], bounds[c + 1]):
+                _scan_neighbors(
+                    i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, nstart[i]
+                )
     return nstart, nbr
 
 
@@ -216,11 +265,23 @@ def neighbor_lists(
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     if par:
         return _neighbor_lists_parallel(
-            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin)
-        )
+            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin),
+            max(capacity, 16 * n), 4 * numba.get_num_threads(),
+        )  # fmt: skip
     return _neighbor_lists_serial(
         pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin), capacity
     )
+
+
+@njit(cache=True, error_model="numpy")
+def _max_displacement(pos, x_built, n):
+    """Largest distance (µm) any of the first n cells moved from ``x_built``."""
+    m = 0.0
+    for i in range(n):
+        d2 = (pos[i, 0] - x_built[i, 0]) ** 2 + (pos[i, 1] - x_built[i, 1]) ** 2 + (pos[i, 2] - x_built[i, 2]) ** 2
+        if d2 > m:
+            m = d2
+    return np.sqrt(m)
 
 
 @njit(cache=True, error_model="numpy")
@@ -389,18 +450,19 @@ def ab2_update(pos, vel, prev_vel, n, dt, domain, dim, parallel=None) -> float:
 class CellList:
     """Cell-list neighbour search with a Verlet skin (rebuilds only when needed).
 
-    ``cutoff`` is the largest interaction distance (µm), ``skin`` the extra margin; a rebuild
-    happens when cells were added/removed or the accumulated maximum displacement exceeds
-    ``skin / 2``. Besides the bins (``start``, ``order``) it keeps Verlet lists
-    (:meth:`neighbors`) of the pairs closer than their adhesion reach plus a margin ``list_skin``,
-    made from the bins and the current positions and radii. Bins ``moved`` µm old still hold
-    every pair within ``cutoff + skin − moved``, so a list built then gets the margin
-    ``list_skin = skin − moved`` (the full skin right after a bin rebuild, at least skin/2) and is
-    kept until the cells have moved ``list_skin / 2`` more, a radius grew, or the bins changed:
-    until then no pair can come within reach without being listed. Each list runs in cell-list
-    order, so forces are summed in the same order as a scan of the bins would. The lists need no
-    checkpointing: rebuilt from ``start``/``order`` after a restore they hold a superset of the
-    same pairs, in the same order, which gives bit-identical sums.
+    ``cutoff`` is the largest interaction distance (µm), ``skin`` the extra margin. The bins
+    (``start``, ``order``; :meth:`ensure`, used by the contact kernels) are rebuilt when cells were
+    added/removed or the accumulated maximum displacement ``moved`` exceeds ``skin / 2``.
+
+    Besides the bins it keeps Verlet lists (:meth:`neighbors`) of the pairs closer than their
+    adhesion reach plus a margin ``list_skin``. A list build first rebuilds the bins if any cell
+    moved since their last build, so ``list_skin = skin``. The lists are kept until some cell has
+    moved more than ``list_skin / 2`` from where it was at the build (the true displacement, not
+    the accumulated per-step maximum: fast cells differ from step to step), a radius grew, the
+    population changed or the slots were permuted (:meth:`invalidate`); until then no pair can
+    come within reach without being listed. Each list runs in cell-list order of its build. The
+    lists are part of a checkpoint (:meth:`lists_state`), so a resumed run sums forces over the
+    very same lists, in the same order, and rebuilds them on the same steps.
     """
 
     def __init__(self, domain: np.ndarray, dim: int, cutoff: float, skin: float | None = None) -> None:
@@ -414,8 +476,9 @@ class CellList:
         self.rebuilds = 0
         self.list_builds = 0
         self._nbr_size = 0
-        self._nbr_moved = np.inf
         self._r_built = np.zeros(0)
+        self._x_built = np.zeros((0, 3))
+        self.list_kernel = KernelChooser(ADAPTIVE_MIN_CELLS)  # serial or threaded list builds
 
     # assigning the bins (a rebuild, a checkpoint restore) drops the Verlet lists
     @property
@@ -438,9 +501,10 @@ class CellList:
 
     def set_cutoff(self, cutoff: float, skin: float | None = None) -> None:
         self.cutoff = float(cutoff)
-        self.skin = float(skin if skin is not None else 0.25 * cutoff)
+        self.skin = float(skin if skin is not None else SKIN_FRACTION * cutoff)
         self.bin_size = self.cutoff + self.skin
         self.list_skin = self.skin  # margin of the current Verlet lists (set at each list build)
+        self._nbr = None  # new bins: new lists
         nb = np.maximum(np.ceil(self.domain / self.bin_size).astype(np.int64), 1)
         if self.dim == 2:
             nb[2] = 1
@@ -448,17 +512,19 @@ class CellList:
         self.moved = np.inf
 
     def invalidate(self) -> None:
+        """Drop the bins and the lists (after the slots were permuted)."""
         self.moved = np.inf
+        self._nbr = None
 
     def note_displacement(self, d: float) -> None:
         self.moved += d
-        self._nbr_moved += d
 
-    def ensure(self, pos: np.ndarray, n: int) -> bool:
-        """Rebuild if needed; returns True when it rebuilt."""
-        if n == self.n_built and self.moved <= 0.5 * self.skin:
+    def ensure(self, pos: np.ndarray, n: int, force: bool = False) -> bool:
+        """Rebuild the bins if needed (or ``force``); returns True when it rebuilt. The Verlet
+        lists are kept: they do not depend on the bins once built."""
+        if not force and n == self.n_built and self.moved <= 0.5 * self.skin:
             return False
-        self.start, self.order = build_cell_list(pos, n, self.bin_size, self.nbins)
+        self._start, self._order = build_cell_list(pos, n, self.bin_size, self.nbins)
         self.n_built = n
         self.moved = 0.0
         self.rebuilds += 1
@@ -468,18 +534,20 @@ class CellList:
         self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Verlet lists ``(nstart, nbr)`` of the first n cells (:func:`neighbor_lists` with skin
-        ``list_skin``), after :meth:`ensure`. Kept until the bins change, the cells moved more
-        than ``list_skin / 2`` in total, or some radius grew (see the class notes)."""
-        self.ensure(pos, n)
+        ``list_skin``). Kept until a cell moved more than ``list_skin / 2`` since the build, a
+        radius grew, n changed or :meth:`invalidate` (see the class notes)."""
         if (
             self._nbr is None
-            or self._nbr_moved > 0.5 * self.list_skin
             or self._r_built.size != n
             or _any_grew(radius, self._r_built, n)
+            or _max_displacement(pos, self._x_built, n) > 0.5 * self.list_skin
         ):
-            # bins ``moved`` µm old still hold every pair within reach + (skin − moved)
-            self.list_skin = self.skin - self.moved
+            self.ensure(pos, n, force=self.moved > 0.0)
+            self.list_skin = self.skin  # fresh bins hold every pair within reach + skin
             cap = int(1.25 * self._nbr_size) + n + 16
+            self.list_kernel.min_work = min(ADAPTIVE_MIN_CELLS, PARALLEL_MIN_CELLS)  # read at call time
+            par = self.list_kernel.use_parallel(n)
+            t0 = time.perf_counter()
             self._nbr = neighbor_lists(
                 pos,
                 radius,
@@ -492,13 +560,40 @@ class CellList:
                 self.bin_size,
                 self.dim,
                 self.list_skin,
+                parallel=par,
                 capacity=cap,
             )
+            self.list_kernel.record(par, time.perf_counter() - t0, n)
             self._nbr_size = self._nbr[1].size
-            self._nbr_moved = 0.0
             self._r_built = radius[:n].copy()
+            self._x_built = pos[:n].copy()
             self.list_builds += 1
         return self._nbr
+
+    def lists_state(self) -> dict[str, np.ndarray]:
+        """The Verlet lists and what decides their next rebuild (for checkpoints); empty if none."""
+        if self._nbr is None:
+            return {}
+        return {
+            "nstart": self._nbr[0],
+            "nbr": self._nbr[1],
+            "r_built": self._r_built,
+            "x_built": self._x_built,
+            "list_skin": np.array(self.list_skin),
+            "list_builds": np.array(self.list_builds),
+        }
+
+    def load_lists_state(self, d: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`lists_state` (call after the bins were restored)."""
+        if not d:
+            self._nbr = None
+            return
+        self._nbr = (np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32))
+        self._nbr_size = self._nbr[1].size
+        self._r_built = np.asarray(d["r_built"], np.float64)
+        self._x_built = np.asarray(d["x_built"], np.float64)
+        self.list_skin = float(d["list_skin"])
+        self.list_builds = int(d["list_builds"])
 
     def bin_order(self) -> np.ndarray:
         """Slots sorted by bin (for reordering the store for locality)."""

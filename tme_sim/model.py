@@ -3,7 +3,11 @@
 One call of :meth:`TMEModel.step` advances one mechanics step (``time.mechanics_dt``):
 
 1. the diffusion grid advances ``mechanics_dt / diffusion_dt`` implicit substeps in one compiled
-   call, with the cell secretion/uptake coupling of the current positions;
+   call, with the cell secretion/uptake coupling of the current positions (refreshed at the end
+   of the step before);
+   when ``diffusion_dt`` is a whole multiple ``k`` of ``mechanics_dt`` instead, the grid advances
+   one step of ``diffusion_dt`` on every ``k``-th mechanics step (fields quasi-steady at the scale
+   of cell motion; the accuracy cost is measured in ``benchmarks/flagship_dt.py``);
 2. motility directions are updated for motile cells (random walk with persistence, chemotaxis
    up a named field), then the mechanics kernel computes interaction velocities and positions
    advance (Adams–Bashforth 2);
@@ -11,7 +15,8 @@ One call of :meth:`TMEModel.step` advances one mechanics step (``time.mechanics_
    behaviours, intracellular models override them (one batched call per type), contacts act
    (killing, phagocytosis), fates change (cycle, death, division, removal) and recruitment adds
    cells;
-4. the cell–grid coupling is refreshed and the observers are told.
+4. the cell–grid coupling is refreshed if the next step advances the grid, and the observers
+   are told.
 
 Everything is arrays: no per-agent Python runs in the loop. Mesa agent handles
 (:mod:`tme_sim.agents`) are created lazily when a user reads ``model.agents``.
@@ -20,12 +25,14 @@ Everything is arrays: no per-agent Python runs in the loop. Mesa agent handles
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
+import tme_sim.mechanics as mech
 from tme_sim.cells import ALIVE, APOPTOTIC, KI67_NEGATIVE, NECROTIC_LYSED, NECROTIC_SWELLING, CellStore
 from tme_sim.celltypes import rules_class
 from tme_sim.config import Placement, Scenario, scenario_dir, value_in_unit
@@ -35,6 +42,7 @@ from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_subs
 from tme_sim.intracellular.base import Signals
 from tme_sim.mechanics import CellList, ab2_update, interaction_velocities
 from tme_sim.motility import Motility, add_motility
+from tme_sim.parallel import KernelChooser
 from tme_sim.phenotype import (
     TypeTables,
     fate_transitions,
@@ -137,7 +145,10 @@ class TMEModel(mesa.Model):
         self.dt_diff = ts.diffusion_dt
         self.dt_mech = ts.mechanics_dt
         self.dt_pheno = ts.phenotype_dt
-        self.diff_substeps = round(self.dt_mech / self.dt_diff)
+        if self.dt_diff <= self.dt_mech * (1 + 1e-9):
+            self.diff_substeps, self.diff_every = round(self.dt_mech / self.dt_diff), 1
+        else:  # the grid steps once every ``diff_every`` mechanics steps
+            self.diff_substeps, self.diff_every = 1, round(self.dt_diff / self.dt_mech)
         self.pheno_every = round(self.dt_pheno / self.dt_mech)
 
         # ---- grid
@@ -198,6 +209,7 @@ class TMEModel(mesa.Model):
         max_r = float(np.max(np.cbrt(self.tables.volume0 * 3 / (4 * np.pi))))
         self.cell_list = CellList(domain, self.dim, self._cutoff_for(max_r))
         self.reorder_every = 50  # mechanics steps between locality re-sorts
+        self._velocity_kernel = KernelChooser(mech.ADAPTIVE_MIN_CELLS)  # serial or threaded forces
 
         self.observers: list[Observer] = []
         self._handles_version = -1
@@ -397,7 +409,8 @@ class TMEModel(mesa.Model):
             self._apply_pulses()
         if self.dosing is not None:
             self.dosing.apply(self.n_mech_steps)
-        self.micro.advance(self.dt_diff, self.diff_substeps)
+        if self.n_mech_steps % self.diff_every == 0:
+            self.micro.advance(self.dt_diff, self.diff_substeps)
         self.mechanics_step()
         self.n_mech_steps += 1
         self.time = self.n_mech_steps * self.dt_mech  # no accumulated rounding
@@ -405,7 +418,8 @@ class TMEModel(mesa.Model):
             self.phenotype_step()
         if self.n_mech_steps % self.reorder_every == 0:
             self.reorder_for_locality()
-        self.update_coupling()
+        if self.n_mech_steps % self.diff_every == 0:  # the next step advances the grid
+            self.update_coupling()
         for obs in self.observers:
             obs.on_step(self)
 
@@ -434,6 +448,10 @@ class TMEModel(mesa.Model):
         cl = self.cell_list
         nstart, nbr = cl.neighbors(st.position, n, st.radius, st.type, self.tables.adhesion_rel)
         vel = st.velocity
+        chooser = self._velocity_kernel
+        chooser.min_work = min(mech.ADAPTIVE_MIN_CELLS, mech.PARALLEL_MIN_CELLS)  # read at call time
+        par = chooser.use_parallel(n)
+        t0 = time.perf_counter()
         interaction_velocities(
             st.position,
             st.radius,
@@ -448,7 +466,9 @@ class TMEModel(mesa.Model):
             self.domain,
             self.dim,
             vel,
+            parallel=par,
         )
+        chooser.record(par, time.perf_counter() - t0, n)
         motile = self._motile
         if motile.size:
             add_motility(motile, st.migration_speed, st.motility_dir, vel)

@@ -69,6 +69,39 @@ def _factor_line(ext, inv, g, r, a, add_lo, add_hi):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def coupling_diagonal(base, mask, occ, B, scale, old, new, dirty_x, dirty_y, dirty_z):  # pragma: no cover - numba
+    """The per-voxel diagonal term ``extra`` of :func:`voxel_factors` and the lines it changed.
+
+    ``new (S, nz, ny, nx)`` = ``base`` (the Dirichlet penalty ``κ/dim`` on mask voxels, else 0)
+    with ``scale·B[s, m]`` (``scale`` = dt/dim, ``B (S, M)`` the cells' uptake sums) written at
+    the occupied voxels ``occ (M,)`` that are not masked (``mask``, same shape as ``base``).
+    ``dirty_x (S, nz, ny)``, ``dirty_y (S, nz, nx)``, ``dirty_z (S, ny, nx)`` are set where a
+    line has a voxel with ``new != old`` (a NaN ``old`` marks every line dirty).
+    """
+    S, nz, ny, nx = base.shape
+    new[...] = base
+    for m in range(occ.shape[0]):
+        v = occ[m]
+        i = v % nx
+        j = (v // nx) % ny
+        k = v // (nx * ny)
+        for s in range(S):
+            if not mask[s, k, j, i]:
+                new[s, k, j, i] = scale * B[s, m]
+    dirty_x[...] = False
+    dirty_y[...] = False
+    dirty_z[...] = False
+    for s in range(S):
+        for k in range(nz):
+            for j in range(ny):
+                for i in range(nx):
+                    if new[s, k, j, i] != old[s, k, j, i]:
+                        dirty_x[s, k, j] = True
+                        dirty_y[s, k, i] = True
+                        dirty_z[s, j, i] = True
+
+
+@njit(cache=True)
 def voxel_factors(extra, rdt, adt_axis, kind, dim, dirty_x, dirty_y, dirty_z,
                   inv_x, g_x, inv_y, g_y, inv_z, g_z):  # fmt: skip  # pragma: no cover - numba
     """Per-voxel Thomas factorisations of the axis factors ``I − dt·(A_a − (λ + R)/dim)``

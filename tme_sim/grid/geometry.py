@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 from tme_sim.errors import GridError
 
@@ -87,20 +88,32 @@ def parse_kind(kind: str) -> int:
     raise GridError(f"unknown boundary type {kind!r} (use 'neumann' (zero-flux) or 'dirichlet')")
 
 
+@njit(cache=True, error_model="numpy")
+def _ijk_kernel(pos, counts, dx, out):  # pragma: no cover - numba
+    """Fill ``out (N, 3)`` with the clipped voxel indices of ``pos (N, 2|3)``; returns the first
+    row with a non-finite coordinate on a gridded axis, or -1."""
+    for r in range(pos.shape[0]):
+        for col in range(3):
+            n = counts[col]
+            if n == 1 or col >= pos.shape[1]:
+                out[r, col] = 0
+                continue
+            q = np.floor(pos[r, col] / dx)
+            if not np.isfinite(q):
+                return r
+            out[r, col] = 0 if q < 0 else (n - 1 if q > n - 1 else int(q))
+    return -1
+
+
 def positions_to_ijk(positions: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
     """Voxel indices ``(N, 3)`` int64 columns ``(i, j, k)`` of positions ``(N, 2|3)`` µm, clipped
     into the domain (a point on a face belongs to the voxel inside). z ignored in 2D."""
-    pos = np.asarray(positions, dtype=np.float64)
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] not in (2, 3):
         raise GridError(f"positions must have shape (N, 3) in um, got {pos.shape}")
     nz, ny, nx = shape
-    out = np.zeros((pos.shape[0], 3), dtype=np.int64)
-    for col, n in ((0, nx), (1, ny), (2, nz)):
-        if n == 1 or col >= pos.shape[1]:
-            continue
-        q = np.floor(pos[:, col] / dx)
-        if not np.isfinite(q).all():
-            bad = int(np.flatnonzero(~np.isfinite(q))[0])
-            raise GridError(f"position {bad} is not finite: {pos[bad].tolist()}")
-        out[:, col] = np.clip(q, 0, n - 1).astype(np.int64)
+    out = np.empty((pos.shape[0], 3), dtype=np.int64)
+    bad = _ijk_kernel(pos, np.array([nx, ny, nz], np.int64), float(dx), out)
+    if bad >= 0:
+        raise GridError(f"position {bad} is not finite: {pos[bad].tolist()}")
     return out

@@ -364,29 +364,44 @@ def _row_less(a, b, vol, sec, sat, upt, exp):  # pragma: no cover - numba
 
 
 @njit(cache=True)  # serial: N·3S additions; threads cost more than they save (flagship profile)
-def build_coupling(key, vox, vol, sec, sat, upt, exp, inv_vv, group_of_key, n_groups):  # pragma: no cover - numba
+def build_coupling(
+    rank, vox, vol, sec, sat, upt, exp, inv_vv, group_of_voxel, n_ranks, n_groups
+):  # pragma: no cover - numba
     """Per-voxel coupling sums of all cells, grouped for the step kernels, in one pass.
 
-    Args: ``key (N,)`` = second-pass work item × ``group_of_key`` + voxel of each cell (sorting
-    by key groups the voxels by work item, voxels ascending inside a group); ``vox (N,)`` flat
+    Args: ``rank (N,)`` the position of each cell's voxel in the kernel order (voxels grouped by
+    second-pass work item, ascending inside a group), in ``[0, n_ranks)``; ``vox (N,)`` flat
     voxels; ``vol (N,)`` µm³; ``sec, sat, upt, exp (N, S)``; ``inv_vv`` = 1/voxel volume (1/µm³);
-    ``group_of_key`` the divisor that turns a key back into its work item (n_voxels);
-    ``n_groups`` the number of work items.
+    ``group_of_voxel (n_voxels,)`` the work item of every voxel; ``n_groups`` the number of work
+    items.
 
     Returns ``occ (M,)``, ``A, B, C (S, M)`` — ``A = Σ (Vc/Vv)·S·ρ*``, ``B = Σ (Vc/Vv)·(S+U)``,
-    ``C = Σ E/Vv`` — and ``occ_ptr (n_groups+1,)``. Inside a voxel the cells are summed in
-    lexicographic order of their input rows (a canonical order of the multiset: identical rows
-    are interchangeable), so any permutation of the cells gives bit-identical sums.
+    ``C = Σ E/Vv`` — and ``occ_ptr (n_groups+1,)``. Cells are grouped by a counting sort on
+    ``rank`` (O(N + n_ranks)); inside a voxel they are summed in lexicographic order of their
+    input rows (a canonical order of the multiset: identical rows are interchangeable), so any
+    permutation of the cells gives bit-identical sums.
     """
-    n = key.shape[0]
+    n = rank.shape[0]
     S = sec.shape[1]
-    order = np.argsort(key)
-    starts = np.empty(n + 1, np.int64)
-    M = 0
+    count = np.zeros(n_ranks + 1, np.int64)
     for t in range(n):
-        if t == 0 or key[order[t]] != key[order[t - 1]]:
-            starts[M] = t
+        count[rank[t] + 1] += 1
+    M = 0
+    for r in range(n_ranks):
+        if count[r + 1] > 0:
             M += 1
+        count[r + 1] += count[r]
+    order = np.empty(n, np.int64)
+    fill = count[:n_ranks].copy()
+    for t in range(n):
+        order[fill[rank[t]]] = t
+        fill[rank[t]] += 1
+    starts = np.empty(M + 1, np.int64)
+    m = 0
+    for r in range(n_ranks):
+        if count[r + 1] > count[r]:
+            starts[m] = count[r]
+            m += 1
     starts[M] = n
     occ = np.empty(M, np.int64)
     A = np.zeros((S, M))
@@ -399,7 +414,7 @@ def build_coupling(key, vox, vol, sec, sat, upt, exp, inv_vv, group_of_key, n_gr
         cnt = starts[m + 1] - lo
         first = order[lo]
         occ[m] = vox[first]
-        occ_ptr[key[first] // group_of_key + 1] += 1
+        occ_ptr[group_of_voxel[vox[first]] + 1] += 1
         if cnt > idx.shape[0]:
             idx = np.empty(2 * cnt, np.int64)
         for t in range(cnt):  # insertion sort of this voxel's cells into the canonical order
@@ -413,6 +428,8 @@ def build_coupling(key, vox, vol, sec, sat, upt, exp, inv_vv, group_of_key, n_gr
             r = idx[t]
             frac = vol[r] * inv_vv
             for s in range(S):
+                if sec[r, s] == 0.0 and upt[r, s] == 0.0 and exp[r, s] == 0.0:
+                    continue  # most cells touch few substrates; adding exact zeros changes no sum
                 A[s, m] += frac * sec[r, s] * sat[r, s]
                 B[s, m] += frac * (sec[r, s] + upt[r, s])
                 C[s, m] += exp[r, s] * inv_vv

@@ -35,7 +35,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numba
 import numpy as np
 
 from tme_sim.errors import FieldError, GridError
@@ -43,6 +42,7 @@ from tme_sim.grid import adi as A
 from tme_sim.grid import kernels as K
 from tme_sim.grid.geometry import FACES, _finite_number, grid_shape, parse_faces, parse_kind, positions_to_ijk
 from tme_sim.grid.substrates import SubstrateParams, get_substrate
+from tme_sim.parallel import KernelChooser
 
 __all__ = ["PARALLEL_MIN_UPDATES", "RETUNE_EVERY", "SCHEMES", "Microenvironment"]
 
@@ -108,7 +108,9 @@ class Microenvironment:
             raise GridError("scheme 'adi' is for 2D grids (in 3D its three factors do not commute); use 'lod'")
         self.scheme: str = scheme
         self._work: np.ndarray | None = None
-        self._adi_cache: tuple[float, np.ndarray, tuple[np.ndarray, ...]] | None = None
+        self._adi_cache: tuple | None = None  # (dt, diagonal, spare, factors, base, mask, rdt, adt, dirty)
+        self._voxel_rank: np.ndarray | None = None  # voxel -> position in the coupling kernel order
+        self._voxel_group = np.zeros(0, np.int64)
         self.dim: int = dim
         self.dx: float = float(dx)
         self.shape: tuple[int, int, int] = shape
@@ -144,8 +146,7 @@ class Microenvironment:
         self.parallel = parallel
         self.time: float = 0.0
         # automatic kernel choice: seconds per value·substep of (serial, parallel), call counter
-        self._speed: list[float | None] = [None, None]
-        self._calls = 0
+        self._chooser = KernelChooser(PARALLEL_MIN_UPDATES, RETUNE_EVERY)
         self.last_kernel: str = ""
         """``"serial"`` or ``"parallel"``: the kernel the last :meth:`advance` used."""
 
@@ -398,11 +399,16 @@ class Microenvironment:
             z = np.zeros((self.n_substrates, 0))
             self._set_coupling_arrays(np.zeros(0, np.int64), z, z, z)
             return
-        key = self._pass2_group(vox) * self.n_voxels + vox
+        if self._voxel_rank is None:  # voxels in kernel order: by second-pass work item, then index
+            group = self._pass2_group(np.arange(self.n_voxels, dtype=np.int64))
+            self._voxel_group = group
+            self._voxel_rank = np.empty(self.n_voxels, np.int64)
+            self._voxel_rank[np.argsort(group, kind="stable")] = np.arange(self.n_voxels)
         vol, sec, sat, upt, exp = (np.ascontiguousarray(a, dtype=np.float64) for a in (vol, sec, sat, upt, exp))
         self._occ, self._A, self._B, self._C, self._occ_ptr = K.build_coupling(
-            key, vox, vol, sec, sat, upt, exp, 1.0 / self.voxel_volume, self.n_voxels, self._n_pass2
-        )
+            self._voxel_rank[vox], vox, vol, sec, sat, upt, exp, 1.0 / self.voxel_volume,
+            self._voxel_group, self.n_voxels, self._n_pass2,
+        )  # fmt: skip
         self._coupling_key = None
 
     def _set_coupling_arrays(self, occ: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
@@ -476,54 +482,37 @@ class Microenvironment:
         diagonal changed."""
         S = self.n_substrates
         nz, ny, nx = self.shape
-        extra = np.zeros((S, self.n_voxels))
-        extra[:, self._occ] = (dt / self.dim) * self._B  # each occupied voxel appears once
-        for s, (flat, _) in self._masks.items():
-            extra[s, flat] = ADI_PENALTY / self.dim
-        extra = extra.reshape(self._c.shape)
         cache = self._adi_cache
         if cache is None or cache[0] != dt:
             zshape = self._c.shape if self.dim == 3 else (S, 1, 1, 1)
             factors = tuple(np.empty(self._c.shape, self.dtype) for _ in range(4)) + tuple(
-                np.empty(zshape, self.dtype) for _ in range(2)
+                np.zeros(zshape, self.dtype)
+                for _ in range(2)  # 2D: dummies, never written
             )
-            dirty_x = np.ones((S, nz, ny), bool)
-            dirty_y = np.ones((S, nz, nx), bool)
-            dirty_z = np.ones((S, ny, nx), bool)
-        else:
-            factors = cache[2]
-            changed = extra != cache[1]
-            dirty_x, dirty_y, dirty_z = changed.any(axis=3), changed.any(axis=2), changed.any(axis=1)
-        rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
-        adt = np.array([p.decay * dt / self.dim for p in self.substrates])
-        A.voxel_factors(extra, rdt, adt, self._bc_kind, self.dim, dirty_x, dirty_y, dirty_z, *factors)
-        self._adi_cache = (dt, extra, factors)
+            base = np.zeros(self._c.shape)
+            mask = np.zeros(self._c.shape, bool)
+            for s, (flat, _) in self._masks.items():
+                base[s].reshape(-1)[flat] = ADI_PENALTY / self.dim
+                mask[s].reshape(-1)[flat] = True
+            old = np.full(self._c.shape, np.nan)  # every line dirty
+            rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
+            adt = np.array([p.decay * dt / self.dim for p in self.substrates])
+            dirty = (np.empty((S, nz, ny), bool), np.empty((S, nz, nx), bool), np.empty((S, ny, nx), bool))
+            cache = (dt, old, np.empty_like(base), factors, base, mask, rdt, adt, dirty)
+        _, old, extra, factors, base, mask, rdt, adt, dirty = cache
+        A.coupling_diagonal(base, mask, self._occ, self._B, dt / self.dim, old, extra, *dirty)
+        A.voxel_factors(extra, rdt, adt, self._bc_kind, self.dim, *dirty, *factors)
+        self._adi_cache = (dt, extra, old, *cache[3:])  # the two diagonal buffers swap roles
         return factors
 
     def _use_parallel(self) -> bool:
         """Kernel for the next call (see ``parallel`` in the class docstring)."""
-        if self.parallel is not None:
-            return bool(self.parallel)
-        if numba.get_num_threads() < 2 or self._c.size < PARALLEL_MIN_UPDATES:
-            return False
-        serial, parallel = self._speed
-        if serial is None:
-            return False
-        if parallel is None:
-            return True
-        faster = parallel < serial
-        if self._calls % RETUNE_EVERY == 0:
-            return not faster
-        return faster
+        self._chooser.forced = self.parallel
+        self._chooser.min_work = PARALLEL_MIN_UPDATES  # read at call time (tests lower it)
+        return self._chooser.use_parallel(self._c.size)
 
     def _record_speed(self, par: bool, seconds: float, n_steps: int) -> None:
-        if self.parallel is not None:
-            return
-        self._calls += 1
-        per = seconds / (n_steps * self._c.size)
-        old = self._speed[int(par)]
-        # a short memory, so that a change of load on the machine is followed within a few calls
-        self._speed[int(par)] = per if old is None else 0.5 * old + 0.5 * per
+        self._chooser.record(par, seconds, n_steps * self._c.size)
 
     def advance(self, dt: float, n_steps: int = 1) -> None:
         """Advance ``n_steps`` implicit substeps of ``dt`` minutes in one compiled call
