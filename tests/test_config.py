@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tme_sim.config import load_scenario, parse_set_options
+from tme_sim.config import load_scenario, parse_set_options, read_scenario
 from tme_sim.errors import ConfigError
 from tme_sim.units import parse_duration, to_unit
 
@@ -68,3 +68,38 @@ def test_duration_parsing():
     assert parse_duration("1.5h") == 90
     with pytest.raises(ValueError):
         to_unit("3 um", "min")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_extends_merges_tables_and_replaces_other_values(tmp_path: Path):
+    base = tmp_path / "base.toml"
+    base.write_text(SPHEROID.read_text())
+    child = _write(
+        tmp_path / "child.toml",
+        'extends = "base.toml"\nname = "child"\n[domain]\ndx = "25 um"\n'
+        '[cell_types.tumor.mechanics]\nspeed = "2 um/min"\n'
+        '[[initial_cells]]\ntype = "tumor"\nshape = "disc"\ncenter = ["100 um", "100 um"]\nradius = "30 um"\n',
+    )
+    ref = load_scenario(SPHEROID)
+    sc = load_scenario(child)
+    assert sc.name == "child" and sc.domain.dx == 25.0
+    assert sc.domain.size == ref.domain.size  # the rest of [domain] comes from the base
+    assert sc.cell_types["tumor"].mechanics.speed == 2.0
+    assert sc.cell_types["tumor"].cycle == ref.cell_types["tumor"].cycle
+    assert len(sc.initial_cells) == 1 and sc.initial_cells[0].radius == 30.0  # arrays replace
+    doc, text = read_scenario(child)
+    assert "extends" not in doc and "# ==== extends base.toml ====" in text
+
+
+def test_errors_in_an_extending_scenario_name_its_file_and_key(tmp_path: Path):
+    _write(tmp_path / "base.toml", SPHEROID.read_text())
+    child = _write(tmp_path / "child.toml", 'extends = "base.toml"\n[domain]\nsise = 3\n')
+    with pytest.raises(ConfigError, match=r"child.toml: .*domain.sise: unknown key"):
+        load_scenario(child)
+    bad = _write(tmp_path / "bad.toml", "extends = 3\n")
+    with pytest.raises(ConfigError, match="extends: expected the file name of a base scenario"):
+        load_scenario(bad)

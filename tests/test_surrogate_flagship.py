@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tme_sim.compare import compare, load_arms, parse_run_args, summary_values
-from tme_sim.config import load_scenario
+from tme_sim.config import load_scenario, read_scenario
 from tme_sim.errors import ConfigError, OutputError
 from tme_sim.io import read_cells
 from tme_sim.runner import run_scenario
@@ -57,8 +57,10 @@ def _strip(doc: dict) -> dict:
 
 
 def test_surrogate_scenario_is_the_flagship_but_for_macrophage_polarization():
-    flag = tomllib.loads(FLAGSHIP.read_text())
-    sur = tomllib.loads(SURROGATE.read_text())
+    assert tomllib.loads(SURROGATE.read_text())["extends"] == FLAGSHIP.name
+    flag, _ = read_scenario(FLAGSHIP)
+    sur, text = read_scenario(SURROGATE)
+    assert f"# ==== extends {FLAGSHIP.name} ====" in text  # the whole chain is stored with outputs
     assert "intracellular" not in flag["cell_types"]["macrophage"]
     assert sur["cell_types"]["macrophage"]["intracellular"]["kind"] == "surrogate"
     assert _strip(flag) == _strip(sur), "tumor_immune_surrogate.toml drifted from tumor_immune.toml"
@@ -66,7 +68,7 @@ def test_surrogate_scenario_is_the_flagship_but_for_macrophage_polarization():
 
 def _macrophage_scenario(ligand: str | None, conc: str, inputs_extra: list | None = None):
     """Macrophages alone in a uniform, clamped cytokine field; no cell secretes anything."""
-    doc = tomllib.loads(SURROGATE.read_text())
+    doc, _ = read_scenario(SURROGATE)
     intr = doc["cell_types"]["macrophage"]["intracellular"]
     intr["dt"] = "30 min"
     intr["tau"] = "30 min"

@@ -398,6 +398,46 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
 
 
+def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: tables merge key by key, any other value (arrays too) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_scenario(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
+    """Read a scenario TOML, resolving ``extends = "base.toml"`` (a file in the same folder).
+
+    The file's tables are merged over the base's key by key; any other value, arrays included
+    (``initial_cells``, ``inputs``…), replaces the base's. Returns the merged document and the
+    text of the whole chain (the file first, then each base under a ``# ==== extends`` line), which
+    is stored in outputs beside the resolved scenario.
+    """
+    doc, text = read_toml(path)
+    base = doc.pop("extends", None)
+    if base is None:
+        return doc, text
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: extends: expected the file name of a base scenario, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve().parent != path.resolve().parent:
+        raise ConfigError(
+            f"{path}: extends: {base!r} must be a scenario in the same folder (relative paths inside a"
+            " scenario resolve from its folder)"
+        )
+    chain = (*_chain, path.resolve())
+    if base_path.resolve() in chain:
+        raise ConfigError(f"{path}: extends: {base!r} extends this file again (a cycle)")
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends: {base_path}: no such file")
+    base_doc, base_text = read_scenario(base_path, chain)
+    return _deep_merge(base_doc, doc), f"{text}\n\n# ==== extends {base} ====\n{base_text}"
+
+
 def validate_scenario(doc: dict[str, Any], source: str = "<scenario>") -> Scenario:
     """Validate a scenario dictionary; errors name the source and the dotted key."""
     try:
@@ -413,7 +453,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit).
     """
     path = Path(path)
-    doc, text = read_toml(path)
+    doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
     scenario = validate_scenario(doc, str(path))
     scenario._source_path = path.resolve()  # type: ignore[attr-defined]

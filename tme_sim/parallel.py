@@ -31,12 +31,19 @@ class KernelChooser:
         #: smoothed seconds per unit of work of the serial and the parallel kernel (None: not yet timed)
         self.speed: list[float | None] = [None, None]
         self.calls = 0
+        self._threads = (-1, 0)  # (calls when read, numba threads): re-read every retune_every calls
+
+    def _num_threads(self) -> int:
+        at, threads = self._threads
+        if at < 0 or self.calls - at >= self.retune_every:  # numba.get_num_threads costs µs per call
+            self._threads = (self.calls, numba.get_num_threads())
+        return self._threads[1]
 
     def use_parallel(self, work: int) -> bool:
         """Whether the next call (of ``work`` units) should run the parallel kernel."""
         if self.forced is not None:
             return bool(self.forced)
-        if numba.get_num_threads() < 2 or work < self.min_work:
+        if work < self.min_work or self._num_threads() < 2:
             return False
         serial, parallel = self.speed
         if serial is None:

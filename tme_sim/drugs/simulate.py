@@ -195,10 +195,10 @@ def point_scenario(
 ) -> Any:
     """The scenario of one dose point: ``drugs.given.<d>.dose_scale = v`` (``mode="scale"``) or
     ``drugs.given.<d>.plasma = "v nM"`` with the schedule removed (``mode="plasma"``)."""
-    from tme_sim.config import apply_overrides, read_toml, validate_scenario
+    from tme_sim.config import apply_overrides, read_scenario, validate_scenario
 
     path = Path(scenario_path)
-    doc, text = read_toml(path)
+    doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
     drugs = doc.get("drugs")
     if not isinstance(drugs, dict):
