@@ -9,6 +9,7 @@ from tme_sim.mechanics import (
     ab2_update,
     build_cell_list,
     interaction_velocities,
+    listed_velocities,
     neighbor_lists,
 )
 
@@ -193,3 +194,30 @@ def test_verlet_list_kernels_serial_and_parallel_are_identical():
     assert np.array_equal(s[0], p[0]) and np.array_equal(s[1], p[1]) and s[1].size > 10 * n
     tight = _neighbor_lists_parallel(*args, 10, 8)  # 8 chunks; every one overflows its buffer row
     assert np.array_equal(s[0], tight[0]) and np.array_equal(s[1], tight[1])
+
+
+def test_cached_pair_constants_follow_radius_and_death_changes_bit_for_bit():
+    rng = np.random.default_rng(5)
+    n = 400
+    pos = np.zeros((n, 3))
+    pos[:, :2] = rng.random((n, 2)) * 200
+    r = 5 + 3 * rng.random(n)
+    ctype = rng.integers(0, 2, n).astype(np.int16)
+    dead = np.zeros(n, np.int8)
+    rep, adh, arel = np.array([10.0, 5.0]), np.array([0.4, 0.8]), np.array([1.25, 1.5])
+    cl = CellList(DOMAIN, 2, cutoff=2 * 1.5 * 8.0)
+    for change in ("none", "shrink", "die"):
+        if change == "shrink":
+            r[::7] *= 0.8  # shrinking keeps the lists (only growth forces a rebuild)
+        elif change == "die":
+            dead[::5] = 1
+        builds = cl.list_builds
+        nstart, nbr = cl.neighbors(pos, n, r, ctype, arel)
+        coef = cl.coefficients(r, ctype, dead, n, rep, adh, arel)
+        cached = np.zeros((n, 3))
+        listed_velocities(pos, r, ctype, n, rep, coef, nstart, nbr, DOMAIN, 2, cached)
+        fresh = np.zeros((n, 3))
+        interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, nstart, nbr, DOMAIN, 2, fresh)
+        assert np.array_equal(cached, fresh), change
+        if change != "none":
+            assert cl.list_builds == builds  # the constants were refreshed without a new list

@@ -285,6 +285,15 @@ def _max_displacement(pos, x_built, n):
 
 
 @njit(cache=True, error_model="numpy")
+def _changed(a, snapshot, n):
+    """Whether ``a[:n]`` differs from ``snapshot`` anywhere."""
+    for i in range(n):
+        if a[i] != snapshot[i]:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
 def _any_grew(radius, r_built, n):
     for i in range(n):
         if radius[i] > r_built[i]:
@@ -293,14 +302,12 @@ def _any_grew(radius, r_built, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel):
+def _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel):
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
     ri = radius[i]
-    ti = ctype[i]
-    rep_i = rep_t[ti]
-    alive_i = dead[i] == 0
+    rep_i = rep_t[ctype[i]]
     vx = 0.0
     vy = 0.0
     vz = 0.0
@@ -310,21 +317,18 @@ def _cell_velocity(i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, ar
         ddy = yi - pos[j, 1]
         ddz = zi - pos[j, 2]
         d2 = ddx * ddx + ddy * ddy + ddz * ddz
-        big_r = ri + radius[j]
-        tj = ctype[j]
-        ra = arel_pp[ti, tj] * big_r
-        if d2 >= ra * ra:
+        if d2 >= coef[0, k]:  # beyond the adhesion reach: most listed candidates
             continue
         d = np.sqrt(d2)
         if d < 1e-5:
             d = 1e-5
+        big_r = coef[1, k]
         f = 0.0
         if d < big_r:
             t = 1.0 - d / big_r
-            f = t * t * rep_pp[ti, tj]
-        ta = 1.0 - d / ra
-        adh = adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0
-        f -= ta * ta * adh
+            f = t * t * coef[3, k]
+        ta = 1.0 - d / coef[2, k]
+        f -= ta * ta * coef[4, k]
         s = f / d
         vx += s * ddx
         vy += s * ddy
@@ -367,22 +371,69 @@ def _pair_tables(rep_t, adh_t, adh_rel_t):
     return rep_pp, adh_pp, arel_pp
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _cell_coefficients(i, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, coef):
+    ri = radius[i]
+    ti = ctype[i]
+    alive_i = dead[i] == 0
+    for k in range(nstart[i], nstart[i + 1]):
+        j = nbr[k]
+        tj = ctype[j]
+        big_r = ri + radius[j]
+        ra = arel_pp[ti, tj] * big_r
+        coef[0, k] = ra * ra
+        coef[1, k] = big_r
+        coef[2, k] = ra
+        coef[3, k] = rep_pp[ti, tj]
+        coef[4, k] = adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0
+
+
 @njit(cache=True, error_model="numpy")
-def _velocities_serial(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel):
+def _coefficients_serial(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, coef):
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in range(n):
-        _cell_velocity(
-            i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel
-        )
+        _cell_coefficients(i, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, coef)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _velocities_parallel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel):
+def _coefficients_parallel(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, coef):
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in prange(n):
-        _cell_velocity(
-            i, pos, radius, ctype, dead, rep_t, adh_t, rep_pp, adh_pp, arel_pp, nstart, nbr, domain, dim, vel
-        )
+        _cell_coefficients(i, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, coef)
+
+
+def pair_coefficients(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, out=None, parallel=None):
+    """Per Verlet-list entry ``k`` (pair i → j = ``nbr[k]``), the constants of its force, ``(5, m)``:
+    adhesion reach² (µm²), contact distance ``R = r_i + r_j`` (µm), adhesion reach ``½(a_i + a_j)·R``
+    (µm), repulsion √(rep_i·rep_j) and adhesion √(adh_i·adh_j) (µm/min; 0 unless both alive).
+    They change only with radii, types or death states, not with positions, so a model computes
+    them when its lists or those arrays change (:meth:`CellList.coefficients`)."""
+    m = nbr.size
+    coef = out if out is not None and out.shape == (5, m) else np.empty((5, m))
+    par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    kernel = _coefficients_parallel if par else _coefficients_serial
+    kernel(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, coef)
+    return coef
+
+
+@njit(cache=True, error_model="numpy")
+def _velocities_serial(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel):
+    for i in range(n):
+        _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _velocities_parallel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel):
+    for i in prange(n):
+        _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel)
+
+
+def listed_velocities(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel, parallel=None):
+    """:func:`interaction_velocities` with the pair constants ``coef`` of :func:`pair_coefficients`
+    already computed for these lists (what the model's step loop calls)."""
+    par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    kernel = _velocities_parallel if par else _velocities_serial
+    kernel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel)
 
 
 def interaction_velocities(
@@ -396,9 +447,8 @@ def interaction_velocities(
     within interaction distance. Each cell sums its own neighbours in list order, so serial and
     parallel give bit-identical results.
     """
-    par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
-    kernel = _velocities_parallel if par else _velocities_serial
-    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, domain, dim, vel)
+    coef = pair_coefficients(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, parallel=parallel)
+    listed_velocities(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel, parallel=parallel)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -479,6 +529,9 @@ class CellList:
         self._r_built = np.zeros(0)
         self._x_built = np.zeros((0, 3))
         self.list_kernel = KernelChooser(ADAPTIVE_MIN_CELLS)  # serial or threaded list builds
+        self._coef: np.ndarray | None = None  # pair constants of the lists (:meth:`coefficients`)
+        self._coef_lists: tuple | None = None
+        self._coef_snapshot = (np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int16))
 
     # assigning the bins (a rebuild, a checkpoint restore) drops the Verlet lists
     @property
@@ -569,6 +622,26 @@ class CellList:
             self._x_built = pos[:n].copy()
             self.list_builds += 1
         return self._nbr
+
+    def coefficients(self, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, parallel: bool | None = None) -> np.ndarray:
+        """:func:`pair_coefficients` of the current lists, recomputed only when the lists were
+        rebuilt or a radius, type or death state of the first n cells changed since."""
+        nstart, nbr = self._nbr
+        snap = self._coef_snapshot
+        if (
+            self._coef is None
+            or self._coef_lists is not self._nbr
+            or snap[0].size != n
+            or _changed(radius, snap[0], n)
+            or _changed(dead, snap[1], n)
+            or _changed(ctype, snap[2], n)
+        ):
+            self._coef = pair_coefficients(
+                radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, out=self._coef, parallel=parallel
+            )
+            self._coef_lists = self._nbr
+            self._coef_snapshot = (radius[:n].copy(), dead[:n].copy(), ctype[:n].copy())
+        return self._coef
 
     def lists_state(self) -> dict[str, np.ndarray]:
         """The Verlet lists and what decides their next rebuild (for checkpoints); empty if none."""

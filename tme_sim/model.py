@@ -40,7 +40,7 @@ from tme_sim.errors import ConfigError, ResourceError
 from tme_sim.events import EventLog
 from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
 from tme_sim.intracellular.base import Signals
-from tme_sim.mechanics import CellList, ab2_update, interaction_velocities
+from tme_sim.mechanics import CellList, ab2_update, listed_velocities
 from tme_sim.motility import Motility, add_motility
 from tme_sim.parallel import KernelChooser
 from tme_sim.phenotype import (
@@ -452,22 +452,12 @@ class TMEModel(mesa.Model):
         chooser.min_work = min(mech.ADAPTIVE_MIN_CELLS, mech.PARALLEL_MIN_CELLS)  # read at call time
         par = chooser.use_parallel(n)
         t0 = time.perf_counter()
-        interaction_velocities(
-            st.position,
-            st.radius,
-            st.type,
-            st.death,
-            n,
-            self.tables.repulsion,
-            self.tables.adhesion,
-            self.tables.adhesion_rel,
-            nstart,
-            nbr,
-            self.domain,
-            self.dim,
-            vel,
-            parallel=par,
-        )
+        coef = cl.coefficients(
+            st.radius, st.type, st.death, n, self.tables.repulsion, self.tables.adhesion,
+            self.tables.adhesion_rel, parallel=par,
+        )  # fmt: skip
+        listed_velocities(st.position, st.radius, st.type, n, self.tables.repulsion, coef, nstart, nbr,
+                          self.domain, self.dim, vel, parallel=par)  # fmt: skip
         chooser.record(par, time.perf_counter() - t0, n)
         motile = self._motile
         if motile.size:

@@ -34,7 +34,7 @@ class KernelChooser:
         self._threads = (-1, 0)  # (calls when read, numba threads): re-read every retune_every calls
 
     def _num_threads(self) -> int:
-        at, threads = self._threads
+        at = self._threads[0]
         if at < 0 or self.calls - at >= self.retune_every:  # numba.get_num_threads costs µs per call
             self._threads = (self.calls, numba.get_num_threads())
         return self._threads[1]
