@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import numpy as np
 
 from tme_sim.config import load_scenario, validate_scenario
 from tme_sim.model import TMEModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/: its surrogates.py is no package
 
 HERE = Path(__file__).resolve().parent
 PHYSICELL_UPDATES_PER_S = 1.5e5

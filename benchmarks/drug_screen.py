@@ -14,12 +14,15 @@ Timings are wall-clock on a shared machine: read the ratios, not the absolute nu
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tme_sim.drugs.screen import load_screen, run_screen
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/: its surrogates.py is no package
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "scenarios" / "screens" / "tnf_toxicity.toml"

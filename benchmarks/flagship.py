@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/: its surrogates.py is no package
+
 ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "scenarios" / "tumor_immune.toml"
 PHYSICELL_WALL_S = 263.0  # PhysiCell's 2D TME sample, 5 days, 2 threads, this machine

@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# the project first, before this folder: benchmarks/surrogates.py would shadow the package
+sys.path.insert(0, str(ROOT))
 
 DEFAULT_SCENARIO = ROOT / "tests" / "data" / "tiny_spheroid.toml"
 #: a short run with a snapshot every mechanics step: writes are a large share of the time

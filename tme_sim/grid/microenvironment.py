@@ -52,11 +52,13 @@ SCHEMES = ("lod", "adi")
 ADI_PENALTY = 1e12
 """``κ·dt`` that pins Dirichlet voxels in the ADI factors (see :mod:`tme_sim.grid.adi`)."""
 
-PARALLEL_MIN_UPDATES = 40_000
+PARALLEL_MIN_UPDATES = 20_000
 """Below this many voxel·substrate values the serial kernel is used even with >1 numba threads:
-a substep then costs ~50–150 µs, of the order of the fork/join of its two parallel regions on a
-shared 2-core machine, so threads cannot pay (``benchmarks/diffusion.py`` times 50x50x10 both
-ways; the results are bit-identical either way, so this is a speed choice only)."""
+a substep then costs well under 100 µs, of the order of the fork/join of its two parallel
+regions on a shared 2-core machine. From this size on both kernels are timed on the run's own
+calls and the faster is kept (:class:`tme_sim.parallel.KernelChooser`; the flagship's 12 × 50 × 50
+grid qualifies), so a machine where threads do not pay falls back to serial. Results are
+bit-identical either way (``benchmarks/diffusion.py`` times 50x50x10 both ways)."""
 
 RETUNE_EVERY = 50
 """With ``parallel=None``, every this many :meth:`Microenvironment.advance` calls the kernel that
