@@ -160,23 +160,51 @@ class Surrogate:
         """Column of output ``name`` (code or symbol)."""
         return self._index(name, self.output_names, "output")
 
-    @torch.inference_mode()
-    def predict(self, u: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
-        """Outputs (B, n_out) float32 for inputs ``u`` (B, n_in), in chunks of ``chunk`` rows.
+    def predict(self, u: np.ndarray, *, chunk: int | None = None, fast: bool | None = None) -> np.ndarray:
+        """Outputs (B, n_out) float32 for inputs ``u`` (B, n_in).
 
-        Default chunk: 8192 rows for signaling models (each row holds all node states, ~5 kB
-        per temporary) and 65536 for dense models.
+        ``fast`` (default: True on CPU, False on CUDA): use the CPU inference paths of
+        :mod:`surrogates.inference` — :class:`~surrogates.inference.FastMLP` for dense models,
+        the numba steady-state kernel :class:`~surrogates.inference.FastSignaling` for signaling
+        models (same fixed point and ``tol``; outputs within ~1e-2 of the torch forward at the
+        model's ``tol``, see that module). They read the module's weights once and are rebuilt
+        when a parameter changes in place. ``fast=False``: the torch module, ``chunk`` rows per
+        call (default 8192 for signaling models — each row holds all node states — and 65536
+        for dense models).
         """
-        if chunk is None:
-            chunk = 8192 if self.kind == "signaling" else 65536
         u = np.asarray(u, dtype=np.float32)
         if u.ndim != 2 or u.shape[1] != len(self.input_names):
             raise ValueError(f"inputs must be (B, {len(self.input_names)}), got {u.shape}")
+        if fast is None:
+            fast = self.device.type == "cpu"
+        if fast:
+            return self.fast_runner()(u)
+        if chunk is None:
+            chunk = 8192 if self.kind == "signaling" else 65536
         out = np.empty((u.shape[0], len(self.output_names)), dtype=np.float32)
-        for a in range(0, u.shape[0], chunk):
-            ut = torch.from_numpy(u[a : a + chunk]).to(self.device)
-            out[a : a + chunk] = self.model(ut).float().cpu().numpy()
+        with torch.inference_mode():
+            for a in range(0, u.shape[0], chunk):
+                ut = torch.from_numpy(u[a : a + chunk]).to(self.device)
+                out[a : a + chunk] = self.model(ut).float().cpu().numpy()
         return out
+
+    def fast_runner(self) -> Any:
+        """The cached fast CPU runner of this model (:mod:`surrogates.inference`), rebuilt when
+        the model's parameters or input map have changed since it was made."""
+        from surrogates.inference import FastMLP, FastSignaling
+
+        key = (
+            tuple((id(p), p._version) for p in self.model.parameters()),
+            id(getattr(self.model, "input_map", None)),
+            getattr(self.model, "tol", None),
+            getattr(self.model, "max_iter", None),
+        )
+        cached = self.__dict__.get("_fast")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        runner = FastSignaling(self.model) if self.kind == "signaling" else FastMLP(self.model)
+        self.__dict__["_fast"] = (key, runner)
+        return runner
 
 
 def build_model(kind: str, config: dict[str, Any]) -> torch.nn.Module:

@@ -87,7 +87,7 @@ def train_and_save(
     from surrogates.artifact import save_artifact
     from surrogates.cv import per_output_r, pooled_r
     from surrogates.networks import SignalingNetwork
-    from surrogates.train import build_model, fit, predict, train_summary
+    from surrogates.train import build_model, fit, handle_unseen_inputs, predict, train_summary
 
     model = build_model(cfg_train, ds, net)
     with _progress(quiet) as prog:
@@ -97,8 +97,7 @@ def train_and_save(
             prog.update(task, completed=ep + 1, description=f"training {cfg_train.model} loss {loss:.4f}")
 
         res = fit(model, ds.inputs, ds.outputs, cfg_train, on_epoch=on_epoch)
-    if isinstance(model, SignalingNetwork):
-        model.impute_unseen_inputs(ds.inputs.max(0) > 0)
+    handle_unseen_inputs(model, ds.inputs, cfg_train)
     pred = predict(model, ds.inputs)
     report = {
         "command": command,
@@ -222,6 +221,20 @@ def cv_command(
         int | None, typer.Option(help="Maximum epochs of the signaling model (default: the training default).")
     ] = None,
     mlp_epochs: Annotated[int, typer.Option(help="Epochs of the dense MLP baseline.")] = 2000,
+    unseen_inputs: Annotated[
+        str | None,
+        typer.Option(
+            help="Signaling model, inputs absent from a fold's training data: keep, impute or substitute "
+            "(default: the training default, TrainConfig.unseen_inputs)."
+        ),
+    ] = None,
+    unseen_variants: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated other --unseen-inputs strategies to score too, on the same trained "
+            "signaling models (extra rows signaling/<strategy>; no extra training)."
+        ),
+    ] = "",
     threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Training TOML whose \\[train] table to use.")
@@ -252,11 +265,22 @@ def cv_command(
         upd: dict[str, Any] = {"model": nm}
         if nm == "mlp":
             upd.update({"lr": 3e-3, "epochs": mlp_epochs, "patience": mlp_epochs})
-        elif epochs is not None:
-            upd["epochs"] = epochs
+        else:
+            if epochs is not None:
+                upd["epochs"] = epochs
+            if unseen_inputs is not None:
+                if unseen_inputs not in ("keep", "impute", "substitute"):
+                    raise ConfigError(
+                        f"--unseen-inputs: unknown choice {unseen_inputs!r} (known: keep, impute, substitute)"
+                    )
+                upd["unseen_inputs"] = unseen_inputs
         if threads is not None:
             upd["threads"] = threads
         configs[nm] = base.model_copy(update=upd)
+    variants = [v.strip() for v in unseen_variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in ("keep", "impute", "substitute"):
+            raise ConfigError(f"--unseen-variants: unknown strategy {v!r} (known: keep, impute, substitute)")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -278,6 +302,7 @@ def cv_command(
             scramble_seeds=None if scramble_seeds < 0 else scramble_seeds,
             jobs=jobs,
             protocol=protocol,
+            unseen_variants=variants,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")

@@ -32,6 +32,7 @@ Run: ``python -m surrogates.cv`` (see ``--help``) or ``tme train cv``.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from surrogates.data import Dataset, PriorNetwork
-from surrogates.train import RidgeModel, TrainConfig, build_model, fit, predict
+from surrogates.train import RidgeModel, TrainConfig, build_model, fit, handle_unseen_inputs, predict
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -81,6 +82,17 @@ def make_folds(inputs: np.ndarray, protocol: str, k: int, seed: int) -> list[np.
     raise ValueError(f"unknown protocol {protocol!r} (known: kfold, paired)")
 
 
+def unseen_input_conditions(inputs: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """Mask (n_conditions,) of held-out conditions with an active input that is active in none of
+    that fold's training conditions (nothing in training says what that input does)."""
+    active = np.asarray(inputs) != 0
+    mask = np.zeros(len(active), dtype=bool)
+    for te in folds:
+        train_active = np.delete(active, te, axis=0).any(0)
+        mask[te] = (active[te] & ~train_active).any(1)
+    return mask
+
+
 def pooled_r(pred: np.ndarray, true: np.ndarray) -> float:
     """Pearson r over all entries."""
     return float(np.corrcoef(np.ravel(pred), np.ravel(true))[0, 1])
@@ -106,6 +118,11 @@ class ModelScores:
     fold_seconds: list[float] = field(default_factory=list)
     fold_epochs: list[int] = field(default_factory=list)
     per_output_r: list[list[float]] = field(default_factory=list)
+    #: pooled r over held-out conditions whose active inputs all occur in that fold's training
+    #: conditions ("seen") and over those with an input absent from training ("unseen")
+    seen_pooled_r: list[float] = field(default_factory=list)
+    unseen_pooled_r: list[float] = field(default_factory=list)
+    fold_cpu_seconds: list[float] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         def m(v: list[float]) -> float:
@@ -121,6 +138,9 @@ class ModelScores:
             "median_r": m(self.median_r),
             "median_r_sd": s(self.median_r),
             "scrambled_r": m(self.scrambled_pooled_r),
+            "seen_r": m(self.seen_pooled_r),
+            "unseen_r": m(self.unseen_pooled_r),
+            "cpu_seconds_per_fold": m(self.fold_cpu_seconds),
             "seconds_per_fold": m(self.fold_seconds),
             "max_seconds_per_fold": float(np.max(self.fold_seconds)) if self.fold_seconds else float("nan"),
         }
@@ -159,26 +179,43 @@ def _fit_predict(
     tr: np.ndarray,
     te: np.ndarray,
     y_train: np.ndarray,
-) -> tuple[np.ndarray, float, int]:
+    variants: tuple[str, ...] = (),
+) -> tuple[np.ndarray, float, int, float, dict[str, np.ndarray]]:
+    """Fit on rows ``tr`` and predict rows ``te``: (predictions, wall s, epochs, CPU s of this
+    process, {variant: predictions}). ``variants``: other ``unseen_inputs`` strategies whose
+    predictions are also returned, from the same trained signaling model (not timed)."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if name == "ridge":
         m = RidgeModel().fit(data.inputs[tr], y_train)
-        return m.predict(data.inputs[te]), time.perf_counter() - t0, 0
+        return m.predict(data.inputs[te]), time.perf_counter() - t0, 0, time.process_time() - c0, {}
     assert cfg is not None
     model = build_model(cfg, data.subset(tr), network)
     res = fit(model, data.inputs[tr], y_train, cfg)
-    return predict(model, data.inputs[te]), time.perf_counter() - t0, res.epochs
+    trained = copy.deepcopy(model.state_dict()) if variants else None
+    handle_unseen_inputs(model, data.inputs[tr], cfg)
+    pred = predict(model, data.inputs[te])
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    extra: dict[str, np.ndarray] = {}
+    for v in variants:
+        model.load_state_dict(trained)
+        if hasattr(model, "set_input_map"):
+            model.set_input_map(None)
+        handle_unseen_inputs(model, data.inputs[tr], cfg.model_copy(update={"unseen_inputs": v}))
+        extra[v] = predict(model, data.inputs[te])
+    return pred, sec, res.epochs, cpu, extra
 
 
-def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int]:
-    """One fit: (key, predictions for the held-out rows, seconds, epochs). Runs in a worker."""
-    key, name, cfg, data, network, tr, te, y_train = args
+def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int, float, dict[str, np.ndarray]]:
+    """One fit: (key, predictions for the held-out rows, seconds, epochs, CPU seconds, variant
+    predictions). Runs in a worker."""
+    key, name, cfg, data, network, tr, te, y_train, variants = args
     if cfg is not None:
         from surrogates.train import set_threads
 
         set_threads(cfg.threads)
-    pred, sec, ep = _fit_predict(name, cfg, data, network, tr, te, y_train)
-    return key, pred, sec, ep
+    pred, sec, ep, cpu, extra = _fit_predict(name, cfg, data, network, tr, te, y_train, variants)
+    return key, pred, sec, ep, cpu, extra
 
 
 def cross_validate(
@@ -195,6 +232,7 @@ def cross_validate(
     keep_predictions: bool = False,
     jobs: int = 1,
     protocol: str = "kfold",
+    unseen_variants: tuple[str, ...] | list[str] = (),
 ) -> CVReport:
     """Cross-validate each model in ``configs`` (name → config) plus ridge, on the same folds.
 
@@ -202,9 +240,16 @@ def cross_validate(
     for the trained models (``None`` = all); ridge always runs it on every seed (it is free).
     ``jobs`` > 1 fits folds in that many worker processes (each with ``config.threads``
     threads); results do not depend on ``jobs``. ``progress(label, done, total)`` is called
-    after each fitted fold.
+    after each fitted fold. ``unseen_variants``: for each signaling model ``name``, also score the
+    same trained models with these other ``unseen_inputs`` strategies, as rows ``name/strategy``.
     """
+    variants_of = {
+        nm: tuple(v for v in unseen_variants if v != cfg.unseen_inputs)
+        for nm, cfg in configs.items()
+        if cfg.model == "signaling"
+    }
     names = (["ridge"] if ridge else []) + list(configs)
+    names += [f"{nm}/{v}" for nm, vs in variants_of.items() for v in vs]
     scores = {n: ModelScores(n) for n in names}
     preds: dict[str, list[list[list[float]]]] = {n: [] for n in names}
     n = data.n
@@ -222,19 +267,30 @@ def cross_validate(
         for te in folds:
             perms.append(scr_rng.permutation(n - len(te)))
         for nm in names:
+            if nm not in configs and nm != "ridge":
+                continue  # a variant row: filled from its base model's jobs
             cfg = configs.get(nm)
+            vs = variants_of.get(nm, ())
             if cfg is not None:
                 cfg = cfg.model_copy(update={"seed": seed})
             do_scr = scramble and (nm == "ridge" or si < n_scr)
             for fi, te in enumerate(folds):
                 tr = np.setdiff1d(np.arange(n), te)
-                job_args.append(((nm, si, fi, False), nm, cfg, data, network, tr, te, data.outputs[tr]))
+                job_args.append(((nm, si, fi, False), nm, cfg, data, network, tr, te, data.outputs[tr], vs))
                 if do_scr:
-                    job_args.append(((nm, si, fi, True), nm, cfg, data, network, tr, te, data.outputs[tr][perms[fi]]))
+                    y_scr = data.outputs[tr][perms[fi]]
+                    job_args.append(((nm, si, fi, True), nm, cfg, data, network, tr, te, y_scr, vs))
     # slow models first so that parallel workers finish together
     job_args.sort(key=lambda a: (a[1] == "ridge", a[1] == "mlp"))
-    results: dict[tuple, tuple[np.ndarray, float, int]] = {}
+    results: dict[tuple, tuple[np.ndarray, float, int, float]] = {}
+
+    def store(key: tuple, pred: np.ndarray, sec: float, ep: int, cpu: float, extra: dict) -> None:
+        results[key] = (pred, sec, ep, cpu)
+        for v, pv in extra.items():  # variant rows share the fit (same seconds and epochs)
+            results[(f"{key[0]}/{v}", *key[1:])] = (pv, sec, ep, cpu)
+
     total = len(job_args)
+    done = 0
     if jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -242,31 +298,35 @@ def cross_validate(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             futs = [ex.submit(_job, a) for a in job_args]
             for f in as_completed(futs):
-                key, pred, sec, ep = f.result()
-                results[key] = (pred, sec, ep)
+                key, pred, sec, ep, cpu, extra = f.result()
+                store(key, pred, sec, ep, cpu, extra)
+                done += 1
                 if progress:
-                    progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", len(results), total)
+                    progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", done, total)
     else:
         for a in job_args:
-            key, pred, sec, ep = _job(a)
-            results[key] = (pred, sec, ep)
+            key, pred, sec, ep, cpu, extra = _job(a)
+            store(key, pred, sec, ep, cpu, extra)
+            done += 1
             if progress:
-                progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", len(results), total)
+                progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", done, total)
     n_folds = n_eval = 0
     for si, seed in enumerate(seeds):
         folds = make_folds(data.inputs, protocol, k, seed)
         ev = np.sort(np.concatenate(folds))  # the evaluated (held-out) conditions
         n_folds, n_eval = len(folds), len(ev)
         Y = data.outputs[ev]
+        unseen = unseen_input_conditions(data.inputs, folds)[ev]
         for nm in names:
             P = np.zeros(data.outputs.shape)
             Ps = np.zeros(data.outputs.shape)
             has_scr = False
             for fi, te in enumerate(folds):
-                pred, sec, ep = results[(nm, si, fi, False)]
+                pred, sec, ep, cpu = results[(nm, si, fi, False)]
                 P[te] = pred
                 scores[nm].fold_seconds.append(sec)
                 scores[nm].fold_epochs.append(ep)
+                scores[nm].fold_cpu_seconds.append(cpu)
                 if (nm, si, fi, True) in results:
                     Ps[te] = results[(nm, si, fi, True)][0]
                     has_scr = True
@@ -274,6 +334,8 @@ def cross_validate(
             r = per_output_r(P[ev], Y)
             scores[nm].median_r.append(float(np.nanmedian(r)))
             scores[nm].per_output_r.append([float(v) for v in r])
+            scores[nm].seen_pooled_r.append(pooled_r(P[ev][~unseen], Y[~unseen]) if (~unseen).sum() > 1 else np.nan)
+            scores[nm].unseen_pooled_r.append(pooled_r(P[ev][unseen], Y[unseen]) if unseen.sum() > 1 else np.nan)
             if has_scr:
                 scores[nm].scrambled_pooled_r.append(pooled_r(Ps[ev], Y))
             if keep_predictions:
@@ -326,7 +388,17 @@ def merge_reports(reports: list[CVReport]) -> CVReport:
     for r in reports:
         for name, sc in r.models.items():
             m = models.setdefault(name, ModelScores(name))
-            for f in ("pooled_r", "median_r", "scrambled_pooled_r", "fold_seconds", "fold_epochs", "per_output_r"):
+            for f in (
+                "pooled_r",
+                "median_r",
+                "scrambled_pooled_r",
+                "fold_seconds",
+                "fold_epochs",
+                "per_output_r",
+                "seen_pooled_r",
+                "unseen_pooled_r",
+                "fold_cpu_seconds",
+            ):
                 getattr(m, f).extend(getattr(sc, f))
     return CVReport(
         k=first.k,
@@ -345,13 +417,16 @@ def merge_reports(reports: list[CVReport]) -> CVReport:
 
 def format_table(report: CVReport) -> str:
     """The CV table as plain text (also what the CLI prints)."""
-    head = f"{'model':<12} {'pooled r':>14} {'median TF r':>14} {'scrambled r':>12} {'s/fold':>8} {'max s':>8}"
+    head = (
+        f"{'model':<21} {'pooled r':>14} {'median TF r':>14} {'scrambled r':>12} {'seen r':>7} {'unseen r':>8} "
+        f"{'s/fold':>8} {'max s':>8} {'cpu s':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in report.rows():
         lines.append(
-            f"{r['model']:<12} {r['pooled_r']:>8.3f} ±{r['pooled_r_sd']:.3f} {r['median_r']:>8.3f} ±"
-            f"{r['median_r_sd']:.3f} {r['scrambled_r']:>12.3f} {r['seconds_per_fold']:>8.1f} "
-            f"{r['max_seconds_per_fold']:>8.1f}"
+            f"{r['model']:<21} {r['pooled_r']:>8.3f} ±{r['pooled_r_sd']:.3f} {r['median_r']:>8.3f} ±"
+            f"{r['median_r_sd']:.3f} {r['scrambled_r']:>12.3f} {r['seen_r']:>7.3f} {r['unseen_r']:>8.3f} "
+            f"{r['seconds_per_fold']:>8.1f} {r['max_seconds_per_fold']:>8.1f} {r['cpu_seconds_per_fold']:>8.1f}"
         )
     if report.protocol == "paired":
         what = (
@@ -362,7 +437,11 @@ def format_table(report: CVReport) -> str:
         what = f"{report.k} folds holding out whole conditions, {report.n_conditions} conditions"
     lines.append(
         f"{what}, seeds {report.seeds}, torch threads {report.threads} x {report.jobs} worker(s), "
-        f"wall total {report.seconds:.0f} s (s/fold = wall seconds of one fit)"
+        f"wall total {report.seconds:.0f} s (s/fold = wall seconds of one fit, cpu s = its CPU seconds)"
+    )
+    lines.append(
+        "seen r / unseen r: pooled r over held-out conditions whose inputs all occur in that fold's "
+        "training conditions / over those with an input absent from training"
     )
     return "\n".join(lines)
 

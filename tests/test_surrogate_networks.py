@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from signaling_nets import random_signaling_net
 
 torch = pytest.importorskip("torch")
 
@@ -17,14 +18,7 @@ from surrogates.networks import (  # noqa: E402
 
 
 def small_net(seed: int = 1, n: int = 12, e: int = 30, **kw) -> SignalingNetwork:
-    rng = np.random.default_rng(seed)
-    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
-    sign = rng.choice([-1, 0, 1], len(src))
-    kw.setdefault("init_weight", 0.3)
-    kw.setdefault("prescale", 0.6)
-    return SignalingNetwork([f"n{i}" for i in range(n)], src, dst, sign, np.array([0, 1]), np.array([5, 6, 7]), **kw)
+    return random_signaling_net(seed, n, e, [0, 1], [5, 6, 7], prescale=kw.pop("prescale", 0.6), **kw)[0]
 
 
 def test_activation_shape_and_derivative():
@@ -140,3 +134,65 @@ def test_ridge_fit_matches_normal_equations():
     xa = np.c_[x, np.ones(30)]
     ref = np.linalg.lstsq(xa, y, rcond=None)[0]
     assert np.allclose(coef, ref[:4]) and np.allclose(icpt, ref[4])
+
+
+def receptor_net(**kw) -> SignalingNetwork:
+    """Inputs 0, 1 share receptor node 3, input 2 has its own receptor 4; outputs 6, 7."""
+    src = np.array([0, 1, 2, 3, 4, 5, 5, 3])
+    dst = np.array([3, 3, 4, 5, 5, 6, 7, 7])
+    sign = np.array([1, 1, 1, 1, -1, 1, -1, 1])
+    kw.setdefault("init_weight", 0.3)
+    kw.setdefault("prescale", 0.6)
+    names = [f"n{i}" for i in range(8)]
+    return SignalingNetwork(names, src, dst, sign, np.array([0, 1, 2]), np.array([6, 7]), **kw)
+
+
+def test_input_similarity_is_jaccard_of_reached_nodes():
+    net = receptor_net()
+    s1 = net.input_similarity(hops=1)
+    assert s1[0, 1] == pytest.approx(1.0) and s1[0, 2] == 0.0 and s1[2, 2] == pytest.approx(1.0)
+    # two steps: inputs 0/1 reach {3, 5, 7}, input 2 reaches {4, 5}: 1 shared of 4
+    assert net.input_similarity(hops=2)[0, 2] == pytest.approx(0.25)
+
+
+def test_substitute_unseen_inputs_inherits_the_path_of_inputs_sharing_receptors():
+    net = receptor_net(seed=3)
+    with torch.no_grad():
+        net.edge_weight[1] = -0.5  # input 1's own (untrained) edge differs from input 0's
+    u_unseen = torch.tensor([[0.0, 1.0, 0.0]])
+    with torch.no_grad():
+        before = net(u_unseen)
+        as_seen = net(torch.tensor([[1.0, 0.0, 0.0]]))
+    changed = net.substitute_unseen_inputs(np.array([True, False, True]), hops=1)
+    assert changed == 1
+    with torch.no_grad():
+        after = net(u_unseen)
+    assert torch.allclose(after, as_seen) and not torch.allclose(before, as_seen)
+    assert net.input_map is not None and net.input_map[1].tolist() == [1.0, 0.0, 0.0]
+    # an unseen input sharing nothing with a seen one is dropped (no known effect)
+    net.substitute_unseen_inputs(np.array([True, True, False]), hops=1)
+    with torch.no_grad():
+        assert torch.allclose(net(torch.tensor([[0.0, 0.0, 1.0]])), net(torch.zeros(1, 3)))
+    # all seen: identity again; the config round-trips the map
+    assert net.substitute_unseen_inputs(np.array([True, True, True])) == 0 and net.input_map is None
+    net.substitute_unseen_inputs(np.array([True, False, True]))
+    cfg = net.config()
+    assert cfg["input_map"][1] == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        net.substitute_unseen_inputs(np.array([True, False, True]), weighting="nearest")
+
+
+def test_artifact_round_trip_keeps_input_map_and_old_configs_load(tmp_path):
+    from surrogates.artifact import build_model, load_artifact, save_artifact
+
+    net = receptor_net(seed=2)
+    net.substitute_unseen_inputs(np.array([True, False, True]))
+    p = save_artifact(tmp_path / "m.pt", net, input_names=["a", "b", "c"], output_names=["x", "y"], data_sha256="0")
+    s = load_artifact(p, device="cpu")
+    u = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], np.float32)
+    with torch.no_grad():
+        ref = net(torch.as_tensor(u)).numpy()
+        assert np.allclose(s.model(torch.as_tensor(u)).numpy(), ref, atol=1e-6)
+    assert np.allclose(s.predict(u), ref, atol=2e-2)  # any fast inference path honours the map too
+    old = {k: v for k, v in net.config().items() if k != "input_map"}  # artifacts written before the map
+    assert build_model("signaling", old).input_map is None

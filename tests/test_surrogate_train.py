@@ -136,3 +136,41 @@ def test_train_toml(tmp_path):
     p.write_text("[data\n")
     with pytest.raises(ConfigError, match=r"t\.toml"):
         load_train_toml(p)
+
+
+def test_unseen_input_conditions_marks_inputs_absent_from_training():
+    from surrogates.cv import unseen_input_conditions
+
+    x = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1]], float)
+    # fold 0 holds out both conditions with input a: a is unseen; fold 1 holds out the only b
+    mask = unseen_input_conditions(x, [np.array([0, 1, 4]), np.array([2, 3])])
+    assert mask.tolist() == [True, True, True, False, True]
+
+
+def test_cross_validate_scores_unseen_variants_from_the_same_fits():
+    ds, net = synthetic(40)
+    cfg = TrainConfig(epochs=20, lr=0.03, threads=1, max_iter=60, eval_every=5)
+    rep = cross_validate(
+        ds, net, {"signaling": cfg}, k=4, seeds=[0], scramble_seeds=0, unseen_variants=["keep", "substitute"]
+    )
+    names = [r["model"] for r in rep.rows()]
+    assert names == ["ridge", "signaling", "signaling/substitute"]
+    a, b = rep.models["signaling"], rep.models["signaling/substitute"]
+    assert a.fold_seconds == b.fold_seconds and len(a.seen_pooled_r) == 1 and a.fold_cpu_seconds[0] > 0
+    # every input of this synthetic set occurs in several conditions: no unseen inputs, same scores
+    assert np.isnan(a.unseen_pooled_r[0]) and a.pooled_r == pytest.approx(b.pooled_r)
+    assert "signaling/substitute" in format_table(rep)
+
+
+def test_handle_unseen_inputs_options():
+    from surrogates.train import handle_unseen_inputs
+
+    ds, net = synthetic(30)
+    x = ds.inputs.copy()
+    x[:, 1] = 0  # input 1 never active
+    model = build_model(TrainConfig(threads=1), ds, net)
+    assert handle_unseen_inputs(model, x, TrainConfig(unseen_inputs="keep")) == 0
+    assert handle_unseen_inputs(model, x, TrainConfig(unseen_inputs="substitute")) == 1
+    assert model.input_map is not None and model.input_map[1, 1] == 0
+    mlp = build_model(TrainConfig(model="mlp"), ds, None)
+    assert handle_unseen_inputs(mlp, x, TrainConfig(model="mlp", unseen_inputs="substitute")) == 0

@@ -99,6 +99,7 @@ class ProgressObserver(Observer):
         cells = " ".join(f"{k}={v}" for k, v in model.summary().items())
         info = f"t={model.time / 60:.1f} h  {cells}  {rate:.0f} sim-min/s"
         self.progress.update(self.task, completed=model.time - self._sim0, info=info)
+        self.progress.refresh()
 
     def on_finish(self, model: TMEModel) -> None:
         self._refresh(model)

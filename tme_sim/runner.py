@@ -128,6 +128,7 @@ def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: 
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[info]}"),
                 transient=False,
+                auto_refresh=False,  # the observer redraws 4×/s: no render thread competing for the GIL
             ) as bar:
                 model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
         else:

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tme_sim.errors import ArtifactError, ConfigError
@@ -398,6 +399,10 @@ class SurrogateIntracellular(IntracellularModel):
         assert eff is not None
         sur = self.surrogate
         dev = sur.device
+        if dev.type == "cpu":  # numba steady-state kernel (surrogates.inference), drug drive as extra node inputs
+            node_idx = np.asarray(eff.links.nodes.node, dtype=np.int64)
+            extra = np.asarray(occ, dtype=np.float32) * np.asarray(eff.node_weight, dtype=np.float32)
+            return sur.fast_runner()(u, extra_nodes=node_idx, extra_drive=extra)
         node = torch.as_tensor(eff.links.nodes.node, device=dev)
         w = torch.as_tensor(eff.node_weight, device=dev)
         out = np.empty((u.shape[0], len(sur.output_names)), dtype=np.float32)
@@ -418,22 +423,15 @@ class SurrogateIntracellular(IntracellularModel):
         return self.surrogate.predict(u)
 
     def _interpolate(self, activities: np.ndarray) -> np.ndarray:
-        """Multilinear interpolation in the precomputed grid (``interpolation_grid`` > 0)."""
+        """Multilinear interpolation in the precomputed grid (``interpolation_grid`` > 0): one
+        numba pass over the cells (:func:`_interpolate_grid`), no (n, n_outputs) temporaries."""
         assert self._grid is not None
         g = self._grid.shape[0]
         k = activities.shape[1]
         t = np.clip(activities / self._amax, 0.0, 1.0) * (g - 1)
-        i0 = np.minimum(t.astype(np.int64), g - 2)
-        w = (t - i0).astype(np.float32)
-        out = np.zeros((activities.shape[0], self._grid.shape[-1]), dtype=np.float32)
-        for corner in range(1 << k):
-            idx = []
-            wt = np.ones(activities.shape[0], dtype=np.float32)
-            for j in range(k):
-                bit = (corner >> j) & 1
-                idx.append(i0[:, j] + bit)
-                wt *= w[:, j] if bit else 1.0 - w[:, j]
-            out += wt[:, None] * self._grid[tuple(idx)]
+        flat = self._grid.reshape(g**k, -1)
+        out = np.empty((activities.shape[0], flat.shape[1]), dtype=np.float32)
+        _interpolate_grid(np.ascontiguousarray(t, dtype=np.float64), flat, g, out)
         return out
 
     def update(self, signals: Signals, state: np.ndarray, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -451,8 +449,10 @@ class SurrogateIntracellular(IntracellularModel):
                 self.input_activities(signals), self.drug_effects.concentrations(signals), rng
             )
         tau = self.config.tau
-        if tau > 0:
-            state += (target - state) * np.float32(-np.expm1(-float(dt) / tau))
+        if tau > 0:  # state += (target - state) * k, in place (target is a fresh array)
+            target -= state
+            target *= np.float32(-np.expm1(-float(dt) / tau))
+            state += target
         else:
             state[...] = target
         return self.behaviours(state)
@@ -460,22 +460,59 @@ class SurrogateIntracellular(IntracellularModel):
     def behaviours(self, state: np.ndarray) -> dict[str, np.ndarray]:
         """Behaviour arrays (float64 ``(n,)``) from a state matrix."""
         out: dict[str, np.ndarray] = {}
-        s = state.astype(np.float64, copy=False)
         ref = self.reference.astype(np.float64)
+
+        def cols(idx: np.ndarray) -> np.ndarray:  # float64 copy of the used columns only
+            return state[:, idx].astype(np.float64)
+
         for (up, down), o in zip(self._out_cols, self.config.outputs, strict=True):
             if o.formula == "sigmoid":
-                d = np.zeros(s.shape[0])
+                d = np.zeros(state.shape[0])
                 if up.size:
-                    d += (s[:, up] - ref[up]).mean(1)
+                    d += (cols(up) - ref[up]).mean(1)
                 if down.size:
-                    d -= (s[:, down] - ref[down]).mean(1)
+                    d -= (cols(down) - ref[down]).mean(1)
                 v = 1.0 / (1.0 + np.exp(-o.gain * d))
             else:
-                d = np.zeros(s.shape[0])
+                d = np.zeros(state.shape[0])
                 if up.size:
-                    d += s[:, up].mean(1)
+                    d += cols(up).mean(1)
                 if down.size:
-                    d -= s[:, down].mean(1)
+                    d -= cols(down).mean(1)
                 v = np.clip(o.offset + o.gain * d, 0.0, 1.0)
             out[o.behavior] = o.low + (o.high - o.low) * v
         return out
+
+
+@njit(cache=True)
+def _interpolate_grid(t: np.ndarray, grid: np.ndarray, g: int, out: np.ndarray) -> None:
+    """Multilinear interpolation, cell by cell: ``t`` (n, k) float64 grid coordinates in
+    [0, g-1]; ``grid`` (g**k, m) float32 values at the grid points (C order over the k axes);
+    ``out`` (n, m) float32. Corner weights are float32 products in axis order, corners summed in
+    bit order (the arithmetic of the former numpy version)."""
+    n, k = t.shape
+    m = grid.shape[1]
+    stride = np.empty(k, dtype=np.int64)
+    s = 1
+    for j in range(k - 1, -1, -1):
+        stride[j] = s
+        s *= g
+    i0 = np.empty(k, dtype=np.int64)
+    w = np.empty(k, dtype=np.float32)
+    one = np.float32(1.0)
+    for r in range(n):
+        for j in range(k):
+            ij = min(int(t[r, j]), g - 2)
+            i0[j] = ij
+            w[j] = np.float32(t[r, j] - ij)
+        for o in range(m):
+            out[r, o] = 0.0
+        for corner in range(1 << k):
+            wt = one
+            idx = 0
+            for j in range(k):
+                bit = (corner >> j) & 1
+                idx += (i0[j] + bit) * stride[j]
+                wt = wt * (w[j] if bit else one - w[j])
+            for o in range(m):
+                out[r, o] += wt * grid[idx, o]
