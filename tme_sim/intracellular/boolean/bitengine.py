@@ -172,6 +172,15 @@ def uniform(x):
     return x, float(r >> np.uint64(11)) * _INV53
 
 
+@njit(cache=True, inline="always")
+def _zig_draw(x):
+    """(new counter, 53-bit ziggurat abscissa index ``ri``, strip ``idx`` in 0..255) of one draw."""
+    x, r = splitmix(x)
+    ri = r >> np.uint64(3)
+    idx = int(ri & np.uint64(0xFF))
+    return x, ri >> np.uint64(8), idx
+
+
 @njit(cache=True)
 def _exp_slow(x, ri, idx):
     # rejection part of the ziggurat (about 1% of draws); loops until a draw is accepted
@@ -183,10 +192,7 @@ def _exp_slow(x, ri, idx):
         x, u = uniform(x)
         if (_ZFE[idx - 1] - _ZFE[idx]) * u + _ZFE[idx] < np.exp(-e):
             return x, e
-        x, r = splitmix(x)
-        ri = r >> np.uint64(3)
-        idx = int(ri & np.uint64(0xFF))
-        ri = ri >> np.uint64(8)
+        x, ri, idx = _zig_draw(x)
         if ri < _ZKE[idx]:
             return x, float(ri) * _ZWE[idx]
 
@@ -194,10 +200,7 @@ def _exp_slow(x, ri, idx):
 @njit(cache=True, inline="always")
 def exponential(x):
     """(new counter, a standard exponential variate) from a SplitMix64 counter (ziggurat)."""
-    x, r = splitmix(x)
-    ri = r >> np.uint64(3)
-    idx = int(ri & np.uint64(0xFF))
-    ri = ri >> np.uint64(8)
+    x, ri, idx = _zig_draw(x)
     if ri < _ZKE[idx]:
         return x, float(ri) * _ZWE[idx]
     return _exp_slow(x, ri, idx)
