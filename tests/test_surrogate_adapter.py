@@ -232,16 +232,34 @@ def test_adapter_interpolation_grid_matches_model(artifact):
     base = artifact.parent.parent
     exact = SurrogateIntracellular.from_config(config(input_resolution=0.0), base)
     grid = SurrogateIntracellular.from_config(config(interpolation_grid=33), base)
-    assert grid.evaluations == 33 * 33  # the grid, evaluated once at load
+    assert grid.evaluations == 0  # nodes are evaluated when cells first need them
     rng = np.random.default_rng(2)
     conc = rng.random((400, 2)) * 30
     a = exact.steady_outputs(exact.input_activities(Signals(["ifng", "il4"], conc)))
     b = grid.steady_outputs(grid.input_activities(Signals(["ifng", "il4"], conc)))
     assert np.abs(a - b).max() < 0.02
+    used = grid.grid_nodes_evaluated
+    assert 0 < used < 33 * 33 and grid.evaluations == used  # c <= 30 only reaches part of the grid
+    again = grid.steady_outputs(grid.input_activities(Signals(["ifng", "il4"], conc[::-1])))
+    assert grid.grid_nodes_evaluated == used  # nothing new to evaluate
+    assert np.array_equal(again, b[::-1])
     at_nodes = np.array([[0.0, 0.0], [0.5, 0.25]], dtype=np.float32)
     assert np.allclose(grid.steady_outputs(at_nodes), exact.steady_outputs(at_nodes), atol=1e-5)
     with pytest.raises(Exception, match="interpolation_grid"):
         SurrogateIntracellular.from_config(config(interpolation_grid=1), base)
+
+
+def test_adapter_sqrt_spaced_grid(artifact):
+    """``interpolation_spacing = "sqrt"``: nodes at amplitude·(i/(G−1))², exact at the nodes, close
+    between them (the real macrophage model's error at flagship activities: test_surrogate_flagship)."""
+    base = artifact.parent.parent
+    exact = SurrogateIntracellular.from_config(config(input_resolution=0.0), base)
+    sq = SurrogateIntracellular.from_config(config(interpolation_grid=9, interpolation_spacing="sqrt"), base)
+    nodes = sq.grid_node_activities(np.array([0, 1, 9 * 2 + 3, 80]))
+    assert np.allclose(nodes, [[0, 0], [0, 1 / 64], [4 / 64, 9 / 64], [1, 1]])
+    assert np.allclose(sq.steady_outputs(nodes), exact.steady_outputs(nodes), atol=1e-5)
+    act = np.random.default_rng(3).random((300, 2)).astype(np.float32) * 0.2
+    assert np.abs(sq.steady_outputs(act) - exact.steady_outputs(act)).max() < 0.03
 
 
 def test_adapter_drug_inputs(artifact):

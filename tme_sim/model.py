@@ -40,6 +40,7 @@ from tme_sim.errors import ConfigError, ResourceError
 from tme_sim.events import EventLog
 from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
 from tme_sim.intracellular.base import Signals
+from tme_sim.intracellular.factory import uses_model
 from tme_sim.mechanics import CellList, ab2_update, listed_velocities
 from tme_sim.motility import Motility, add_motility
 from tme_sim.parallel import KernelChooser
@@ -192,12 +193,11 @@ class TMEModel(mesa.Model):
         self.intracellular: dict[int, IntracellularModel] = {}
         for i, (name, cfg) in enumerate(scenario.cell_types.items()):
             self.rules.append(rules_class(cfg.rules)(name, i, cfg, self))
-            if cfg.intracellular is not None:
+            key = f"cell_types.{name}.intracellular"
+            if uses_model(cfg.intracellular, key):
                 from tme_sim.intracellular.factory import build_intracellular
 
-                self.intracellular[i] = build_intracellular(
-                    cfg.intracellular, scenario_dir(scenario), f"cell_types.{name}.intracellular", self
-                )
+                self.intracellular[i] = build_intracellular(cfg.intracellular, scenario_dir(scenario), key, self)
         self._intra_clock = dict.fromkeys(self.intracellular, 0.0)
         self._last_intra: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self.tables = self._type_tables()

@@ -13,7 +13,18 @@ if TYPE_CHECKING:
     from tme_sim.intracellular.base import IntracellularModel
     from tme_sim.model import TMEModel
 
-KINDS = ("boolean", "surrogate")
+KINDS = ("rules", "boolean", "surrogate")
+
+
+def uses_model(raw: dict[str, Any] | None, key: str) -> bool:
+    """Whether an ``intracellular`` table asks for a model. ``kind = "rules"`` keeps the type's
+    hand-written rules: a scenario that ``extends`` one with a model switches back this way (the
+    base's other keys, merged in by ``extends``, are then not used)."""
+    if raw is None:
+        return False
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a table")
+    return raw.get("kind") != "rules"
 
 
 def build_intracellular(raw: dict[str, Any], base_dir: Path, key: str, model: TMEModel) -> IntracellularModel:

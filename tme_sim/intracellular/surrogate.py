@@ -11,10 +11,16 @@ Per intracellular step, for all n cells of the type at once:
 2. **Model.** The activities are quantised to ``input_resolution`` (default 1/1024; 0 = off), the
    distinct rows are found (``np.unique`` on an integer key) and evaluated in ONE batched torch
    call under ``torch.inference_mode`` (chunked only to bound memory). With
-   ``interpolation_grid = G > 0`` the model is instead evaluated once, at load time, on a G^k grid
-   over the k mapped activities ([0, amplitude] each), and each step interpolates multilinearly
-   in that grid (numpy, ~2^k·n_outputs flops per cell) — for recurrent models whose per-cell
-   cost is high; the error is that of linear interpolation at spacing 1/(G-1). The float32 state matrix
+   ``interpolation_grid = G > 0`` the model is instead evaluated on the nodes of a G^k grid over
+   the k mapped activities ([0, amplitude] each) and each step interpolates multilinearly between
+   the 2^k nodes around each cell (numba, ~2^k·n_outputs flops per cell) — for recurrent models
+   whose per-cell cost is high. Nodes are evaluated lazily: a step first evaluates, in one batched
+   call, only the nodes its cells need that no earlier step needed, so a run pays for the corner of
+   input space its cells visit, not for all G^k nodes. ``interpolation_spacing = "uniform"`` puts
+   the nodes at ``amplitude·i/(G−1)``; ``"sqrt"`` at ``amplitude·(i/(G−1))²`` (uniform in √a:
+   4× finer than uniform near a = 0, where a saturating dose response is steepest, and the
+   interpolation is linear in √a). The error is that of linear interpolation between nodes
+   (measured for the flagship in ``tests/test_surrogate_flagship.py``). The float32 state matrix
    (n × n_outputs) holds the model outputs (e.g. TF activities); with ``tau > 0`` the state
    relaxes towards the model's steady state, ``s += (target - s) (1 - exp(-dt/tau))``; with
    ``tau = 0`` (default) it is set to it.
@@ -135,6 +141,7 @@ class SurrogateIntracellularConfig(BaseModel):
     outputs: list[SurrogateOutput] = []
     input_resolution: float = Field(1.0 / 1024, ge=0, lt=1)
     interpolation_grid: int = Field(0, ge=0, description="grid points per mapped input; 0 = evaluate the model")
+    interpolation_spacing: Literal["uniform", "sqrt"] = "uniform"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     drug_sampling: Literal["sample", "expected"] = "sample"
     drug_strength: float = Field(5.0, gt=0, description="drive per unit occupancy of a drug on a network node")
@@ -208,17 +215,17 @@ class SurrogateIntracellular(IntracellularModel):
         self.reference = sur.predict(self._base[None, :])[0]  # s⁰: outputs at reference inputs
         self.evaluations = 0  # rows evaluated by the model so far (after de-duplication)
         self.drug_effects: SurrogateDrugEffects | None = None  # set by set_drug_effects / drug_effects_for
-        self._grid: np.ndarray | None = None
+        self._grid_g = 0  # interpolation grid: points per axis (0 = evaluate the model per row)
         g, k = config.interpolation_grid, len(config.inputs)
         if g and k:
             if g < 2 or g**k > 2_000_000:
                 raise ConfigError(
                     f"intracellular.interpolation_grid: need 2 <= grid and grid^inputs <= 2e6, got {g}^{k}"
                 )
+            self._grid_g = g
             self._amax = np.maximum(self._amp, 1e-12)
-            axes = [np.linspace(0.0, a, g, dtype=np.float32) for a in self._amax]
-            pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, k)
-            self._grid = self._evaluate(pts).reshape(*([g] * k), -1)
+            self._node_row = np.full(g**k, -1, dtype=np.int64)  # grid node → row of _node_vals, −1 = not yet
+            self._node_vals = np.empty((0, len(sur.output_names)), dtype=np.float32)
 
     @classmethod
     def from_config(cls, cfg: SurrogateIntracellularConfig, base_dir: Path) -> SurrogateIntracellular:
@@ -325,7 +332,7 @@ class SurrogateIntracellular(IntracellularModel):
         k = activities.shape[1]
         if k == 0:
             return np.tile(self.reference, (n, 1))
-        if self._grid is not None:
+        if self._grid_g:
             return self._interpolate(activities)
         res = self.config.input_resolution
         if res > 0:
@@ -422,16 +429,40 @@ class SurrogateIntracellular(IntracellularModel):
         self.evaluations += u.shape[0]
         return self.surrogate.predict(u)
 
+    def _grid_coordinates(self, activities: np.ndarray) -> np.ndarray:
+        """(n, k) float64 coordinates in [0, G−1] of the activities on the interpolation axes."""
+        x = np.clip(np.asarray(activities, dtype=np.float64) / self._amax, 0.0, 1.0)
+        if self.config.interpolation_spacing == "sqrt":
+            x = np.sqrt(x)
+        return np.ascontiguousarray(x * (self._grid_g - 1))
+
+    def grid_node_activities(self, nodes: np.ndarray) -> np.ndarray:
+        """Mapped-input activities (len(nodes), k) float32 of flat grid node indices (C order)."""
+        g = self._grid_g
+        idx = np.stack(np.unravel_index(np.asarray(nodes, dtype=np.int64), (g,) * len(self._amax)), axis=1)
+        x = idx / (g - 1)
+        if self.config.interpolation_spacing == "sqrt":
+            x = x * x
+        return (x * self._amax).astype(np.float32)
+
+    @property
+    def grid_nodes_evaluated(self) -> int:
+        """How many interpolation-grid nodes the model has been evaluated at so far."""
+        return self._node_vals.shape[0] if self._grid_g else 0
+
     def _interpolate(self, activities: np.ndarray) -> np.ndarray:
-        """Multilinear interpolation in the precomputed grid (``interpolation_grid`` > 0): one
-        numba pass over the cells (:func:`_interpolate_grid`), no (n, n_outputs) temporaries."""
-        assert self._grid is not None
-        g = self._grid.shape[0]
-        k = activities.shape[1]
-        t = np.clip(activities / self._amax, 0.0, 1.0) * (g - 1)
-        flat = self._grid.reshape(g**k, -1)
-        out = np.empty((activities.shape[0], flat.shape[1]), dtype=np.float32)
-        _interpolate_grid(np.ascontiguousarray(t, dtype=np.float64), flat, g, out)
+        """Multilinear interpolation between grid nodes (``interpolation_grid`` > 0): the nodes the
+        cells need and no earlier call needed are evaluated first (one batched call), then one
+        numba pass interpolates (:func:`_interpolate_nodes`, no (n, n_outputs) temporaries)."""
+        g = self._grid_g
+        t = self._grid_coordinates(activities)
+        missing = _missing_nodes(t, g, self._node_row)
+        if missing.size:
+            vals = self._evaluate(self.grid_node_activities(missing))
+            self._node_row[missing] = np.arange(missing.size) + self._node_vals.shape[0]
+            self._node_vals = np.concatenate([self._node_vals, vals.astype(np.float32)])
+        out = np.empty((activities.shape[0], self._node_vals.shape[1]), dtype=np.float32)
+        _interpolate_nodes(t, self._node_row, self._node_vals, g, out)
         return out
 
     def update(self, signals: Signals, state: np.ndarray, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -484,27 +515,55 @@ class SurrogateIntracellular(IntracellularModel):
         return out
 
 
+@njit(cache=True, inline="always")
+def _cell_corner(t, r, g, i0, w):
+    """Lower node index ``i0`` and float32 weight ``w`` along each axis for cell ``r``."""
+    for j in range(t.shape[1]):
+        ij = min(int(t[r, j]), g - 2)
+        i0[j] = ij
+        w[j] = np.float32(t[r, j] - ij)
+
+
 @njit(cache=True)
-def _interpolate_grid(t: np.ndarray, grid: np.ndarray, g: int, out: np.ndarray) -> None:
-    """Multilinear interpolation, cell by cell: ``t`` (n, k) float64 grid coordinates in
-    [0, g-1]; ``grid`` (g**k, m) float32 values at the grid points (C order over the k axes);
-    ``out`` (n, m) float32. Corner weights are float32 products in axis order, corners summed in
-    bit order (the arithmetic of the former numpy version)."""
+def _missing_nodes(t: np.ndarray, g: int, node_row: np.ndarray) -> np.ndarray:
+    """Flat indices (ascending) of the grid nodes around the cells (``t`` (n, k) coordinates in
+    [0, g−1]) whose ``node_row`` is −1 (not evaluated yet)."""
     n, k = t.shape
-    m = grid.shape[1]
-    stride = np.empty(k, dtype=np.int64)
-    s = 1
-    for j in range(k - 1, -1, -1):
-        stride[j] = s
-        s *= g
+    need = np.zeros(node_row.shape[0], dtype=np.bool_)
+    i0 = np.empty(k, dtype=np.int64)
+    w = np.empty(k, dtype=np.float32)
+    count = 0
+    for r in range(n):
+        _cell_corner(t, r, g, i0, w)
+        for corner in range(1 << k):
+            idx = 0
+            for j in range(k):
+                idx = idx * g + i0[j] + ((corner >> j) & 1)
+            if node_row[idx] < 0 and not need[idx]:
+                need[idx] = True
+                count += 1
+    out = np.empty(count, dtype=np.int64)
+    c = 0
+    for idx in range(need.shape[0]):
+        if need[idx]:
+            out[c] = idx
+            c += 1
+    return out
+
+
+@njit(cache=True)
+def _interpolate_nodes(t: np.ndarray, node_row: np.ndarray, vals: np.ndarray, g: int, out: np.ndarray) -> None:
+    """Multilinear interpolation, cell by cell: ``t`` (n, k) float64 grid coordinates in
+    [0, g−1]; node ``idx`` (C order over the k axes) has values ``vals[node_row[idx]]`` (float32,
+    m per node); ``out`` (n, m) float32. Corner weights are float32 products in axis order,
+    corners summed in bit order."""
+    n, k = t.shape
+    m = vals.shape[1]
     i0 = np.empty(k, dtype=np.int64)
     w = np.empty(k, dtype=np.float32)
     one = np.float32(1.0)
     for r in range(n):
-        for j in range(k):
-            ij = min(int(t[r, j]), g - 2)
-            i0[j] = ij
-            w[j] = np.float32(t[r, j] - ij)
+        _cell_corner(t, r, g, i0, w)
         for o in range(m):
             out[r, o] = 0.0
         for corner in range(1 << k):
@@ -512,7 +571,8 @@ def _interpolate_grid(t: np.ndarray, grid: np.ndarray, g: int, out: np.ndarray) 
             idx = 0
             for j in range(k):
                 bit = (corner >> j) & 1
-                idx += (i0[j] + bit) * stride[j]
+                idx = idx * g + i0[j] + bit
                 wt = wt * (w[j] if bit else one - w[j])
+            row = node_row[idx]
             for o in range(m):
-                out[r, o] += wt * grid[idx, o]
+                out[r, o] += wt * vals[row, o]
