@@ -32,7 +32,7 @@ def velocities(pos, radius, dim=2, domain=DOMAIN, parallel=None, dead=None):
         REP,
         ADH,
         AREL,
-        *cl.neighbors(pos, n, radius, np.zeros(n, np.int16), AREL),
+        *cl.neighbors(pos, n, radius, np.zeros(n, np.int16), AREL)[:2],
         domain,
         dim,
         vel,
@@ -158,14 +158,21 @@ def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
     d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
     reach = 0.5 * (arel[ctype][:, None] + arel[ctype][None]) * (r[:, None] + r[None])
     for _ in range(4):
-        nstart, nbr = cl.neighbors(pos, n, r, ctype, arel)
+        lists = cl.neighbors(pos, n, r, ctype, arel)
+        nstart, nbr = lists.nstart, lists.nbr
         rank = np.empty(n, np.int64)
         rank[cl.order] = np.arange(n)
         for i in range(n):
             listed = nbr[nstart[i] : nstart[i + 1]]
             assert np.all(np.diff(rank[listed]) > 0)  # summation order = scan of the bins
-            near = np.flatnonzero((d[i] < reach[i]) & (np.arange(n) != i))
+            assert np.all(listed > i)  # half lists: each pair in its lower slot's row
+            near = np.flatnonzero((d[i] < reach[i]) & (np.arange(n) > i))
             assert set(near.tolist()) <= set(listed.tolist())
+            # the transpose lists every pair (p, i) with p < i once, by ascending p
+            rev = slice(lists.rstart[i], lists.rstart[i + 1])
+            src = lists.rsrc[rev]
+            assert np.all(np.diff(src) > 0) and np.all(nbr[lists.rpair[rev]] == i)
+            assert set(src.tolist()) == {p for p in range(i) if i in nbr[nstart[p] : nstart[p + 1]]}
         # move every cell by just under the allowance and check again with the same lists
         step_len = 0.24 * cl.list_skin
         v = rng.normal(size=(n, 3))
@@ -212,12 +219,12 @@ def test_cached_pair_constants_follow_radius_and_death_changes_bit_for_bit():
         elif change == "die":
             dead[::5] = 1
         builds = cl.list_builds
-        nstart, nbr = cl.neighbors(pos, n, r, ctype, arel)
+        lists = cl.neighbors(pos, n, r, ctype, arel)
         coef = cl.coefficients(r, ctype, dead, n, rep, adh, arel)
         cached = np.zeros((n, 3))
-        listed_velocities(pos, r, ctype, n, rep, coef, nstart, nbr, DOMAIN, 2, cached)
+        listed_velocities(pos, r, ctype, n, rep, coef, lists, DOMAIN, 2, cached)
         fresh = np.zeros((n, 3))
-        interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, nstart, nbr, DOMAIN, 2, fresh)
+        interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists.nstart, lists.nbr, DOMAIN, 2, fresh)
         assert np.array_equal(cached, fresh), change
         if change != "none":
             assert cl.list_builds == builds  # the constants were refreshed without a new list

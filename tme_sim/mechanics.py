@@ -12,7 +12,11 @@ Adams–Bashforth 2, x ← x + dt·(3/2·v − 1/2·v_prev), as PhysiCell does.
 
 Neighbour search: a uniform cell list (bins of edge ``cutoff + skin``) built by counting sort;
 it is rebuilt only when some cell has moved more than ``skin/2`` since the last build, or when
-cells were added or removed. Each cell sums its own neighbours in the fixed bin order, so the
+cells were added or removed. The Verlet lists are *half* lists: each pair is listed once, in the
+row of its lower slot, so each pair force is computed once (Newton's third law). A first pass
+computes every listed pair's force and sums it into the lower cell; a second pass adds each cell's
+share of the pairs listed in lower rows (a transposed index, :func:`reverse_lists`). Each cell's
+sum runs in a fixed order (its row in bin order, then its reverse row by ascending slot), so the
 result does not depend on the number of threads (no shared accumulators, no atomics).
 
 All kernels take plain arrays; positions are (n, 3) float64 (z = 0 in 2D). They are compiled
@@ -23,6 +27,7 @@ model would add a zero check to every division (it doubled the cost of the force
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -125,10 +130,10 @@ def stencil_range(r, bx, by, bz, nbins, dim, start):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _scan_neighbors(i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, out, base):
-    """Cells j != i closer to cell i than their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus
+    """Cells j > i closer to cell i than their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus
     ``skin`` (µm), in ascending cell-list order (flat bin, then slot); written to ``out[base:]``
     when ``out`` is non-empty (``reach_max2``: the square of an upper bound of that distance).
-    Returns how many."""
+    Returns how many. (Each pair is found from both ends; only the lower slot lists it.)"""
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
@@ -141,7 +146,7 @@ def _scan_neighbors(i, pos, radius, ctype, arel_pp, reach_max2, start, order, nb
         lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
         for k in range(lo, hi):
             j = order[k]
-            if j == i:
+            if j <= i:
                 continue
             ddx = xi - pos[j, 0]
             ddy = yi - pos[j, 1]
@@ -255,12 +260,13 @@ def _neighbor_lists_parallel(
 def neighbor_lists(
     pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, parallel=None, capacity=0
 ):
-    """Verlet lists ``(nstart (n+1,) int64, nbr (m,) int32)``: ``nbr[nstart[i]:nstart[i+1]]`` are
-    the cells j closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a = ``adh_rel_t`` of
-    the type: the adhesion reach, the largest interaction distance), in ascending cell-list order
-    (flat bin, then slot) — the order :func:`interaction_velocities` sums them in, whatever the
-    number of threads. The bins (``start``, ``order``, edge ``bin_size``) must have been built at
-    most ``bin_size − max reach − skin`` µm of motion ago. ``capacity`` is a first guess of m for
+    """Half Verlet lists ``(nstart (n+1,) int64, nbr (m,) int32)``: ``nbr[nstart[i]:nstart[i+1]]``
+    are the cells j > i closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a =
+    ``adh_rel_t`` of the type: the adhesion reach, the largest interaction distance), in ascending
+    cell-list order (flat bin, then slot) — the order :func:`interaction_velocities` sums them in,
+    whatever the number of threads. Each pair is listed once, in its lower slot's row. The bins
+    (``start``, ``order``, edge ``bin_size``) must have been built at most
+    ``bin_size − max reach − skin`` µm of motion ago. ``capacity`` is a first guess of m for
     the serial kernel (it grows its buffer when short)."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     if par:
@@ -271,6 +277,44 @@ def neighbor_lists(
     return _neighbor_lists_serial(
         pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin), capacity
     )
+
+
+@njit(cache=True, error_model="numpy")
+def _reverse_lists(nstart, nbr, n):
+    rstart = np.zeros(n + 1, dtype=np.int64)
+    m = nbr.size
+    for k in range(m):
+        rstart[nbr[k] + 1] += 1
+    for j in range(n):
+        rstart[j + 1] += rstart[j]
+    fill = rstart[:n].copy()
+    rpair = np.empty(m, dtype=np.int64)
+    rsrc = np.empty(m, dtype=np.int32)
+    for i in range(n):  # ascending i: each reverse row lists its partners by ascending slot
+        for k in range(nstart[i], nstart[i + 1]):
+            j = nbr[k]
+            rpair[fill[j]] = k
+            rsrc[fill[j]] = i
+            fill[j] += 1
+    return rstart, rpair, rsrc
+
+
+class VerletLists(NamedTuple):
+    """Half Verlet lists (:func:`neighbor_lists`) and their transpose (:func:`reverse_lists`):
+    pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]`` > i; cell j appears
+    as the partner of pairs ``rpair[rstart[j]:rstart[j+1]]``, whose lower cells are ``rsrc[...]``."""
+
+    nstart: np.ndarray
+    nbr: np.ndarray
+    rstart: np.ndarray
+    rpair: np.ndarray
+    rsrc: np.ndarray
+
+
+def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
+    """The half lists with their transpose: for each cell j, the pairs (i, j) listed in the rows of
+    lower cells i, by ascending i (O(n + m), serial)."""
+    return VerletLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
 
 
 @njit(cache=True, error_model="numpy")
@@ -302,12 +346,12 @@ def _any_grew(radius, r_built, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel):
+def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
+    """First pass for cell i: the force of each pair in its (half) row, as ``f/d`` (1/min) into
+    ``spair[k]`` (0 beyond reach), summed into ``vel[i]``."""
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
-    ri = radius[i]
-    rep_i = rep_t[ctype[i]]
     vx = 0.0
     vy = 0.0
     vz = 0.0
@@ -318,6 +362,7 @@ def _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim,
         ddz = zi - pos[j, 2]
         d2 = ddx * ddx + ddy * ddy + ddz * ddz
         if d2 >= coef[0, k]:  # beyond the adhesion reach: most listed candidates
+            spair[k] = 0.0
             continue
         d = np.sqrt(d2)
         if d < 1e-5:
@@ -330,10 +375,35 @@ def _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim,
         ta = 1.0 - d / coef[2, k]
         f -= ta * ta * coef[4, k]
         s = f / d
+        spair[k] = s
         vx += s * ddx
         vy += s * ddy
         vz += s * ddz
+    vel[i, 0] = vx
+    vel[i, 1] = vy
+    vel[i, 2] = vz
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel):
+    """Second pass for cell i: its share (−f) of the pairs listed in lower rows, then the walls."""
+    xi = pos[i, 0]
+    yi = pos[i, 1]
+    zi = pos[i, 2]
+    vx = vel[i, 0]
+    vy = vel[i, 1]
+    vz = vel[i, 2]
+    for q in range(rstart[i], rstart[i + 1]):
+        s = spair[rpair[q]]
+        if s == 0.0:
+            continue
+        p = rsrc[q]
+        vx += s * (xi - pos[p, 0])
+        vy += s * (yi - pos[p, 1])
+        vz += s * (zi - pos[p, 2])
     # walls: repel as a cell of the same radius mirrored at the wall
+    ri = radius[i]
+    rep_i = rep_t[ctype[i]]
     for a in range(dim):
         c = pos[i, a]
         lo = c
@@ -417,23 +487,32 @@ def pair_coefficients(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, n
 
 
 @njit(cache=True, error_model="numpy")
-def _velocities_serial(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel):
+def _velocities_serial(pos, radius, ctype, n, rep_t, coef, nstart, nbr, rstart, rpair, rsrc, domain, dim, spair, vel):
     for i in range(n):
-        _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel)
+        _row_forces(i, pos, coef, nstart, nbr, spair, vel)
+    for i in range(n):
+        _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _velocities_parallel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel):
+def _velocities_parallel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, rstart, rpair, rsrc, domain, dim, spair, vel):
     for i in prange(n):
-        _cell_velocity(i, pos, radius, ctype, rep_t, coef, nstart, nbr, domain, dim, vel)
+        _row_forces(i, pos, coef, nstart, nbr, spair, vel)
+    for i in prange(n):  # after every row's pairs are known
+        _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel)
 
 
-def listed_velocities(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel, parallel=None):
+def listed_velocities(
+    pos, radius, ctype, n, rep_t, coef, lists: VerletLists, domain, dim, vel, parallel=None, work=None
+) -> None:
     """:func:`interaction_velocities` with the pair constants ``coef`` of :func:`pair_coefficients`
-    already computed for these lists (what the model's step loop calls)."""
+    already computed for these lists (what the model's step loop calls). ``work``: an optional
+    float64 buffer of at least m entries for the per-pair forces (reused between calls)."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    m = lists.nbr.size
+    spair = work[:m] if work is not None and work.size >= m else np.empty(m)
     kernel = _velocities_parallel if par else _velocities_serial
-    kernel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel)
+    kernel(pos, radius, ctype, n, rep_t, coef, *lists, domain, dim, spair, vel)
 
 
 def interaction_velocities(
@@ -443,12 +522,13 @@ def interaction_velocities(
 
     ``rep_t``, ``adh_t`` (µm/min) and ``adh_rel_t`` are per-type tables indexed by ``ctype``;
     ``dead[i] != 0`` disables adhesion. ``domain`` is (3,) box size in µm. ``(nstart, nbr)`` are
-    Verlet lists (:meth:`CellList.neighbors`, :func:`neighbor_lists`) holding at least every pair
-    within interaction distance. Each cell sums its own neighbours in list order, so serial and
-    parallel give bit-identical results.
+    half Verlet lists (:meth:`CellList.neighbors`, :func:`neighbor_lists`) holding every pair
+    within interaction distance once. Each pair force is computed once and each cell sums its
+    pairs in a fixed order, so serial and parallel give bit-identical results.
     """
+    lists = reverse_lists(nstart, nbr, n)
     coef = pair_coefficients(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, parallel=parallel)
-    listed_velocities(pos, radius, ctype, n, rep_t, coef, nstart, nbr, domain, dim, vel, parallel=parallel)
+    listed_velocities(pos, radius, ctype, n, rep_t, coef, lists, domain, dim, vel, parallel=parallel)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -504,9 +584,10 @@ class CellList:
     (``start``, ``order``; :meth:`ensure`, used by the contact kernels) are rebuilt when cells were
     added/removed or the accumulated maximum displacement ``moved`` exceeds ``skin / 2``.
 
-    Besides the bins it keeps Verlet lists (:meth:`neighbors`) of the pairs closer than their
-    adhesion reach plus a margin ``list_skin``. A list build first rebuilds the bins if any cell
-    moved since their last build, so ``list_skin = skin``. The lists are kept until some cell has
+    Besides the bins it keeps half Verlet lists (:meth:`neighbors`: each pair once, with the
+    transposed index) of the pairs closer than their adhesion reach plus a margin ``list_skin``.
+    A list build first rebuilds the bins if any cell moved since their last build, so
+    ``list_skin = skin``. The lists are kept until some cell has
     moved more than ``list_skin / 2`` from where it was at the build (the true displacement, not
     the accumulated per-step maximum: fast cells differ from step to step), a radius grew, the
     population changed or the slots were permuted (:meth:`invalidate`); until then no pair can
@@ -585,10 +666,11 @@ class CellList:
 
     def neighbors(
         self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Verlet lists ``(nstart, nbr)`` of the first n cells (:func:`neighbor_lists` with skin
-        ``list_skin``). Kept until a cell moved more than ``list_skin / 2`` since the build, a
-        radius grew, n changed or :meth:`invalidate` (see the class notes)."""
+    ) -> VerletLists:
+        """Half Verlet lists of the first n cells with their transpose (:func:`neighbor_lists` with
+        skin ``list_skin``, :func:`reverse_lists`). Kept until a cell moved more than
+        ``list_skin / 2`` since the build, a radius grew, n changed or :meth:`invalidate` (see
+        the class notes)."""
         if (
             self._nbr is None
             or self._r_built.size != n
@@ -601,7 +683,7 @@ class CellList:
             self.list_kernel.min_work = min(ADAPTIVE_MIN_CELLS, PARALLEL_MIN_CELLS)  # read at call time
             par = self.list_kernel.use_parallel(n)
             t0 = time.perf_counter()
-            self._nbr = neighbor_lists(
+            half = neighbor_lists(
                 pos,
                 radius,
                 ctype,
@@ -617,7 +699,8 @@ class CellList:
                 capacity=cap,
             )
             self.list_kernel.record(par, time.perf_counter() - t0, n)
-            self._nbr_size = self._nbr[1].size
+            self._nbr = reverse_lists(*half, n)
+            self._nbr_size = self._nbr.nbr.size
             self._r_built = radius[:n].copy()
             self._x_built = pos[:n].copy()
             self.list_builds += 1
@@ -626,7 +709,7 @@ class CellList:
     def coefficients(self, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, parallel: bool | None = None) -> np.ndarray:
         """:func:`pair_coefficients` of the current lists, recomputed only when the lists were
         rebuilt or a radius, type or death state of the first n cells changed since."""
-        nstart, nbr = self._nbr
+        nstart, nbr = self._nbr.nstart, self._nbr.nbr
         snap = self._coef_snapshot
         if (
             self._coef is None
@@ -648,8 +731,9 @@ class CellList:
         if self._nbr is None:
             return {}
         return {
-            "nstart": self._nbr[0],
-            "nbr": self._nbr[1],
+            "nstart": self._nbr.nstart,
+            "nbr": self._nbr.nbr,
+            "half": np.array(True),
             "r_built": self._r_built,
             "x_built": self._x_built,
             "list_skin": np.array(self.list_skin),
@@ -658,11 +742,12 @@ class CellList:
 
     def load_lists_state(self, d: dict[str, np.ndarray]) -> None:
         """Restore :meth:`lists_state` (call after the bins were restored)."""
-        if not d:
+        if not d or "half" not in d:  # none saved, or full lists of an older version: rebuild
             self._nbr = None
             return
-        self._nbr = (np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32))
-        self._nbr_size = self._nbr[1].size
+        nstart, nbr = np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32)
+        self._nbr = reverse_lists(nstart, nbr, nstart.size - 1)
+        self._nbr_size = nbr.size
         self._r_built = np.asarray(d["r_built"], np.float64)
         self._x_built = np.asarray(d["x_built"], np.float64)
         self.list_skin = float(d["list_skin"])
