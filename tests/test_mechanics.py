@@ -165,14 +165,15 @@ def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
         for i in range(n):
             listed = nbr[nstart[i] : nstart[i + 1]]
             assert np.all(np.diff(rank[listed]) > 0)  # summation order = scan of the bins
-            assert np.all(listed > i)  # half lists: each pair in its lower slot's row
-            near = np.flatnonzero((d[i] < reach[i]) & (np.arange(n) > i))
+            assert np.all(rank[listed] > rank[i])  # half lists: each pair in the row of the first in the cell list
+            near = np.flatnonzero((d[i] < reach[i]) & (rank > rank[i]))
             assert set(near.tolist()) <= set(listed.tolist())
             # the transpose lists every pair (p, i) with p < i once, by ascending p
             rev = slice(lists.rstart[i], lists.rstart[i + 1])
             src = lists.rsrc[rev]
             assert np.all(np.diff(src) > 0) and np.all(nbr[lists.rpair[rev]] == i)
-            assert set(src.tolist()) == {p for p in range(i) if i in nbr[nstart[p] : nstart[p + 1]]}
+            assert np.all(rank[src] < rank[i])
+            assert set(src.tolist()) == {p for p in range(n) if i in nbr[nstart[p] : nstart[p + 1]]}
         # move every cell by just under the allowance and check again with the same lists
         step_len = 0.24 * cl.list_skin
         v = rng.normal(size=(n, 3))

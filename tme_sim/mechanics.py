@@ -13,9 +13,10 @@ Adams–Bashforth 2, x ← x + dt·(3/2·v − 1/2·v_prev), as PhysiCell does.
 Neighbour search: a uniform cell list (bins of edge ``cutoff + skin``) built by counting sort;
 it is rebuilt only when some cell has moved more than ``skin/2`` since the last build, or when
 cells were added or removed. The Verlet lists are *half* lists: each pair is listed once, in the
-row of its lower slot, so each pair force is computed once (Newton's third law). A first pass
+row of whichever of its cells comes first in the cell list (scanning a forward half stencil),
+so each pair force is computed once (Newton's third law). A first pass
 computes every listed pair's force and sums it into the lower cell; a second pass adds each cell's
-share of the pairs listed in lower rows (a transposed index, :func:`reverse_lists`). Each cell's
+share of the pairs listed in other rows (a transposed index, :func:`reverse_lists`). Each cell's
 sum runs in a fixed order (its row in bin order, then its reverse row by ascending slot), so the
 result does not depend on the number of threads (no shared accumulators, no atomics).
 
@@ -128,38 +129,84 @@ def stencil_range(r, bx, by, bz, nbins, dim, start):
     return start[row + max(bx - 1, 0)], start[row + min(bx + 1, nbins[0] - 1) + 1]
 
 
+@njit(cache=True, inline="always")
+def forward_segments(dim):
+    """Number of forward stencil segments (:func:`forward_range`): 2 in 2D, 5 in 3D."""
+    return 5 if dim == 3 else 2
+
+
+@njit(cache=True, inline="always")
+def forward_range(r, ki, bx, by, bz, nbins, dim, start):
+    """``(lo, hi)``: segment ``r`` of the cell list that follows position ``ki`` (a cell in bin
+    ``(bx, by, bz)``) within its stencil — the rest of its (z, y) row up to bin x+1, the row y+1
+    (bins x−1 … x+1), and in 3D the rows y−1 … y+1 of plane z+1. Every cell of the stencil that
+    comes after ``ki`` in the cell list is in exactly one segment, and the segments run in
+    ascending cell-list order (half the candidates of :func:`stencil_range`)."""
+    nbx = nbins[0]
+    if r == 0:
+        row = (bz * nbins[1] + by) * nbx
+        return ki + 1, start[row + min(bx + 1, nbx - 1) + 1]
+    if r == 1:
+        cz = bz
+        cy = by + 1
+    else:
+        cz = bz + 1
+        cy = by + r - 3
+    if cz >= nbins[2] or cy < 0 or cy >= nbins[1]:
+        return 0, 0
+    row = (cz * nbins[1] + cy) * nbx
+    return start[row + max(bx - 1, 0)], start[row + min(bx + 1, nbx - 1) + 1]
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def _scan_neighbors(i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, out, base):
-    """Cells j > i closer to cell i than their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus
-    ``skin`` (µm), in ascending cell-list order (flat bin, then slot); written to ``out[base:]``
-    when ``out`` is non-empty (``reach_max2``: the square of an upper bound of that distance).
-    Returns how many. (Each pair is found from both ends; only the lower slot lists it.)"""
-    xi = pos[i, 0]
-    yi = pos[i, 1]
-    zi = pos[i, 2]
-    ri = radius[i]
-    ti = ctype[i]
-    bx, by, bz = home_bin(xi, yi, zi, bin_size, nbins)
+def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, out, base):
+    """Cells j after the cell at position ``ki`` of the cell list ``order`` closer to it than
+    their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus ``skin`` (µm), in ascending cell-list order
+    (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty. ``sp``
+    (n, 4): x, y, z, radius and ``stype`` (n,): type, both in cell-list order (read as a stream);
+    ``reach_max2``: the square of an upper bound of the distance. Returns how many. Each pair is
+    listed once, by the cell that comes first in the cell list (a forward half stencil,
+    :func:`forward_range`)."""
+    xi = sp[ki, 0]
+    yi = sp[ki, 1]
+    zi = sp[ki, 2]
+    ri = sp[ki, 3]
+    ti = stype[ki]
+    bx, by, bz = _home(ki, start, nbins)  # the bin the cell was sorted into (bins may be stale)
     fill = out.size > 0
     c = 0
-    for r in range(stencil_rows(dim)):
-        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+    for r in range(forward_segments(dim)):
+        lo, hi = forward_range(r, ki, bx, by, bz, nbins, dim, start)
         for k in range(lo, hi):
-            j = order[k]
-            if j <= i:
-                continue
-            ddx = xi - pos[j, 0]
-            ddy = yi - pos[j, 1]
-            ddz = zi - pos[j, 2]
+            ddx = xi - sp[k, 0]
+            ddy = yi - sp[k, 1]
+            ddz = zi - sp[k, 2]
             d2 = ddx * ddx + ddy * ddy + ddz * ddz
             if d2 > reach_max2:  # cheap test first: most candidates are far
                 continue
-            reach = arel_pp[ti, ctype[j]] * (ri + radius[j]) + skin
+            reach = arel_pp[ti, stype[k]] * (ri + sp[k, 3]) + skin
             if d2 <= reach * reach:
                 if fill:
-                    out[base + c] = j
+                    out[base + c] = order[k]
                 c += 1
     return c
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _sorted_cells(pos, radius, ctype, order, n):
+    """Positions and radii ``(n, 4)`` and types ``(n,)`` in cell-list order, and each cell's rank."""
+    sp = np.empty((n, 4))
+    stype = np.empty(n, dtype=ctype.dtype)
+    rank = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        j = order[k]
+        sp[k, 0] = pos[j, 0]
+        sp[k, 1] = pos[j, 1]
+        sp[k, 2] = pos[j, 2]
+        sp[k, 3] = radius[j]
+        stype[k] = ctype[j]
+        rank[j] = k
+    return sp, stype, rank
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -178,12 +225,20 @@ def _reach_tables(adh_rel_t, radius, n, skin):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _candidates(i, pos, start, nbins, bin_size, dim):
-    """How many cells the stencil around cell i's bin holds (a bound on its list length + 1)."""
-    bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
+def _home(ki, start, nbins):
+    """Bin coordinates of the cell at position ``ki`` of the cell list (the bin it was sorted into)."""
+    flat = np.searchsorted(start, ki, side="right") - 1
+    return flat % nbins[0], (flat // nbins[0]) % nbins[1], flat // (nbins[0] * nbins[1])
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _candidates(ki, start, nbins, dim):
+    """How many cells the forward stencil of the cell at position ``ki`` holds (a bound on its
+    list length)."""
+    bx, by, bz = _home(ki, start, nbins)
     c = 0
-    for r in range(stencil_rows(dim)):
-        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+    for r in range(forward_segments(dim)):
+        lo, hi = forward_range(r, ki, bx, by, bz, nbins, dim, start)
         c += hi - lo
     return c
 
@@ -192,6 +247,7 @@ def _candidates(i, pos, start, nbins, bin_size, dim):
 def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity):
     # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
     arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
     nstart = np.empty(n + 1, dtype=np.int64)
     nstart[0] = 0
     nbr = np.empty(max(capacity, n + 16), dtype=np.int32)
@@ -201,9 +257,7 @@ def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins
             grown = np.empty(max(2 * nbr.size, base + n), dtype=np.int32)
             grown[:base] = nbr[:base]
             nbr = grown
-        c = _scan_neighbors(
-            i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, base
-        )
+        c = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, nbr, base)
         nstart[i + 1] = base + c
     return nstart, nbr[: nstart[n]]
 
@@ -215,6 +269,7 @@ def _neighbor_lists_parallel(
     # one pass: each chunk of cells fills its own row of a buffer (a chunk that overflows its row
     # is redone serially into a larger one), then the rows are concatenated
     arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
     n_chunks = min(max(n_chunks, 1), max(n, 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     width = (capacity // n_chunks) + 64
@@ -224,12 +279,10 @@ def _neighbor_lists_parallel(
     for c in prange(n_chunks):
         k = 0
         for i in range(bounds[c], bounds[c + 1]):
-            if k + _candidates(i, pos, start, nbins, bin_size, dim) > width:  # might not fit: redo below
+            if k + _candidates(rank[i], start, nbins, dim) > width:  # might not fit: redo below
                 k = -1
                 break
-            cnt = _scan_neighbors(
-                i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, buf[c], k
-            )
+            cnt = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, buf[c], k)
             count[i + 1] = cnt
             k += cnt
         used[c] = k
@@ -240,7 +293,7 @@ def _neighbor_lists_parallel(
         if used[c] < 0:  # overflowed: count this chunk's cells again (rare: the guess was low)
             for i in range(bounds[c], bounds[c + 1]):
                 count[i + 1] = _scan_neighbors(
-                    i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, spill, 0
+                    rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, spill, 0
                 )
     for i in range(n):
         nstart[i + 1] = nstart[i] + count[i + 1]
@@ -251,9 +304,7 @@ def _neighbor_lists_parallel(
             nbr[lo : lo + used[c]] = buf[c, : used[c]]
         else:
             for i in range(bounds[c], bounds[c + 1]):
-                _scan_neighbors(
-                    i, pos, radius, ctype, arel_pp, reach_max2, start, order, nbins, bin_size, dim, skin, nbr, nstart[i]
-                )
+                _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, nbr, nstart[i])
     return nstart, nbr
 
 
@@ -261,10 +312,11 @@ def neighbor_lists(
     pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, parallel=None, capacity=0
 ):
     """Half Verlet lists ``(nstart (n+1,) int64, nbr (m,) int32)``: ``nbr[nstart[i]:nstart[i+1]]``
-    are the cells j > i closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a =
+    are the cells j after i in the cell list closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a =
     ``adh_rel_t`` of the type: the adhesion reach, the largest interaction distance), in ascending
     cell-list order (flat bin, then slot) — the order :func:`interaction_velocities` sums them in,
-    whatever the number of threads. Each pair is listed once, in its lower slot's row. The bins
+    whatever the number of threads. Each pair is listed once, in the row of the cell that comes
+    first in the cell list (a forward half stencil, :func:`forward_range`). The bins
     (``start``, ``order``, edge ``bin_size``) must have been built at most
     ``bin_size − max reach − skin`` µm of motion ago. ``capacity`` is a first guess of m for
     the serial kernel (it grows its buffer when short)."""
@@ -301,8 +353,8 @@ def _reverse_lists(nstart, nbr, n):
 
 class VerletLists(NamedTuple):
     """Half Verlet lists (:func:`neighbor_lists`) and their transpose (:func:`reverse_lists`):
-    pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]`` > i; cell j appears
-    as the partner of pairs ``rpair[rstart[j]:rstart[j+1]]``, whose lower cells are ``rsrc[...]``."""
+    pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]``; cell j appears as
+    the partner of pairs ``rpair[rstart[j]:rstart[j+1]]``, listed in the rows of ``rsrc[...]``."""
 
     nstart: np.ndarray
     nbr: np.ndarray
@@ -313,7 +365,7 @@ class VerletLists(NamedTuple):
 
 def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
     """The half lists with their transpose: for each cell j, the pairs (i, j) listed in the rows of
-    lower cells i, by ascending i (O(n + m), serial)."""
+    other cells i, by ascending i (O(n + m), serial)."""
     return VerletLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
 
 
@@ -386,7 +438,7 @@ def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel):
-    """Second pass for cell i: its share (−f) of the pairs listed in lower rows, then the walls."""
+    """Second pass for cell i: its share (−f) of the pairs listed in other rows, then the walls."""
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
