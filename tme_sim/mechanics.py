@@ -370,29 +370,24 @@ def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
 
 
 @njit(cache=True, error_model="numpy")
-def _max_displacement(pos, x_built, n):
-    """Largest distance (µm) any of the first n cells moved from ``x_built``."""
-    m = 0.0
+def _lists_stale(pos, radius, x_built, r_built, n, half_skin):
+    """Whether a radius grew or a cell moved more than ``half_skin`` (µm) since the list build
+    (one pass: the per-step test of :meth:`CellList.neighbors`)."""
+    h2 = half_skin * half_skin
     for i in range(n):
+        if radius[i] > r_built[i]:
+            return True
         d2 = (pos[i, 0] - x_built[i, 0]) ** 2 + (pos[i, 1] - x_built[i, 1]) ** 2 + (pos[i, 2] - x_built[i, 2]) ** 2
-        if d2 > m:
-            m = d2
-    return np.sqrt(m)
-
-
-@njit(cache=True, error_model="numpy")
-def _changed(a, snapshot, n):
-    """Whether ``a[:n]`` differs from ``snapshot`` anywhere."""
-    for i in range(n):
-        if a[i] != snapshot[i]:
+        if d2 > h2:
             return True
     return False
 
 
 @njit(cache=True, error_model="numpy")
-def _any_grew(radius, r_built, n):
+def _pair_state_changed(radius, dead, ctype, r_snap, d_snap, t_snap, n):
+    """Whether any radius, death state or type of the first n cells differs from the snapshot."""
     for i in range(n):
-        if radius[i] > r_built[i]:
+        if radius[i] != r_snap[i] or dead[i] != d_snap[i] or ctype[i] != t_snap[i]:
             return True
     return False
 
@@ -726,8 +721,7 @@ class CellList:
         if (
             self._nbr is None
             or self._r_built.size != n
-            or _any_grew(radius, self._r_built, n)
-            or _max_displacement(pos, self._x_built, n) > 0.5 * self.list_skin
+            or _lists_stale(pos, radius, self._x_built, self._r_built, n, 0.5 * self.list_skin)
         ):
             self.ensure(pos, n, force=self.moved > 0.0)
             self.list_skin = self.skin  # fresh bins hold every pair within reach + skin
@@ -767,9 +761,7 @@ class CellList:
             self._coef is None
             or self._coef_lists is not self._nbr
             or snap[0].size != n
-            or _changed(radius, snap[0], n)
-            or _changed(dead, snap[1], n)
-            or _changed(ctype, snap[2], n)
+            or _pair_state_changed(radius, dead, ctype, snap[0], snap[1], snap[2], n)
         ):
             self._coef = pair_coefficients(
                 radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, out=self._coef, parallel=parallel
