@@ -200,7 +200,7 @@ def test_verlet_list_kernels_serial_and_parallel_are_identical():
     s = neighbor_lists(*args, parallel=False, capacity=10)  # also exercises the buffer growth
     p = neighbor_lists(*args, parallel=True)
     assert np.array_equal(s[0], p[0]) and np.array_equal(s[1], p[1]) and s[1].size > 10 * n
-    tight = _neighbor_lists_parallel(*args, 10, 8)  # 8 chunks; every one overflows its buffer row
+    tight = _neighbor_lists_parallel(*args[:-1], np.full(1, 1.0), 10, 8)  # margin skin/2; 8 chunks, all overflow
     assert np.array_equal(s[0], tight[0]) and np.array_equal(s[1], tight[1])
 
 
@@ -229,3 +229,42 @@ def test_cached_pair_constants_follow_radius_and_death_changes_bit_for_bit():
         assert np.array_equal(cached, fresh), change
         if change != "none":
             assert cl.list_builds == builds  # the constants were refreshed without a new list
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_motile_margins_keep_lists_exact_with_fewer_rebuilds(dim):
+    """Small motile cells get wider Verlet margins (list_margins): they may move up to their own
+    margin, other cells up to skin/2, and every interacting pair is still listed."""
+    from tme_sim.mechanics import list_margins
+
+    rng = np.random.default_rng(7)
+    n = 500
+    domain = np.array([200.0, 200.0, 200.0 if dim == 3 else 0.0])
+    pos = np.zeros((n, 3))
+    pos[:, :dim] = rng.random((n, dim)) * 200
+    ctype = (rng.random(n) < 0.3).astype(np.int16)  # type 1: small and motile
+    r = np.where(ctype == 1, 4.0, 8.0 + rng.random(n))
+    arel = np.array([1.25, 1.25])
+    cl = CellList(domain, dim, cutoff=2 * 1.25 * 9.0)
+    cl.motile_types = np.array([False, True])
+    lists = cl.neighbors(pos, n, r, ctype, arel)
+    m = cl._margins
+    assert m[0] == pytest.approx(0.5 * cl.skin)
+    assert m[1] == pytest.approx(0.5 * cl.skin + 1.25 * (9.0 - 4.0))  # the reach small cells leave unused
+    assert np.allclose(m, list_margins(cl.skin, cl.cutoff, arel, r, ctype, n, cl.motile_types))
+    builds = cl.list_builds
+    for _ in range(3):  # each cell moves a total of just under its margin, in three steps
+        v = rng.normal(size=(n, 3))
+        v[:, dim:] = 0
+        pos += (0.33 * m[ctype])[:, None] * v / np.linalg.norm(v, axis=1, keepdims=True)
+        lists = cl.neighbors(pos, n, r, ctype, arel)
+        assert cl.list_builds == builds  # no rebuild: nobody left its margin
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+        reach = 1.25 * (r[:, None] + r[None])
+        listed = {(min(i, j), max(i, j)) for i in range(n) for j in lists.nbr[lists.nstart[i] : lists.nstart[i + 1]]}
+        near = {(i, j) for i, j in zip(*np.nonzero((d < reach) & np.triu(np.ones((n, n), bool), 1)), strict=True)}
+        assert near <= listed
+    k = np.flatnonzero(ctype == 1)[0]
+    pos[k] = cl._x_built[k] + [1.01 * m[1], 0.0, 0.0]  # now one motile cell is just past its margin
+    cl.neighbors(pos, n, r, ctype, arel)
+    assert cl.list_builds == builds + 1

@@ -159,9 +159,10 @@ def forward_range(r, ki, bx, by, bz, nbins, dim, start):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, out, base):
+def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, out, base):
     """Cells j after the cell at position ``ki`` of the cell list ``order`` closer to it than
-    their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus ``skin`` (µm), in ascending cell-list order
+    their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus the margins ``mt`` (µm, per type) of both
+    cells' types, in ascending cell-list order
     (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty. ``sp``
     (n, 4): x, y, z, radius and ``stype`` (n,): type, both in cell-list order (read as a stream);
     ``reach_max2``: the square of an upper bound of the distance. Returns how many. Each pair is
@@ -184,7 +185,8 @@ def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim
             d2 = ddx * ddx + ddy * ddy + ddz * ddz
             if d2 > reach_max2:  # cheap test first: most candidates are far
                 continue
-            reach = arel_pp[ti, stype[k]] * (ri + sp[k, 3]) + skin
+            tj = stype[k]
+            reach = arel_pp[ti, tj] * (ri + sp[k, 3]) + mt[ti] + mt[tj]
             if d2 <= reach * reach:
                 if fill:
                     out[base + c] = order[k]
@@ -210,7 +212,7 @@ def _sorted_cells(pos, radius, ctype, order, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _reach_tables(adh_rel_t, radius, n, skin):
+def _reach_tables(adh_rel_t, radius, n, mt):
     """Mean adhesion-distance ratio per type pair, and the squared largest list reach (µm²)."""
     nt = adh_rel_t.size
     arel_pp = np.empty((nt, nt))
@@ -220,7 +222,7 @@ def _reach_tables(adh_rel_t, radius, n, skin):
     r_max = 0.0
     for i in range(n):
         r_max = max(r_max, radius[i])
-    reach_max = np.max(adh_rel_t) * 2.0 * r_max + skin
+    reach_max = np.max(adh_rel_t) * 2.0 * r_max + 2.0 * np.max(mt)
     return arel_pp, reach_max * reach_max * (1.0 + 1e-12)
 
 
@@ -244,9 +246,9 @@ def _candidates(ki, start, nbins, dim):
 
 
 @njit(cache=True, error_model="numpy")
-def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity):
+def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity):
     # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, mt)
     sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
     nstart = np.empty(n + 1, dtype=np.int64)
     nstart[0] = 0
@@ -257,18 +259,18 @@ def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins
             grown = np.empty(max(2 * nbr.size, base + n), dtype=np.int32)
             grown[:base] = nbr[:base]
             nbr = grown
-        c = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, nbr, base)
+        c = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, nbr, base)
         nstart[i + 1] = base + c
     return nstart, nbr[: nstart[n]]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _neighbor_lists_parallel(
-    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, capacity, n_chunks
+    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity, n_chunks
 ):
     # one pass: each chunk of cells fills its own row of a buffer (a chunk that overflows its row
     # is redone serially into a larger one), then the rows are concatenated
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, skin)
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, mt)
     sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
     n_chunks = min(max(n_chunks, 1), max(n, 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
@@ -282,7 +284,7 @@ def _neighbor_lists_parallel(
             if k + _candidates(rank[i], start, nbins, dim) > width:  # might not fit: redo below
                 k = -1
                 break
-            cnt = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, buf[c], k)
+            cnt = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, buf[c], k)
             count[i + 1] = cnt
             k += cnt
         used[c] = k
@@ -293,7 +295,7 @@ def _neighbor_lists_parallel(
         if used[c] < 0:  # overflowed: count this chunk's cells again (rare: the guess was low)
             for i in range(bounds[c], bounds[c + 1]):
                 count[i + 1] = _scan_neighbors(
-                    rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, spill, 0
+                    rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, spill, 0
                 )
     for i in range(n):
         nstart[i + 1] = nstart[i] + count[i + 1]
@@ -304,16 +306,17 @@ def _neighbor_lists_parallel(
             nbr[lo : lo + used[c]] = buf[c, : used[c]]
         else:
             for i in range(bounds[c], bounds[c + 1]):
-                _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, skin, nbr, nstart[i])
+                _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, nbr, nstart[i])
     return nstart, nbr
 
 
 def neighbor_lists(
-    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, parallel=None, capacity=0
+    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, skin, parallel=None, capacity=0, margins=None
 ):
     """Half Verlet lists ``(nstart (n+1,) int64, nbr (m,) int32)``: ``nbr[nstart[i]:nstart[i+1]]``
-    are the cells j after i in the cell list closer to cell i than ½(a_i + a_j)·(r_i + r_j) + ``skin`` µm (a =
-    ``adh_rel_t`` of the type: the adhesion reach, the largest interaction distance), in ascending
+    are the cells j after i in the cell list closer to cell i than ½(a_i + a_j)·(r_i + r_j) +
+    m_i + m_j µm (a = ``adh_rel_t`` of the type: the adhesion reach, the largest interaction
+    distance; m = ``margins`` of the type, µm, default ``skin / 2`` for every type), in ascending
     cell-list order (flat bin, then slot) — the order :func:`interaction_velocities` sums them in,
     whatever the number of threads. Each pair is listed once, in the row of the cell that comes
     first in the cell list (a forward half stencil, :func:`forward_range`). The bins
@@ -321,14 +324,15 @@ def neighbor_lists(
     ``bin_size − max reach − skin`` µm of motion ago. ``capacity`` is a first guess of m for
     the serial kernel (it grows its buffer when short)."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    if margins is None:
+        margins = np.full(len(adh_rel_t), 0.5 * float(skin))
+    mt = np.ascontiguousarray(margins, dtype=np.float64)
     if par:
         return _neighbor_lists_parallel(
-            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin),
+            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt,
             max(capacity, 16 * n), 4 * numba.get_num_threads(),
         )  # fmt: skip
-    return _neighbor_lists_serial(
-        pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, float(skin), capacity
-    )
+    return _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity)
 
 
 @njit(cache=True, error_model="numpy")
@@ -370,17 +374,38 @@ def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
 
 
 @njit(cache=True, error_model="numpy")
-def _lists_stale(pos, radius, x_built, r_built, n, half_skin):
-    """Whether a radius grew or a cell moved more than ``half_skin`` (µm) since the list build
-    (one pass: the per-step test of :meth:`CellList.neighbors`)."""
-    h2 = half_skin * half_skin
+def _lists_stale(pos, radius, ctype, x_built, r_built, mt, n):
+    """Whether a radius grew or a cell moved more than its type's list margin ``mt`` (µm) since
+    the list build (one pass: the per-step test of :meth:`CellList.neighbors`)."""
     for i in range(n):
         if radius[i] > r_built[i]:
             return True
         d2 = (pos[i, 0] - x_built[i, 0]) ** 2 + (pos[i, 1] - x_built[i, 1]) ** 2 + (pos[i, 2] - x_built[i, 2]) ** 2
-        if d2 > h2:
+        m = mt[ctype[i]]
+        if d2 > m * m:
             return True
     return False
+
+
+def list_margins(
+    skin: float, cutoff: float, adh_rel_t: np.ndarray, radius: np.ndarray, ctype: np.ndarray, n: int, motile=None
+) -> np.ndarray:
+    """Per-type Verlet margins (µm): ``skin / 2`` for every type, widened for motile types by the
+    reach their cells leave unused, ``max a · (r_cut − R_t)`` (``r_cut = cutoff / (2 max a)``, the
+    largest radius the bins were sized for; ``R_t`` the largest radius of type t now). Every pair
+    then still fits the bins, ``reach + m_i + m_j ≤ cutoff + skin``, so the lists stay exact,
+    while small fast cells (T cells) may move further before they force a rebuild."""
+    nt = len(adh_rel_t)
+    mt = np.full(nt, 0.5 * float(skin))
+    if motile is None or not np.any(motile) or n == 0:
+        return mt
+    a_max = float(np.max(adh_rel_t))
+    r_cut = float(cutoff) / (2.0 * a_max)
+    r_type = np.zeros(nt)
+    np.maximum.at(r_type, ctype[:n].astype(np.int64), radius[:n])
+    grow = a_max * np.maximum(r_cut - r_type, 0.0)
+    mt[np.asarray(motile, dtype=bool)] += grow[np.asarray(motile, dtype=bool)]
+    return mt
 
 
 @njit(cache=True, error_model="numpy")
@@ -634,9 +659,11 @@ class CellList:
     Besides the bins it keeps half Verlet lists (:meth:`neighbors`: each pair once, with the
     transposed index) of the pairs closer than their adhesion reach plus a margin ``list_skin``.
     A list build first rebuilds the bins if any cell moved since their last build, so
-    ``list_skin = skin``. The lists are kept until some cell has
-    moved more than ``list_skin / 2`` from where it was at the build (the true displacement, not
-    the accumulated per-step maximum: fast cells differ from step to step), a radius grew, the
+    ``list_skin = skin``. Each type has a margin m_t (:func:`list_margins`: ``list_skin / 2``,
+    wider for small cells of ``motile_types``); a pair is listed when closer than its reach plus
+    m_i + m_j. The lists are kept until some cell has moved more than its type's margin from where
+    it was at the build (the true displacement, not the accumulated per-step maximum: fast cells
+    differ from step to step), a radius grew, the
     population changed or the slots were permuted (:meth:`invalidate`); until then no pair can
     come within reach without being listed. Each list runs in cell-list order of its build. The
     lists are part of a checkpoint (:meth:`lists_state`), so a resumed run sums forces over the
@@ -656,6 +683,8 @@ class CellList:
         self._nbr_size = 0
         self._r_built = np.zeros(0)
         self._x_built = np.zeros((0, 3))
+        self._margins = np.zeros(0)  # per-type list margins of the current lists (:func:`list_margins`)
+        self.motile_types: np.ndarray | None = None  # bool per type: may get wider margins
         self.list_kernel = KernelChooser(ADAPTIVE_MIN_CELLS)  # serial or threaded list builds
         self._coef: np.ndarray | None = None  # pair constants of the lists (:meth:`coefficients`)
         self._coef_lists: tuple | None = None
@@ -715,16 +744,17 @@ class CellList:
         self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
     ) -> VerletLists:
         """Half Verlet lists of the first n cells with their transpose (:func:`neighbor_lists` with
-        skin ``list_skin``, :func:`reverse_lists`). Kept until a cell moved more than
-        ``list_skin / 2`` since the build, a radius grew, n changed or :meth:`invalidate` (see
-        the class notes)."""
+        the per-type margins of :func:`list_margins`, :func:`reverse_lists`). Kept until a cell
+        moved more than its type's margin since the build, a radius grew, n changed or
+        :meth:`invalidate` (see the class notes)."""
         if (
             self._nbr is None
             or self._r_built.size != n
-            or _lists_stale(pos, radius, self._x_built, self._r_built, n, 0.5 * self.list_skin)
+            or _lists_stale(pos, radius, ctype, self._x_built, self._r_built, self._margins, n)
         ):
             self.ensure(pos, n, force=self.moved > 0.0)
             self.list_skin = self.skin  # fresh bins hold every pair within reach + skin
+            self._margins = list_margins(self.list_skin, self.cutoff, adh_rel_t, radius, ctype, n, self.motile_types)
             cap = int(1.25 * self._nbr_size) + n + 16
             self.list_kernel.min_work = min(ADAPTIVE_MIN_CELLS, PARALLEL_MIN_CELLS)  # read at call time
             par = self.list_kernel.use_parallel(n)
@@ -743,6 +773,7 @@ class CellList:
                 self.list_skin,
                 parallel=par,
                 capacity=cap,
+                margins=self._margins,
             )
             self.list_kernel.record(par, time.perf_counter() - t0, n)
             self._nbr = reverse_lists(*half, n)
@@ -781,12 +812,13 @@ class CellList:
             "r_built": self._r_built,
             "x_built": self._x_built,
             "list_skin": np.array(self.list_skin),
+            "margins": self._margins,
             "list_builds": np.array(self.list_builds),
         }
 
     def load_lists_state(self, d: dict[str, np.ndarray]) -> None:
         """Restore :meth:`lists_state` (call after the bins were restored)."""
-        if not d or "half" not in d:  # none saved, or full lists of an older version: rebuild
+        if not d or "margins" not in d:  # none saved, or lists of an older version: rebuild
             self._nbr = None
             return
         nstart, nbr = np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32)
@@ -795,6 +827,7 @@ class CellList:
         self._r_built = np.asarray(d["r_built"], np.float64)
         self._x_built = np.asarray(d["x_built"], np.float64)
         self.list_skin = float(d["list_skin"])
+        self._margins = np.asarray(d["margins"], np.float64)
         self.list_builds = int(d["list_builds"])
 
     def bin_order(self) -> np.ndarray:

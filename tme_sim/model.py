@@ -208,6 +208,8 @@ class TMEModel(mesa.Model):
         # ---- mechanics
         max_r = float(np.max(np.cbrt(self.tables.volume0 * 3 / (4 * np.pi))))
         self.cell_list = CellList(domain, self.dim, self._cutoff_for(max_r))
+        # small motile cells (T cells) get wider Verlet margins: fewer list rebuilds (mechanics.list_margins)
+        self.cell_list.motile_types = np.array([c.mechanics.speed > 0 for c in scenario.cell_types.values()])
         # Locality re-sorts (every ~50 mechanics steps) run right after a phenotype step: divisions
         # and removals there drop the Verlet lists anyway, so a re-sort then costs no extra list
         # build (re-sorting at other steps cost the flagship ~15 % more builds).
