@@ -13,10 +13,12 @@ What is timed (all in this one process, so ratios are comparable on a busy machi
   with many trajectories MaBoSS's per-run setup is amortised: 500 trajectories cost ~2-5× more
   per trajectory than 10000 in our runs, so this is the demanding reference);
 * ``Boolean engine``: ``BooleanNetwork.advance`` of the same network, n cells, same horizon;
-* ``tnf-fate MLP``: the distilled TNF cell-fate surrogate (16 inputs → 4 fate probabilities; the
-  same decision MaBoSS makes, so this is the like-for-like row), one ``Surrogate.predict`` call
-  for n cells with distinct random inputs — ``fast`` = :class:`surrogates.inference.FastMLP`
-  (the default on CPU), ``torch`` = the module itself (``predict(fast=False)``);
+* ``tnf-fate MLP``: the distilled TNF cell-fate surrogate (16 inputs → 8 SiLU → 4 fate
+  probabilities, ``tme train distill``; the same decision MaBoSS makes, so this is the
+  like-for-like row), one ``Surrogate.predict`` call for n cells with distinct random inputs —
+  ``fast`` = :class:`surrogates.inference.FastMLP` (the default on CPU: the fused numba kernel,
+  serial or parallel chosen by timing), ``fast 1t`` = its serial kernel on one core, ``torch`` =
+  the module itself (``predict(fast=False)``);
 * ``macrophage RNN``: the ligand-screen prior-knowledge network (60 ligands → 74 TFs, 1262 nodes,
   6594 edges, iterated to steady state), distinct sparse random inputs (each ligand on with
   probability 0.2 — a hard case: ~12 ligands at once) — ``fast`` = the numba kernel
@@ -38,6 +40,7 @@ is projected to. CUDA rows (torch path, host↔device copies included) appear wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -124,6 +127,7 @@ def main() -> None:
     from surrogates.artifact import load_artifact
     from surrogates.train import set_threads
 
+    load_start = os.getloadavg()
     threads = set_threads(args.threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     sizes = [10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 10**6]
@@ -180,12 +184,21 @@ def main() -> None:
         if not path.is_file():
             print(f"{name}: artifact {path} missing (see scenarios/models/README.md)")
             continue
-        variants = [("fast", "cpu", True), ("torch", "cpu", False)] + ([("torch", "cuda", False)] if cuda else [])
+        variants = [("fast", "cpu", True)]
+        if name.startswith("tnf"):
+            variants.append(("fast 1t", "cpu", True))
+        variants += [("torch", "cpu", False)] + ([("torch", "cuda", False)] if cuda else [])
         for variant, dev, fast in variants:
             sur = load_artifact(path, device=dev)
             k = len(sur.input_names)
+            if fast and sur.kind == "mlp":
+                # compile (or load from numba's cache) both kernels of the fused path before any
+                # timing: the serial/parallel chooser would otherwise time a compilation
+                runner = sur.fast_runner()
+                for par in (False, True):
+                    runner(np.zeros((1, k), np.float32), parallel=par)
 
-            def make_pred(n: int, sur=sur, dev=dev, fast=fast, k=k, name=name) -> Callable[[], object]:
+            def make_pred(n: int, sur=sur, dev=dev, fast=fast, k=k, name=name, variant=variant) -> Callable[[], object]:
                 u = rng.random((n, k), dtype=np.float32)
                 if name.startswith("tnf"):
                     u[:, 2:] = u[:, 2:] > 0.9  # knock-out/-in flags are 0/1
@@ -193,13 +206,28 @@ def main() -> None:
                     u = (u > 0.8).astype(np.float32) * rng.random((n, k), dtype=np.float32)
 
                 def run() -> None:
+                    if variant == "fast 1t":  # the serial kernel: one core's cost per cell
+                        sur.fast_runner()(u, parallel=False)
+                        return
                     sur.predict(u, fast=fast)
                     if dev == "cuda":
                         torch.cuda.synchronize()
 
                 return run
 
-            def note(sur=sur, fast=fast) -> str:
+            def note(sur=sur, fast=fast, variant=variant) -> str:
+                if sur.kind == "mlp":
+                    m = sur.model
+                    arch = f"{m.n_in}-" + "-".join([str(m.hidden)] * m.layers) + f"-{m.n_out} SiLU"
+                    if not fast:
+                        return arch
+                    runner = sur.fast_runner()
+                    kind = "fused numba" if runner.fused else "torch GEMM chunks"
+                    if variant == "fast":
+                        sp = runner.chooser.speed
+                        par = sp[1] is not None and sp[0] is not None and sp[1] < sp[0]
+                        kind += ", parallel" if par else ", serial"
+                    return f"{arch}, {kind}"
                 if sur.kind != "signaling":
                     return ""
                 if fast:
@@ -208,7 +236,7 @@ def main() -> None:
                 return f"sweeps {sur.model.stats.forward_iterations} (whole batch)"
 
             label = f"{name}, {variant}"
-            device = cpu if dev == "cpu" else "cuda"
+            device = ("cpu 1t" if variant == "fast 1t" else cpu) if dev == "cpu" else "cuda"
             sized_row(table, label, device, sizes, make_pred, repeats, args.max_seconds, note)
             if sur.kind == "signaling" and fast:
                 sig_info = note()
@@ -266,6 +294,11 @@ def main() -> None:
         f"torch/numba threads {threads}; horizon {horizon:g} network time units; best of >= {repeats} "
         f"calls (after one warm-up); machine shared with other jobs — compare ratios, not absolute times"
     )
+    load_end = os.getloadavg()
+    print(
+        f"load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
+        f"at end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f} ({os.cpu_count()} CPUs)"
+    )
     head = (
         f"{'what':<36} {'device':<8} {'cells':>9} {'seconds':>9} {'cell-upd/s':>11} {'us/cell':>9} "
         f"{'x MaBoSS':>9}  note"
@@ -276,6 +309,13 @@ def main() -> None:
         per = sec / n
         ratio = maboss_per / per if np.isfinite(maboss_per) else float("nan")
         print(f"{what:<36} {dev:<8} {n:>9d} {sec:>9.4f} {n / sec:>11.3g} {per * 1e6:>9.3f} {ratio:>9.1f}  {note}")
+    tnf_rows = [(n, sec) for what, _, n, sec, _ in table.rows if what.startswith("tnf-fate MLP, fast")]
+    if tnf_rows and np.isfinite(maboss_per):
+        ratios = [maboss_per / (sec / n) for n, sec in tnf_rows]
+        print(
+            f"\ntnf-fate MLP fast paths: {min(ratios):.0f}-{max(ratios):.0f}x cheaper per cell than MaBoSS per "
+            f"trajectory (target >= 100x): {'met' if min(ratios) >= 100 else 'NOT met'} at every size timed."
+        )
     if macro.is_file():
         sur = load_artifact(macro, device="cpu")
         m = sur.model

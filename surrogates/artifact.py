@@ -5,7 +5,7 @@ An artifact is one ``torch.save`` file holding plain Python data and tensors onl
 
     format            "tme-sim-surrogate"
     format_version    1
-    model_kind        "signaling" | "mlp"
+    model_kind        "signaling" | "mlp" | "hybrid"
     model_config      constructor keyword arguments of the module
     state_dict        the module's tensors
     input_names       model inputs (e.g. ligand node codes), in column order
@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from surrogates.networks import DenseMLP, SignalingNetwork
+from surrogates.networks import DenseMLP, HybridSignaling, SignalingNetwork
 from tme_sim.errors import ArtifactError
 
 FORMAT = "tme-sim-surrogate"
 FORMAT_VERSION = 1
-MODEL_KINDS = {"signaling": SignalingNetwork, "mlp": DenseMLP}
+MODEL_KINDS = {"signaling": SignalingNetwork, "mlp": DenseMLP, "hybrid": HybridSignaling}
 
 
 def package_version() -> str:
@@ -167,7 +167,8 @@ class Surrogate:
         :mod:`surrogates.inference` — :class:`~surrogates.inference.FastMLP` for dense models,
         the numba steady-state kernel :class:`~surrogates.inference.FastSignaling` for signaling
         models (same fixed point and ``tol``; outputs within ~1e-2 of the torch forward at the
-        model's ``tol``, see that module). They read the module's weights once and are rebuilt
+        model's ``tol``, see that module) and for the network part of hybrid models (whose linear
+        path is added in numpy, :class:`FastHybrid`). They read the module's weights once and are rebuilt
         when a parameter changes in place. ``fast=False``: the torch module, ``chunk`` rows per
         call (default 8192 for signaling models — each row holds all node states — and 65536
         for dense models).
@@ -180,7 +181,7 @@ class Surrogate:
         if fast:
             return self.fast_runner()(u)
         if chunk is None:
-            chunk = 8192 if self.kind == "signaling" else 65536
+            chunk = 65536 if self.kind == "mlp" else 8192
         out = np.empty((u.shape[0], len(self.output_names)), dtype=np.float32)
         with torch.inference_mode():
             for a in range(0, u.shape[0], chunk):
@@ -195,6 +196,7 @@ class Surrogate:
 
         key = (
             tuple((id(p), p._version) for p in self.model.parameters()),
+            tuple((id(b), b._version) for b in self.model.buffers()),
             id(getattr(self.model, "input_map", None)),
             getattr(self.model, "tol", None),
             getattr(self.model, "max_iter", None),
@@ -202,9 +204,52 @@ class Surrogate:
         cached = self.__dict__.get("_fast")
         if cached is not None and cached[0] == key:
             return cached[1]
-        runner = FastSignaling(self.model) if self.kind == "signaling" else FastMLP(self.model)
+        if self.kind == "signaling":
+            runner: Any = FastSignaling(self.model)
+        elif self.kind == "hybrid":
+            runner = FastHybrid(self.model)
+        else:
+            runner = FastMLP(self.model)
         self.__dict__["_fast"] = (key, runner)
         return runner
+
+
+class FastHybrid:
+    """Fast CPU inference of a :class:`~surrogates.networks.HybridSignaling`: the numba
+    steady-state kernel (:class:`~surrogates.inference.FastSignaling`) for its network, its MLP
+    part (if any) by :class:`~surrogates.inference.FastMLP`, its linear path in numpy, mixed by
+    :meth:`~surrogates.networks.HybridSignaling.combine`. Keyword arguments of ``__call__``
+    (``extra_nodes``/``extra_drive``) go to the network part."""
+
+    def __init__(self, model: HybridSignaling, **kw: Any) -> None:
+        from surrogates.inference import FastMLP, FastSignaling
+
+        self.model = model
+        self.rnn = FastSignaling(model.rnn, **kw)
+        self.mlp = FastMLP(model.mlp) if model.mlp is not None else None
+
+    @property
+    def info(self) -> Any:
+        return self.rnn.info
+
+    def __call__(self, u: np.ndarray, **kw: Any) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float32)
+        mlp = self.mlp(u) if self.mlp is not None else None
+        out = self.model.combine(self.model.linear_numpy(u), self.rnn(u, **kw), mlp)
+        return np.asarray(out, dtype=np.float32)
+
+
+def _signaling_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **cfg,
+        "src": np.asarray(cfg["src"]),
+        "dst": np.asarray(cfg["dst"]),
+        "sign": np.asarray(cfg["sign"]),
+        "input_nodes": np.asarray(cfg["input_nodes"]),
+        "output_nodes": np.asarray(cfg["output_nodes"]),
+        "prescale": None,
+        "baseline_state": None,
+    }
 
 
 def build_model(kind: str, config: dict[str, Any]) -> torch.nn.Module:
@@ -212,17 +257,10 @@ def build_model(kind: str, config: dict[str, Any]) -> torch.nn.Module:
     if kind not in MODEL_KINDS:
         raise ArtifactError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")
     cfg = dict(config)
+    if kind == "hybrid":
+        cfg = {**cfg, "signaling": _signaling_kwargs(dict(cfg["signaling"]))}
     if kind == "signaling":
-        cfg = {
-            **cfg,
-            "src": np.asarray(cfg["src"]),
-            "dst": np.asarray(cfg["dst"]),
-            "sign": np.asarray(cfg["sign"]),
-            "input_nodes": np.asarray(cfg["input_nodes"]),
-            "output_nodes": np.asarray(cfg["output_nodes"]),
-            "prescale": None,
-            "baseline_state": None,
-        }
+        cfg = _signaling_kwargs(cfg)
     return MODEL_KINDS[kind](**cfg)
 
 

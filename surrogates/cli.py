@@ -25,6 +25,10 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from surrogates.distill import DEFAULT_EPOCHS as DISTILL_EPOCHS
+from surrogates.distill import DEFAULT_HIDDEN as DISTILL_HIDDEN
+from surrogates.distill import DEFAULT_LAYERS as DISTILL_LAYERS
+from surrogates.distill import DEFAULT_LR as DISTILL_LR
 from tme_sim.errors import ConfigError, TMEError
 
 train_app = typer.Typer(
@@ -62,8 +66,8 @@ def _load_inputs(
     net = None
     if network is not None:
         net = load_network(_expand(network), _expand(annotation))
-    elif model == "signaling":
-        raise ConfigError("a signaling model needs --network (or a LEMBAS data folder that contains it)")
+    elif model in ("signaling", "hybrid"):
+        raise ConfigError(f"a {model} model needs --network (or a LEMBAS data folder that contains it)")
     return ds, net
 
 
@@ -107,9 +111,10 @@ def train_and_save(
         "data_sha256": ds.sha256(),
         "n_conditions": ds.n,
     }
-    if isinstance(model, SignalingNetwork):
-        report["steady_state_iterations"] = model.stats.forward_iterations
-        report["steady_state_residual"] = model.stats.forward_residual
+    rnn = getattr(model, "rnn", model)  # a hybrid model's network part
+    if isinstance(rnn, SignalingNetwork):
+        report["steady_state_iterations"] = rnn.stats.forward_iterations
+        report["steady_state_residual"] = rnn.stats.forward_residual
     names = dict(net.names) if net is not None else {}
     save_artifact(
         out,
@@ -156,7 +161,7 @@ def train(
     outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
     network: Annotated[str | None, typer.Option(help="Network TSV (signaling model).")] = None,
     annotation: Annotated[str | None, typer.Option(help="Annotation TSV (code -> gene symbol).")] = None,
-    model: Annotated[str | None, typer.Option(help="signaling (default) or mlp.")] = None,
+    model: Annotated[str | None, typer.Option(help="signaling (default), hybrid or mlp.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
@@ -211,16 +216,21 @@ def cv_command(
     data: Annotated[str | None, typer.Option(help="LEMBAS folder (default: the shared ligand screen).")] = None,
     outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
     network: Annotated[str | None, typer.Option(help="Network TSV.")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated: signaling, mlp (ridge always runs).")] = "signaling,mlp",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated: signaling, mlp, hybrid (ridge always runs).")
+    ] = "signaling,mlp",
     folds: Annotated[int, typer.Option(help="Number of folds (whole conditions held out).")] = 5,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds of the fold splits.")] = "0,1,2",
     scramble_seeds: Annotated[
         int, typer.Option(help="Seeds on which trained models also get the scrambled control (-1 = all).")
     ] = 1,
     epochs: Annotated[
-        int | None, typer.Option(help="Maximum epochs of the signaling model (default: the training default).")
+        int | None,
+        typer.Option(help="Maximum epochs of the signaling network (also in hybrid; default: the training default)."),
     ] = None,
-    mlp_epochs: Annotated[int, typer.Option(help="Epochs of the dense MLP baseline.")] = 2000,
+    mlp_epochs: Annotated[
+        int, typer.Option(help="Epochs of the dense MLP baseline (and of a hybrid model's MLP part).")
+    ] = 2000,
     unseen_inputs: Annotated[
         str | None,
         typer.Option(
@@ -260,12 +270,14 @@ def cv_command(
     names = [m.strip() for m in models.split(",") if m.strip()]
     configs: dict[str, TrainConfig] = {}
     for nm in names:
-        if nm not in ("signaling", "mlp"):
-            raise ConfigError(f"--models: unknown model {nm!r} (known: signaling, mlp)")
+        if nm not in ("signaling", "mlp", "hybrid"):
+            raise ConfigError(f"--models: unknown model {nm!r} (known: signaling, mlp, hybrid)")
         upd: dict[str, Any] = {"model": nm}
         if nm == "mlp":
             upd.update({"lr": 3e-3, "epochs": mlp_epochs, "patience": mlp_epochs})
         else:
+            if nm == "hybrid":
+                upd["mlp_epochs"] = mlp_epochs
             if epochs is not None:
                 upd["epochs"] = epochs
             if unseen_inputs is not None:
@@ -285,7 +297,7 @@ def cv_command(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-    ds, net = _load_inputs(data, outputs, network, None, "signaling" if "signaling" in names else "mlp")
+    ds, net = _load_inputs(data, outputs, network, None, "mlp" if names == ["mlp"] else "signaling")
     with _progress(quiet) as prog:
         task = prog.add_task("cross-validation", total=None)
 
@@ -339,16 +351,66 @@ def distill_command(
     ),
     trajectories: Annotated[int, typer.Option(help="Boolean trajectories per condition.")] = 400,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    hidden: Annotated[int, typer.Option(help="SiLU units per hidden layer.")] = DISTILL_HIDDEN,
+    layers: Annotated[int, typer.Option(help="Hidden layers.")] = DISTILL_LAYERS,
+    epochs: Annotated[int, typer.Option(help="Full-batch training epochs.")] = DISTILL_EPOCHS,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = DISTILL_LR,
+    cv: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of distilling: cross-validate these architectures on the training conditions "
+            "only (comma-separated HIDDENxLAYERS, e.g. 8x1,16x2) with --epochs/--lr; print a table, write nothing."
+        ),
+    ] = None,
+    cv_folds: Annotated[int, typer.Option(help="--cv: folds over the training conditions.")] = 4,
+    cv_seeds: Annotated[int, typer.Option(help="--cv: training seeds averaged per architecture.")] = 3,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Distil the Boolean TNF cell-fate model into a surrogate; print fate agreement on held-out conditions."""
-    from surrogates.distill import distill_tnf
+    """Distil the Boolean TNF cell-fate model into a surrogate; print fate agreement on held-out conditions.
+
+    The default network and schedule were chosen by cross-validation on the training conditions
+    (see surrogates/distill.py).
+    """
+    from surrogates.distill import cross_validate, distill_tnf
     from tme_sim.errors import OutputError
 
+    if cv is not None:
+        archs = []
+        for spec in cv.split(","):
+            h, _, layer_count = spec.strip().lower().partition("x")
+            if not (h.isdigit() and layer_count.isdigit()):
+                raise ConfigError(f"--cv: {spec.strip()!r} is not HIDDENxLAYERS (e.g. 8x1)")
+            archs.append((int(h), int(layer_count)))
+        rows = cross_validate(
+            bnd, cfg, archs, folds=cv_folds, seeds=cv_seeds, trajectories=trajectories, seed=seed, epochs=epochs, lr=lr
+        )
+        typer.echo(f"{cv_folds}-fold CV on the training conditions, mean over {cv_seeds} training seeds")
+        typer.echo(
+            f"{'network':<10} {'epochs':>6} {'lr':>7} {'argmax':>7} {'decided':>7} {'within.1':>8} {'MAE':>7} {'s':>6}"
+        )
+        for r in rows:
+            arch = f"{r['hidden']}x{r['layers']}"
+            typer.echo(
+                f"{arch:<10} {r['epochs']:>6} {r['lr']:>7g} {r['argmax_agreement']:>7.3f} "
+                f"{r['argmax_agreement_decided']:>7.3f} {r['within_0.1']:>8.3f} {r['mean_abs_error']:>7.4f} "
+                f"{r['seconds']:>6.0f}"
+            )
+        return
     if out.exists() and not force:
         raise OutputError(f"{out}: exists (use --force to overwrite)")
-    rep = distill_tnf(bnd, cfg, out, trajectories=trajectories, seed=seed, quiet=quiet)
+    rep = distill_tnf(
+        bnd,
+        cfg,
+        out,
+        trajectories=trajectories,
+        seed=seed,
+        hidden=hidden,
+        layers=layers,
+        epochs=epochs,
+        lr=lr,
+        quiet=quiet,
+    )
     typer.echo(json.dumps(rep["summary"], indent=1))
     typer.echo(f"wrote {out}")
 

@@ -12,6 +12,13 @@ are computed; the table reports the mean over seeds. The **scrambled** control t
 model on training targets whose rows were permuted (conditions shuffled) and evaluates it against
 the true held-out targets. The ridge baseline (``alpha`` = 0.3) runs on the same folds.
 
+A ``hybrid`` model (:class:`~surrogates.networks.HybridSignaling`) also gets rows for its parts,
+scored from the same fits (:func:`hybrid_parts`): ``hybrid/linear`` (its reduced-rank ridge path),
+``hybrid/network`` (its prior-knowledge network alone — in the default ``blend`` mode exactly the
+``signaling`` model with the same settings), ``hybrid/mlp`` (its MLP part — exactly the ``mlp``
+model with the same settings) and ``hybrid/no-network`` (the ablation: the hybrid without its
+network part), so one run shows what each part contributes.
+
 Two protocols (``protocol``):
 
 * ``"kfold"`` (default, the project's target protocol): all conditions, ``k`` folds as above.
@@ -43,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from surrogates.data import Dataset, PriorNetwork
+from surrogates.networks import HybridSignaling
 from surrogates.train import RidgeModel, TrainConfig, build_model, fit, handle_unseen_inputs, predict
 
 ProgressFn = Callable[[str, int, int], None]
@@ -197,13 +205,50 @@ def _fit_predict(
     pred = predict(model, data.inputs[te])
     sec, cpu = time.perf_counter() - t0, time.process_time() - c0
     extra: dict[str, np.ndarray] = {}
+    if isinstance(model, HybridSignaling):
+        extra.update(_hybrid_part_predictions(model, cfg, data.inputs[te]))
     for v in variants:
         model.load_state_dict(trained)
-        if hasattr(model, "set_input_map"):
-            model.set_input_map(None)
+        net = getattr(model, "rnn", model)
+        if hasattr(net, "set_input_map"):
+            net.set_input_map(None)
         handle_unseen_inputs(model, data.inputs[tr], cfg.model_copy(update={"unseen_inputs": v}))
         extra[v] = predict(model, data.inputs[te])
     return pred, sec, res.epochs, cpu, extra
+
+
+def hybrid_parts(cfg: TrainConfig) -> tuple[str, ...]:
+    """Parts of a hybrid model scored as their own rows from the same fits (no extra training):
+    ``linear`` (its reduced-rank ridge path alone), ``network`` (its prior-knowledge network alone;
+    only in ``blend`` mode, where it is trained on the targets and so is a signaling model in its
+    own right), ``mlp`` (its dense MLP part alone, when it has one) and ``no-network`` (the
+    ablation: the hybrid's own mix with the network part left out, weights renormalised)."""
+    if cfg.model != "hybrid":
+        return ()
+    parts = ["linear"]
+    if cfg.hybrid_mode == "blend":
+        parts.append("network")
+    if cfg.mlp_weight > 0:
+        parts.append("mlp")
+    parts.append("no-network")
+    return tuple(parts)
+
+
+def _hybrid_part_predictions(model: HybridSignaling, cfg: TrainConfig, x: np.ndarray) -> dict[str, np.ndarray]:
+    lin = model.linear_numpy(x).astype(np.float64)
+    mlp = predict(model.mlp, x) if model.mlp is not None else 0.0 * lin
+    out: dict[str, np.ndarray] = {}
+    for part in hybrid_parts(cfg):
+        if part == "linear":
+            out[part] = lin
+        elif part == "network":
+            out[part] = predict(model.rnn, x)
+        elif part == "mlp":
+            out[part] = mlp
+        else:
+            w_lin, w_mlp = model.linear_weight, model.mlp_weight if model.mlp is not None else 0.0
+            out[part] = (w_lin * lin + w_mlp * mlp) / max(w_lin + w_mlp, 1e-12)
+    return out
 
 
 def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int, float, dict[str, np.ndarray]]:
@@ -246,10 +291,11 @@ def cross_validate(
     variants_of = {
         nm: tuple(v for v in unseen_variants if v != cfg.unseen_inputs)
         for nm, cfg in configs.items()
-        if cfg.model == "signaling"
+        if cfg.model in ("signaling", "hybrid")
     }
-    names = (["ridge"] if ridge else []) + list(configs)
-    names += [f"{nm}/{v}" for nm, vs in variants_of.items() for v in vs]
+    names = ["ridge"] if ridge else []
+    for nm, cfg in configs.items():  # each model followed by its variant and part rows
+        names += [nm, *(f"{nm}/{v}" for v in variants_of.get(nm, ())), *(f"{nm}/{p}" for p in hybrid_parts(cfg))]
     scores = {n: ModelScores(n) for n in names}
     preds: dict[str, list[list[list[float]]]] = {n: [] for n in names}
     n = data.n

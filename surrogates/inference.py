@@ -4,14 +4,24 @@ Training runs the torch modules of :mod:`surrogates.networks`; inference for man
 needs none of autograd's machinery and suffers from torch's per-call and large-temporary costs,
 so on CPU the two model kinds get dedicated paths that compute the same function:
 
-* :class:`FastMLP` (dense models): the layers of :class:`~surrogates.networks.DenseMLP` run on
+* :class:`FastMLP` (dense models): small networks (largest layer ≤ :data:`FUSED_MAX_LAYER_WEIGHTS`
+  weights, e.g. the distilled TNF-fate model 16 → 8 → 4) run in one fused numba kernel
+  (:func:`mlp_forward_serial`, :func:`mlp_forward_parallel`): per block of :data:`MLP_BLOCK`
+  cells, the inputs are transposed to feature-major ``(width, block)`` scratch in cache and every
+  layer is a multiply-add over the block's cells (vectorised 8 cells per AVX2 instruction), the
+  SiLU a branch-free float32 ``exp`` (Cephes polynomial + exponent bits, :func:`_expf`) and the
+  softmax fused at the end — no temporaries beyond the block, no per-layer passes over memory.
+  Two things decide its speed (measured): ``error_model="numpy"`` (numba's default puts a
+  ZeroDivisionError branch on every division, which stopped the SiLU/softmax loops from
+  vectorising: 8× slower) and 2-D indexing instead of row slices (a slice costs reference-count
+  updates: 2× on the dense layers). Fast-math is limited to nnan/ninf/nsz/contract (FMA), no
+  reassociation; outputs agree with the module to ~1e-7. Wider networks run as torch GEMMs on
   1024-row chunks (every temporary ≤ 0.25 MB, cache-resident) with preallocated buffers and
-  ``out=`` kernels (``addmm``, in-place SiLU) — no large temporaries, no numpy↔torch copies; a
-  narrow output layer (≤ 8 outputs) and its softmax run in a fused numba loop (torch's GEMM with
-  4 output columns plus a row softmax cost ~3× the 64×64 hidden layer). Threads: row ranges in
-  Python threads with one torch thread each, not torch's intra-op threads (whose per-op barriers
-  cost milliseconds on a shared machine: this was the 87 µs/cell at 1e3 cells). Same float32
-  arithmetic up to summation order: outputs agree with the module to ~1e-6.
+  ``out=`` kernels, a narrow output layer (≤ 8 outputs) and its softmax in a numba loop. Threads:
+  fused kernel — numba ``prange`` over groups of blocks, serial or parallel chosen by timing
+  (:class:`tme_sim.parallel.KernelChooser`); torch path — row ranges in Python threads with one
+  torch thread each, not torch's intra-op threads (whose per-op barriers cost milliseconds on a
+  shared machine: this was the 87 µs/cell at 1e3 cells).
 * :class:`FastSignaling` (prior-knowledge recurrent networks): a numba kernel for the steady
   state ``x* = f(W x* + c)`` of :class:`~surrogates.networks.SignalingNetwork`. W is held as CSR
   over target rows; states are laid out node-major ``(n_nodes, slots)`` with a block of cells
@@ -24,9 +34,11 @@ so on CPU the two model kinds get dedicated paths that compute the same function
   purpose (the model is trained in float32; the block is half the memory traffic of float64).
 
 Determinism: a cell's result depends only on its own inputs — not on the batch it is in, its
-slot, the group size or the thread count (each column is computed with the same sequence of
-float32 operations; no reductions across cells, no reassociation, no FMA contraction) — so the
-serial and the parallel kernel give bitwise-identical outputs (tested).
+slot or block position, the group size or the thread count (each cell is computed with the same
+sequence of float32 operations; no reductions across cells, no reassociation; the signaling
+kernel has no FMA contraction, the MLP kernel contracts identically for every cell because each
+block is padded to full width and runs the same vector code) — so the serial and the parallel
+kernels give bitwise-identical outputs (tested).
 
 Agreement with the torch forward (the training path): both solve the same fixed point to the
 same ``tol`` but stop at different iterates (torch: all cells together, tested every 5 sweeps,
@@ -43,17 +55,23 @@ chunks, no copies besides the host↔device transfer).
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numba import get_num_threads, njit, prange, set_num_threads
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, set_num_threads, types
+from numba.extending import intrinsic
 
 __all__ = [
     "FastMLP",
     "FastSignaling",
+    "mlp_forward_parallel",
+    "mlp_forward_serial",
     "signaling_solve",
     "solve_columns_parallel",
     "solve_columns_serial",
@@ -100,16 +118,220 @@ def _dense_head(h, w, b, out, softmax):
                 out[r, o] = out[r, o] / s
 
 
+#: cells per block of the fused small-MLP kernel: activations are held feature-major
+#: ``(width, MLP_BLOCK)`` so every layer is a vectorised multiply-add over the block's cells; the
+#: last block is zero-padded, so every cell runs through the same (vector) code path
+MLP_BLOCK = 128
+#: blocks per independently scheduled task of the parallel small-MLP kernel
+MLP_GROUP_BLOCKS = 16
+#: networks whose largest layer has at most this many weights run in the fused numba kernel on
+#: CPU (:func:`mlp_forward_serial`), larger ones in torch GEMMs (see :class:`FastMLP`). Measured
+#: (one core, 16 inputs, 4 outputs, ns/cell fused vs torch path): 16×2 55 vs 120, 32×2 121 vs
+#: 187, 48×2 211 vs 273, 64×2 331 vs 330-350 (MKL's GEMM catches up), 64×1 106 vs 160, 128×1
+#: 202 vs 281 — hence 48·48
+FUSED_MAX_LAYER_WEIGHTS = 48 * 48
+#: the parallel twin of the fused MLP kernel is tried from this many cells on (below, thread
+#: start-up and a descheduled worker on a shared machine cost more than the work)
+MLP_PARALLEL_MIN_CELLS = 32768
+
+# float32 constants (a Python float would promote the kernels' arithmetic to float64)
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+_HALF = np.float32(0.5)
+_EXP_LO = np.float32(-87.0)
+_EXP_HI = np.float32(88.0)
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_P0 = np.float32(1.9875691500e-4)
+_P1 = np.float32(1.3981999507e-3)
+_P2 = np.float32(8.3334519073e-3)
+_P3 = np.float32(4.1665795894e-2)
+_P4 = np.float32(1.6666665459e-1)
+_P5 = np.float32(5.0000001201e-1)
+#: fast-math flags of the small-MLP kernels: no NaN/inf/signed-zero semantics and FMA contraction
+#: (lets LLVM vectorise min/max and fuse multiply-adds); no reassociation, so each cell's sums
+#: run in the order written
+_MLP_FM = {"nnan", "ninf", "nsz", "contract"}
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose IEEE-754 bit pattern is the low 32 bits of the integer ``bits``."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if bits.bitwidth > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        elif bits.bitwidth < 32:
+            v = builder.sext(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+@njit(cache=True, fastmath=_MLP_FM, nogil=True, error_model="numpy")
+def _expf(v):
+    """``exp(v)`` for float32 ``v``, branch-free so that loops calling it vectorise.
+
+    Cephes ``expf``: v = k·ln2 + r, |r| ≤ ln2/2 (two-part ln2), degree-7 polynomial for e^r,
+    2^k from the exponent bits; ``v`` clamped to [-87, 88] (no overflow, no denormals).
+    Relative error < 1e-7 on [-87, 88] (tested against numpy in float64).
+    """
+    v = min(max(v, _EXP_LO), _EXP_HI)
+    fk = np.floor(v * _LOG2E + _HALF)
+    r = v - fk * _LN2_HI
+    r = r - fk * _LN2_LO
+    p = _P0
+    p = p * r + _P1
+    p = p * r + _P2
+    p = p * r + _P3
+    p = p * r + _P4
+    p = p * r + _P5
+    return (p * r * r + r + _F1) * _f32_from_bits((np.int32(fk) + np.int32(127)) << np.int32(23))
+
+
+@njit(cache=True, fastmath=_MLP_FM, nogil=True, error_model="numpy")
+def _dense_fm(w, b, wo, bo, din, dout, cur, nxt):
+    """``nxt[o, :] = b[bo + o] + Σ_j w[wo + o·din + j]·cur[j, :]`` for o < dout (feature-major).
+
+    Four inputs per pass over the block (one load/store of the output row per 4 multiply-adds).
+    """
+    nb = cur.shape[1]
+    for o in range(dout):
+        bias = b[bo + o]
+        for c in range(nb):
+            nxt[o, c] = bias
+        base = wo + o * din
+        j = 0
+        while j + 4 <= din:
+            w0 = w[base + j]
+            w1 = w[base + j + 1]
+            w2 = w[base + j + 2]
+            w3 = w[base + j + 3]
+            for c in range(nb):
+                nxt[o, c] = nxt[o, c] + (w0 * cur[j, c] + w1 * cur[j + 1, c] + w2 * cur[j + 2, c] + w3 * cur[j + 3, c])
+            j += 4
+        while j < din:
+            wj = w[base + j]
+            for c in range(nb):
+                nxt[o, c] = nxt[o, c] + wj * cur[j, c]
+            j += 1
+
+
+@njit(cache=True, fastmath=_MLP_FM, nogil=True, error_model="numpy")
+def _silu_rows(h, rows):
+    """SiLU in place on ``h[:rows]`` (feature-major): ``x / (1 + e^-x)``.
+
+    ``error_model="numpy"``: no ZeroDivisionError branch (1 + e^-x ≥ 1), which would stop
+    the loop from vectorising (measured 8x).
+    """
+    nb = h.shape[1]
+    for o in range(rows):
+        for c in range(nb):
+            x = h[o, c]
+            h[o, c] = x / (_F1 + _expf(-x))
+
+
+@njit(cache=True, fastmath=_MLP_FM, nogil=True, error_model="numpy")
+def _mlp_blocks(u, w, b, woff, boff, dims, acts, softmax, out, blk_lo, blk_hi):
+    """Blocks ``blk_lo:blk_hi`` of :func:`mlp_forward_serial` (scratch allocated once here)."""
+    n, n_in = u.shape
+    n_layers = dims.shape[0] - 1
+    width = 0
+    for k in range(dims.shape[0]):
+        width = max(width, dims[k])
+    a = np.zeros((width, MLP_BLOCK), dtype=np.float32)
+    z = np.zeros((width, MLP_BLOCK), dtype=np.float32)
+    mx = np.empty(MLP_BLOCK, dtype=np.float32)
+    tot = np.empty(MLP_BLOCK, dtype=np.float32)
+    n_out = dims[n_layers]
+    for blk in range(blk_lo, blk_hi):
+        lo = blk * MLP_BLOCK
+        m = min(MLP_BLOCK, n - lo)
+        for c in range(m):  # transpose the block's inputs to feature-major, zero padding
+            for j in range(n_in):
+                a[j, c] = u[lo + c, j]
+        for c in range(m, MLP_BLOCK):
+            for j in range(n_in):
+                a[j, c] = _F0
+        cur, nxt = a, z
+        for k in range(n_layers):
+            _dense_fm(w, b, woff[k], boff[k], dims[k], dims[k + 1], cur, nxt)
+            if acts[k] == 1:
+                _silu_rows(nxt, dims[k + 1])
+            cur, nxt = nxt, cur
+        if softmax:
+            for c in range(MLP_BLOCK):
+                mx[c] = cur[0, c]
+                tot[c] = _F0
+            for o in range(1, n_out):
+                for c in range(MLP_BLOCK):
+                    mx[c] = max(mx[c], cur[o, c])
+            for o in range(n_out):
+                for c in range(MLP_BLOCK):
+                    e = _expf(cur[o, c] - mx[c])
+                    cur[o, c] = e
+                    tot[c] = tot[c] + e
+            for c in range(MLP_BLOCK):
+                tot[c] = _F1 / tot[c]
+            for o in range(n_out):
+                for c in range(MLP_BLOCK):
+                    cur[o, c] = cur[o, c] * tot[c]
+        for c in range(m):
+            for o in range(n_out):
+                out[lo + c, o] = cur[o, c]
+
+
+@njit(cache=True, nogil=True)
+def mlp_forward_serial(u, w, b, woff, boff, dims, acts, softmax, out):
+    """Fused forward pass of a small dense MLP for every row of ``u``, serially.
+
+    ``u`` (n, dims[0]) float32 C-contiguous; layer k: weights ``w[woff[k]:woff[k+1]]`` — the
+    (dims[k+1], dims[k]) matrix of ``torch.nn.Linear`` flattened row-major — and bias
+    ``b[boff[k]:boff[k+1]]`` (float32); ``acts[k]``: 1 = SiLU after layer k, 0 = none (int64);
+    ``softmax``: row softmax on the outputs. Writes ``out`` (n, dims[-1]) float32.
+
+    All layers run per block of :data:`MLP_BLOCK` cells held feature-major in cache. A cell's
+    result depends only on its own inputs (no reductions across cells; padded blocks), so it is
+    the same whatever the batch, block position or thread count.
+    """
+    nblk = (u.shape[0] + MLP_BLOCK - 1) // MLP_BLOCK
+    _mlp_blocks(u, w, b, woff, boff, dims, acts, softmax, out, 0, nblk)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def mlp_forward_parallel(u, w, b, woff, boff, dims, acts, softmax, out):
+    """Parallel twin of :func:`mlp_forward_serial` (tasks of :data:`MLP_GROUP_BLOCKS` blocks);
+    bitwise-identical results."""
+    nblk = (u.shape[0] + MLP_BLOCK - 1) // MLP_BLOCK
+    ng = (nblk + MLP_GROUP_BLOCKS - 1) // MLP_GROUP_BLOCKS
+    for g in prange(ng):
+        lo = g * MLP_GROUP_BLOCKS
+        _mlp_blocks(u, w, b, woff, boff, dims, acts, softmax, out, lo, min(nblk, lo + MLP_GROUP_BLOCKS))
+
+
 class FastMLP:
-    """Chunked, allocation-free CPU inference for a :class:`~surrogates.networks.DenseMLP`.
+    """CPU inference for a :class:`~surrogates.networks.DenseMLP`: fused numba kernel or chunked torch.
+
+    Networks whose largest layer has ≤ :data:`FUSED_MAX_LAYER_WEIGHTS` weights run in the fused
+    kernel (:func:`mlp_forward_serial` / :func:`mlp_forward_parallel`: every layer, the SiLUs
+    and the softmax per block of :data:`MLP_BLOCK` cells, float32; outputs agree with the module
+    to ~1e-7); the serial or parallel twin is chosen by timing the calls
+    (:class:`tme_sim.parallel.KernelChooser`, cells ≥ :data:`MLP_PARALLEL_MIN_CELLS` only).
+    Larger networks run as torch GEMMs on 1024-row chunks (see the module docstring).
 
     Args:
         model: the trained module (eval mode; dropout is the identity at inference).
-        chunk: rows per chunk (cache-sized temporaries).
+        chunk: rows per chunk of the torch path (cache-sized temporaries).
+        fused: force (True) or forbid (False) the fused kernel; None: by the largest layer.
     """
 
-    def __init__(self, model: torch.nn.Module, chunk: int = 1024) -> None:
+    def __init__(self, model: torch.nn.Module, chunk: int = 1024, fused: bool | None = None) -> None:
         from surrogates.networks import DenseMLP
+        from tme_sim.parallel import KernelChooser
 
         if not isinstance(model, DenseMLP):
             raise TypeError("FastMLP needs a DenseMLP")
@@ -127,21 +349,30 @@ class FastMLP:
         self.n_in = int(model.n_in)
         self.n_out = int(model.n_out)
         self.chunk = int(chunk)
-        # a GEMM with a handful of output columns and a row-wise softmax over them are slow in
-        # torch (measured: ~160 ns/cell for 64 -> 4 + softmax); a fused numba loop takes ~45
+        dims = [self.n_in] + [int(wt.shape[1]) for wt, _, _ in layers]
+        largest = max(a * b for a, b in itertools.pairwise(dims))
+        self.fused = largest <= FUSED_MAX_LAYER_WEIGHTS if fused is None else bool(fused)
+        # fused kernel: weights of all layers flattened (row-major (out, in) as in torch.nn.Linear)
+        self._w = np.concatenate([wt.t().contiguous().numpy().ravel() for wt, _, _ in layers]).astype(np.float32)
+        self._b = np.concatenate([b.numpy() for _, b, _ in layers]).astype(np.float32)
+        self._woff = np.cumsum([0] + [wt.numel() for wt, _, _ in layers]).astype(np.int64)
+        self._boff = np.cumsum([0] + [b.numel() for _, b, _ in layers]).astype(np.int64)
+        self._dims = np.asarray(dims, dtype=np.int64)
+        self._acts = np.asarray([1 if act == "silu" else 0 for _, _, act in layers], dtype=np.int64)
+        self.chooser = KernelChooser(MLP_PARALLEL_MIN_CELLS)
+        # torch path: a GEMM with a handful of output columns and a row-wise softmax over them
+        # are slow in torch (measured: ~160 ns/cell for 64 -> 4 + softmax); a numba loop ~45
         wt, b, _ = layers[-1]
         narrow = self.n_out <= HEAD_MAX_OUT and len(layers) > 1
         self._head_rows = np.ascontiguousarray(wt.t().numpy()) if narrow else None  # (n_out, hidden)
         self._head_bias = b.numpy().copy()
 
-    def __call__(self, u: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    def __call__(self, u: np.ndarray, *, threads: int | None = None, parallel: bool | None = None) -> np.ndarray:
         """Outputs (B, n_out) float32 for inputs ``u`` (B, n_in) (converted to float32).
 
-        ``threads`` (default: ``torch.get_num_threads()``): row ranges run in that many Python
-        threads, each with one torch thread (torch releases the GIL inside its kernels). This
-        replaces torch's intra-op threading, whose per-operation barriers cost milliseconds
-        when the cores are shared with other work (measured: 2 intra-op threads were 30-100x
-        slower than 1 at 1e3-1e4 cells on a busy 2-core machine).
+        Fused kernel: ``threads`` = numba threads for this call (default: numba's setting);
+        ``parallel`` forces the serial (False) or parallel (True) twin (default: chosen by
+        timing, :attr:`chooser`). Torch path: see :meth:`_torch_call`.
         """
         u = np.ascontiguousarray(u, dtype=np.float32)
         if u.ndim != 2 or u.shape[1] != self.n_in:
@@ -150,6 +381,34 @@ class FastMLP:
         out = np.empty((n, self.n_out), dtype=np.float32)
         if n == 0:
             return out
+        if not self.fused:
+            return self._torch_call(u, out, threads)
+        prev = None
+        if threads is not None and threads != get_num_threads():
+            prev = get_num_threads()
+            set_num_threads(max(1, min(int(threads), _max_threads())))
+        try:
+            par = self.chooser.use_parallel(n) if parallel is None else bool(parallel)
+            args = (u, self._w, self._b, self._woff, self._boff, self._dims, self._acts, self.softmax, out)
+            t0 = time.perf_counter()
+            (mlp_forward_parallel if par else mlp_forward_serial)(*args)
+            if parallel is None:
+                self.chooser.record(par, time.perf_counter() - t0, n)
+        finally:
+            if prev is not None:
+                set_num_threads(prev)
+        return out
+
+    def _torch_call(self, u: np.ndarray, out: np.ndarray, threads: int | None) -> np.ndarray:
+        """Torch path of :meth:`__call__` (wide networks); ``u`` checked, ``out`` allocated.
+
+        ``threads`` (default: ``torch.get_num_threads()``): row ranges run in that many Python
+        threads, each with one torch thread (torch releases the GIL inside its kernels). This
+        replaces torch's intra-op threading, whose per-operation barriers cost milliseconds
+        when the cores are shared with other work (measured: 2 intra-op threads were 30-100x
+        slower than 1 at 1e3-1e4 cells on a busy 2-core machine).
+        """
+        n = u.shape[0]
         nthreads = max(1, int(torch.get_num_threads() if threads is None else threads))
         nchunks = -(-n // self.chunk)
         parts = min(nthreads, nchunks)

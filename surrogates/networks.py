@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -561,6 +562,138 @@ class DenseMLP(nn.Module):
             "dropout": self.dropout,
             "head": self.head,
         }
+
+
+class HybridSignaling(nn.Module):
+    """Prior-knowledge recurrent network + reduced-rank linear path (+ optional dense MLP), kind ``"hybrid"``.
+
+    ``y(u) = linear_weight · (u A + a) + rnn_weight · rnn(u) + mlp_weight · mlp(u)``, where
+
+    * ``rnn`` is a :class:`SignalingNetwork` on the prior-knowledge graph,
+    * ``A`` (n_in × n_out, rank ≤ ``rank``) and ``a`` (n_out) are a reduced-rank ridge regression
+      of the outputs on the inputs (:func:`reduced_rank_ridge_fit`, set by :meth:`fit_linear`;
+      buffers, not trained by gradient) — the additive per-input effects along the few dominant
+      output directions (the TF activities of the ligand screen are close to rank 3),
+    * ``mlp`` (optional, ``mlp`` = its :class:`DenseMLP` keyword arguments) is a dense network.
+
+    The weights are fixed numbers (not learned). With ``linear_weight + rnn_weight + mlp_weight
+    = 1`` and every part fitted to the targets this is an averaging ensemble ("blend"); with the
+    network fitted to the linear path's residuals, ``linear_weight = 1 - mlp_weight`` and
+    ``rnn_weight = (1 - mlp_weight) · w`` it is "linear + w · residual network" ("residual").
+    :func:`surrogates.train.fit` fits the parts; :meth:`combine` mixes part outputs (torch or
+    numpy), which the fast CPU inference path reuses.
+
+    Args:
+        signaling: keyword arguments of the :class:`SignalingNetwork` (its :meth:`~SignalingNetwork.config`).
+        rank: rank of ``A`` (None = full ridge).
+        rnn_weight, linear_weight, mlp_weight: the mixing weights above.
+        mlp: keyword arguments of the :class:`DenseMLP` part (its :meth:`~DenseMLP.config`), or None.
+    """
+
+    kind = "hybrid"
+
+    def __init__(
+        self,
+        signaling: dict,
+        *,
+        rank: int | None = 3,
+        rnn_weight: float = 1.0,
+        linear_weight: float = 1.0,
+        mlp_weight: float = 0.0,
+        mlp: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.rnn = SignalingNetwork(**signaling)
+        self.rank = None if rank is None else int(rank)
+        self.rnn_weight = float(rnn_weight)
+        self.linear_weight = float(linear_weight)
+        self.mlp_weight = float(mlp_weight)
+        self.mlp = DenseMLP(**mlp) if mlp is not None else None
+        if self.mlp is not None and (self.mlp.n_in, self.mlp.n_out) != (self.rnn.n_inputs, self.rnn.n_outputs):
+            raise ValueError("the MLP part must have the network's numbers of inputs and outputs")
+        self.register_buffer("lin_coef", torch.zeros(self.rnn.n_inputs, self.rnn.n_outputs))
+        self.register_buffer("lin_bias", torch.zeros(self.rnn.n_outputs))
+
+    @property
+    def node_names(self) -> list[str]:
+        return self.rnn.node_names
+
+    @property
+    def n_inputs(self) -> int:
+        return self.rnn.n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.rnn.n_outputs
+
+    @property
+    def tol(self) -> float:
+        return self.rnn.tol
+
+    @property
+    def max_iter(self) -> int:
+        return self.rnn.max_iter
+
+    @torch.no_grad()
+    def fit_linear(self, x: np.ndarray, y: np.ndarray, alpha: float) -> None:
+        """Fit the linear path: reduced-rank ridge (:func:`reduced_rank_ridge_fit`) of ``y`` (n, n_out)
+        on ``x`` (n, n_in)."""
+        coef, icpt = reduced_rank_ridge_fit(np.asarray(x, float), np.asarray(y, float), alpha, self.rank)
+        self.lin_coef.copy_(torch.as_tensor(coef, dtype=self.lin_coef.dtype))
+        self.lin_bias.copy_(torch.as_tensor(icpt, dtype=self.lin_bias.dtype))
+
+    def linear(self, u: torch.Tensor) -> torch.Tensor:
+        """The linear path ``u A + a`` (B, n_out)."""
+        return u @ self.lin_coef.to(u.dtype) + self.lin_bias.to(u.dtype)
+
+    def combine(self, lin: Any, rnn: Any, mlp: Any = None) -> Any:
+        """The output from the parts' outputs (each (B, n_out), all torch or all numpy)."""
+        y = self.linear_weight * lin + self.rnn_weight * rnn
+        if self.mlp is not None and self.mlp_weight != 0:
+            y = y + self.mlp_weight * mlp
+        return y
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """Predicted outputs (B, n_out) for inputs (B, n_in)."""
+        return self.combine(self.linear(u), self.rnn(u), self.mlp(u) if self.mlp is not None else None)
+
+    def linear_numpy(self, u: np.ndarray) -> np.ndarray:
+        """The linear path in numpy float32 (for the fast CPU inference path)."""
+        c = self.lin_coef.detach().cpu().numpy().astype(np.float32)
+        b = self.lin_bias.detach().cpu().numpy().astype(np.float32)
+        return np.asarray(u, dtype=np.float32) @ c + b
+
+    def regularization(self, **kw: float) -> torch.Tensor:
+        return self.rnn.regularization(**kw)
+
+    def config(self) -> dict:
+        return {
+            "signaling": self.rnn.config(),
+            "rank": self.rank,
+            "rnn_weight": self.rnn_weight,
+            "linear_weight": self.linear_weight,
+            "mlp_weight": self.mlp_weight,
+            "mlp": self.mlp.config() if self.mlp is not None else None,
+        }
+
+
+def reduced_rank_ridge_fit(
+    x: np.ndarray, y: np.ndarray, alpha: float, rank: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced-rank ridge regression: the ridge fit (:func:`ridge_fit`) with its fitted values
+    projected on their top ``rank`` right singular vectors (the dominant output directions),
+    ``coef ← coef V_r V_rᵀ``. ``rank`` None (or ≥ n_out) = plain ridge. Returns (coef (n_in,
+    n_out), intercept (n_out,)); the intercept keeps the fit unbiased at the mean input."""
+    coef, icpt = ridge_fit(x, y, alpha)
+    if rank is None or rank >= min(coef.shape):
+        return coef, icpt
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    xm = x.mean(0)
+    _, _, vt = np.linalg.svd((x - xm) @ coef, full_matrices=False)
+    v = vt[:rank]
+    coef = coef @ v.T @ v
+    return coef, y.mean(0) - xm @ coef
 
 
 def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

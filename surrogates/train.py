@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from surrogates.data import Dataset, PriorNetwork, check_fits_network, expand_path
-from surrogates.networks import DenseMLP, SignalingNetwork, ridge_fit
+from surrogates.networks import DenseMLP, HybridSignaling, SignalingNetwork, reduced_rank_ridge_fit
 from tme_sim.errors import ConfigError, DataError
 
 
@@ -32,7 +32,12 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["signaling", "mlp"] = "signaling"
+    model: Literal["signaling", "mlp", "hybrid"] = Field(
+        "signaling",
+        description="signaling: the prior-knowledge recurrent network; mlp: dense baseline; hybrid: "
+        "a fixed-weight mix of a reduced-rank ridge path, the recurrent network and a dense MLP "
+        "(HybridSignaling; options linear_*, hybrid_mode, rnn_weight, mlp_*)",
+    )
     epochs: int = Field(
         3000,
         ge=1,
@@ -86,6 +91,23 @@ class TrainConfig(BaseModel):
         description="start each epoch's steady-state and adjoint solves from the previous epoch's "
         "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls)",
     )
+    # hybrid (HybridSignaling): reduced-rank linear path + the signaling network above (+ a dense MLP)
+    linear_alpha: float = Field(0.1, gt=0, description="ridge penalty of the hybrid's linear path")
+    linear_rank: int | None = Field(
+        3, ge=1, description="rank of the hybrid's linear path (reduced-rank ridge; None = full ridge)"
+    )
+    hybrid_mode: Literal["blend", "residual"] = Field(
+        "blend",
+        description="blend: every part fitted to the targets, output = (1 - rnn_weight - mlp_weight) "
+        "linear + rnn_weight network + mlp_weight MLP; residual: the network is trained on what the "
+        "linear path leaves, output = (1 - mlp_weight) (linear + rnn_weight network) + mlp_weight MLP",
+    )
+    rnn_weight: float = Field(0.1, ge=0, le=1, description="weight of the hybrid's network part")
+    mlp_weight: float = Field(
+        0.3, ge=0, le=1, description="weight of the hybrid's dense MLP part (0 = no MLP part is built)"
+    )
+    mlp_lr: float = Field(3e-3, gt=0, description="learning rate of the hybrid's MLP part")
+    mlp_epochs: int = Field(2000, ge=1, description="epochs of the hybrid's MLP part")
     # mlp
     hidden: int = Field(128, ge=1)
     layers: int = Field(2, ge=1)
@@ -165,19 +187,12 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
     """A fresh model for ``data`` (signaling needs ``network``; inputs/outputs must be its nodes)."""
     torch.manual_seed(cfg.seed)
     if cfg.model == "mlp":
-        return DenseMLP(
-            len(data.input_names),
-            len(data.output_names),
-            hidden=cfg.hidden,
-            layers=cfg.layers,
-            dropout=cfg.dropout,
-            head=cfg.head,
-        )
+        return _mlp(cfg, data)
     if network is None:
-        raise DataError("a signaling model needs a network file (--network)")
+        raise DataError(f"a {cfg.model} model needs a network file (--network)")
     check_fits_network(data, network)
     idx = network.index()
-    return SignalingNetwork(
+    rnn = SignalingNetwork(
         network.node_names,
         network.src,
         network.dst,
@@ -192,6 +207,43 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
         prescale=cfg.prescale,
         baseline_state=cfg.baseline_state,
         seed=cfg.seed,
+    )
+    if cfg.model == "signaling":
+        return rnn
+    m = cfg.mlp_weight
+    if cfg.hybrid_mode == "blend":
+        if cfg.rnn_weight + m > 1:
+            raise ConfigError(f"train: rnn_weight + mlp_weight = {cfg.rnn_weight + m:g} > 1 (hybrid_mode blend)")
+        w_lin, w_rnn = round(1.0 - cfg.rnn_weight - m, 12), cfg.rnn_weight
+    else:
+        w_lin, w_rnn = 1.0 - m, (1.0 - m) * cfg.rnn_weight
+    mlp = None
+    if m > 0:
+        torch.manual_seed(cfg.seed)  # the MLP part starts like a stand-alone MLP of this seed
+        mlp = _mlp(cfg, data).config()
+    hyb = HybridSignaling(
+        {**rnn.config(), "prescale": None, "baseline_state": None},
+        rank=cfg.linear_rank,
+        rnn_weight=w_rnn,
+        linear_weight=w_lin,
+        mlp_weight=m,
+        mlp=mlp,
+    )
+    hyb.rnn.load_state_dict(rnn.state_dict())  # the initialisation (prescale, baseline biases) of rnn
+    if hyb.mlp is not None:
+        torch.manual_seed(cfg.seed)
+        hyb.mlp.load_state_dict(_mlp(cfg, data).state_dict())
+    return hyb
+
+
+def _mlp(cfg: TrainConfig, data: Dataset) -> DenseMLP:
+    return DenseMLP(
+        len(data.input_names),
+        len(data.output_names),
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        dropout=cfg.dropout,
+        head=cfg.head,
     )
 
 
@@ -229,7 +281,28 @@ def fit(
 
     Returns when ``cfg.epochs`` are done or early stopping triggers; the model ends with the
     weights of the best monitored loss. ``on_epoch(epoch, loss)`` is called after each epoch.
+    A :class:`~surrogates.networks.HybridSignaling` first gets its linear path in closed form
+    (:meth:`~surrogates.networks.HybridSignaling.fit_linear`), then its network is trained on
+    the residual ``y - linear`` (``hybrid_mode = "residual"``) or on ``y`` (``"blend"``), then its
+    MLP part (if any) on ``y`` with ``mlp_lr``/``mlp_epochs`` (the CV's stand-alone MLP settings).
+    The result describes the network's training.
     """
+    if isinstance(model, HybridSignaling):
+        model.to(pick_device(cfg.device))
+        model.fit_linear(x, y, cfg.linear_alpha)
+        target = np.asarray(y, np.float32)
+        if cfg.hybrid_mode == "residual":
+            with torch.no_grad():
+                lin = model.linear(torch.as_tensor(x, dtype=torch.float32, device=model.lin_coef.device))
+            target = (target - lin.cpu().numpy()).astype(np.float32)
+        res = fit(model.rnn, x, target, cfg, on_epoch=on_epoch)
+        if model.mlp is not None:
+            mcfg = cfg.model_copy(
+                update={"model": "mlp", "lr": cfg.mlp_lr, "epochs": cfg.mlp_epochs, "patience": cfg.mlp_epochs}
+            )
+            fit(model.mlp, x, y, mcfg)
+        model.eval()
+        return res
     set_threads(cfg.threads)
     dev = pick_device(cfg.device)
     model.to(dev)
@@ -335,6 +408,8 @@ def fit(
 def handle_unseen_inputs(model: torch.nn.Module, x_train: np.ndarray, cfg: TrainConfig) -> int:
     """Apply ``cfg.unseen_inputs`` to a trained signaling model whose training inputs were
     ``x_train`` (n, n_in); returns the number of inputs changed (0 for other models)."""
+    if isinstance(model, HybridSignaling):
+        model = model.rnn
     if not isinstance(model, SignalingNetwork) or cfg.unseen_inputs == "keep":
         return 0
     seen = np.asarray(x_train).max(0) > 0
@@ -352,15 +427,19 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 class RidgeModel:
-    """Ridge-regression baseline with the same fit/predict shape as the torch models."""
+    """Ridge-regression baseline with the same fit/predict shape as the torch models
+    (``rank``: reduced-rank ridge, :func:`~surrogates.networks.reduced_rank_ridge_fit`)."""
 
-    def __init__(self, alpha: float = 0.3) -> None:
+    def __init__(self, alpha: float = 0.3, rank: int | None = None) -> None:
         self.alpha = alpha
+        self.rank = rank
         self.coef: np.ndarray | None = None
         self.intercept: np.ndarray | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeModel:
-        self.coef, self.intercept = ridge_fit(np.asarray(x, float), np.asarray(y, float), self.alpha)
+        self.coef, self.intercept = reduced_rank_ridge_fit(
+            np.asarray(x, float), np.asarray(y, float), self.alpha, self.rank
+        )
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:

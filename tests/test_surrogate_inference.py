@@ -43,13 +43,15 @@ def torch_out(net: torch.nn.Module, u: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- dense MLP
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("head", ["linear", "softmax"])
-def test_fast_mlp_matches_module(head):
+def test_fast_mlp_matches_module(head, fused):
     torch.manual_seed(0)
     m = DenseMLP(7, 5, hidden=33, layers=3, dropout=0.2, head=head).eval()
     u = np.random.default_rng(0).normal(size=(2500, 7)).astype(np.float32)
     ref = torch_out(m, u)
-    fm = FastMLP(m, chunk=256)
+    fm = FastMLP(m, chunk=256, fused=fused)
+    assert fm.fused == fused
     for threads in (1, 2, 3):
         y = fm(u, threads=threads)
         assert y.dtype == np.float32 and y.shape == (2500, 5)
@@ -62,7 +64,7 @@ def test_fast_mlp_matches_module(head):
 def test_fast_mlp_keeps_torch_thread_setting():
     prev = torch.get_num_threads()
     m = DenseMLP(3, 2, hidden=8).eval()
-    FastMLP(m, chunk=16)(np.ones((100, 3), np.float32), threads=2)
+    FastMLP(m, chunk=16, fused=False)(np.ones((100, 3), np.float32), threads=2)
     assert torch.get_num_threads() == prev
 
 
@@ -209,7 +211,7 @@ def test_tnf_predict_fast_agrees_with_torch():
 def test_interpolate_grid_kernel_matches_scipy(k):
     from scipy.interpolate import RegularGridInterpolator
 
-    from tme_sim.intracellular.surrogate import _interpolate_grid
+    from tme_sim.intracellular.surrogate import _interpolate_nodes
 
     g = 5
     rng = np.random.default_rng(k)
@@ -218,6 +220,8 @@ def test_interpolate_grid_kernel_matches_scipy(k):
     t[0] = g - 1  # upper edge
     t[1] = 0.0
     out = np.empty((200, 3), np.float32)
-    _interpolate_grid(t, vals.reshape(g**k, 3), g, out)
+    # node idx (C order) stored at row node_row[idx]: here in reverse order, to exercise the lookup
+    node_row = np.arange(g**k, dtype=np.int64)[::-1].copy()
+    _interpolate_nodes(t, node_row, vals.reshape(g**k, 3)[::-1].copy(), g, out)
     ref = RegularGridInterpolator([np.arange(g)] * k, vals.astype(np.float64))(t)
     np.testing.assert_allclose(out, ref, atol=1e-5)

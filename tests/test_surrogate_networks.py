@@ -10,9 +10,11 @@ torch = pytest.importorskip("torch")
 
 from surrogates.networks import (  # noqa: E402
     DenseMLP,
+    HybridSignaling,
     SignalingNetwork,
     activation,
     activation_grad,
+    reduced_rank_ridge_fit,
     ridge_fit,
 )
 
@@ -196,3 +198,48 @@ def test_artifact_round_trip_keeps_input_map_and_old_configs_load(tmp_path):
     assert np.allclose(s.predict(u), ref, atol=2e-2)  # any fast inference path honours the map too
     old = {k: v for k, v in net.config().items() if k != "input_map"}  # artifacts written before the map
     assert build_model("signaling", old).input_map is None
+
+
+def test_reduced_rank_ridge_keeps_the_dominant_output_directions():
+    rng = np.random.default_rng(3)
+    x = rng.random((50, 6))
+    b = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 5))  # rank-2 effects on 5 outputs
+    y = x @ b + 0.3 + 0.01 * rng.standard_normal((50, 5))
+    full, _ = ridge_fit(x, y, 0.01)
+    assert np.array_equal(reduced_rank_ridge_fit(x, y, 0.01, None)[0], full)
+    assert np.array_equal(reduced_rank_ridge_fit(x, y, 0.01, 5)[0], full)
+    coef, icpt = reduced_rank_ridge_fit(x, y, 0.01, 2)
+    assert np.linalg.matrix_rank(coef, tol=1e-8) == 2
+    assert np.abs(coef - b).max() < 0.05 and np.abs(icpt - 0.3).max() < 0.05
+    c1, i1 = reduced_rank_ridge_fit(x, y, 0.01, 1)
+    assert np.linalg.matrix_rank(c1, tol=1e-8) == 1
+    # still unbiased at the mean input
+    assert np.allclose(x.mean(0) @ c1 + i1, y.mean(0))
+    with pytest.raises(ValueError):
+        reduced_rank_ridge_fit(x, y, 0.01, 0)
+
+
+def test_hybrid_output_is_the_weighted_sum_of_its_paths_and_round_trips(tmp_path):
+    from surrogates.artifact import load_artifact, save_artifact
+
+    net = small_net(seed=4)
+    hyb = HybridSignaling({**net.config(), "prescale": None, "baseline_state": None}, rank=1, rnn_weight=0.4)
+    hyb.rnn.load_state_dict(net.state_dict())
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 2)).astype(np.float32)
+    y = rng.random((20, 3)).astype(np.float32)
+    hyb.fit_linear(x, y, 0.1)
+    assert np.linalg.matrix_rank(hyb.lin_coef.numpy(), tol=1e-6) == 1
+    u = torch.as_tensor(x[:5])
+    with torch.no_grad():
+        out = hyb(u).numpy()
+        lin = (u @ hyb.lin_coef + hyb.lin_bias).numpy()
+        assert np.allclose(out, lin + 0.4 * net(u).numpy(), atol=1e-6)
+        assert np.allclose(hyb.linear_numpy(x[:5]), lin, atol=1e-6)
+    p = save_artifact(tmp_path / "h.pt", hyb, input_names=["a", "b"], output_names=["x", "y", "z"], data_sha256="0")
+    s = load_artifact(p, device="cpu")
+    assert s.kind == "hybrid" and s.model.rank == 1 and s.model.rnn_weight == pytest.approx(0.4)
+    assert np.array_equal(s.model.lin_coef.numpy(), hyb.lin_coef.numpy())
+    assert np.allclose(s.predict(x[:5], fast=False), out, atol=1e-6)
+    assert np.allclose(s.predict(x[:5]), out, atol=2e-2)  # fast path: numba network + numpy linear path
+    assert np.abs(s.predict(x[:5]) - lin).max() > 1e-3  # the network part is really included
