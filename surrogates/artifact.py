@@ -233,7 +233,7 @@ class FastHybrid:
         return self.rnn.info
 
     def __call__(self, u: np.ndarray, **kw: Any) -> np.ndarray:
-        u = np.asarray(u, dtype=np.float32)
+        u = np.ascontiguousarray(self.model.mix_inputs(np.asarray(u, dtype=np.float32)), dtype=np.float32)
         mlp = self.mlp(u) if self.mlp is not None else None
         out = self.model.combine(self.model.linear_numpy(u), self.rnn(u, **kw), mlp)
         return np.asarray(out, dtype=np.float32)

@@ -209,9 +209,9 @@ def _fit_predict(
         extra.update(_hybrid_part_predictions(model, cfg, data.inputs[te]))
     for v in variants:
         model.load_state_dict(trained)
-        net = getattr(model, "rnn", model)
-        if hasattr(net, "set_input_map"):
-            net.set_input_map(None)
+        for part in (model, getattr(model, "rnn", None)):
+            if hasattr(part, "set_input_map"):
+                part.set_input_map(None)
         handle_unseen_inputs(model, data.inputs[tr], cfg.model_copy(update={"unseen_inputs": v}))
         extra[v] = predict(model, data.inputs[te])
     return pred, sec, res.epochs, cpu, extra
@@ -235,6 +235,7 @@ def hybrid_parts(cfg: TrainConfig) -> tuple[str, ...]:
 
 
 def _hybrid_part_predictions(model: HybridSignaling, cfg: TrainConfig, x: np.ndarray) -> dict[str, np.ndarray]:
+    x = model.mix_inputs(np.asarray(x, dtype=np.float32))
     lin = model.linear_numpy(x).astype(np.float64)
     mlp = predict(model.mlp, x) if model.mlp is not None else 0.0 * lin
     out: dict[str, np.ndarray] = {}

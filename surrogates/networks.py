@@ -367,14 +367,7 @@ class SignalingNetwork(nn.Module):
 
     def set_input_map(self, m: np.ndarray | None) -> None:
         """Set (or clear, with None or the identity) the input mixing matrix (n_in, n_in)."""
-        if m is None:
-            self.input_map = None
-            return
-        m = np.asarray(m, dtype=np.float64)
-        k = self.n_inputs
-        if m.shape != (k, k):
-            raise ValueError(f"input_map must be ({k}, {k}), got {m.shape}")
-        self.input_map = None if np.array_equal(m, np.eye(k)) else torch.as_tensor(m, dtype=torch.float32)
+        self.input_map = input_map_tensor(m, self.n_inputs)
 
     def input_similarity(self, hops: int = 2) -> np.ndarray:
         """Graph similarity of the inputs (n_in, n_in): Jaccard index of the sets of nodes each
@@ -396,7 +389,9 @@ class SignalingNetwork(nn.Module):
         union = size[:, None] + size[None, :] - inter
         return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
 
-    def substitute_unseen_inputs(self, seen: np.ndarray, hops: int = 1, weighting: str = "soft") -> int:
+    def substitute_unseen_inputs(
+        self, seen: np.ndarray, hops: int = 1, weighting: str = "soft", shrink: float = 1.0
+    ) -> int:
         """Let each input never active in training (``seen[k]`` False) act like the seen inputs
         that are similar to it in the graph.
 
@@ -404,29 +399,16 @@ class SignalingNetwork(nn.Module):
         through the graph is untrained. Instead, :attr:`input_map` replaces it by seen inputs
         weighted by :meth:`input_similarity` (``hops`` = 1: shared receptors), so that it
         inherits their *learned* paths: held-out IL4 acts like IL13 (the same receptors), IL1RN
-        like IL1A/IL1B. ``weighting``: ``"soft"`` — weights ∝ similarity over all seen inputs
-        with similarity > 0, normalised to sum 1; ``"top"`` — the most similar ones only (ties
-        averaged). An unseen input that shares nothing with any seen input is dropped (row of
-        zeros: no known effect). Seen inputs are unchanged. Returns the number substituted.
+        like IL1A/IL1B. See :func:`unseen_input_map` for ``weighting`` and ``shrink``. Seen
+        inputs are unchanged. Returns the number substituted.
         """
-        if weighting not in ("soft", "top"):
-            raise ValueError(f"weighting must be 'soft' or 'top', got {weighting!r}")
         seen = np.asarray(seen, dtype=bool)
-        k = self.n_inputs
-        if seen.shape != (k,):
-            raise ValueError(f"seen must have shape ({k},), got {seen.shape}")
-        m = np.eye(k)
+        if seen.shape != (self.n_inputs,):
+            raise ValueError(f"seen must have shape ({self.n_inputs},), got {seen.shape}")
         if seen.all() or not seen.any():
             self.set_input_map(None)
             return 0
-        sim = self.input_similarity(hops) * seen[None, :]
-        for i in np.flatnonzero(~seen):
-            s = sim[i]
-            m[i] = 0.0
-            if s.max() > 0:
-                w = s if weighting == "soft" else ((s >= s.max() - 1e-12) & (s > 0)).astype(np.float64)
-                m[i] = w / w.sum()
-        self.set_input_map(m)
+        self.set_input_map(unseen_input_map(self.input_similarity(hops), seen, weighting, shrink))
         return int((~seen).sum())
 
     # -- regularisation ----------------------------------------------------------------------
@@ -504,6 +486,51 @@ class SignalingNetwork(nn.Module):
             "spectral_bound": self.spectral_bound,
             **({"input_map": self.input_map.cpu().tolist()} if self.input_map is not None else {}),
         }
+
+
+def input_map_tensor(m: np.ndarray | list | None, n_inputs: int) -> torch.Tensor | None:
+    """An input mixing matrix (n_in, n_in) as a float32 tensor, or None for None or the identity."""
+    if m is None:
+        return None
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape != (n_inputs, n_inputs):
+        raise ValueError(f"input_map must be ({n_inputs}, {n_inputs}), got {m.shape}")
+    return None if np.array_equal(m, np.eye(n_inputs)) else torch.as_tensor(m, dtype=torch.float32)
+
+
+def unseen_input_map(
+    similarity: np.ndarray, seen: np.ndarray, weighting: str = "soft", shrink: float = 1.0
+) -> np.ndarray:
+    """Input mixing matrix (n_in, n_in) that replaces each unseen input by similar seen ones.
+
+    Row ``k`` says what input ``k`` becomes (inputs are mixed as ``u @ map``). Seen inputs
+    (``seen[k]`` True) keep their identity row. An unseen input's row is ``shrink`` × a weighted
+    average of the seen inputs by ``similarity[k]`` (n_in, n_in; ≥ 0, e.g.
+    :meth:`SignalingNetwork.input_similarity`): ``weighting = "soft"`` — weights ∝ similarity
+    over every seen input with similarity > 0; ``"top"`` — the most similar seen inputs only
+    (ties averaged). ``shrink`` < 1 hedges the guess towards "no effect" (a ligand is rarely an
+    exact copy of its nearest graph neighbour). An unseen input similar to no seen input gets a
+    row of zeros (no known effect).
+    """
+    if weighting not in ("soft", "top"):
+        raise ValueError(f"weighting must be 'soft' or 'top', got {weighting!r}")
+    if not 0.0 <= shrink <= 1.0:
+        raise ValueError(f"shrink must be in [0, 1], got {shrink}")
+    seen = np.asarray(seen, dtype=bool)
+    k = len(seen)
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.shape != (k, k):
+        raise ValueError(f"similarity must be ({k}, {k}), got {sim.shape}")
+    m = np.eye(k)
+    sim = np.clip(sim, 0.0, None) * seen[None, :]
+    for i in np.flatnonzero(~seen):
+        s = sim[i].copy()
+        s[i] = 0.0
+        m[i] = 0.0
+        if s.max() > 0:
+            w = s if weighting == "soft" else ((s >= s.max() - 1e-12) & (s > 0)).astype(np.float64)
+            m[i] = shrink * w / w.sum()
+    return m
 
 
 class DenseMLP(nn.Module):
@@ -601,6 +628,7 @@ class HybridSignaling(nn.Module):
         linear_weight: float = 1.0,
         mlp_weight: float = 0.0,
         mlp: dict | None = None,
+        input_map: list[list[float]] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.rnn = SignalingNetwork(**signaling)
@@ -613,6 +641,9 @@ class HybridSignaling(nn.Module):
             raise ValueError("the MLP part must have the network's numbers of inputs and outputs")
         self.register_buffer("lin_coef", torch.zeros(self.rnn.n_inputs, self.rnn.n_outputs))
         self.register_buffer("lin_bias", torch.zeros(self.rnn.n_outputs))
+        #: (n_in, n_in) or None: inputs are mixed as ``u @ input_map`` before *every* part (see
+        #: :meth:`substitute_unseen_inputs`); None = identity (every freshly trained model)
+        self.input_map: torch.Tensor | None = input_map_tensor(input_map, self.rnn.n_inputs)
 
     @property
     def node_names(self) -> list[str]:
@@ -653,8 +684,44 @@ class HybridSignaling(nn.Module):
             y = y + self.mlp_weight * mlp
         return y
 
+    def set_input_map(self, m: np.ndarray | None) -> None:
+        """Set (or clear, with None or the identity) the input mixing matrix (n_in, n_in)."""
+        self.input_map = input_map_tensor(m, self.n_inputs)
+
+    def substitute_unseen_inputs(
+        self, seen: np.ndarray, hops: int = 3, weighting: str = "top", shrink: float = 0.5
+    ) -> int:
+        """Let each input never active in training act like the seen inputs most similar to it in
+        the prior-knowledge graph, in *all* parts (linear path, MLP, network).
+
+        The linear path and the MLP know nothing about an input they never saw (its coefficient
+        is 0: it is predicted to do nothing); the graph does know which ligands share receptors
+        and downstream nodes. :func:`unseen_input_map` on the network's
+        :meth:`~SignalingNetwork.input_similarity` (``hops`` steps) builds an :attr:`input_map`
+        applied to the inputs before every part; the network's own map is cleared so the
+        mixing is not applied twice. Returns the number of inputs substituted.
+        """
+        seen = np.asarray(seen, dtype=bool)
+        if seen.shape != (self.n_inputs,):
+            raise ValueError(f"seen must have shape ({self.n_inputs},), got {seen.shape}")
+        self.rnn.set_input_map(None)
+        if seen.all() or not seen.any():
+            self.set_input_map(None)
+            return 0
+        self.set_input_map(unseen_input_map(self.rnn.input_similarity(hops), seen, weighting, shrink))
+        return int((~seen).sum())
+
+    def mix_inputs(self, u: Any) -> Any:
+        """``u @ input_map`` (torch or numpy (B, n_in)); ``u`` itself without a map."""
+        if self.input_map is None:
+            return u
+        if isinstance(u, torch.Tensor):
+            return u @ self.input_map.to(device=u.device, dtype=u.dtype)
+        return np.asarray(u) @ self.input_map.cpu().numpy().astype(np.asarray(u).dtype)
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Predicted outputs (B, n_out) for inputs (B, n_in)."""
+        u = self.mix_inputs(u)
         return self.combine(self.linear(u), self.rnn(u), self.mlp(u) if self.mlp is not None else None)
 
     def linear_numpy(self, u: np.ndarray) -> np.ndarray:
@@ -674,6 +741,7 @@ class HybridSignaling(nn.Module):
             "linear_weight": self.linear_weight,
             "mlp_weight": self.mlp_weight,
             "mlp": self.mlp.config() if self.mlp is not None else None,
+            **({"input_map": self.input_map.cpu().tolist()} if self.input_map is not None else {}),
         }
 
 

@@ -76,15 +76,30 @@ class TrainConfig(BaseModel):
     )
     unseen_inputs: Literal["keep", "impute", "substitute"] = Field(
         "keep",
-        description="after training, what a signaling model does with inputs never active in its "
-        "training data: keep (their untrained path), impute (typical trained weights, "
+        description="after training, what a signaling or hybrid model does with inputs never active in "
+        "its training data: keep (a signaling model's untrained path; a hybrid predicts no effect "
+        "from its linear and MLP parts), impute (signaling network only: typical trained weights, "
         "SignalingNetwork.impute_unseen_inputs) or substitute (act like the seen inputs that share "
-        "receptors/targets in the graph, SignalingNetwork.substitute_unseen_inputs); no effect when "
-        "every input was seen",
+        "receptors/downstream nodes in the graph, SignalingNetwork/HybridSignaling."
+        "substitute_unseen_inputs); no effect when every input was seen",
     )
-    unseen_hops: int = Field(1, ge=1, description="graph steps of the input similarity used by 'substitute'")
-    unseen_weighting: Literal["soft", "top"] = Field(
-        "soft", description="'substitute': similarity-weighted average (soft) or most similar only (top)"
+    unseen_hops: int | None = Field(
+        None,
+        ge=1,
+        description="'substitute': graph steps of the input similarity (None = the model's default: "
+        "1 for signaling, 3 for hybrid)",
+    )
+    unseen_weighting: Literal["soft", "top"] | None = Field(
+        None,
+        description="'substitute': similarity-weighted average (soft) or most similar only (top) "
+        "(None = the model's default: soft for signaling, top for hybrid)",
+    )
+    unseen_shrink: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="'substitute': scale of a substituted input (None = the model's default: 1 for "
+        "signaling, 0.5 for hybrid)",
     )
     warm_start: bool = Field(
         False,
@@ -406,16 +421,25 @@ def fit(
 
 
 def handle_unseen_inputs(model: torch.nn.Module, x_train: np.ndarray, cfg: TrainConfig) -> int:
-    """Apply ``cfg.unseen_inputs`` to a trained signaling model whose training inputs were
-    ``x_train`` (n, n_in); returns the number of inputs changed (0 for other models)."""
-    if isinstance(model, HybridSignaling):
-        model = model.rnn
-    if not isinstance(model, SignalingNetwork) or cfg.unseen_inputs == "keep":
+    """Apply ``cfg.unseen_inputs`` to a trained signaling or hybrid model whose training inputs
+    were ``x_train`` (n, n_in); returns the number of inputs changed (0 for other models).
+
+    ``substitute`` on a hybrid mixes the inputs of all its parts
+    (:meth:`~surrogates.networks.HybridSignaling.substitute_unseen_inputs`); ``impute`` only
+    concerns its network part. Unset ``unseen_hops``/``unseen_weighting``/``unseen_shrink`` take
+    the model's defaults (the method's keyword defaults)."""
+    if cfg.unseen_inputs == "keep" or not isinstance(model, (SignalingNetwork, HybridSignaling)):
         return 0
     seen = np.asarray(x_train).max(0) > 0
     if cfg.unseen_inputs == "impute":
-        return model.impute_unseen_inputs(seen)
-    return model.substitute_unseen_inputs(seen, hops=cfg.unseen_hops, weighting=cfg.unseen_weighting)
+        net = model.rnn if isinstance(model, HybridSignaling) else model
+        return net.impute_unseen_inputs(seen)
+    kw = {
+        k: v
+        for k, v in (("hops", cfg.unseen_hops), ("weighting", cfg.unseen_weighting), ("shrink", cfg.unseen_shrink))
+        if v is not None
+    }
+    return model.substitute_unseen_inputs(seen, **kw)
 
 
 @torch.inference_mode()

@@ -16,6 +16,7 @@ from surrogates.networks import (  # noqa: E402
     activation_grad,
     reduced_rank_ridge_fit,
     ridge_fit,
+    unseen_input_map,
 )
 
 
@@ -243,3 +244,65 @@ def test_hybrid_output_is_the_weighted_sum_of_its_paths_and_round_trips(tmp_path
     assert np.allclose(s.predict(x[:5], fast=False), out, atol=1e-6)
     assert np.allclose(s.predict(x[:5]), out, atol=2e-2)  # fast path: numba network + numpy linear path
     assert np.abs(s.predict(x[:5]) - lin).max() > 1e-3  # the network part is really included
+
+
+def test_unseen_input_map_rows():
+    sim = np.array(
+        [
+            [1.0, 0.6, 0.6, 0.2],
+            [0.6, 1.0, 0.1, 0.0],
+            [0.6, 0.1, 1.0, 0.0],
+            [0.2, 0.0, 0.0, 1.0],
+        ]
+    )
+    seen = np.array([False, True, True, False])
+    top = unseen_input_map(sim, seen, "top", 0.5)
+    assert np.array_equal(top[1:3], np.eye(4)[1:3])  # seen inputs keep their identity
+    assert top[0].tolist() == [0.0, 0.25, 0.25, 0.0]  # tie: the two most similar, averaged, halved
+    assert top[3].tolist() == [0.0, 0.0, 0.0, 0.0]  # similar to no *seen* input: no known effect
+    soft = unseen_input_map(sim, seen, "soft", 1.0)
+    assert soft[0].tolist() == pytest.approx([0.0, 0.5, 0.5, 0.0])
+    sim[0, 2] = 0.3
+    assert unseen_input_map(sim, seen, "soft")[0].tolist() == pytest.approx([0.0, 2 / 3, 1 / 3, 0.0])
+    assert unseen_input_map(sim, seen, "top")[0].tolist() == [0.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="weighting"):
+        unseen_input_map(sim, seen, "nearest")
+    with pytest.raises(ValueError, match="shrink"):
+        unseen_input_map(sim, seen, "top", 1.5)
+    with pytest.raises(ValueError, match="similarity"):
+        unseen_input_map(sim[:3, :3], seen, "top")
+
+
+def test_hybrid_substitutes_unseen_inputs_in_every_part_and_round_trips(tmp_path):
+    from surrogates.artifact import load_artifact, save_artifact
+
+    net = receptor_net(seed=5)
+    mlp = {"n_in": 3, "n_out": 2, "hidden": 8, "layers": 1, "dropout": 0.0}
+    hyb = HybridSignaling(
+        {**net.config(), "prescale": None}, rank=None, rnn_weight=0.2, linear_weight=0.5, mlp_weight=0.3, mlp=mlp
+    ).eval()
+    hyb.rnn.load_state_dict(net.state_dict())
+    rng = np.random.default_rng(0)
+    x = (rng.random((30, 3)) < 0.5).astype(np.float32)
+    x[:, 1] = 0.0  # input 1 (same receptor as input 0) never seen
+    y = np.c_[0.2 + 0.5 * x[:, 0] - 0.3 * x[:, 2], 0.6 - 0.4 * x[:, 0]].astype(np.float32)
+    hyb.fit_linear(x, y, 0.01)
+    u1 = np.array([[0.0, 1.0, 0.0]], np.float32)
+    half0 = np.array([[0.5, 0.0, 0.0]], np.float32)
+    assert np.allclose(hyb.linear_numpy(u1), hyb.linear_numpy(np.zeros((1, 3), np.float32)))  # keep: no effect
+    changed = hyb.substitute_unseen_inputs(x.max(0) > 0, hops=1, weighting="top", shrink=0.5)
+    assert changed == 1 and hyb.rnn.input_map is None
+    assert hyb.input_map is not None and hyb.input_map[1].tolist() == [0.5, 0.0, 0.0]
+    with torch.no_grad():
+        out1 = hyb(torch.as_tensor(u1)).numpy()
+        ref = hyb(torch.as_tensor(half0)).numpy()
+    assert np.allclose(out1, ref, atol=1e-6)  # input 1 now acts as half of input 0 in all parts
+    with torch.no_grad():
+        zero = hyb(torch.zeros(1, 3)).numpy()
+    assert np.abs(out1 - zero).max() > 0.02  # ... and so has an effect (it had none before)
+    p = save_artifact(tmp_path / "h.pt", hyb, input_names=["a", "b", "c"], output_names=["x", "y"], data_sha256="0")
+    s = load_artifact(p, device="cpu")
+    assert s.model.input_map is not None and s.model.input_map[1].tolist() == [0.5, 0.0, 0.0]
+    assert np.allclose(s.predict(u1, fast=False), out1, atol=1e-6)
+    assert np.allclose(s.predict(u1), out1, atol=2e-2)  # the fast CPU path mixes the inputs too
+    assert hyb.substitute_unseen_inputs(np.ones(3, bool)) == 0 and hyb.input_map is None

@@ -174,3 +174,30 @@ def test_handle_unseen_inputs_options():
     assert model.input_map is not None and model.input_map[1, 1] == 0
     mlp = build_model(TrainConfig(model="mlp"), ds, None)
     assert handle_unseen_inputs(mlp, x, TrainConfig(model="mlp", unseen_inputs="substitute")) == 0
+    # a hybrid substitutes at its own level, with its defaults (3 hops, most similar, shrink 0.5)
+    hcfg = TrainConfig(model="hybrid", unseen_inputs="substitute", threads=1)
+    hyb = build_model(hcfg, ds, net)
+    assert handle_unseen_inputs(hyb, x, hcfg) == 1
+    assert hyb.rnn.input_map is None and hyb.input_map is not None
+    row = hyb.input_map[1].numpy()
+    assert row[1] == 0 and row.sum() == pytest.approx(0.5) and row.max() == pytest.approx(0.5 / (row > 0).sum())
+    soft = build_model(hcfg, ds, net)
+    handle_unseen_inputs(soft, x, hcfg.model_copy(update={"unseen_weighting": "soft", "unseen_shrink": 1.0}))
+    assert soft.input_map[1].sum() == pytest.approx(1.0)
+
+
+def test_cross_validate_hybrid_keep_row_undoes_the_substitution():
+    ds, net = synthetic(40)
+    x = ds.inputs.copy()
+    x[:, 3] = 0.0
+    x[5, 3] = 1.0  # input 3 active in one condition only: unseen when that condition is held out
+    ds = Dataset(x, ds.outputs, ds.input_names, ds.output_names, ds.condition_names)
+    cfg = TrainConfig(
+        model="hybrid", unseen_inputs="substitute", epochs=5, lr=0.03, threads=1, max_iter=60, mlp_epochs=20
+    )
+    rep = cross_validate(
+        ds, net, {"hybrid": cfg}, k=4, seeds=[0], scramble_seeds=0, unseen_variants=["keep"], keep_predictions=True
+    )
+    p, keep = np.array(rep.predictions["hybrid"][0]), np.array(rep.predictions["hybrid/keep"][0])
+    differ = np.flatnonzero(np.abs(p - keep).max(1) > 1e-7)
+    assert differ.tolist() == [5]  # only the condition with the unseen input changes
