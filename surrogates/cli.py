@@ -234,8 +234,8 @@ def cv_command(
     unseen_inputs: Annotated[
         str | None,
         typer.Option(
-            help="Signaling model, inputs absent from a fold's training data: keep, impute or substitute "
-            "(default: the training default, TrainConfig.unseen_inputs)."
+            help="Signaling and hybrid models, inputs absent from a fold's training data: keep, impute or substitute "
+            "(default: the model's, TrainConfig.unseen_strategy: substitute for hybrid, keep for signaling)."
         ),
     ] = None,
     unseen_variants: Annotated[

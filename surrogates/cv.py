@@ -19,6 +19,13 @@ scored from the same fits (:func:`hybrid_parts`): ``hybrid/linear`` (its reduced
 model with the same settings) and ``hybrid/no-network`` (the ablation: the hybrid without its
 network part), so one run shows what each part contributes.
 
+Inputs absent from a fold's training data (a held-out ligand that occurs in no other condition)
+are handled by the model's strategy (:attr:`~surrogates.train.TrainConfig.unseen_strategy`);
+``unseen_variants`` adds rows scored from the same fits with other strategies. For a hybrid,
+``substitute`` (its default) lets such a ligand act as half of its most similar seen ligands by
+the prior-knowledge graph (3-hop Jaccard), in every part; the ``hybrid/keep`` row is the same
+fits without that, so the table shows what the graph adds.
+
 Two protocols (``protocol``):
 
 * ``"kfold"`` (default, the project's target protocol): all conditions, ``k`` folds as above.
@@ -290,7 +297,7 @@ def cross_validate(
     same trained models with these other ``unseen_inputs`` strategies, as rows ``name/strategy``.
     """
     variants_of = {
-        nm: tuple(v for v in unseen_variants if v != cfg.unseen_inputs)
+        nm: tuple(v for v in unseen_variants if v != cfg.unseen_strategy)
         for nm, cfg in configs.items()
         if cfg.model in ("signaling", "hybrid")
     }

@@ -175,7 +175,9 @@ def test_handle_unseen_inputs_options():
     mlp = build_model(TrainConfig(model="mlp"), ds, None)
     assert handle_unseen_inputs(mlp, x, TrainConfig(model="mlp", unseen_inputs="substitute")) == 0
     # a hybrid substitutes at its own level, with its defaults (3 hops, most similar, shrink 0.5)
-    hcfg = TrainConfig(model="hybrid", unseen_inputs="substitute", threads=1)
+    hcfg = TrainConfig(model="hybrid", threads=1)  # substitute is the hybrid's default, keep the network's
+    assert hcfg.unseen_strategy == "substitute" and TrainConfig().unseen_strategy == "keep"
+    assert hcfg.model_copy(update={"unseen_inputs": "keep"}).unseen_strategy == "keep"
     hyb = build_model(hcfg, ds, net)
     assert handle_unseen_inputs(hyb, x, hcfg) == 1
     assert hyb.rnn.input_map is None and hyb.input_map is not None
