@@ -17,6 +17,7 @@ Expected mistakes raise :class:`~tme_sim.errors.TMEError` (``error: ...``, exit 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -245,7 +246,10 @@ def cv_command(
             "signaling models (extra rows signaling/<strategy>; no extra training)."
         ),
     ] = "",
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads per fit (default: min(2, cores) shared among the --jobs workers)."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Training TOML whose \\[train] table to use.")
     ] = None,
@@ -288,6 +292,8 @@ def cv_command(
                 upd["unseen_inputs"] = unseen_inputs
         if threads is not None:
             upd["threads"] = threads
+        elif base.threads is None and jobs > 1:  # workers share the cores instead of oversubscribing them
+            upd["threads"] = max(1, min(2, os.cpu_count() or 1) // jobs)
         configs[nm] = base.model_copy(update=upd)
     variants = [v.strip() for v in unseen_variants.split(",") if v.strip()]
     for v in variants:
