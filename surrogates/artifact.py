@@ -227,13 +227,17 @@ class FastHybrid:
         self.model = model
         self.rnn = FastSignaling(model.rnn, **kw)
         self.mlp = FastMLP(model.mlp) if model.mlp is not None else None
+        imap = model.input_map  # read once, like the weights (a new map means a new runner)
+        self.input_map = None if imap is None else imap.cpu().numpy().astype(np.float32)
 
     @property
     def info(self) -> Any:
         return self.rnn.info
 
     def __call__(self, u: np.ndarray, **kw: Any) -> np.ndarray:
-        u = np.ascontiguousarray(self.model.mix_inputs(np.asarray(u, dtype=np.float32)), dtype=np.float32)
+        u = np.asarray(u, dtype=np.float32)
+        if self.input_map is not None:
+            u = np.ascontiguousarray(u @ self.input_map)
         mlp = self.mlp(u) if self.mlp is not None else None
         out = self.model.combine(self.model.linear_numpy(u), self.rnn(u, **kw), mlp)
         return np.asarray(out, dtype=np.float32)

@@ -403,13 +403,8 @@ class SignalingNetwork(nn.Module):
         inputs are unchanged. Returns the number substituted.
         """
         seen = np.asarray(seen, dtype=bool)
-        if seen.shape != (self.n_inputs,):
-            raise ValueError(f"seen must have shape ({self.n_inputs},), got {seen.shape}")
-        if seen.all() or not seen.any():
-            self.set_input_map(None)
-            return 0
         self.set_input_map(unseen_input_map(self.input_similarity(hops), seen, weighting, shrink))
-        return int((~seen).sum())
+        return 0 if self.input_map is None else int((~seen).sum())
 
     # -- regularisation ----------------------------------------------------------------------
     def spectral_radius(self, gain: torch.Tensor | None = None, iterations: int = 10) -> torch.Tensor:
@@ -510,22 +505,23 @@ def unseen_input_map(
     over every seen input with similarity > 0; ``"top"`` — the most similar seen inputs only
     (ties averaged). ``shrink`` < 1 hedges the guess towards "no effect" (a ligand is rarely an
     exact copy of its nearest graph neighbour). An unseen input similar to no seen input gets a
-    row of zeros (no known effect).
+    row of zeros (no known effect). With every input seen, or none, the map is the identity.
     """
     if weighting not in ("soft", "top"):
         raise ValueError(f"weighting must be 'soft' or 'top', got {weighting!r}")
     if not 0.0 <= shrink <= 1.0:
         raise ValueError(f"shrink must be in [0, 1], got {shrink}")
     seen = np.asarray(seen, dtype=bool)
-    k = len(seen)
     sim = np.asarray(similarity, dtype=np.float64)
-    if sim.shape != (k, k):
-        raise ValueError(f"similarity must be ({k}, {k}), got {sim.shape}")
+    k = len(sim)
+    if sim.shape != (k, k) or seen.shape != (k,):
+        raise ValueError(f"similarity {sim.shape} and seen {seen.shape} must be (n_in, n_in) and (n_in,)")
     m = np.eye(k)
+    if seen.all() or not seen.any():
+        return m
     sim = np.clip(sim, 0.0, None) * seen[None, :]
     for i in np.flatnonzero(~seen):
-        s = sim[i].copy()
-        s[i] = 0.0
+        s = sim[i]  # s[i] is 0: column i (unseen) was zeroed above
         m[i] = 0.0
         if s.max() > 0:
             w = s if weighting == "soft" else ((s >= s.max() - 1e-12) & (s > 0)).astype(np.float64)
@@ -702,14 +698,9 @@ class HybridSignaling(nn.Module):
         mixing is not applied twice. Returns the number of inputs substituted.
         """
         seen = np.asarray(seen, dtype=bool)
-        if seen.shape != (self.n_inputs,):
-            raise ValueError(f"seen must have shape ({self.n_inputs},), got {seen.shape}")
         self.rnn.set_input_map(None)
-        if seen.all() or not seen.any():
-            self.set_input_map(None)
-            return 0
         self.set_input_map(unseen_input_map(self.rnn.input_similarity(hops), seen, weighting, shrink))
-        return int((~seen).sum())
+        return 0 if self.input_map is None else int((~seen).sum())
 
     def mix_inputs(self, u: Any) -> Any:
         """``u @ input_map`` (torch or numpy (B, n_in)); ``u`` itself without a map."""

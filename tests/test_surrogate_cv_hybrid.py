@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_surrogate_train import synthetic  # noqa: E402
+from test_surrogate_train import held_out_and_scrambled_r, synthetic  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from surrogates.cli import train_app  # noqa: E402
@@ -24,16 +24,10 @@ def test_tiny_hybrid_learns_and_beats_its_scrambled_control():
     ds, net = synthetic()
     tr, te = np.arange(40), np.arange(40, 60)
     cfg = TrainConfig(model="hybrid", epochs=80, patience=80, **FAST)
-    model = build_model(cfg, ds.subset(tr), net)
+    model, res, r, r_scr = held_out_and_scrambled_r(cfg, ds, net)
     assert isinstance(model, HybridSignaling) and model.mlp is not None
     assert (model.linear_weight, model.rnn_weight, model.mlp_weight) == pytest.approx((0.6, 0.1, 0.3))
-    res = fit(model, ds.inputs[tr], ds.outputs[tr], cfg)
     assert res.epochs == 80 and res.train_loss < res.history[0]["train_loss"]
-    r = pooled_r(predict(model, ds.inputs[te]), ds.outputs[te])
-    perm = np.random.default_rng(1).permutation(40)
-    scr = build_model(cfg, ds.subset(tr), net)
-    fit(scr, ds.inputs[tr], ds.outputs[tr][perm], cfg)
-    r_scr = pooled_r(predict(scr, ds.inputs[te]), ds.outputs[te])
     assert r > 0.8 and r > r_scr + 0.3, (r, r_scr)
     # the MLP part is exactly a stand-alone MLP of the same seed and settings
     mcfg = cfg.model_copy(update={"model": "mlp", "lr": cfg.mlp_lr, "epochs": 150, "patience": 150})
@@ -106,27 +100,8 @@ def test_train_and_cv_commands_with_a_hybrid_model(tmp_path):
         ref = s.model(torch.as_tensor(ds.inputs)).numpy()
     assert np.allclose(s.predict(ds.inputs, fast=False), ref, atol=1e-6)
     assert np.allclose(s.predict(ds.inputs), ref, atol=2e-2)
-    r = CliRunner().invoke(
-        train_app,
-        [
-            "cv",
-            *common,
-            "--models",
-            "hybrid",
-            "--epochs",
-            "10",
-            "--mlp-epochs",
-            "20",
-            "--folds",
-            "3",
-            "--seeds",
-            "0",
-            "--scramble-seeds",
-            "0",
-            "--out-dir",
-            str(tmp_path / "cv"),
-        ],
-    )
+    cv_args = "--models hybrid --epochs 10 --mlp-epochs 20 --folds 3 --seeds 0 --scramble-seeds 0".split()
+    r = CliRunner().invoke(train_app, ["cv", *common, *cv_args, "--out-dir", str(tmp_path / "cv")])
     assert r.exit_code == 0, r.output
     assert "hybrid/no-network" in r.output and "ridge" in r.output
     r = CliRunner().invoke(train_app, ["cv", *common, "--models", "hybrid,nope", "--out-dir", str(tmp_path / "x")])

@@ -46,6 +46,19 @@ def synthetic(n_cond: int = 60, seed: int = 0) -> tuple[Dataset, PriorNetwork]:
     return ds, PriorNetwork(names, src, dst, sign.astype(np.int8), "synthetic")
 
 
+def held_out_and_scrambled_r(cfg: TrainConfig, ds: Dataset, net: PriorNetwork, n_train: int = 40):
+    """Train on the first ``n_train`` conditions, once on the true targets and once on targets with
+    shuffled rows: (model, its FitResult, held-out pooled r, held-out pooled r of the scrambled one)."""
+    tr, te = np.arange(n_train), np.arange(n_train, ds.n)
+    model = build_model(cfg, ds.subset(tr), net)
+    res = fit(model, ds.inputs[tr], ds.outputs[tr], cfg)
+    r = pooled_r(predict(model, ds.inputs[te]), ds.outputs[te])
+    perm = np.random.default_rng(1).permutation(n_train)
+    scr = build_model(cfg, ds.subset(tr), net)
+    fit(scr, ds.inputs[tr], ds.outputs[tr][perm], cfg)
+    return model, res, r, pooled_r(predict(scr, ds.inputs[te]), ds.outputs[te])
+
+
 def test_folds_partition_conditions():
     folds = condition_folds(103, 5, 0)
     allidx = np.concatenate(folds)
@@ -65,17 +78,9 @@ def test_metrics():
 
 
 def test_tiny_signaling_model_beats_scrambled_control():
-    ds, net = synthetic()
-    tr, te = np.arange(40), np.arange(40, 60)
     cfg = TrainConfig(epochs=150, lr=0.03, threads=1, max_iter=100, eval_every=5, patience=150)
-    model = build_model(cfg, ds.subset(tr), net)
-    res = fit(model, ds.inputs[tr], ds.outputs[tr], cfg)
+    _, res, r, r_scr = held_out_and_scrambled_r(cfg, *synthetic())
     assert res.epochs == 150 and res.train_loss < res.history[0]["train_loss"]
-    r = pooled_r(predict(model, ds.inputs[te]), ds.outputs[te])
-    perm = np.random.default_rng(1).permutation(40)
-    scr = build_model(cfg, ds.subset(tr), net)
-    fit(scr, ds.inputs[tr], ds.outputs[tr][perm], cfg)
-    r_scr = pooled_r(predict(scr, ds.inputs[te]), ds.outputs[te])
     assert r > 0.6 and r > r_scr + 0.2, (r, r_scr)
 
 
