@@ -191,13 +191,14 @@ class Surrogate:
 
     def fast_runner(self) -> Any:
         """The cached fast CPU runner of this model (:mod:`surrogates.inference`), rebuilt when
-        the model's parameters or input map have changed since it was made."""
+        the model's parameters, input map or MLP gate have changed since it was made."""
         from surrogates.inference import FastMLP, FastSignaling
 
         key = (
             tuple((id(p), p._version) for p in self.model.parameters()),
             tuple((id(b), b._version) for b in self.model.buffers()),
             id(getattr(self.model, "input_map", None)),
+            id(getattr(self.model, "gated_inputs", None)),
             getattr(self.model, "tol", None),
             getattr(self.model, "max_iter", None),
         )
@@ -218,7 +219,7 @@ class FastHybrid:
     """Fast CPU inference of a :class:`~surrogates.networks.HybridSignaling`: the numba
     steady-state kernel (:class:`~surrogates.inference.FastSignaling`) for its network, its MLP
     part (if any) by :class:`~surrogates.inference.FastMLP`, its linear path in numpy, mixed by
-    :meth:`~surrogates.networks.HybridSignaling.combine`. Keyword arguments of ``__call__``
+    :meth:`~surrogates.networks.HybridSignaling.combine` (with its MLP gate). Keyword arguments of ``__call__``
     (``extra_nodes``/``extra_drive``) go to the network part."""
 
     def __init__(self, model: HybridSignaling, **kw: Any) -> None:
@@ -236,10 +237,11 @@ class FastHybrid:
 
     def __call__(self, u: np.ndarray, **kw: Any) -> np.ndarray:
         u = np.asarray(u, dtype=np.float32)
+        share = self.model.mlp_share(u) if self.mlp is not None else None
         if self.input_map is not None:
             u = np.ascontiguousarray(u @ self.input_map)
         mlp = self.mlp(u) if self.mlp is not None else None
-        out = self.model.combine(self.model.linear_numpy(u), self.rnn(u, **kw), mlp)
+        out = self.model.combine(self.model.linear_numpy(u), self.rnn(u, **kw), mlp, share)
         return np.asarray(out, dtype=np.float32)
 
 

@@ -91,7 +91,7 @@ def train_and_save(
     """Train one model on all of ``ds``, save the artifact and its report (JSON, PNG)."""
     from surrogates.artifact import save_artifact
     from surrogates.cv import per_output_r, pooled_r
-    from surrogates.networks import SignalingNetwork
+    from surrogates.networks import HybridSignaling, SignalingNetwork
     from surrogates.train import build_model, fit, handle_unseen_inputs, predict, train_summary
 
     model = build_model(cfg_train, ds, net)
@@ -112,6 +112,11 @@ def train_and_save(
         "data_sha256": ds.sha256(),
         "n_conditions": ds.n,
     }
+    if isinstance(model, HybridSignaling):  # what build_model/fit decided from the data
+        report["hybrid_logit_eps"] = model.logit_eps
+        report["mlp_gated_inputs"] = [
+            ds.input_names[i] for i in (model.gated_inputs if model.gated_inputs is not None else [])
+        ]
     rnn = getattr(model, "rnn", model)  # a hybrid model's network part
     if isinstance(rnn, SignalingNetwork):
         report["steady_state_iterations"] = rnn.stats.forward_iterations

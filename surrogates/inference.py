@@ -346,6 +346,7 @@ class FastMLP:
                 raise TypeError(f"FastMLP: unsupported layer {type(m).__name__}")
         self.layers = layers
         self.softmax = model.head == "softmax"
+        self.logit_eps = float(getattr(model, "logit_eps", 0.0))
         self.n_in = int(model.n_in)
         self.n_out = int(model.n_out)
         self.chunk = int(chunk)
@@ -374,6 +375,19 @@ class FastMLP:
         ``parallel`` forces the serial (False) or parallel (True) twin (default: chosen by
         timing, :attr:`chooser`). Torch path: see :meth:`_torch_call`.
         """
+        out = self._raw_call(u, threads, parallel)
+        if self.logit_eps > 0:  # the network computes log-odds: surrogates.networks.from_logit
+            eps = np.float32(self.logit_eps)
+            np.negative(out, out=out)
+            np.exp(out, out=out)
+            out += np.float32(1.0)
+            np.reciprocal(out, out=out)
+            out -= eps
+            out /= np.float32(1.0) - np.float32(2.0) * eps
+        return out
+
+    def _raw_call(self, u: np.ndarray, threads: int | None, parallel: bool | None) -> np.ndarray:
+        """:meth:`__call__` before the output transform."""
         u = np.ascontiguousarray(u, dtype=np.float32)
         if u.ndim != 2 or u.shape[1] != self.n_in:
             raise ValueError(f"inputs must be (B, {self.n_in}), got {u.shape}")

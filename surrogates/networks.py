@@ -529,11 +529,45 @@ def unseen_input_map(
     return m
 
 
+def to_logit(y: Any, eps: float) -> Any:
+    """Squeezed logit ``log(q / (1 - q))`` with ``q = eps + (1 - 2 eps) y`` (torch or numpy).
+
+    Maps activities ``y`` in [0, 1] onto the real line without clipping (``eps`` > 0 keeps 0
+    and 1 finite: ±logit(eps)); :func:`from_logit` is its inverse. A model fitted in this space
+    predicts additive effects on the log-odds, which saturate near 0 and 1 as activities do.
+    """
+    q = eps + (1.0 - 2.0 * eps) * y
+    if isinstance(q, torch.Tensor):
+        return torch.logit(q)
+    q = np.asarray(q)
+    return np.log(q / (1.0 - q))
+
+
+def from_logit(z: Any, eps: float) -> Any:
+    """Inverse of :func:`to_logit`: ``(sigmoid(z) - eps) / (1 - 2 eps)`` (torch or numpy);
+    range (-eps, 1 + eps)/(1 - 2 eps)."""
+    if isinstance(z, torch.Tensor):
+        q = torch.sigmoid(z)
+    else:
+        q = 1.0 / (1.0 + np.exp(-np.asarray(z)))
+    return (q - eps) / (1.0 - 2.0 * eps)
+
+
+def check_unit_interval(y: np.ndarray, what: str) -> None:
+    """Raise ValueError unless every value of ``y`` is finite and in [0, 1] (logit targets)."""
+    y = np.asarray(y)
+    if y.size and not (np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0):
+        raise ValueError(f"{what} needs targets in [0, 1]; got values in [{np.nanmin(y):.3g}, {np.nanmax(y):.3g}]")
+
+
 class DenseMLP(nn.Module):
     """Dense baseline with the same inputs and outputs: n_in → hidden (×layers, SiLU) → n_out.
 
     ``head = "linear"``: affine outputs (targets need not lie in [0, 1]); ``"softmax"``: outputs
     are probabilities summing to 1 (fate distributions, see :mod:`surrogates.distill`).
+    ``logit_eps`` > 0 (linear head only): the network computes squeezed log-odds (:meth:`raw`,
+    fitted to :func:`to_logit` of the targets by :func:`surrogates.train.fit`) and
+    :meth:`forward` returns activities (:func:`from_logit`).
     """
 
     kind = "mlp"
@@ -547,12 +581,16 @@ class DenseMLP(nn.Module):
         layers: int = 2,
         dropout: float = 0.1,
         head: str = "linear",
+        logit_eps: float = 0.0,
     ) -> None:
         super().__init__()
         if head not in ("linear", "softmax"):
             raise ValueError(f"head must be 'linear' or 'softmax', got {head!r}")
+        if not 0.0 <= logit_eps < 0.5 or (logit_eps > 0 and head != "linear"):
+            raise ValueError(f"logit_eps must be in [0, 0.5) and needs the linear head, got {logit_eps!r} ({head})")
         self.n_in, self.n_out, self.hidden, self.layers, self.dropout = n_in, n_out, hidden, layers, dropout
         self.head = head
+        self.logit_eps = float(logit_eps)
         mods: list[nn.Module] = []
         d = n_in
         for _ in range(layers):
@@ -561,9 +599,15 @@ class DenseMLP(nn.Module):
         mods.append(nn.Linear(d, n_out))
         self.net = nn.Sequential(*mods)
 
+    def raw(self, u: torch.Tensor) -> torch.Tensor:
+        """The network's own output (B, n_out): what training fits (log-odds when ``logit_eps``)."""
+        return self.net(u)
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         y = self.net(u)
-        return torch.softmax(y, dim=-1) if self.head == "softmax" else y
+        if self.head == "softmax":
+            return torch.softmax(y, dim=-1)
+        return from_logit(y, self.logit_eps) if self.logit_eps > 0 else y
 
     def regularization(self, **_: float) -> torch.Tensor:
         return torch.zeros((), device=self.net[0].weight.device)
@@ -584,6 +628,7 @@ class DenseMLP(nn.Module):
             "layers": self.layers,
             "dropout": self.dropout,
             "head": self.head,
+            **({"logit_eps": self.logit_eps} if self.logit_eps > 0 else {}),
         }
 
 
@@ -596,8 +641,19 @@ class HybridSignaling(nn.Module):
     * ``A`` (n_in × n_out, rank ≤ ``rank``) and ``a`` (n_out) are a reduced-rank ridge regression
       of the outputs on the inputs (:func:`reduced_rank_ridge_fit`, set by :meth:`fit_linear`;
       buffers, not trained by gradient) — the additive per-input effects along the few dominant
-      output directions (the TF activities of the ligand screen are close to rank 3),
+      output directions (the TF activities of the ligand screen are close to rank 3). With
+      ``logit_eps`` > 0 it is fitted to the squeezed log-odds of the targets (:func:`to_logit`)
+      and ``linear(u) = from_logit(u A + a)``: effects add on the log-odds and saturate near 0
+      and 1, as activities do,
     * ``mlp`` (optional, ``mlp`` = its :class:`DenseMLP` keyword arguments) is a dense network.
+
+    **MLP gate.** ``gated_inputs`` (indices; set by :meth:`set_training_support`) lists the
+    inputs never active in training. The MLP has no evidence about them — what it returns for an
+    input vector outside its training support is an unchecked extrapolation — so its weight moves
+    to the linear path (whose response to such an input is the graph substitution,
+    :meth:`substitute_unseen_inputs`) in proportion to their activity:
+    ``mlp(u) → s·mlp(u) + (1 − s)·linear(u)`` with ``s = 1 − min(1, Σ_{j unseen} |u_j|)``
+    (:meth:`mlp_share`). For a model trained on every input ``s`` = 1.
 
     The weights are fixed numbers (not learned). With ``linear_weight + rnn_weight + mlp_weight
     = 1`` and every part fitted to the targets this is an averaging ensemble ("blend"); with the
@@ -611,6 +667,9 @@ class HybridSignaling(nn.Module):
         rank: rank of ``A`` (None = full ridge).
         rnn_weight, linear_weight, mlp_weight: the mixing weights above.
         mlp: keyword arguments of the :class:`DenseMLP` part (its :meth:`~DenseMLP.config`), or None.
+        input_map: the input mixing matrix (:meth:`substitute_unseen_inputs`), or None.
+        logit_eps: the linear path's log-odds squeeze (0 = fitted to the targets themselves).
+        gated_inputs: indices of the inputs never active in training (the MLP gate), or None.
     """
 
     kind = "hybrid"
@@ -625,8 +684,12 @@ class HybridSignaling(nn.Module):
         mlp_weight: float = 0.0,
         mlp: dict | None = None,
         input_map: list[list[float]] | np.ndarray | None = None,
+        logit_eps: float = 0.0,
+        gated_inputs: list[int] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
+        if not 0.0 <= logit_eps < 0.5:
+            raise ValueError(f"logit_eps must be in [0, 0.5), got {logit_eps!r}")
         self.rnn = SignalingNetwork(**signaling)
         self.rank = None if rank is None else int(rank)
         self.rnn_weight = float(rnn_weight)
@@ -640,6 +703,10 @@ class HybridSignaling(nn.Module):
         #: (n_in, n_in) or None: inputs are mixed as ``u @ input_map`` before *every* part (see
         #: :meth:`substitute_unseen_inputs`); None = identity (every freshly trained model)
         self.input_map: torch.Tensor | None = input_map_tensor(input_map, self.rnn.n_inputs)
+        self.logit_eps = float(logit_eps)
+        #: (k,) int64 indices of the inputs never active in training, or None (no MLP gate)
+        self.gated_inputs: np.ndarray | None = None
+        self.set_gated_inputs(gated_inputs)
 
     @property
     def node_names(self) -> list[str]:
@@ -665,18 +732,51 @@ class HybridSignaling(nn.Module):
     def fit_linear(self, x: np.ndarray, y: np.ndarray, alpha: float) -> None:
         """Fit the linear path: reduced-rank ridge (:func:`reduced_rank_ridge_fit`) of ``y`` (n, n_out)
         on ``x`` (n, n_in)."""
-        coef, icpt = reduced_rank_ridge_fit(np.asarray(x, float), np.asarray(y, float), alpha, self.rank)
+        y = np.asarray(y, float)
+        if self.logit_eps > 0:
+            check_unit_interval(y, "a hybrid with a log-odds linear path (logit_eps > 0)")
+            y = to_logit(y, self.logit_eps)
+        coef, icpt = reduced_rank_ridge_fit(np.asarray(x, float), y, alpha, self.rank)
         self.lin_coef.copy_(torch.as_tensor(coef, dtype=self.lin_coef.dtype))
         self.lin_bias.copy_(torch.as_tensor(icpt, dtype=self.lin_bias.dtype))
 
     def linear(self, u: torch.Tensor) -> torch.Tensor:
-        """The linear path ``u A + a`` (B, n_out)."""
-        return u @ self.lin_coef.to(u.dtype) + self.lin_bias.to(u.dtype)
+        """The linear path ``u A + a`` (B, n_out) (through :func:`from_logit` when ``logit_eps``)."""
+        z = u @ self.lin_coef.to(u.dtype) + self.lin_bias.to(u.dtype)
+        return from_logit(z, self.logit_eps) if self.logit_eps > 0 else z
 
-    def combine(self, lin: Any, rnn: Any, mlp: Any = None) -> Any:
-        """The output from the parts' outputs (each (B, n_out), all torch or all numpy)."""
+    def set_gated_inputs(self, unseen: list[int] | np.ndarray | None) -> None:
+        """Set the MLP gate's inputs (indices; None or empty = no gate)."""
+        idx = None if unseen is None else np.unique(np.asarray(unseen, dtype=np.int64))
+        if idx is not None and idx.size and (idx.min() < 0 or idx.max() >= self.n_inputs):
+            raise ValueError(f"gated_inputs: indices must lie in [0, {self.n_inputs})")
+        self.gated_inputs = idx if idx is not None and idx.size else None
+
+    def set_training_support(self, x_train: np.ndarray) -> int:
+        """Gate the MLP part on the inputs never active in ``x_train`` (n, n_in) (see the class
+        docstring); returns how many there are."""
+        seen = np.abs(np.asarray(x_train)).max(0) > 0
+        self.set_gated_inputs(np.flatnonzero(~seen))
+        return int((~seen).sum())
+
+    def mlp_share(self, u: Any) -> Any:
+        """The MLP gate's share ``s`` (B, 1) for *unmixed* inputs ``u`` (B, n_in) (torch or numpy),
+        or None when there is no gate."""
+        if self.gated_inputs is None:
+            return None
+        if isinstance(u, torch.Tensor):
+            idx = torch.as_tensor(self.gated_inputs, device=u.device)
+            return 1.0 - u.index_select(1, idx).abs().sum(1, keepdim=True).clamp(max=1.0)
+        u = np.asarray(u)
+        return 1.0 - np.minimum(np.abs(u[:, self.gated_inputs]).sum(1, keepdims=True), 1.0).astype(u.dtype)
+
+    def combine(self, lin: Any, rnn: Any, mlp: Any = None, share: Any = None) -> Any:
+        """The output from the parts' outputs (each (B, n_out), all torch or all numpy) and the
+        MLP gate's share (:meth:`mlp_share`; None = 1)."""
         y = self.linear_weight * lin + self.rnn_weight * rnn
         if self.mlp is not None and self.mlp_weight != 0:
+            if share is not None:
+                mlp = share * mlp + (1.0 - share) * lin
             y = y + self.mlp_weight * mlp
         return y
 
@@ -712,14 +812,16 @@ class HybridSignaling(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Predicted outputs (B, n_out) for inputs (B, n_in)."""
+        share = self.mlp_share(u)
         u = self.mix_inputs(u)
-        return self.combine(self.linear(u), self.rnn(u), self.mlp(u) if self.mlp is not None else None)
+        return self.combine(self.linear(u), self.rnn(u), self.mlp(u) if self.mlp is not None else None, share)
 
     def linear_numpy(self, u: np.ndarray) -> np.ndarray:
         """The linear path in numpy float32 (for the fast CPU inference path)."""
         c = self.lin_coef.detach().cpu().numpy().astype(np.float32)
         b = self.lin_bias.detach().cpu().numpy().astype(np.float32)
-        return np.asarray(u, dtype=np.float32) @ c + b
+        z = np.asarray(u, dtype=np.float32) @ c + b
+        return from_logit(z, np.float32(self.logit_eps)).astype(np.float32) if self.logit_eps > 0 else z
 
     def regularization(self, **kw: float) -> torch.Tensor:
         return self.rnn.regularization(**kw)
@@ -733,6 +835,8 @@ class HybridSignaling(nn.Module):
             "mlp_weight": self.mlp_weight,
             "mlp": self.mlp.config() if self.mlp is not None else None,
             **({"input_map": self.input_map.cpu().tolist()} if self.input_map is not None else {}),
+            **({"logit_eps": self.logit_eps} if self.logit_eps > 0 else {}),
+            **({"gated_inputs": self.gated_inputs.tolist()} if self.gated_inputs is not None else {}),
         }
 
 

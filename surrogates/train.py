@@ -23,7 +23,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from surrogates.data import Dataset, PriorNetwork, check_fits_network, expand_path
-from surrogates.networks import DenseMLP, HybridSignaling, SignalingNetwork, reduced_rank_ridge_fit
+from surrogates.networks import (
+    DenseMLP,
+    HybridSignaling,
+    SignalingNetwork,
+    check_unit_interval,
+    reduced_rank_ridge_fit,
+    to_logit,
+)
 from tme_sim.errors import ConfigError, DataError
 
 
@@ -120,7 +127,20 @@ class TrainConfig(BaseModel):
     )
     rnn_weight: float = Field(0.1, ge=0, le=1, description="weight of the hybrid's network part")
     mlp_weight: float = Field(
-        0.3, ge=0, le=1, description="weight of the hybrid's dense MLP part (0 = no MLP part is built)"
+        0.4, ge=0, le=1, description="weight of the hybrid's dense MLP part (0 = no MLP part is built)"
+    )
+    hybrid_logit_eps: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="the hybrid's linear path and MLP part are fitted to the squeezed log-odds "
+        "logit(eps + (1 - 2 eps) y) of the targets and map their outputs back, when every training target "
+        "lies in [0, 1] (activities); otherwise, or with 0, they are fitted to the targets themselves",
+    )
+    mlp_gate: bool = Field(
+        True,
+        description="the hybrid's MLP part hands its weight to the linear path for inputs never active "
+        "in training, in proportion to their activity (HybridSignaling.mlp_share)",
     )
     mlp_lr: float = Field(3e-3, gt=0, description="learning rate of the hybrid's MLP part")
     mlp_epochs: int = Field(2000, ge=1, description="epochs of the hybrid's MLP part")
@@ -241,10 +261,12 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
         w_lin, w_rnn = round(1.0 - cfg.rnn_weight - m, 12), cfg.rnn_weight
     else:
         w_lin, w_rnn = 1.0 - m, (1.0 - m) * cfg.rnn_weight
+    y = data.outputs
+    eps = cfg.hybrid_logit_eps if y.size and np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1 else 0.0
     mlp = None
     if m > 0:
         torch.manual_seed(cfg.seed)  # the MLP part starts like a stand-alone MLP of this seed
-        mlp = _mlp(cfg, data).config()
+        mlp = _mlp(cfg, data, logit_eps=eps).config()
     hyb = HybridSignaling(
         {**rnn.config(), "prescale": None, "baseline_state": None},
         rank=cfg.linear_rank,
@@ -252,6 +274,7 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
         linear_weight=w_lin,
         mlp_weight=m,
         mlp=mlp,
+        logit_eps=eps,
     )
     hyb.rnn.load_state_dict(rnn.state_dict())  # the initialisation (prescale, baseline biases) of rnn
     if hyb.mlp is not None:
@@ -260,7 +283,7 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
     return hyb
 
 
-def _mlp(cfg: TrainConfig, data: Dataset) -> DenseMLP:
+def _mlp(cfg: TrainConfig, data: Dataset, logit_eps: float = 0.0) -> DenseMLP:
     return DenseMLP(
         len(data.input_names),
         len(data.output_names),
@@ -268,6 +291,7 @@ def _mlp(cfg: TrainConfig, data: Dataset) -> DenseMLP:
         layers=cfg.layers,
         dropout=cfg.dropout,
         head=cfg.head,
+        logit_eps=logit_eps,
     )
 
 
@@ -313,7 +337,13 @@ def fit(
     """
     if isinstance(model, HybridSignaling):
         model.to(pick_device(cfg.device))
+        if model.logit_eps > 0:
+            _check_logit_targets(y)
         model.fit_linear(x, y, cfg.linear_alpha)
+        if cfg.mlp_gate:
+            model.set_training_support(x)
+        else:
+            model.set_gated_inputs(None)
         target = np.asarray(y, np.float32)
         if cfg.hybrid_mode == "residual":
             with torch.no_grad():
@@ -330,6 +360,11 @@ def fit(
     set_threads(cfg.threads)
     dev = pick_device(cfg.device)
     model.to(dev)
+    out_fn: Callable[[torch.Tensor], torch.Tensor] = model
+    if isinstance(model, DenseMLP) and model.logit_eps > 0:  # fit its log-odds output
+        _check_logit_targets(y)
+        y = to_logit(np.asarray(y, np.float64), model.logit_eps)
+        out_fn = model.raw
     gen = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     n = x.shape[0]
@@ -371,7 +406,7 @@ def fit(
                 idx = order[a : a + bs]
                 xb, yb = xt[idx], yt[idx]
             opt.zero_grad(set_to_none=True)
-            pred = model(xb)
+            pred = out_fn(xb)
             loss = torch.mean((pred - yb) ** 2)
             if isinstance(model, SignalingNetwork):
                 gain = model.last_gain() if cfg.spectral_mode == "jacobian" else None
@@ -396,7 +431,7 @@ def fit(
             if n_val:
                 model.eval()
                 with torch.no_grad():
-                    monitored = float(torch.mean((model(xv) - yv) ** 2))
+                    monitored = float(torch.mean((out_fn(xv) - yv) ** 2))
             else:
                 monitored = loss_v
             history.append(
@@ -427,6 +462,13 @@ def fit(
         history=history,
         stopped_early=stopped,
     )
+
+
+def _check_logit_targets(y: np.ndarray) -> None:
+    try:
+        check_unit_interval(y, "fitting log-odds (train.hybrid_logit_eps > 0)")
+    except ValueError as exc:
+        raise DataError(f"{exc}; set train.hybrid_logit_eps = 0 to fit the targets themselves") from None
 
 
 def handle_unseen_inputs(model: torch.nn.Module, x_train: np.ndarray, cfg: TrainConfig) -> int:

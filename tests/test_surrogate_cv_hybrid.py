@@ -26,12 +26,16 @@ def test_tiny_hybrid_learns_and_beats_its_scrambled_control():
     cfg = TrainConfig(model="hybrid", epochs=80, patience=80, **FAST)
     model, res, r, r_scr = held_out_and_scrambled_r(cfg, ds, net)
     assert isinstance(model, HybridSignaling) and model.mlp is not None
-    assert (model.linear_weight, model.rnn_weight, model.mlp_weight) == pytest.approx((0.6, 0.1, 0.3))
+    assert (model.linear_weight, model.rnn_weight, model.mlp_weight) == pytest.approx((0.5, 0.1, 0.4))
     assert res.epochs == 80 and res.train_loss < res.history[0]["train_loss"]
     assert r > 0.8 and r > r_scr + 0.3, (r, r_scr)
-    # the MLP part is exactly a stand-alone MLP of the same seed and settings
+    # activities in [0, 1]: the linear path and the MLP part are fitted to log-odds
+    assert 0 <= ds.outputs.min() and ds.outputs.max() <= 1
+    assert model.logit_eps == model.mlp.logit_eps == cfg.hybrid_logit_eps > 0
+    # the MLP part is exactly a stand-alone MLP of the same seed and settings (fitted to log-odds)
     mcfg = cfg.model_copy(update={"model": "mlp", "lr": cfg.mlp_lr, "epochs": 150, "patience": 150})
     mlp = build_model(mcfg, ds.subset(tr), None)
+    mlp.logit_eps = model.logit_eps
     fit(mlp, ds.inputs[tr], ds.outputs[tr], mcfg)
     assert np.array_equal(predict(mlp, ds.inputs[te]), predict(model.mlp, ds.inputs[te]))
 
@@ -42,6 +46,11 @@ def test_hybrid_modes_and_weights():
     assert (res.linear_weight, res.rnn_weight, res.mlp_weight) == pytest.approx((0.8, 0.4, 0.2))
     none = build_model(TrainConfig(model="hybrid", mlp_weight=0.0, rnn_weight=0.3), ds, net)
     assert none.mlp is None and none.linear_weight == pytest.approx(0.7)
+    # targets outside [0, 1] are not activities: fitted as they are, not as log-odds
+    shifted = type(ds)(ds.inputs, ds.outputs + 0.5, ds.input_names, ds.output_names, ds.condition_names)
+    raw = build_model(TrainConfig(model="hybrid"), shifted, net)
+    assert raw.logit_eps == 0 and raw.mlp.logit_eps == 0
+    assert build_model(TrainConfig(model="hybrid", hybrid_logit_eps=0), ds, net).logit_eps == 0
     with pytest.raises(ConfigError, match="rnn_weight \\+ mlp_weight"):
         build_model(TrainConfig(model="hybrid", rnn_weight=0.8, mlp_weight=0.3), ds, net)
     # residual mode: the network learns what the linear path leaves
@@ -62,9 +71,9 @@ def test_cv_scores_the_hybrid_and_its_parts_from_the_same_fits():
     assert names == ["ridge", "hybrid", "hybrid/linear", "hybrid/network", "hybrid/mlp", "hybrid/no-network"]
     p = {k: np.array(v[0]) for k, v in rep.predictions.items()}
     assert np.allclose(
-        p["hybrid"], 0.6 * p["hybrid/linear"] + 0.1 * p["hybrid/network"] + 0.3 * p["hybrid/mlp"], atol=1e-5
-    )
-    assert np.allclose(p["hybrid/no-network"], (0.6 * p["hybrid/linear"] + 0.3 * p["hybrid/mlp"]) / 0.9, atol=1e-6)
+        p["hybrid"], 0.5 * p["hybrid/linear"] + 0.1 * p["hybrid/network"] + 0.4 * p["hybrid/mlp"], atol=1e-5
+    )  # every input occurs in every fold's training conditions: the MLP gate stays open
+    assert np.allclose(p["hybrid/no-network"], (0.5 * p["hybrid/linear"] + 0.4 * p["hybrid/mlp"]) / 0.9, atol=1e-6)
     assert rep.models["hybrid"].fold_seconds == rep.models["hybrid/mlp"].fold_seconds
     assert len(rep.models["hybrid"].scrambled_pooled_r) == 1
     assert rep.rows()[1]["pooled_r"] > rep.rows()[1]["scrambled_r"] + 0.3
