@@ -376,14 +376,10 @@ class FastMLP:
         timing, :attr:`chooser`). Torch path: see :meth:`_torch_call`.
         """
         out = self._raw_call(u, threads, parallel)
-        if self.logit_eps > 0:  # the network computes log-odds: surrogates.networks.from_logit
-            eps = np.float32(self.logit_eps)
-            np.negative(out, out=out)
-            np.exp(out, out=out)
-            out += np.float32(1.0)
-            np.reciprocal(out, out=out)
-            out -= eps
-            out /= np.float32(1.0) - np.float32(2.0) * eps
+        if self.logit_eps > 0:  # the network computes log-odds (DenseMLP.logit_eps)
+            from surrogates.networks import from_logit
+
+            out = from_logit(out, np.float32(self.logit_eps)).astype(np.float32, copy=False)
         return out
 
     def _raw_call(self, u: np.ndarray, threads: int | None, parallel: bool | None) -> np.ndarray:

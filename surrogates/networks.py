@@ -553,10 +553,16 @@ def from_logit(z: Any, eps: float) -> Any:
     return (q - eps) / (1.0 - 2.0 * eps)
 
 
-def check_unit_interval(y: np.ndarray, what: str) -> None:
-    """Raise ValueError unless every value of ``y`` is finite and in [0, 1] (logit targets)."""
+def in_unit_interval(y: np.ndarray) -> bool:
+    """Whether every value of ``y`` is finite and in [0, 1] (True for an empty array)."""
     y = np.asarray(y)
-    if y.size and not (np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0):
+    return not y.size or bool(np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0)
+
+
+def check_unit_interval(y: np.ndarray, what: str) -> None:
+    """Raise ValueError unless :func:`in_unit_interval` (logit targets)."""
+    if not in_unit_interval(y):
+        y = np.asarray(y)
         raise ValueError(f"{what} needs targets in [0, 1]; got values in [{np.nanmin(y):.3g}, {np.nanmax(y):.3g}]")
 
 

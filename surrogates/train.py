@@ -28,6 +28,7 @@ from surrogates.networks import (
     HybridSignaling,
     SignalingNetwork,
     check_unit_interval,
+    in_unit_interval,
     reduced_rank_ridge_fit,
     to_logit,
 )
@@ -261,8 +262,7 @@ def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -
         w_lin, w_rnn = round(1.0 - cfg.rnn_weight - m, 12), cfg.rnn_weight
     else:
         w_lin, w_rnn = 1.0 - m, (1.0 - m) * cfg.rnn_weight
-    y = data.outputs
-    eps = cfg.hybrid_logit_eps if y.size and np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1 else 0.0
+    eps = cfg.hybrid_logit_eps if data.outputs.size and in_unit_interval(data.outputs) else 0.0
     mlp = None
     if m > 0:
         torch.manual_seed(cfg.seed)  # the MLP part starts like a stand-alone MLP of this seed
