@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tme_sim.drugs.screen import load_screen, run_screen
+from tme_sim.screening.screen import load_screen, run_screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/: its surrogates.py is no package
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "scenarios" / "screens" / "tnf_toxicity.toml"
+CONFIG = ROOT / "tme_sim" / "scenarios" / "screens" / "tnf_toxicity.toml"
 DRUGS = ["birinapant", "venetoclax", "tpca1"]
 
 

@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/: its surrogates.py is no package
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGSHIP = ROOT / "scenarios" / "tumor_immune.toml"
+FLAGSHIP = ROOT / "tme_sim" / "scenarios" / "tumor_immune.toml"
 PHYSICELL_WALL_S = 263.0  # PhysiCell's 2D TME sample, 5 days, 2 threads, this machine
 
 _CHILD = """
 import json, resource, sys, time
 import numba
-from tme_sim.observers import Observer
+from tme_sim.io.observers import Observer
 from tme_sim.runner import run_scenario
 
 class Final(Observer):

@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tme_sim.cells import ALIVE
 from tme_sim.config import load_scenario
 from tme_sim.grid import Microenvironment
+from tme_sim.io.observers import Observer
 from tme_sim.model import TMEModel
-from tme_sim.observers import Observer
 
-FLAGSHIP = Path(__file__).resolve().parents[1] / "scenarios" / "tumor_immune.toml"
+FLAGSHIP = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "tumor_immune.toml"
 ISSUE_REFERENCE = ("lod", 0.01)  # BioFVM's scheme and step: what the issue compares against
 FINE = ("adi", 0.001)  # converged reference for the fields
 

@@ -53,7 +53,7 @@ from tme_sim.intracellular.boolean import (  # noqa: E402
 )
 from tme_sim.intracellular.boolean import network as netmod  # noqa: E402
 
-NETWORKS = ROOT / "scenarios" / "networks"
+NETWORKS = ROOT / "tme_sim" / "scenarios" / "networks"
 BND = NETWORKS / "tnf_cellfate.bnd"
 CFG = NETWORKS / "tnf_cellfate.cfg"
 STEP = 6.0  # network time units per step (6 min x 1 unit/min)

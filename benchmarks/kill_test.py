@@ -57,7 +57,7 @@ def _child_run(argv: list[str], kill_point: tuple[int, int] | None) -> None:
         os.environ["NUMBA_NUM_THREADS"] = os.environ.get("NUMBA_NUM_THREADS", "1")
         if kill_point is not None:
             _arm_write_point(*kill_point)
-        import cli
+        from tme_sim import cli
 
         sys.argv = ["tme", *argv]
         try:
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     # own workqueue layer is (and with one thread it runs everything inline anyway)
     os.environ["NUMBA_NUM_THREADS"] = "1"
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
-    import cli  # noqa: F401 - warm the imports once; children inherit them
+    from tme_sim import cli  # noqa: F401 - warm the imports once; children inherit them
     from tme_sim.config import load_scenario, parse_set_options
     from tme_sim.model import TMEModel
 

@@ -16,13 +16,13 @@ What is timed (all in this one process, so ratios are comparable on a busy machi
 * ``tnf-fate MLP``: the distilled TNF cell-fate surrogate (16 inputs → 8 SiLU → 4 fate
   probabilities, ``tme train distill``; the same decision MaBoSS makes, so this is the
   like-for-like row), one ``Surrogate.predict`` call for n cells with distinct random inputs —
-  ``fast`` = :class:`surrogates.inference.FastMLP` (the default on CPU: the fused numba kernel,
+  ``fast`` = :class:`tme_sim.intracellular.neural.inference.FastMLP` (the default on CPU: the fused numba kernel,
   serial or parallel chosen by timing), ``fast 1t`` = its serial kernel on one core, ``torch`` =
   the module itself (``predict(fast=False)``);
 * ``macrophage RNN``: the ligand-screen prior-knowledge network (60 ligands → 74 TFs, 1262 nodes,
   6594 edges, iterated to steady state), distinct sparse random inputs (each ligand on with
   probability 0.2 — a hard case: ~12 ligands at once) — ``fast`` = the numba kernel
-  :class:`surrogates.inference.FastSignaling` (default on CPU), ``torch`` = the module. This is a
+  :class:`tme_sim.intracellular.neural.inference.FastSignaling` (default on CPU), ``torch`` = the module. This is a
   far larger model than MaBoSS's TNF network, see the table's footnote;
 * ``macrophage adapter``: :class:`SurrogateIntracellular.update` for n cells reading two smooth
   concentration fields (IFNG, IL4) — what a simulation step costs — with the precomputed
@@ -55,9 +55,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore", message=".*Sparse.*")
 
-BND = ROOT / "scenarios" / "networks" / "tnf_cellfate.bnd"
-CFG = ROOT / "scenarios" / "networks" / "tnf_cellfate.cfg"
-MODELS = ROOT / "scenarios" / "models"
+BND = ROOT / "tme_sim" / "scenarios" / "networks" / "tnf_cellfate.bnd"
+CFG = ROOT / "tme_sim" / "scenarios" / "networks" / "tnf_cellfate.cfg"
+MODELS = ROOT / "tme_sim" / "scenarios" / "models"
 
 
 def best_of(fn: Callable[[], object], repeats: int, warm: bool, budget: float = 0.5) -> float:
@@ -124,8 +124,8 @@ def main() -> None:
     import numba
     import torch
 
-    from surrogates.artifact import load_artifact
-    from surrogates.train import set_threads
+    from tme_sim.intracellular.neural.artifact import load_artifact
+    from tme_sim.training.train import set_threads
 
     load_start = os.getloadavg()
     threads = set_threads(args.threads)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "scenarios"
+SCENARIOS = ROOT / "tme_sim" / "scenarios"
 SHARED_DATA = Path(os.environ.get("TME_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

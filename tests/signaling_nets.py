@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from surrogates.networks import SignalingNetwork
+from tme_sim.intracellular.neural.networks import SignalingNetwork
 
 
 def random_signaling_net(

@@ -14,7 +14,7 @@ from tme_sim.config import load_scenario
 from tme_sim.model import TMEModel
 from tme_sim.runner import run_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios"
 
 
 @pytest.fixture(scope="module")

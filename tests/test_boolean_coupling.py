@@ -17,7 +17,7 @@ from tme_sim.intracellular.boolean import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "scenarios"
+SCENARIOS = ROOT / "tme_sim" / "scenarios"
 
 
 def tnf_config(**over) -> dict:

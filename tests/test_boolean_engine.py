@@ -12,7 +12,7 @@ import pytest
 from tme_sim.intracellular.boolean import BooleanNetwork, load_network
 from tme_sim.intracellular.boolean.network import cell_seeds
 
-NETWORKS = Path(__file__).resolve().parents[1] / "scenarios" / "networks"
+NETWORKS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "networks"
 
 RING = """
 Node A { logic = !C; }

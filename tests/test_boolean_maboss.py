@@ -17,7 +17,7 @@ from tme_sim.intracellular.boolean import load_network
 maboss = pytest.importorskip("maboss", reason="maboss (pymaboss + cmaboss) is not installed")
 pytest.importorskip("cmaboss", reason="cmaboss (MaBoSS C++ bindings) is not installed")
 
-NETWORKS = Path(__file__).resolve().parents[1] / "scenarios" / "networks"
+NETWORKS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "networks"
 N = 10_000
 TOL = 0.02
 

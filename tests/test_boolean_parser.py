@@ -13,7 +13,7 @@ from tme_sim.intracellular.boolean import BooleanNetwork, load_network
 from tme_sim.intracellular.boolean.expressions import evaluate, parse_expression
 from tme_sim.intracellular.boolean.maboss_format import parse_bnd_text, parse_cfg_text
 
-NETWORKS = Path(__file__).resolve().parents[1] / "scenarios" / "networks"
+NETWORKS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "networks"
 
 
 def ev(text: str, nodes: dict[str, float] | None = None, variables=None, logic=None) -> float:

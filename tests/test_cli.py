@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 SMALL = [
     "--set", 'domain.size=["300 um", "300 um"]',
     "--set", 'initial_cells.0.center=["150 um", "150 um"]',
@@ -19,7 +19,7 @@ SMALL = [
 
 def tme(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "tme_sim", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
     )
 
 
@@ -86,6 +86,6 @@ def test_expected_mistakes_give_one_line_errors_and_exit_2(args, fragment, tmp_p
 
 def test_validate_accepts_shipped_scenarios():
     for name in ("spheroid.toml", "spheroid_3d.toml"):
-        res = tme("validate", ROOT / "scenarios" / name)
+        res = tme("validate", ROOT / "tme_sim" / "scenarios" / name)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith("ok:")

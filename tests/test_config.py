@@ -8,7 +8,7 @@ from tme_sim.config import load_scenario, parse_set_options, read_scenario
 from tme_sim.errors import ConfigError
 from tme_sim.units import parse_duration, to_unit
 
-SPHEROID = Path(__file__).resolve().parents[1] / "scenarios" / "spheroid.toml"
+SPHEROID = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "spheroid.toml"
 
 
 def test_units_convert_at_load_time():

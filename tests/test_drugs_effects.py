@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tme_sim.config.drugs import parse_library
 from tme_sim.drugs.effects import compile_targets, drug_target_mask, hill, sample_masks, target_modulation
-from tme_sim.drugs.library import parse_library
 from tme_sim.errors import ConfigError
 
 NODES = ["A", "B", "C", "D"]

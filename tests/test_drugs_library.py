@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tme_sim.drugs.library import load_library, parse_library
+from tme_sim.config.drugs import load_library, parse_library
 from tme_sim.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "scenarios" / "drugs.toml"
+LIB = ROOT / "tme_sim" / "scenarios" / "drugs.toml"
 
 
 def _drug(**over):

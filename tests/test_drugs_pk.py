@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from tme_sim.drugs.library import parse_library
+from tme_sim.config.drugs import parse_library
 from tme_sim.drugs.pk import DoseEvent, OneCompartment, dose_events, face_concentration, vessel_source
 
 
@@ -99,11 +99,11 @@ def test_vessel_and_face_entry():
 
 
 def test_substrate_table_fits_the_scenario_schema():
-    from tme_sim.drugs.library import load_library
+    from tme_sim.config.drugs import load_library
     from tme_sim.drugs.pk import substrate_table
 
     config = pytest.importorskip("tme_sim.config")
-    lib = load_library(Path(__file__).resolve().parents[1] / "scenarios" / "drugs.toml")
+    lib = load_library(Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "drugs.toml")
     tpca1 = lib.get("tpca1")  # enters through four faces
     t = substrate_table(tpca1, 25.0)
     sc = config.SubstrateConfig.model_validate(t)

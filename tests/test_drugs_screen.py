@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tme_sim.drugs.cli import drugs_app, parse_doses
-from tme_sim.drugs.library import load_library
-from tme_sim.drugs.report import iso_efficacy, read_hdf5, summary_rows, write_all
-from tme_sim.drugs.screen import build_screen, load_screen, run_screen
+from tme_sim.cli.drugs import drugs_app, parse_doses
+from tme_sim.config.drugs import load_library
 from tme_sim.errors import ConfigError, OutputError, TMEError
+from tme_sim.screening.report import iso_efficacy, read_hdf5, summary_rows, write_all
+from tme_sim.screening.screen import build_screen, load_screen, run_screen
 
 ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "scenarios" / "drugs.toml"
-SCREEN = ROOT / "scenarios" / "screens" / "tnf_toxicity.toml"
+LIB = ROOT / "tme_sim" / "scenarios" / "drugs.toml"
+SCREEN = ROOT / "tme_sim" / "scenarios" / "screens" / "tnf_toxicity.toml"
 
 
 def dependency_screen(**over):
@@ -195,7 +195,7 @@ def test_cli_screen_and_errors(tmp_path):
 
 
 def test_shipped_screen_configs_load():
-    dep = load_screen(ROOT / "scenarios" / "screens" / "dependency_demo.toml")
+    dep = load_screen(ROOT / "tme_sim" / "scenarios" / "screens" / "dependency_demo.toml")
     assert [m.role for m in dep.cell_types].count("tumor") == 1
     res = run_screen(dep, ["birinapant", "tpca1", "tasonermin"], synergy_methods=["hsa"])
     assert len(res.pairs) == 3
@@ -205,7 +205,7 @@ def test_shipped_screen_configs_load():
 
 
 def test_best_prefers_lowest_dose_among_ties():
-    from tme_sim.drugs.screen import PairResult
+    from tme_sim.screening.screen import PairResult
 
     z = np.zeros((3, 3))
     sel = np.array([[0.0, 0.5, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tme_sim.checkpoint import restore_model, write_checkpoint
 from tme_sim.config import load_scenario, validate_scenario
 from tme_sim.drugs.dosing import DrugsConfig
-from tme_sim.drugs.simulate import simulate_doses
 from tme_sim.errors import ConfigError
+from tme_sim.io.checkpoint import restore_model, write_checkpoint
 from tme_sim.model import TMEModel
+from tme_sim.screening.simulate import simulate_doses
 
 ROOT = Path(__file__).resolve().parents[1]
-SCEN = ROOT / "scenarios"
+SCEN = ROOT / "tme_sim" / "scenarios"
 LIB = SCEN / "drugs.toml"
 BND = SCEN / "networks" / "tnf_cellfate.bnd"
 CFG = SCEN / "networks" / "tnf_cellfate.cfg"
@@ -190,7 +190,7 @@ def test_drug_target_missing_from_the_network_names_the_drug(tmp_path):
 def test_tme_run_exits_2_with_one_line_for_an_unknown_drug(tmp_path):
     p = small_scenario(tmp_path, drugs_section=f'[drugs]\nlibrary = "{LIB}"\ngiven = ["aspirin", "tpca1"]\n')
     res = subprocess.run(
-        [sys.executable, "-m", "cli", "run", str(p), "--out", str(tmp_path / "x.h5"), "-q"],
+        [sys.executable, "-m", "tme_sim", "run", str(p), "--out", str(tmp_path / "x.h5"), "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -326,7 +326,7 @@ def test_healthy_loss_follows_the_drug_targets(dose_response):
 def test_cli_simulate_prints_the_table(tmp_path):
     p = small_scenario(tmp_path)
     res = subprocess.run(
-        [sys.executable, "-m", "cli", "drugs", "simulate", str(p), "--plasma", "birinapant=0,1 nM",
+        [sys.executable, "-m", "tme_sim", "drugs", "simulate", str(p), "--plasma", "birinapant=0,1 nM",
          "--duration", "20 min", "--out", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "t.png"),
          "--record-every", "10 min"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -337,7 +337,7 @@ def test_cli_simulate_prints_the_table(tmp_path):
     assert len(rows) == 3 and rows[0].startswith("plasma:birinapant")
     assert (tmp_path / "t.png").stat().st_size > 10_000
     bad = subprocess.run(
-        [sys.executable, "-m", "cli", "drugs", "simulate", str(p), "--scale", "aspirin=0,1"],
+        [sys.executable, "-m", "tme_sim", "drugs", "simulate", str(p), "--scale", "aspirin=0,1"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
     assert bad.returncode == 2 and "aspirin" in bad.stderr
@@ -403,7 +403,7 @@ def test_venetoclax_kills_bcl2_held_tumor_cells_only_with_birinapant(tmp_path):
 
 
 def test_joint_dose_axis_and_figure(tmp_path):
-    from tme_sim.drugs.simulate import dose_grid, plot_dose_response
+    from tme_sim.screening.simulate import dose_grid, plot_dose_response
 
     grid = dose_grid({"birinapant+tpca1": [0, 0.5, 1]})
     assert grid == [{"birinapant": v, "tpca1": v} for v in (0.0, 0.5, 1.0)]
@@ -419,7 +419,7 @@ def test_joint_dose_axis_and_figure(tmp_path):
 def test_reduced_drug_combo_dose_response():
     """The shipped flagship drug scenario (reduced domain, 2 days, drugs from 6 h): tumor burden and
     CAF loss respond to the scale of the combination schedule (~3 min)."""
-    from tme_sim.drugs.simulate import REDUCED_DRUG_COMBO, dose_grid
+    from tme_sim.screening.simulate import REDUCED_DRUG_COMBO, dose_grid
 
     res = simulate_doses(
         SCEN / "drug_combo.toml",

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-networks = pytest.importorskip("surrogates.networks")
-artifact = pytest.importorskip("surrogates.artifact")
+networks = pytest.importorskip("tme_sim.intracellular.neural.networks")
+artifact = pytest.importorskip("tme_sim.intracellular.neural.artifact")
 
-from tme_sim.drugs.library import parse_library  # noqa: E402
-from tme_sim.drugs.screen import build_screen, run_screen  # noqa: E402
-from tme_sim.drugs.surrogate_model import DrugTargetLayer, SurrogateModel  # noqa: E402
+from tme_sim.config.drugs import parse_library  # noqa: E402
 from tme_sim.errors import ArtifactError, ConfigError  # noqa: E402
+from tme_sim.screening.screen import build_screen, run_screen  # noqa: E402
+from tme_sim.screening.surrogate_model import DrugTargetLayer, SurrogateModel  # noqa: E402
 
 NODES = ["LIG", "REC", "KIN", "SURV_TF", "STRESS_TF"]
 

@@ -13,22 +13,22 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-networks = pytest.importorskip("surrogates.networks")
-artifact_mod = pytest.importorskip("surrogates.artifact")
+networks = pytest.importorskip("tme_sim.intracellular.neural.networks")
+artifact_mod = pytest.importorskip("tme_sim.intracellular.neural.artifact")
 
 from tme_sim.cells import ALIVE  # noqa: E402
 from tme_sim.config import load_scenario  # noqa: E402
+from tme_sim.config.drugs import parse_library  # noqa: E402
 from tme_sim.drugs.dosing import attach_drugs  # noqa: E402
 from tme_sim.drugs.effects import SurrogateDrugEffects, compile_surrogate_targets, hill  # noqa: E402
-from tme_sim.drugs.library import parse_library  # noqa: E402
-from tme_sim.drugs.surrogate_model import SurrogateModel  # noqa: E402
 from tme_sim.errors import ConfigError, TMEError  # noqa: E402
 from tme_sim.intracellular.base import Signals  # noqa: E402
 from tme_sim.intracellular.surrogate import SurrogateIntracellular, SurrogateIntracellularConfig  # noqa: E402
 from tme_sim.model import TMEModel  # noqa: E402
+from tme_sim.screening.surrogate_model import SurrogateModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SCEN = ROOT / "scenarios"
+SCEN = ROOT / "tme_sim" / "scenarios"
 LIB = SCEN / "drugs.toml"
 TNF_SUR = SCEN / "models" / "tnf_fate_surrogate.pt"
 INPUTS = ["TNF", "FASL", "KO_cIAP", "KO_BCL2", "KI_BCL2"]

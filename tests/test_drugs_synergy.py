@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tme_sim.drugs.synergy import METHODS, Curve, bliss, fit_4pl, hsa, loewe, loewe_reference, synergy, zip_
+from tme_sim.screening.synergy import METHODS, Curve, bliss, fit_4pl, hsa, loewe, loewe_reference, synergy, zip_
 
 D1 = np.r_[0.0, np.geomspace(1.0, 1000.0, 9)]
 D2 = np.r_[0.0, np.geomspace(0.1, 100.0, 9)]

@@ -18,7 +18,7 @@ from tme_sim.cells import ALIVE
 from tme_sim.config import validate_scenario
 from tme_sim.model import TMEModel
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios"
 
 SEEDS = (1, 2, 3)
 CENTRE = (150.0, 150.0)

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "bad_inputs"
 WRAPPER = BAD / "networks" / "wrapper.toml"
-SCREEN = ROOT / "scenarios" / "screens" / "tnf_toxicity.toml"
+SCREEN = ROOT / "tme_sim" / "scenarios" / "screens" / "tnf_toxicity.toml"
 
 # (file relative to tests/bad_inputs, expected fragment)
 SCENARIOS = [
@@ -247,7 +247,7 @@ def _fill(argv: list[str], bad: Path, out: Path) -> list[str]:
 
 
 def _invoke(argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    import cli
+    from tme_sim import cli
 
     monkeypatch.setattr(sys, "argv", ["tme", *argv])
     code = 0
@@ -311,7 +311,7 @@ def test_existing_output_is_never_overwritten_without_force(
 
 
 def test_debug_flag_shows_the_traceback(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cli
+    from tme_sim import cli
     from tme_sim.errors import ConfigError
 
     monkeypatch.setattr(sys, "argv", ["tme", "--debug", "validate", str(BAD / "scenarios/unknown_key.toml")])
@@ -346,7 +346,7 @@ def test_real_tme_process(argv: list[str], fragment: str, tmp_path: Path) -> Non
     """The installed console script, as a user runs it: status 2, one stderr line, nothing written."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     p = subprocess.run(
-        [sys.executable, "-c", "from cli import main; main()", *argv],
+        [sys.executable, "-c", "from tme_sim.cli import main; main()", *argv],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

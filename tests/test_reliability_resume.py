@@ -13,11 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
-from tme_sim.checkpoint import restore_model, write_checkpoint
 from tme_sim.config import load_scenario
 from tme_sim.errors import OutputError
+from tme_sim.io.checkpoint import restore_model, write_checkpoint
+from tme_sim.io.observers import Observer
 from tme_sim.model import TMEModel
-from tme_sim.observers import Observer
 from tme_sim.runner import checkpoint_path, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_sigkilled_run_resumed_is_bit_identical(reference: Path, tmp_path: Path)
     ckpt = checkpoint_path(out)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from cli import main; main()", "run", str(SCENARIO), "-q", "--out", str(out)],
+        [sys.executable, "-c", "from tme_sim.cli import main; main()", "run", str(SCENARIO), "-q", "--out", str(out)],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
@@ -129,7 +129,7 @@ def test_checkpoint_round_trip_restores_every_array(tmp_path: Path) -> None:
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tme_sim.checkpoint as ck
+    import tme_sim.io.checkpoint as ck
 
     sc = load_scenario(SCENARIO)
     m = TMEModel(sc)

@@ -31,7 +31,7 @@ mech.PARALLEL_MIN_CELLS = 0
 boolnet.PARALLEL_MIN_CELLS = 0
 import numba
 assert numba.get_num_threads() == int(sys.argv[1]), numba.get_num_threads()
-from cli import main
+from tme_sim.cli import main
 sys.argv = ["tme", *sys.argv[2:]]
 main()
 """

@@ -10,7 +10,7 @@ from tme_sim.cells import ALIVE, KI67_POSITIVE
 from tme_sim.config import load_scenario
 from tme_sim.model import TMEModel
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios"
 
 # a 2D spheroid made hypoxic fast: O2 uptake raised from PhysiCell's 10/min to 60/min so a
 # 200 µm disc has a core below the 5 mmHg necrosis threshold within hours

@@ -9,12 +9,12 @@ import pytest
 from tme_sim import io
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIO = ROOT / "scenarios" / "spheroid_tnf.toml"
+SCENARIO = ROOT / "tme_sim" / "scenarios" / "spheroid_tnf.toml"
 
 
 def run(out: Path, *extra: str) -> Path:
     res = subprocess.run(
-        [sys.executable, "-m", "cli", "run", str(SCENARIO), "--out", str(out), "--duration", "6h", "-q", *extra],
+        [sys.executable, "-m", "tme_sim", "run", str(SCENARIO), "--out", str(out), "--duration", "6h", "-q", *extra],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 torch = pytest.importorskip("torch")
 
-from surrogates.artifact import load_artifact, save_artifact  # noqa: E402
-from surrogates.networks import DenseMLP, SignalingNetwork  # noqa: E402
 from tme_sim.errors import ArtifactError  # noqa: E402
 from tme_sim.intracellular.base import Signals  # noqa: E402
+from tme_sim.intracellular.neural.artifact import load_artifact, save_artifact  # noqa: E402
+from tme_sim.intracellular.neural.networks import DenseMLP, SignalingNetwork  # noqa: E402
 from tme_sim.intracellular.surrogate import (  # noqa: E402
     SurrogateIntracellular,
     SurrogateIntracellularConfig,
@@ -265,7 +265,7 @@ def test_adapter_sqrt_spaced_grid(artifact):
 def test_adapter_drug_inputs(artifact):
     """Drugs on a signaling surrogate: a ligand blocker scales the ligand input (full block = no
     ligand), a node inhibitor drives its target down; no drug keeps the drug-free outputs."""
-    from tme_sim.drugs.library import parse_library
+    from tme_sim.config.drugs import parse_library
 
     base = artifact.parent.parent
     lib = parse_library(

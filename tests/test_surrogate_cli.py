@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from typer.testing import CliRunner
 
-from surrogates.cli import train_app
+from tme_sim.cli.train import train_app
 from tme_sim.errors import ConfigError, DataError, OutputError
 
 

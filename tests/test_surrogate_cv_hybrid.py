@@ -11,11 +11,11 @@ torch = pytest.importorskip("torch")
 from test_surrogate_train import held_out_and_scrambled_r, synthetic  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from surrogates.cli import train_app  # noqa: E402
-from surrogates.cv import cross_validate, format_table, pooled_r  # noqa: E402
-from surrogates.networks import HybridSignaling  # noqa: E402
-from surrogates.train import TrainConfig, build_model, fit, predict  # noqa: E402
+from tme_sim.cli.train import train_app  # noqa: E402
 from tme_sim.errors import ConfigError  # noqa: E402
+from tme_sim.intracellular.neural.networks import HybridSignaling  # noqa: E402
+from tme_sim.training.cv import cross_validate, format_table, pooled_r  # noqa: E402
+from tme_sim.training.train import TrainConfig, build_model, fit, predict  # noqa: E402
 
 FAST = {"lr": 0.03, "threads": 1, "max_iter": 100, "eval_every": 5, "mlp_epochs": 150}
 
@@ -96,7 +96,7 @@ def _write_csv_and_network(tmp_path):
 
 
 def test_train_and_cv_commands_with_a_hybrid_model(tmp_path):
-    from surrogates.artifact import load_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact
 
     ds = _write_csv_and_network(tmp_path)
     common = ["--data", str(tmp_path / "d.csv"), "--network", str(tmp_path / "n.tsv"), "--threads", "1", "-q"]
@@ -120,8 +120,8 @@ def test_train_and_cv_commands_with_a_hybrid_model(tmp_path):
 def test_hybrid_artifact_drives_the_simulator_adapter(tmp_path):
     from test_surrogate_adapter import EDGES, INPUTS, NODES, OUTPUTS, config
 
-    from surrogates.artifact import save_artifact
     from tme_sim.intracellular.base import Signals
+    from tme_sim.intracellular.neural.artifact import save_artifact
     from tme_sim.intracellular.surrogate import SurrogateIntracellular
 
     names = list(NODES)

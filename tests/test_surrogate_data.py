@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surrogates.data import (
+from tme_sim.errors import DataError
+from tme_sim.training.data import (
     LEMBAS_FILES,
     check_fits_network,
     lembas_dir,
@@ -15,7 +16,6 @@ from surrogates.data import (
     load_lembas,
     load_network,
 )
-from tme_sim.errors import DataError
 
 LEMBAS = lembas_dir()
 needs_data = pytest.mark.skipif(

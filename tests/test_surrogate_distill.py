@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from surrogates.distill import FATES, agreement, conditions, input_names
+from tme_sim.training.distill import FATES, agreement, conditions, input_names
 
-NETWORKS = Path(__file__).resolve().parents[1] / "scenarios" / "networks"
+NETWORKS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "networks"
 BND, CFG = NETWORKS / "tnf_cellfate.bnd", NETWORKS / "tnf_cellfate.cfg"
 
 
@@ -38,8 +38,8 @@ def test_conditions_cover_ligands_and_mutations():
     ("key", "value"), [("hidden", 0), ("layers", 0), ("epochs", 0), ("trajectories", 0), ("lr", 0.0)]
 )
 def test_bad_distill_settings_are_one_line_errors(tmp_path, key, value):
-    from surrogates.distill import distill_tnf
     from tme_sim.errors import ConfigError
+    from tme_sim.training.distill import distill_tnf
 
     with pytest.raises(ConfigError, match=f"distill: {key} must be"):
         distill_tnf(BND, CFG, tmp_path / "x.pt", **{key: value})
@@ -50,7 +50,7 @@ def test_shipped_artifact_matches_its_report():
     """The shipped .pt carries the summary written to the .json beside it (same command, same run)."""
     import json
 
-    from surrogates.artifact import load_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact
 
     pt = NETWORKS.parent / "models" / "tnf_fate_surrogate.pt"
     sur = load_artifact(pt, device="cpu")
@@ -64,8 +64,8 @@ def test_shipped_artifact_matches_its_report():
 @pytest.mark.slow
 @pytest.mark.skipif(not BND.is_file(), reason="TNF network not present")
 def test_distilled_surrogate_agrees_with_engine(tmp_path):
-    from surrogates.artifact import load_artifact
-    from surrogates.distill import distill_tnf
+    from tme_sim.intracellular.neural.artifact import load_artifact
+    from tme_sim.training.distill import distill_tnf
 
     out = tmp_path / "tnf.pt"
     rep = distill_tnf(BND, CFG, out, trajectories=100, epochs=400, seed=3)
@@ -82,7 +82,7 @@ def test_distilled_surrogate_agrees_with_engine(tmp_path):
 def test_distill_command_passes_the_network_options(tmp_path):
     from typer.testing import CliRunner
 
-    from surrogates.cli import train_app
+    from tme_sim.cli.train import train_app
     from tme_sim.errors import ConfigError
 
     out = tmp_path / "tnf.pt"
@@ -97,13 +97,13 @@ def test_distill_command_passes_the_network_options(tmp_path):
 def test_cross_validation_uses_training_conditions_only(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import surrogates.distill as distill
-    import surrogates.train as train
-    from surrogates.cli import train_app
+    import tme_sim.training.distill as distill
+    import tme_sim.training.train as train
+    from tme_sim.cli.train import train_app
     from tme_sim.errors import ConfigError
 
     seen: list[np.ndarray] = []
-    orig = train.fit  # distill imports fit from surrogates.train at call time
+    orig = train.fit  # distill imports fit from tme_sim.training.train at call time
 
     def spy(model, x, y, cfg, **kw):
         seen.append(np.asarray(x))

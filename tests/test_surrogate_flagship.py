@@ -24,8 +24,8 @@ from tme_sim.io import read_cells
 from tme_sim.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGSHIP = ROOT / "scenarios" / "tumor_immune.toml"  # surrogate macrophages
-RULES = ROOT / "scenarios" / "tumor_immune_rules.toml"  # the same with the polarization rule
+FLAGSHIP = ROOT / "tme_sim" / "scenarios" / "tumor_immune.toml"  # surrogate macrophages
+RULES = ROOT / "tme_sim" / "scenarios" / "tumor_immune_rules.toml"  # the same with the polarization rule
 
 pytest.importorskip("torch")
 
@@ -231,7 +231,7 @@ def test_compare_writes_figure_and_table(two_arms, tmp_path):
 def test_compare_cli_and_errors(two_arms, tmp_path):
     rules, sur = two_arms
     res = subprocess.run(
-        [sys.executable, "-m", "cli", "compare", f"a={rules},{rules}", str(sur), "--out", str(tmp_path / "c.png")],
+        [sys.executable, "-m", "tme_sim", "compare", f"a={rules},{rules}", str(sur), "--out", str(tmp_path / "c.png")],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""The fused numba kernel for small dense MLPs (:func:`surrogates.inference.mlp_forward_serial`)."""
+"""The fused numba kernel for small dense MLPs (:func:`tme_sim.intracellular.neural.inference.mlp_forward_serial`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from numba import njit  # noqa: E402
 
-from surrogates.inference import (  # noqa: E402
+from tme_sim.intracellular.neural.inference import (  # noqa: E402
     FUSED_MAX_LAYER_WEIGHTS,
     MLP_BLOCK,
     FastMLP,
@@ -17,7 +17,7 @@ from surrogates.inference import (  # noqa: E402
     mlp_forward_parallel,
     mlp_forward_serial,
 )
-from surrogates.networks import DenseMLP  # noqa: E402
+from tme_sim.intracellular.neural.networks import DenseMLP  # noqa: E402
 
 
 @njit(cache=False)

@@ -1,4 +1,4 @@
-"""Fast CPU inference paths (surrogates.inference) against the torch modules they replace."""
+"""Fast CPU inference paths (tme_sim.intracellular.neural.inference) against the torch modules they replace."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from signaling_nets import random_signaling_net
 torch = pytest.importorskip("torch")
 numba = pytest.importorskip("numba")
 
-from surrogates.artifact import load_artifact  # noqa: E402
-from surrogates.inference import (  # noqa: E402
+from tme_sim.intracellular.neural.artifact import load_artifact  # noqa: E402
+from tme_sim.intracellular.neural.inference import (  # noqa: E402
     GROUP,
     FastMLP,
     FastSignaling,
@@ -20,11 +20,11 @@ from surrogates.inference import (  # noqa: E402
     solve_columns_parallel,
     solve_columns_serial,
 )
-from surrogates.networks import DenseMLP, SignalingNetwork, activation  # noqa: E402
+from tme_sim.intracellular.neural.networks import DenseMLP, SignalingNetwork, activation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MACRO = ROOT / "scenarios" / "models" / "macrophage_ligand_screen.pt"
-TNF = ROOT / "scenarios" / "models" / "tnf_fate_surrogate.pt"
+MACRO = ROOT / "tme_sim" / "scenarios" / "models" / "macrophage_ligand_screen.pt"
+TNF = ROOT / "tme_sim" / "scenarios" / "models" / "tnf_fate_surrogate.pt"
 
 
 def small_net(seed: int = 1, n: int = 40, e: int = 120, **kw) -> SignalingNetwork:
@@ -157,7 +157,7 @@ def test_signaling_matches_torch_forward():
 
 
 def test_signaling_input_map_and_extra_drive_match_torch():
-    from tme_sim.drugs.surrogate_model import steady_outputs_with_drugs
+    from tme_sim.intracellular.neural.networks import steady_outputs_with_drugs
 
     net = small_net(seed=2, tol=1e-6, max_iter=2000)
     rng = np.random.default_rng(7)

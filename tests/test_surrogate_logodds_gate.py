@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from surrogates.networks import DenseMLP, HybridSignaling, SignalingNetwork, from_logit, to_logit  # noqa: E402
-from surrogates.train import TrainConfig, fit  # noqa: E402
 from tme_sim.errors import DataError  # noqa: E402
+from tme_sim.intracellular.neural.networks import DenseMLP, HybridSignaling, SignalingNetwork, from_logit, to_logit  # noqa: E402
+from tme_sim.training.train import TrainConfig, fit  # noqa: E402
 
 
 def receptor_net(seed: int = 5) -> SignalingNetwork:
@@ -67,7 +67,7 @@ def test_logit_linear_path_recovers_additive_log_odds_that_plain_ridge_cannot():
 
 
 def test_mlp_with_logit_output_fits_log_odds_and_fast_path_agrees():
-    from surrogates.inference import FastMLP
+    from tme_sim.intracellular.neural.inference import FastMLP
 
     rng = np.random.default_rng(1)
     x = rng.random((40, 3)).astype(np.float32)
@@ -99,7 +99,7 @@ def test_fit_refuses_log_odds_of_targets_outside_the_unit_interval():
 
 
 def test_mlp_gate_hands_unseen_inputs_to_the_linear_path_and_round_trips(tmp_path):
-    from surrogates.artifact import load_artifact, save_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact, save_artifact
 
     hyb = hybrid()
     rng = np.random.default_rng(2)

@@ -8,7 +8,7 @@ from signaling_nets import random_signaling_net
 
 torch = pytest.importorskip("torch")
 
-from surrogates.networks import (  # noqa: E402
+from tme_sim.intracellular.neural.networks import (  # noqa: E402
     DenseMLP,
     HybridSignaling,
     SignalingNetwork,
@@ -186,7 +186,7 @@ def test_substitute_unseen_inputs_inherits_the_path_of_inputs_sharing_receptors(
 
 
 def test_artifact_round_trip_keeps_input_map_and_old_configs_load(tmp_path):
-    from surrogates.artifact import build_model, load_artifact, save_artifact
+    from tme_sim.intracellular.neural.artifact import build_model, load_artifact, save_artifact
 
     net = receptor_net(seed=2)
     net.substitute_unseen_inputs(np.array([True, False, True]))
@@ -221,7 +221,7 @@ def test_reduced_rank_ridge_keeps_the_dominant_output_directions():
 
 
 def test_hybrid_output_is_the_weighted_sum_of_its_paths_and_round_trips(tmp_path):
-    from surrogates.artifact import load_artifact, save_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact, save_artifact
 
     net = small_net(seed=4)
     hyb = HybridSignaling({**net.config(), "prescale": None, "baseline_state": None}, rank=1, rnn_weight=0.4)
@@ -274,7 +274,7 @@ def test_unseen_input_map_rows():
 
 
 def test_hybrid_substitutes_unseen_inputs_in_every_part_and_round_trips(tmp_path):
-    from surrogates.artifact import load_artifact, save_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact, save_artifact
 
     net = receptor_net(seed=5)
     mlp = {"n_in": 3, "n_out": 2, "hidden": 8, "layers": 1, "dropout": 0.0}

@@ -7,7 +7,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from surrogates.cv import (
+from tme_sim.errors import ConfigError
+from tme_sim.intracellular.neural.networks import SignalingNetwork
+from tme_sim.training.cv import (
     condition_folds,
     cross_validate,
     format_table,
@@ -16,10 +18,8 @@ from surrogates.cv import (
     pooled_r,
     predictable_conditions,
 )
-from surrogates.data import LEMBAS_FILES, Dataset, PriorNetwork, lembas_dir, load_dataset
-from surrogates.networks import SignalingNetwork
-from surrogates.train import TrainConfig, build_model, fit, load_train_toml, predict
-from tme_sim.errors import ConfigError
+from tme_sim.training.data import LEMBAS_FILES, Dataset, PriorNetwork, lembas_dir, load_dataset
+from tme_sim.training.train import TrainConfig, build_model, fit, load_train_toml, predict
 
 
 def synthetic(n_cond: int = 60, seed: int = 0) -> tuple[Dataset, PriorNetwork]:
@@ -144,7 +144,7 @@ def test_train_toml(tmp_path):
 
 
 def test_unseen_input_conditions_marks_inputs_absent_from_training():
-    from surrogates.cv import unseen_input_conditions
+    from tme_sim.training.cv import unseen_input_conditions
 
     x = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1]], float)
     # fold 0 holds out both conditions with input a: a is unseen; fold 1 holds out the only b
@@ -168,7 +168,7 @@ def test_cross_validate_scores_unseen_variants_from_the_same_fits():
 
 
 def test_handle_unseen_inputs_options():
-    from surrogates.train import handle_unseen_inputs
+    from tme_sim.training.train import handle_unseen_inputs
 
     ds, net = synthetic(30)
     x = ds.inputs.copy()

@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tme_sim.cli.sweep import analyze_command, sweep_command
 from tme_sim.errors import ConfigError, TMEError
-from tme_sim.sweep.cli import analyze_command, sweep_command
 
 ROOT = Path(__file__).resolve().parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 
 #: a few seconds per run: small domain, coarse diffusion step, a few minutes of biology
 TINY = f"""

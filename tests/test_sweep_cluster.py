@@ -83,5 +83,5 @@ def test_example_sweeps_are_valid(name):
     from tme_sim.sweep.config import load_sweep
     from tme_sim.sweep.design import build_design, plan_runs
 
-    sw = load_sweep(ROOT / "scenarios" / "sweeps" / name)
+    sw = load_sweep(ROOT / "tme_sim" / "scenarios" / "sweeps" / name)
     assert len(plan_runs(sw, build_design(sw))) > 10

@@ -10,7 +10,7 @@ from tme_sim.errors import ConfigError
 from tme_sim.sweep.config import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 
 
 def write(tmp_path: Path, body: str, name: str = "sw.toml") -> Path:
@@ -139,7 +139,7 @@ def test_metric_options_must_name_scenario_types(tmp_path):
 
 def test_rule_parameters_are_unit_checked_against_the_scenario(tmp_path):
     # free-form rule parameters are not typed by the scenario schema: the sweep checks them itself
-    immune = ROOT / "scenarios" / "tumor_immune.toml"
+    immune = ROOT / "tme_sim" / "scenarios" / "tumor_immune.toml"
     p = tmp_path / "i.toml"
     body = f'scenario = "{immune.as_posix()}"\ndesign = "grid"\n[parameters."cell_types.cd8_t_cell.params.kill_rate"]\n'
     p.write_text(body + 'values = ["0.05 1/min", "6 1/h"]\n', encoding="utf-8")

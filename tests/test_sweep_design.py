@@ -12,7 +12,7 @@ from tme_sim.sweep.config import load_sweep
 from tme_sim.sweep.design import build_design, plan_runs, spawn_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 
 RATE = "cell_types.tumor.cycle.entry_rate"
 DUR = "cell_types.tumor.cycle.ki67_positive_duration"

@@ -21,7 +21,7 @@ from tme_sim.sweep.synthetic import LinearResponse, SyntheticRun
 distributed = pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 RATE = "cell_types.tumor.cycle.entry_rate"
 DUR = "cell_types.tumor.cycle.ki67_positive_duration"
 

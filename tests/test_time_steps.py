@@ -9,7 +9,7 @@ import numpy as np
 from tme_sim.config import load_scenario
 from tme_sim.model import TMEModel
 
-SPHEROID = Path(__file__).resolve().parents[1] / "scenarios" / "spheroid.toml"
+SPHEROID = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "spheroid.toml"
 
 
 def _model(diffusion_dt: str) -> TMEModel:

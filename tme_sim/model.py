@@ -54,7 +54,7 @@ from tme_sim.phenotype import (
 
 if TYPE_CHECKING:
     from tme_sim.intracellular.base import IntracellularModel
-    from tme_sim.observers import Observer
+    from tme_sim.io.observers import Observer
 
 #: bytes of state per cell used for the memory estimate before allocating
 BYTES_PER_CELL_ESTIMATE = 600

@@ -10,8 +10,8 @@ from typing import Any
 from tme_sim.config import Scenario, load_scenario, scenario_json
 from tme_sim.errors import OutputError, TMEError
 from tme_sim.io import OutputWriter
+from tme_sim.io.observers import CheckpointObserver, Observer, OutputObserver, ProgressObserver
 from tme_sim.model import TMEModel
-from tme_sim.observers import CheckpointObserver, Observer, OutputObserver, ProgressObserver
 from tme_sim.units import parse_duration
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
@@ -83,7 +83,7 @@ def run_scenario(
     sc, minutes = prepare(scenario, overrides=overrides, duration=duration)
     out_path = Path(out) if out is not None else default_output_path(sc)
     if resume:
-        from tme_sim.checkpoint import resume_run
+        from tme_sim.io.checkpoint import resume_run
 
         return resume_run(sc, out_path, minutes, seed=seed, progress=progress)
     if out_path.exists() and not force:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SPHEROID = ROOT / "scenarios" / "spheroid.toml"
+SPHEROID = ROOT / "tme_sim" / "scenarios" / "spheroid.toml"
 
 _spec = importlib.util.spec_from_file_location("tme_slurm_local", HERE / "slurm_local.py")
 slurm_local = importlib.util.module_from_spec(_spec)
@@ -92,8 +92,8 @@ metrics = ["final_cells", "tumor_auc", "events"]
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_sweep_on_local_slurm(local_slurm, tmp_path, monkeypatch):
+    from tme_sim.cli.sweep import sweep_command
     from tme_sim.io import read_attrs
-    from tme_sim.sweep.cli import sweep_command
 
     assert local_slurm.node_state() == "idle"
     monkeypatch.chdir(ROOT)  # workers start in the driver's directory

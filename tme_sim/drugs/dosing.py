@@ -39,15 +39,13 @@ How drugs act in cells (``drugs = [...]`` in a cell type's ``intracellular`` tab
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
 
-from tme_sim.drugs.library import FACES, Concentration, Dose, Drug, DrugLibrary, Entry, _Strict, load_library
+from tme_sim.config.drugs import FACES, Drug, DrugLibrary, DrugsConfig, Entry, GivenDrug, load_library
 from tme_sim.drugs.pk import OneCompartment
 from tme_sim.errors import ConfigError
 
@@ -60,51 +58,6 @@ __all__ = ["DrugDosing", "DrugsConfig", "GivenDrug", "attach_drugs", "build_dosi
 
 #: mechanics steps whose plasma values are computed in one vectorised call
 BLOCK_STEPS = 512
-
-
-class GivenDrug(_Strict):
-    """One drug of ``[drugs.given.<name>]``: changes to the library's dosing (all optional).
-
-    ``schedule`` replaces the library schedule (same tables as the library's); ``dose_scale``
-    (≥ 0) multiplies every amount and infusion rate; ``plasma`` (a concentration) holds the
-    plasma level constant instead of using PK and schedule; ``entry`` replaces the library's
-    entry route (``{ via = "faces" | "vessels", faces = [...], partition = 1 }``).
-    """
-
-    schedule: tuple[Dose, ...] | None = None
-    dose_scale: float = Field(default=1.0, ge=0.0)
-    plasma: Concentration | None = None
-    entry: Entry | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> GivenDrug:
-        if self.plasma is not None:
-            if not (math.isfinite(self.plasma) and self.plasma >= 0):
-                raise ValueError("plasma must be a finite concentration >= 0")
-            if self.schedule is not None:
-                raise ValueError("give either plasma (constant level) or schedule, not both")
-        if not math.isfinite(self.dose_scale):
-            raise ValueError("dose_scale must be finite")
-        return self
-
-
-class DrugsConfig(_Strict):
-    """The scenario's ``[drugs]`` section (see the module docstring)."""
-
-    library: str
-    given: dict[str, GivenDrug] = Field(min_length=1)
-    update_tolerance: float = Field(default=0.01, gt=0.0, le=1.0)
-
-    @field_validator("given", mode="before")
-    @classmethod
-    def _list_to_tables(cls, v: Any) -> Any:
-        if isinstance(v, list | tuple):
-            if not all(isinstance(x, str) for x in v):
-                raise ValueError("expected a list of drug names or [drugs.given.<name>] tables")
-            if len(set(v)) != len(v):
-                raise ValueError("a drug is listed twice")
-            return {x: {} for x in v}
-        return v
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tme_sim.drugs.library import Drug
+from tme_sim.config.drugs import Drug
 from tme_sim.errors import ConfigError
 
 
@@ -340,7 +340,7 @@ class SurrogateDrugEffects:
       ``1 − (1 − a)(1 − p)`` (activator);
     * **signaling nodes**: :meth:`node_occupancy` returns ``(n, n_node_links)`` occupancies; the
       adapter adds the drive ``Σ w·p`` (``w = ∓strength``) to the targeted nodes of the steady
-      state, as :class:`~tme_sim.drugs.surrogate_model.DrugTargetLayer` does in the screen.
+      state, as :class:`~tme_sim.screening.surrogate_model.DrugTargetLayer` does in the screen.
     """
 
     def __init__(

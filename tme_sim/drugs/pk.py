@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tme_sim.drugs.library import Drug
+from tme_sim.config.drugs import Drug
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ nM) gives each drug–target link its Hill occupancy, which reaches the model th
 flag input (surrogates distilled from the Boolean network: drawn per cell and step like the Boolean
 anti/pro nodes, ``drug_sampling = "sample"``, or set to the expected value, ``"expected"``), the input
 named ``T`` itself (a ligand input), or a drive on node ``T`` of a signaling model (the masked
-drug→target layer of :mod:`tme_sim.drugs.surrogate_model`, ``drug_strength`` per unit occupancy). See
+drug→target layer of :mod:`tme_sim.screening.surrogate_model`, ``drug_strength`` per unit occupancy). See
 :class:`~tme_sim.drugs.effects.SurrogateDrugEffects`.
 
 Mismatches between the scenario and the artifact (an input or output the model does not have)
@@ -81,8 +81,8 @@ from tme_sim.intracellular.base import (
 from tme_sim.units import Time, to_unit
 
 if TYPE_CHECKING:
+    from tme_sim.config.drugs import Drug
     from tme_sim.drugs.effects import SurrogateDrugEffects
-    from tme_sim.drugs.library import Drug
 
 
 class SurrogateInput(BaseModel):
@@ -191,10 +191,10 @@ class SurrogateIntracellular(IntracellularModel):
     kind = "surrogate"
 
     def __init__(self, surrogate: Any, config: SurrogateIntracellularConfig) -> None:
-        from surrogates.artifact import Surrogate  # torch import happens here, not at tme_sim import
+        from tme_sim.intracellular.neural.artifact import Surrogate  # torch import happens here, not at tme_sim import
 
         if not isinstance(surrogate, Surrogate):
-            raise TypeError("surrogate must be a surrogates.artifact.Surrogate")
+            raise TypeError("surrogate must be a tme_sim.intracellular.neural.artifact.Surrogate")
         self.surrogate = surrogate
         self.config = config
         sur = surrogate
@@ -230,7 +230,7 @@ class SurrogateIntracellular(IntracellularModel):
     @classmethod
     def from_config(cls, cfg: SurrogateIntracellularConfig, base_dir: Path) -> SurrogateIntracellular:
         """Load the artifact named in ``cfg`` (relative to ``base_dir``, the scenario's folder)."""
-        from surrogates.artifact import load_artifact
+        from tme_sim.intracellular.neural.artifact import load_artifact
 
         path = (Path(base_dir) / cfg.artifact).resolve()
         if not path.is_file():
@@ -400,13 +400,13 @@ class SurrogateIntracellular(IntracellularModel):
         (B, n_node_links) driving the targeted nodes by ``Σ w·occ`` (one batched steady-state solve)."""
         import torch
 
-        from tme_sim.drugs.surrogate_model import steady_outputs_with_drugs
+        from tme_sim.intracellular.neural.networks import steady_outputs_with_drugs
 
         eff = self.drug_effects
         assert eff is not None
         sur = self.surrogate
         dev = sur.device
-        if dev.type == "cpu":  # numba steady-state kernel (surrogates.inference), drug drive as extra node inputs
+        if dev.type == "cpu":  # numba steady-state kernel (neural.inference), drug drive as extra node inputs
             node_idx = np.asarray(eff.links.nodes.node, dtype=np.int64)
             extra = np.asarray(occ, dtype=np.float32) * np.asarray(eff.node_weight, dtype=np.float32)
             return sur.fast_runner()(u, extra_nodes=node_idx, extra_drive=extra)

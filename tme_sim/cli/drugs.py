@@ -2,7 +2,7 @@
 
 Mounted by the main CLI as ``app.add_typer(drugs_app, name="drugs")``. Expected mistakes raise
 :class:`~tme_sim.errors.TMEError` (the main CLI prints ``error: ...`` and exits with status 2);
-``python -m tme_sim.drugs.cli`` does the same on its own.
+``python -m tme_sim.cli.drugs`` does the same on its own.
 
 Examples::
 
@@ -25,9 +25,10 @@ import numpy as np
 import typer
 
 from tme_sim.errors import ConfigError, TMEError
+from tme_sim.scenarios import packaged
 from tme_sim.units import parse_duration, to_unit
 
-DEFAULT_CONFIG = Path("scenarios/screens/tnf_toxicity.toml")
+DEFAULT_CONFIG = packaged("screens/tnf_toxicity.toml")
 
 drugs_app = typer.Typer(
     name="drugs",
@@ -119,8 +120,8 @@ def screen_command(
     batched model call per cell type (no spatial simulation), prints a summary table and writes
     screen.h5 plus heatmaps to --out.
     """
-    from tme_sim.drugs.report import print_summary, write_all
-    from tme_sim.drugs.screen import load_screen, run_screen
+    from tme_sim.screening.report import print_summary, write_all
+    from tme_sim.screening.screen import load_screen, run_screen
 
     names = [n.strip() for n in drugs.split(",") if n.strip()]
     scr = load_screen(config, library=library)
@@ -141,7 +142,7 @@ def screen_command(
             raise ConfigError(f"{key}: must be a fraction in [0, 1], got {v}")
     methods = None
     if synergy is not None:
-        from tme_sim.drugs.synergy import METHODS
+        from tme_sim.screening.synergy import METHODS
 
         methods = [m.strip() for m in synergy.split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
@@ -171,13 +172,13 @@ def screen_command(
 @drugs_app.command("pk")
 def pk_command(
     drugs: Annotated[str, typer.Option("--drugs", "-d", help="Comma-separated drugs with a [pk] schedule.")],
-    library: Annotated[Path, typer.Option(help="Drug library (TOML).")] = Path("scenarios/drugs.toml"),
+    library: Annotated[Path, typer.Option(help="Drug library (TOML).")] = packaged("drugs.toml"),
     duration: Annotated[str, typer.Option(help="Time span, e.g. '7 day'.")] = "7 day",
     points: Annotated[int, typer.Option(help="Rows printed.")] = 15,
     out: Annotated[Path | None, typer.Option(help="Write a PNG of the plasma curves.")] = None,
 ) -> None:
     """Plasma concentration (nM) over time from each drug's one-compartment PK and schedule."""
-    from tme_sim.drugs.library import load_library
+    from tme_sim.config.drugs import load_library
     from tme_sim.drugs.pk import plasma_concentrations
 
     lib = load_library(library)
@@ -282,7 +283,7 @@ def simulate_command(
     --scale "birinapant+venetoclax=0,0.05,0.125,0.25,0.5,1".
     """
     from tme_sim.config import parse_set_options
-    from tme_sim.drugs.simulate import REDUCED_DRUG_COMBO, dose_grid, plot_dose_response, simulate_doses
+    from tme_sim.screening.simulate import REDUCED_DRUG_COMBO, dose_grid, plot_dose_response, simulate_doses
 
     if (scale is None) == (plasma is None):
         raise ConfigError("give exactly one of --scale or --plasma")

@@ -113,6 +113,6 @@ class CheckpointObserver(Observer):
         self.path = Path(path)
 
     def act(self, model: TMEModel) -> None:
-        from tme_sim.checkpoint import write_checkpoint
+        from tme_sim.io.checkpoint import write_checkpoint
 
         write_checkpoint(model, self.path)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from surrogates.data import Dataset, PriorNetwork, check_fits_network, expand_path
-from surrogates.networks import (
+from tme_sim.errors import ConfigError, DataError
+from tme_sim.intracellular.neural.networks import (
     DenseMLP,
     HybridSignaling,
     SignalingNetwork,
@@ -32,7 +32,7 @@ from surrogates.networks import (
     reduced_rank_ridge_fit,
     to_logit,
 )
-from tme_sim.errors import ConfigError, DataError
+from tme_sim.training.data import Dataset, PriorNetwork, check_fits_network, expand_path
 
 
 class TrainConfig(BaseModel):
@@ -329,8 +329,8 @@ def fit(
 
     Returns when ``cfg.epochs`` are done or early stopping triggers; the model ends with the
     weights of the best monitored loss. ``on_epoch(epoch, loss)`` is called after each epoch.
-    A :class:`~surrogates.networks.HybridSignaling` first gets its linear path in closed form
-    (:meth:`~surrogates.networks.HybridSignaling.fit_linear`), then its network is trained on
+    A :class:`~tme_sim.intracellular.neural.networks.HybridSignaling` first gets its linear path in closed form
+    (:meth:`~tme_sim.intracellular.neural.networks.HybridSignaling.fit_linear`), then its network is trained on
     the residual ``y - linear`` (``hybrid_mode = "residual"``) or on ``y`` (``"blend"``), then its
     MLP part (if any) on ``y`` with ``mlp_lr``/``mlp_epochs`` (the CV's stand-alone MLP settings).
     The result describes the network's training.
@@ -476,7 +476,7 @@ def handle_unseen_inputs(model: torch.nn.Module, x_train: np.ndarray, cfg: Train
     were ``x_train`` (n, n_in); returns the number of inputs changed (0 for other models).
 
     ``substitute`` on a hybrid mixes the inputs of all its parts
-    (:meth:`~surrogates.networks.HybridSignaling.substitute_unseen_inputs`); ``impute`` only
+    (:meth:`~tme_sim.intracellular.neural.networks.HybridSignaling.substitute_unseen_inputs`); ``impute`` only
     concerns its network part. Unset ``unseen_hops``/``unseen_weighting``/``unseen_shrink`` take
     the model's defaults (the method's keyword defaults)."""
     strategy = cfg.unseen_strategy
@@ -504,7 +504,7 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 class RidgeModel:
     """Ridge-regression baseline with the same fit/predict shape as the torch models
-    (``rank``: reduced-rank ridge, :func:`~surrogates.networks.reduced_rank_ridge_fit`)."""
+    (``rank``: reduced-rank ridge, :func:`~tme_sim.intracellular.neural.networks.reduced_rank_ridge_fit`)."""
 
     def __init__(self, alpha: float = 0.3, rank: int | None = None) -> None:
         self.alpha = alpha

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tme_sim.drugs.dosing import DrugsConfig
+from tme_sim.config.drugs import DrugsConfig
 from tme_sim.errors import ConfigError
 from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
 
@@ -450,9 +450,12 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     """Load, override and validate a scenario file.
 
     ``overrides`` maps dotted keys to values (strings are parsed as TOML literals where they can
-    be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit).
+    be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit). A bare name such
+    as ``"tumor_immune"`` that is not a file names a shipped scenario (:mod:`tme_sim.scenarios`).
     """
-    path = Path(path)
+    from tme_sim.scenarios import resolve
+
+    path = resolve(path)
     doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
     scenario = validate_scenario(doc, str(path))

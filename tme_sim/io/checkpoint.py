@@ -209,8 +209,8 @@ def _check_output_not_behind(writer: Any, time: float, interval: float, out: Pat
 def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | None, progress: bool) -> Path:
     """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
     from tme_sim.io import OutputWriter
+    from tme_sim.io.observers import CheckpointObserver, OutputObserver
     from tme_sim.model import TMEModel
-    from tme_sim.observers import CheckpointObserver, OutputObserver
     from tme_sim.runner import checkpoint_path, execute
 
     ckpt = checkpoint_path(out)

@@ -1,6 +1,6 @@
 """Fast batched inference for trained surrogates (CPU): the paths :meth:`Surrogate.predict` uses.
 
-Training runs the torch modules of :mod:`surrogates.networks`; inference for many cells at once
+Training runs the torch modules of :mod:`tme_sim.intracellular.neural.networks`; inference for many cells at once
 needs none of autograd's machinery and suffers from torch's per-call and large-temporary costs,
 so on CPU the two model kinds get dedicated paths that compute the same function:
 
@@ -23,7 +23,7 @@ so on CPU the two model kinds get dedicated paths that compute the same function
   torch thread each, not torch's intra-op threads (whose per-op barriers cost milliseconds on a
   shared machine: this was the 87 µs/cell at 1e3 cells).
 * :class:`FastSignaling` (prior-knowledge recurrent networks): a numba kernel for the steady
-  state ``x* = f(W x* + c)`` of :class:`~surrogates.networks.SignalingNetwork`. W is held as CSR
+  state ``x* = f(W x* + c)`` of :class:`~tme_sim.intracellular.neural.networks.SignalingNetwork`. W is held as CSR
   over target rows; states are laid out node-major ``(n_nodes, slots)`` with a block of cells
   (``slots``, default 64) as the inner contiguous dimension, so each edge is one vectorised
   multiply-add over the block. Every cell (column) carries its own convergence test (max |Δx|
@@ -314,7 +314,7 @@ def mlp_forward_parallel(u, w, b, woff, boff, dims, acts, softmax, out):
 
 
 class FastMLP:
-    """CPU inference for a :class:`~surrogates.networks.DenseMLP`: fused numba kernel or chunked torch.
+    """CPU inference for a :class:`~.networks.DenseMLP`: fused numba kernel or chunked torch.
 
     Networks whose largest layer has ≤ :data:`FUSED_MAX_LAYER_WEIGHTS` weights run in the fused
     kernel (:func:`mlp_forward_serial` / :func:`mlp_forward_parallel`: every layer, the SiLUs
@@ -330,7 +330,7 @@ class FastMLP:
     """
 
     def __init__(self, model: torch.nn.Module, chunk: int = 1024, fused: bool | None = None) -> None:
-        from surrogates.networks import DenseMLP
+        from tme_sim.intracellular.neural.networks import DenseMLP
         from tme_sim.parallel import KernelChooser
 
         if not isinstance(model, DenseMLP):
@@ -377,7 +377,7 @@ class FastMLP:
         """
         out = self._raw_call(u, threads, parallel)
         if self.logit_eps > 0:  # the network computes log-odds (DenseMLP.logit_eps)
-            from surrogates.networks import from_logit
+            from tme_sim.intracellular.neural.networks import from_logit
 
             out = from_logit(out, np.float32(self.logit_eps)).astype(np.float32, copy=False)
         return out
@@ -696,7 +696,7 @@ class SolveInfo:
 
 
 class FastSignaling:
-    """Numba steady-state inference for a :class:`~surrogates.networks.SignalingNetwork`.
+    """Numba steady-state inference for a :class:`~tme_sim.intracellular.neural.networks.SignalingNetwork`.
 
     Reads the module's parameters and buffers once (``edge_weight``, ``node_bias``,
     ``input_weight``, ``input_map``, ``output_scale``/``offset``, ``src``/``dst``,
@@ -724,7 +724,7 @@ class FastSignaling:
         slots: int = 64,
         threads: int | None = None,
     ) -> None:
-        from surrogates.networks import SignalingNetwork
+        from tme_sim.intracellular.neural.networks import SignalingNetwork
 
         if not isinstance(model, SignalingNetwork):
             raise TypeError("FastSignaling needs a SignalingNetwork")
@@ -801,7 +801,7 @@ class FastSignaling:
 
         ``extra_nodes`` (L,) int and ``extra_drive`` (B, L): an additional drive added to those
         nodes (repeats add up) — e.g. drug occupancy × weight, as in
-        :func:`tme_sim.drugs.surrogate_model.steady_outputs_with_drugs`.
+        :func:`tme_sim.intracellular.neural.networks.steady_outputs_with_drugs`.
         """
         u = np.asarray(u, dtype=np.float32)
         if u.ndim != 2 or u.shape[1] != self.input_nodes.size:

@@ -570,9 +570,9 @@ class DenseMLP(nn.Module):
     """Dense baseline with the same inputs and outputs: n_in → hidden (×layers, SiLU) → n_out.
 
     ``head = "linear"``: affine outputs (targets need not lie in [0, 1]); ``"softmax"``: outputs
-    are probabilities summing to 1 (fate distributions, see :mod:`surrogates.distill`).
+    are probabilities summing to 1 (fate distributions, see :mod:`tme_sim.training.distill`).
     ``logit_eps`` > 0 (linear head only): the network computes squeezed log-odds (:meth:`raw`,
-    fitted to :func:`to_logit` of the targets by :func:`surrogates.train.fit`) and
+    fitted to :func:`to_logit` of the targets by :func:`tme_sim.training.train.fit`) and
     :meth:`forward` returns activities (:func:`from_logit`).
     """
 
@@ -665,7 +665,7 @@ class HybridSignaling(nn.Module):
     = 1`` and every part fitted to the targets this is an averaging ensemble ("blend"); with the
     network fitted to the linear path's residuals, ``linear_weight = 1 - mlp_weight`` and
     ``rnn_weight = (1 - mlp_weight) · w`` it is "linear + w · residual network" ("residual").
-    :func:`surrogates.train.fit` fits the parts; :meth:`combine` mixes part outputs (torch or
+    :func:`tme_sim.training.train.fit` fits the parts; :meth:`combine` mixes part outputs (torch or
     numpy), which the fast CPU inference path reuses.
 
     Args:
@@ -872,3 +872,13 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, n
     a = xc.T @ xc + alpha * np.eye(x.shape[1])
     coef = np.linalg.solve(a, xc.T @ yc)
     return coef, ym - xm @ coef
+
+
+@torch.inference_mode()
+def steady_outputs_with_drugs(model: Any, u: torch.Tensor, extra_drive: torch.Tensor) -> torch.Tensor:
+    """Outputs (B, n_out) of a :class:`~tme_sim.intracellular.neural.networks.SignalingNetwork` whose steady state
+    is solved with ``extra_drive`` (n_nodes, B) added to its drive ``b + P u``."""
+    c = model.drive(u) + extra_drive
+    w_mat, _ = model.graph().matrices(model.edge_weight)
+    x, _, _, _ = solve_steady_state(w_mat, c, model.max_iter, model.tol, model.leak)
+    return (x[model.output_nodes].T * model.output_scale) + model.output_offset

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from tme_sim.drugs.screen import PairResult, ScreenResult
 from tme_sim.errors import OutputError
+from tme_sim.screening.screen import PairResult, ScreenResult
 
 FORMAT = "tme-sim drug screen"
 FORMAT_VERSION = 1

@@ -42,7 +42,7 @@ def shared_data_dir() -> Path:
     env = os.environ.get("TME_SHARED_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def expand_path(p: str) -> str:

@@ -126,9 +126,9 @@ def compare(
 
 def _mount_subcommands() -> None:
     """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
-    from surrogates.cli import train_app
-    from tme_sim.drugs.cli import drugs_app
-    from tme_sim.sweep.cli import analyze_command, sweep_command
+    from tme_sim.cli.drugs import drugs_app
+    from tme_sim.cli.sweep import analyze_command, sweep_command
+    from tme_sim.cli.train import train_app
 
     app.add_typer(train_app, name="train", help="Train and cross-validate neural intracellular surrogates.")
     app.command(name="sweep")(sweep_command)

@@ -52,7 +52,7 @@ lower argmax agreement, at 34× the multiply-adds).
 Argmax agreement differs by less than its sampling noise (±0.006) down to 6 hidden units; small
 networks need the longer, faster schedule (8×1 at 2000 epochs, lr 3e-3: 0.969 / 0.0227). 8 hidden
 units in one layer are ~34× fewer multiply-adds than 64×2 (160 vs 5376), which the fused CPU kernel
-(:class:`surrogates.inference.FastMLP`) turns into ≥ 100× fewer seconds per cell than MaBoSS
+(:class:`tme_sim.intracellular.neural.inference.FastMLP`) turns into ≥ 100× fewer seconds per cell than MaBoSS
 spends per trajectory (``benchmarks/surrogates.py``).
 """
 
@@ -169,7 +169,7 @@ def _check_settings(**values: float) -> None:
 
 
 def _train_config(hidden: int, layers: int, lr: float, epochs: int, seed: int, threads: int | None) -> Any:
-    from surrogates.train import TrainConfig
+    from tme_sim.training.train import TrainConfig
 
     return TrainConfig(
         model="mlp",
@@ -234,7 +234,7 @@ def cross_validate(
     seeds of ``argmax_agreement``, ``argmax_agreement_decided``, ``within_0.1`` and
     ``mean_abs_error`` of the out-of-fold predictions (see :func:`agreement`), and ``seconds``.
     """
-    from surrogates.train import build_model, fit, predict
+    from tme_sim.training.train import build_model, fit, predict
 
     _check_settings(epochs=epochs, trajectories=trajectories, folds=folds, seeds=seeds, lr=lr)
     for h, L in architectures:
@@ -263,7 +263,7 @@ def cross_validate(
 
 
 def _dataset(conds: np.ndarray, probs: np.ndarray, names: list[str], bnd: str | Path, cfg: str | Path) -> Any:
-    from surrogates.data import Dataset
+    from tme_sim.training.data import Dataset
 
     return Dataset(conds, probs, names, list(FATES), [f"c{i}" for i in range(len(conds))], [str(bnd), str(cfg)])
 
@@ -292,8 +292,8 @@ def distill_tnf(
     (agreement metrics, timings, the network) and, when saved, the artifact path. The
     artifact's outputs are the fate probabilities, named :data:`FATES`.
     """
-    from surrogates.artifact import save_artifact
-    from surrogates.train import build_model, fit, predict
+    from tme_sim.intracellular.neural.artifact import save_artifact
+    from tme_sim.training.train import build_model, fit, predict
 
     _check_settings(hidden=hidden, layers=layers, epochs=epochs, trajectories=trajectories, lr=lr)
     net, names, conds, probs, te, tr, T, sim_s = _fate_data(bnd, cfg, trajectories, horizon, seed, test_fraction)

@@ -14,7 +14,7 @@ An artifact is one ``torch.save`` file holding plain Python data and tensors onl
     names             code -> readable name (gene symbols), for name resolution and reports
     output_labels     optional: what the outputs mean ("activity", "probability")
     package_version   tme_sim version that wrote it; torch_version likewise
-    data_sha256       hash of the training data (:meth:`surrogates.data.Dataset.sha256`)
+    data_sha256       hash of the training data (:meth:`tme_sim.training.data.Dataset.sha256`)
     network_sha256    hash of the prior-knowledge network (signaling models)
     training          free-form dict: training config, CV summary, command line, timings
 
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from surrogates.networks import DenseMLP, HybridSignaling, SignalingNetwork
 from tme_sim.errors import ArtifactError
+from tme_sim.intracellular.neural.networks import DenseMLP, HybridSignaling, SignalingNetwork
 
 FORMAT = "tme-sim-surrogate"
 FORMAT_VERSION = 1
@@ -164,8 +164,8 @@ class Surrogate:
         """Outputs (B, n_out) float32 for inputs ``u`` (B, n_in).
 
         ``fast`` (default: True on CPU, False on CUDA): use the CPU inference paths of
-        :mod:`surrogates.inference` — :class:`~surrogates.inference.FastMLP` for dense models,
-        the numba steady-state kernel :class:`~surrogates.inference.FastSignaling` for signaling
+        :mod:`.inference` — :class:`~.inference.FastMLP` for dense models,
+        the numba steady-state kernel :class:`~tme_sim.intracellular.neural.inference.FastSignaling` for signaling
         models (same fixed point and ``tol``; outputs within ~1e-2 of the torch forward at the
         model's ``tol``, see that module) and for the network part of hybrid models (whose linear
         path is added in numpy, :class:`FastHybrid`). They read the module's weights once and are rebuilt
@@ -190,9 +190,9 @@ class Surrogate:
         return out
 
     def fast_runner(self) -> Any:
-        """The cached fast CPU runner of this model (:mod:`surrogates.inference`), rebuilt when
+        """The cached fast CPU runner of this model (:mod:`tme_sim.intracellular.neural.inference`), rebuilt when
         the model's parameters, input map or MLP gate have changed since it was made."""
-        from surrogates.inference import FastMLP, FastSignaling
+        from tme_sim.intracellular.neural.inference import FastMLP, FastSignaling
 
         key = (
             tuple((id(p), p._version) for p in self.model.parameters()),
@@ -216,14 +216,14 @@ class Surrogate:
 
 
 class FastHybrid:
-    """Fast CPU inference of a :class:`~surrogates.networks.HybridSignaling`: the numba
-    steady-state kernel (:class:`~surrogates.inference.FastSignaling`) for its network, its MLP
-    part (if any) by :class:`~surrogates.inference.FastMLP`, its linear path in numpy, mixed by
-    :meth:`~surrogates.networks.HybridSignaling.combine` (with its MLP gate). Keyword arguments of ``__call__``
+    """Fast CPU inference of a :class:`~tme_sim.intracellular.neural.networks.HybridSignaling`: the numba
+    steady-state kernel (:class:`~tme_sim.intracellular.neural.inference.FastSignaling`) for its network, its MLP
+    part (if any) by :class:`~tme_sim.intracellular.neural.inference.FastMLP`, its linear path in numpy, mixed by
+    :meth:`~.networks.HybridSignaling.combine` (with its MLP gate). Keyword arguments of ``__call__``
     (``extra_nodes``/``extra_drive``) go to the network part."""
 
     def __init__(self, model: HybridSignaling, **kw: Any) -> None:
-        from surrogates.inference import FastMLP, FastSignaling
+        from tme_sim.intracellular.neural.inference import FastMLP, FastSignaling
 
         self.model = model
         self.rnn = FastSignaling(model.rnn, **kw)

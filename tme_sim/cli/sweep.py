@@ -2,7 +2,7 @@
 
 Mounted into the ``tme`` application by the main CLI::
 
-    from tme_sim.sweep.cli import analyze_command, sweep_command
+    from tme_sim.cli.sweep import analyze_command, sweep_command
     app.command("sweep")(sweep_command)
     app.command("analyze")(analyze_command)
 

@@ -54,6 +54,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -374,3 +375,48 @@ def load_library(path: str | Path) -> DrugLibrary:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
     return parse_library(data, str(p))
+
+
+class GivenDrug(_Strict):
+    """One drug of ``[drugs.given.<name>]``: changes to the library's dosing (all optional).
+
+    ``schedule`` replaces the library schedule (same tables as the library's); ``dose_scale``
+    (≥ 0) multiplies every amount and infusion rate; ``plasma`` (a concentration) holds the
+    plasma level constant instead of using PK and schedule; ``entry`` replaces the library's
+    entry route (``{ via = "faces" | "vessels", faces = [...], partition = 1 }``).
+    """
+
+    schedule: tuple[Dose, ...] | None = None
+    dose_scale: float = Field(default=1.0, ge=0.0)
+    plasma: Concentration | None = None
+    entry: Entry | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> GivenDrug:
+        if self.plasma is not None:
+            if not (math.isfinite(self.plasma) and self.plasma >= 0):
+                raise ValueError("plasma must be a finite concentration >= 0")
+            if self.schedule is not None:
+                raise ValueError("give either plasma (constant level) or schedule, not both")
+        if not math.isfinite(self.dose_scale):
+            raise ValueError("dose_scale must be finite")
+        return self
+
+
+class DrugsConfig(_Strict):
+    """The scenario's ``[drugs]`` section (see the module docstring)."""
+
+    library: str
+    given: dict[str, GivenDrug] = Field(min_length=1)
+    update_tolerance: float = Field(default=0.01, gt=0.0, le=1.0)
+
+    @field_validator("given", mode="before")
+    @classmethod
+    def _list_to_tables(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            if not all(isinstance(x, str) for x in v):
+                raise ValueError("expected a list of drug names or [drugs.given.<name>] tables")
+            if len(set(v)) != len(v):
+                raise ValueError("a drug is listed twice")
+            return {x: {} for x in v}
+        return v

@@ -12,7 +12,7 @@ are computed; the table reports the mean over seeds. The **scrambled** control t
 model on training targets whose rows were permuted (conditions shuffled) and evaluates it against
 the true held-out targets. The ridge baseline (``alpha`` = 0.3) runs on the same folds.
 
-A ``hybrid`` model (:class:`~surrogates.networks.HybridSignaling`) also gets rows for its parts,
+A ``hybrid`` model (:class:`~tme_sim.intracellular.neural.networks.HybridSignaling`) also gets rows for its parts,
 scored from the same fits (:func:`hybrid_parts`): ``hybrid/linear`` (its reduced-rank ridge path),
 ``hybrid/network`` (its prior-knowledge network alone — in the default ``blend`` mode exactly the
 ``signaling`` model with the same settings), ``hybrid/mlp`` (its MLP part alone, ungated; fitted
@@ -20,7 +20,7 @@ to log-odds like the hybrid's linear path, ``hybrid_logit_eps``) and ``hybrid/no
 ablation: the hybrid without its network part), so one run shows what each part contributes.
 
 Inputs absent from a fold's training data (a held-out ligand that occurs in no other condition)
-are handled by the model's strategy (:attr:`~surrogates.train.TrainConfig.unseen_strategy`);
+are handled by the model's strategy (:attr:`~tme_sim.training.train.TrainConfig.unseen_strategy`);
 ``unseen_variants`` adds rows scored from the same fits with other strategies. For a hybrid,
 ``substitute`` (its default) lets such a ligand act as half of its most similar seen ligands by
 the prior-knowledge graph (3-hop Jaccard), in every part; the ``hybrid/keep`` row is the same
@@ -44,7 +44,7 @@ Two protocols (``protocol``):
   Scores are computed over the held-out conditions only. This is the protocol behind the
   published r ≈ 0.80 / per-TF median ≈ 0.74, and it is much easier than ``kfold``.
 
-Run: ``python -m surrogates.cv`` (see ``--help``) or ``tme train cv``.
+Run: ``python -m tme_sim.training.cv`` (see ``--help``) or ``tme train cv``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ from typing import Any
 
 import numpy as np
 
-from surrogates.data import Dataset, PriorNetwork
-from surrogates.networks import HybridSignaling
-from surrogates.train import RidgeModel, TrainConfig, build_model, fit, handle_unseen_inputs, predict
+from tme_sim.intracellular.neural.networks import HybridSignaling
+from tme_sim.training.data import Dataset, PriorNetwork
+from tme_sim.training.train import RidgeModel, TrainConfig, build_model, fit, handle_unseen_inputs, predict
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -269,7 +269,7 @@ def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int, float, dict[str, n
     predictions). Runs in a worker."""
     key, name, cfg, data, network, tr, te, y_train, variants = args
     if cfg is not None:
-        from surrogates.train import set_threads
+        from tme_sim.training.train import set_threads
 
         set_threads(cfg.threads)
     pred, sec, ep, cpu, extra = _fit_predict(name, cfg, data, network, tr, te, y_train, variants)
@@ -313,7 +313,7 @@ def cross_validate(
     preds: dict[str, list[list[list[float]]]] = {n: [] for n in names}
     n = data.n
     n_scr = len(seeds) if scramble_seeds is None else min(scramble_seeds, len(seeds))
-    from surrogates.train import set_threads
+    from tme_sim.training.train import set_threads
 
     threads = set_threads(next(iter(configs.values())).threads if configs else None)
     t_all = time.perf_counter()
@@ -546,7 +546,7 @@ def plot_report(report: CVReport, path: str | Path) -> None:
 
 
 def main() -> None:  # pragma: no cover - thin wrapper
-    from surrogates.cli import train_app
+    from tme_sim.cli.train import train_app
 
     train_app(["cv", *__import__("sys").argv[1:]])
 

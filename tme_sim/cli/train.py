@@ -26,11 +26,12 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from surrogates.distill import DEFAULT_EPOCHS as DISTILL_EPOCHS
-from surrogates.distill import DEFAULT_HIDDEN as DISTILL_HIDDEN
-from surrogates.distill import DEFAULT_LAYERS as DISTILL_LAYERS
-from surrogates.distill import DEFAULT_LR as DISTILL_LR
 from tme_sim.errors import ConfigError, TMEError
+from tme_sim.scenarios import packaged
+from tme_sim.training.distill import DEFAULT_EPOCHS as DISTILL_EPOCHS
+from tme_sim.training.distill import DEFAULT_HIDDEN as DISTILL_HIDDEN
+from tme_sim.training.distill import DEFAULT_LAYERS as DISTILL_LAYERS
+from tme_sim.training.distill import DEFAULT_LR as DISTILL_LR
 
 train_app = typer.Typer(
     name="train",
@@ -42,7 +43,7 @@ train_app = typer.Typer(
 
 def _expand(p: str | None) -> str | None:
     """Expand ``$TME_SHARED_DATA`` (default ``<repo>/../shared/data``) and ``~`` in a path."""
-    from surrogates.data import expand_path
+    from tme_sim.training.data import expand_path
 
     return None if p is None else expand_path(p)
 
@@ -55,7 +56,7 @@ def _load_inputs(
     model: str,
     input_columns: list[str] | None = None,
 ):
-    from surrogates.data import LEMBAS_FILES, lembas_dir, load_dataset, load_network
+    from tme_sim.training.data import LEMBAS_FILES, lembas_dir, load_dataset, load_network
 
     data = _expand(data) or str(lembas_dir())
     dpath = Path(data)
@@ -89,10 +90,10 @@ def train_and_save(
     cfg_train: Any, ds: Any, net: Any, out: Path, *, quiet: bool = False, command: str = ""
 ) -> dict[str, Any]:
     """Train one model on all of ``ds``, save the artifact and its report (JSON, PNG)."""
-    from surrogates.artifact import save_artifact
-    from surrogates.cv import per_output_r, pooled_r
-    from surrogates.networks import HybridSignaling, SignalingNetwork
-    from surrogates.train import build_model, fit, handle_unseen_inputs, predict, train_summary
+    from tme_sim.intracellular.neural.artifact import save_artifact
+    from tme_sim.intracellular.neural.networks import HybridSignaling, SignalingNetwork
+    from tme_sim.training.cv import per_output_r, pooled_r
+    from tme_sim.training.train import build_model, fit, handle_unseen_inputs, predict, train_summary
 
     model = build_model(cfg_train, ds, net)
     with _progress(quiet) as prog:
@@ -178,7 +179,7 @@ def train(
     """Train a surrogate on all conditions and save it as an artifact (with a report .json/.png)."""
     if ctx.invoked_subcommand is not None:
         return
-    from surrogates.train import DataConfig, TrainConfig, load_train_toml
+    from tme_sim.training.train import DataConfig, TrainConfig, load_train_toml
 
     if config is not None:
         tf = load_train_toml(config)
@@ -270,8 +271,8 @@ def cv_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold)."""
-    from surrogates.cv import cross_validate, format_table, write_report
-    from surrogates.train import TrainConfig, load_train_toml
+    from tme_sim.training.cv import cross_validate, format_table, write_report
+    from tme_sim.training.train import TrainConfig, load_train_toml
 
     if protocol not in ("kfold", "paired"):
         raise ConfigError(f"--protocol: unknown protocol {protocol!r} (known: kfold, paired)")
@@ -339,7 +340,7 @@ def cv_merge_command(
     out_dir: Annotated[Path, typer.Option(help="Folder for the merged cv_report.json/.png.")] = Path("outputs/cv"),
 ) -> None:
     """Merge CV reports run separately (e.g. one process per seed) and print the combined table."""
-    from surrogates.cv import format_table, load_report, merge_reports, write_report
+    from tme_sim.training.cv import format_table, load_report, merge_reports, write_report
 
     for p in reports:
         if not p.is_file():
@@ -355,10 +356,10 @@ def cv_merge_command(
 
 @train_app.command("distill")
 def distill_command(
-    bnd: Annotated[Path, typer.Option(help="MaBoSS .bnd file.")] = Path("scenarios/networks/tnf_cellfate.bnd"),
-    cfg: Annotated[Path, typer.Option(help="MaBoSS .cfg file.")] = Path("scenarios/networks/tnf_cellfate.cfg"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Artifact to write.")] = Path(
-        "scenarios/models/tnf_fate_surrogate.pt"
+    bnd: Annotated[Path, typer.Option(help="MaBoSS .bnd file.")] = packaged("networks/tnf_cellfate.bnd"),
+    cfg: Annotated[Path, typer.Option(help="MaBoSS .cfg file.")] = packaged("networks/tnf_cellfate.cfg"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Artifact to write.")] = packaged(
+        "models/tnf_fate_surrogate.pt"
     ),
     trajectories: Annotated[int, typer.Option(help="Boolean trajectories per condition.")] = 400,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -383,8 +384,8 @@ def distill_command(
     The default network and schedule were chosen by cross-validation on the training conditions
     (see surrogates/distill.py).
     """
-    from surrogates.distill import cross_validate, distill_tnf
     from tme_sim.errors import OutputError
+    from tme_sim.training.distill import cross_validate, distill_tnf
 
     if cv is not None:
         archs = []
@@ -426,7 +427,7 @@ def distill_command(
     typer.echo(f"wrote {out}")
 
 
-def main() -> None:  # pragma: no cover - ``python -m surrogates.cli``
+def main() -> None:  # pragma: no cover - ``python -m tme_sim.cli.train``
     try:
         train_app(standalone_mode=False)
     except TMEError as exc:

@@ -45,10 +45,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tme_sim.config.drugs import Drug, DrugLibrary, format_validation_error, load_library
 from tme_sim.drugs.effects import compile_targets, sample_masks, target_modulation
-from tme_sim.drugs.library import Drug, DrugLibrary, format_validation_error, load_library
-from tme_sim.drugs.synergy import METHODS, SynergyResult, synergy
 from tme_sim.errors import ConfigError
+from tme_sim.screening.synergy import METHODS, SynergyResult, synergy
 from tme_sim.units import Time, to_unit
 
 Role = Literal["tumor", "healthy"]
@@ -386,7 +386,7 @@ def _build_model(ct: CellTypeConfig, cfg: ScreenConfig, base: Path, source: str)
             time_scale=ct.time_scale,
             source=source,
         )
-    from tme_sim.drugs.surrogate_model import SurrogateModel
+    from tme_sim.screening.surrogate_model import SurrogateModel
 
     assert ct.artifact is not None
     return SurrogateModel.from_config(ct, base, source)

@@ -9,7 +9,7 @@ link is the library's Hill occupancy ``p(c) = cʰ/(cʰ + C50ʰ)``, and the layer
     c_node += Σ_links W_drug[d, node] · p_link(c_d)
 
 to the steady-state equation of the prior-knowledge network ``x* = f(W x* + b + P u + c_drug)``
-(:class:`surrogates.networks.SignalingNetwork`). Untrained, an inhibitor's weight is
+(:class:`tme_sim.intracellular.neural.networks.SignalingNetwork`). Untrained, an inhibitor's weight is
 ``-strength`` and an activator's ``+strength`` (default 5: at full occupancy the target is
 driven into the leaky, "off" range of the activation, or saturated "on"); training on drug
 response data refines them (the layer is an ``nn.Module``).
@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from tme_sim.config.drugs import Drug
 from tme_sim.drugs.effects import compile_targets, drug_target_mask
-from tme_sim.drugs.library import Drug
-from tme_sim.drugs.screen import CellTypeModel, Role
 from tme_sim.errors import ArtifactError, ConfigError
+from tme_sim.intracellular.neural.networks import steady_outputs_with_drugs
+from tme_sim.screening.screen import CellTypeModel, Role
 
 
 class DrugTargetLayer(nn.Module):
@@ -79,18 +80,6 @@ class DrugTargetLayer(nn.Module):
         contrib = self.occupancy(conc) * w  # (B, n_links)
         out = torch.zeros(self.n_nodes, conc.shape[0], dtype=contrib.dtype, device=contrib.device)
         return out.index_add(0, self.link_node, contrib.T)
-
-
-@torch.inference_mode()
-def steady_outputs_with_drugs(model: Any, u: torch.Tensor, extra_drive: torch.Tensor) -> torch.Tensor:
-    """Outputs (B, n_out) of a :class:`~surrogates.networks.SignalingNetwork` whose steady state
-    is solved with ``extra_drive`` (n_nodes, B) added to its drive ``b + P u``."""
-    from surrogates.networks import solve_steady_state
-
-    c = model.drive(u) + extra_drive
-    w_mat, _ = model.graph().matrices(model.edge_weight)
-    x, _, _, _ = solve_steady_state(w_mat, c, model.max_iter, model.tol, model.leak)
-    return (x[model.output_nodes].T * model.output_scale) + model.output_offset
 
 
 class SurrogateModel(CellTypeModel):
@@ -189,7 +178,7 @@ class SurrogateModel(CellTypeModel):
     @classmethod
     def from_config(cls, ct: Any, base: Path, source: str) -> SurrogateModel:
         """Build from a screen ``[[cell_types]]`` entry with ``model = "surrogate"``."""
-        from surrogates.artifact import load_artifact
+        from tme_sim.intracellular.neural.artifact import load_artifact
 
         path = base / ct.artifact
         if not path.is_file():
