@@ -85,7 +85,7 @@ def run_scenario(
     if resume:
         from tme_sim.io.checkpoint import resume_run
 
-        return resume_run(sc, out_path, minutes, seed=seed, progress=progress)
+        return resume_run(sc, out_path, minutes, seed=seed, progress=progress, extra_observers=extra_observers)
     if out_path.exists() and not force:
         raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
     if out_path.is_dir():
@@ -109,31 +109,65 @@ def run_scenario(
     if sc.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, sc.output.checkpoint_interval))
     observers += extra_observers or []
-    execute(model, minutes, observers, writer, progress)
+    execute(model, minutes, observers, writer, progress, checkpoint=ckpt)
     return out_path
 
 
-def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter, progress: bool) -> None:
-    """Run ``model`` for ``minutes`` with observers; mark the file complete only on success."""
+def execute(
+    model: TMEModel,
+    minutes: float,
+    observers: list[Observer],
+    writer: OutputWriter,
+    progress: bool,
+    *,
+    checkpoint: Path | None = None,
+) -> None:
+    """Run ``model`` for ``minutes`` with observers; mark the file complete only on success.
+
+    Ctrl-C or SIGTERM stop the run at the next step boundary: the file keeps every committed
+    snapshot (marked incomplete), a checkpoint of the current state is written to ``checkpoint``
+    (when given) so ``tme run --resume`` continues, and :class:`~tme_sim.errors.RunInterrupted` is raised.
+    """
+    from tme_sim.errors import RunInterrupted
+    from tme_sim.io.interrupt import StopObserver, graceful_stop
+
     ok = False
     t0 = wallclock.perf_counter()
     try:
-        if progress:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        with graceful_stop() as flag:
+            observers = [*observers, StopObserver(flag)]
+            try:
+                _run_with_progress(model, minutes, observers, progress)
+            except RunInterrupted as exc:
+                if checkpoint is None:
+                    raise
+                from tme_sim.io.checkpoint import write_checkpoint
 
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}"),
-                transient=False,
-                auto_refresh=False,  # the observer redraws 4×/s: no render thread competing for the GIL
-            ) as bar:
-                model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
-        else:
-            model.run_for(minutes, observers)
+                writer.sync()  # the output on disk is never behind the checkpoint
+                write_checkpoint(model, checkpoint)
+                raise RunInterrupted(
+                    f"{exc}; {writer.path} keeps {writer.n_snapshots} snapshots, checkpoint {checkpoint.name} "
+                    "saved: continue with the same command and --resume"
+                ) from None
         ok = True
     finally:
         writer.fh.attrs["wall_seconds"] = wallclock.perf_counter() - t0
         writer.close(complete=ok)
+
+
+def _run_with_progress(model: TMEModel, minutes: float, observers: list[Observer], progress: bool) -> None:
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            transient=False,
+            auto_refresh=False,  # the observer redraws 4×/s: no render thread competing for the GIL
+        ) as bar:
+            model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
+    else:
+        model.run_for(minutes, observers)

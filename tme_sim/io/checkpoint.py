@@ -206,7 +206,15 @@ def _check_output_not_behind(writer: Any, time: float, interval: float, out: Pat
         )
 
 
-def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | None, progress: bool) -> Path:
+def resume_run(
+    scenario: Scenario,
+    out: Path,
+    minutes: float,
+    *,
+    seed: int | None,
+    progress: bool,
+    extra_observers: list[Any] | None = None,
+) -> Path:
     """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
     from tme_sim.io import OutputWriter
     from tme_sim.io.observers import CheckpointObserver, OutputObserver
@@ -235,6 +243,7 @@ def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | Non
     observers = [out_obs]
     if scenario.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, scenario.output.checkpoint_interval))
+    observers += extra_observers or []
     # observers schedule from the absolute simulated time so a resumed run writes the same snapshots
-    execute(model, remaining * model.dt_mech, observers, writer, progress)
+    execute(model, remaining * model.dt_mech, observers, writer, progress, checkpoint=ckpt)
     return out

@@ -1,20 +1,37 @@
 """Scenarios, networks, trained models and drug libraries shipped with tme-sim (package data).
 
 A scenario can be named by its file (``scenarios/x.toml``) or, for the shipped ones, by its bare
-name (``tme run tumor_immune``); :func:`resolve` does the lookup.
+name (``tme run tumor_immune``); :func:`resolve` does the lookup. :func:`copy_shipped` copies a
+shipped file with everything it references (``tme scenarios copy``).
 """
 
 from __future__ import annotations
 
+import shutil
+import tomllib
 from pathlib import Path
+from typing import Any
 
 #: the folder of the shipped scenarios (inside the installed package)
 SCENARIO_DIR = Path(__file__).resolve().parent
+
+#: sub-folders holding other shipped inputs, listed by ``tme scenarios list``
+KINDS = {"": "scenarios", "sweeps": "sweeps (tme sweep)", "screens": "drug screens (tme drugs screen)"}
 
 
 def shipped() -> dict[str, Path]:
     """Shipped scenario names → files (top-level ``*.toml`` of :data:`SCENARIO_DIR`)."""
     return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml")) if p.stem != "drugs"}
+
+
+def shipped_all() -> dict[str, Path]:
+    """Every shipped input file by name: scenarios (``tumor_immune``), sweeps (``sweeps/spheroid_grid``),
+    screens (``screens/tnf_toxicity``) and the drug library (``drugs``)."""
+    out = {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+    for sub in KINDS:
+        if sub:
+            out.update({f"{sub}/{p.stem}": p for p in sorted((SCENARIO_DIR / sub).glob("*.toml"))})
+    return out
 
 
 def packaged(relative: str) -> Path:
@@ -23,12 +40,101 @@ def packaged(relative: str) -> Path:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """An existing file as given, else a shipped scenario of that name (``tumor_immune``).
+    """An existing file as given, else ``NAME.toml`` in the current folder, else a shipped scenario.
 
-    Returns the path unchanged when neither exists, so the caller's "not found" error names
-    what the user typed.
+    So ``tme run tumor_immune`` runs a copy made by ``tme scenarios copy tumor_immune .`` when
+    there is one, the shipped file otherwise. Returns the path unchanged when nothing exists, so
+    the caller's "not found" error names what the user typed.
     """
     p = Path(name_or_path)
     if p.exists() or p.suffix or len(p.parts) > 1:
         return p
+    local = p.with_suffix(".toml")
+    if local.is_file():
+        return local
     return shipped().get(p.name, p)
+
+
+def description(path: Path) -> str:
+    """The first comment line of a TOML file (its one-line description), or ""."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            return s.lstrip("#").strip()
+        if s:
+            break
+    return ""
+
+
+def _strings(doc: Any) -> list[str]:
+    if isinstance(doc, dict):
+        return [s for v in doc.values() for s in _strings(v)]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return [doc] if isinstance(doc, str) else []
+
+
+def references(path: Path) -> list[Path]:
+    """Shipped files that ``path`` needs, recursively: ``extends`` bases, networks, models (with
+    their same-named sidecars: training config and report), drug libraries, base scenarios of sweeps.
+
+    A string value counts as a reference when it names an existing file, relative to the referring
+    file's folder, inside :data:`SCENARIO_DIR`.
+    """
+    found: dict[Path, None] = {}
+    todo = [path.resolve()]
+    while todo:
+        p = todo.pop()
+        if p in found:
+            continue
+        found[p] = None
+        if p.suffix != ".toml":
+            continue
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        for s in _strings(doc):
+            if "\n" in s or len(s) > 300:
+                continue
+            q = (p.parent / s).resolve()
+            if q.is_file() and q.is_relative_to(SCENARIO_DIR):
+                todo.append(q)
+                if q.suffix == ".pt":  # a model's training config and report travel with it
+                    todo += [r.resolve() for r in q.parent.glob(q.stem + ".*") if r.suffix in (".json", ".toml")]
+    return list(found)
+
+
+def copy_shipped(name: str, dest: str | Path, *, force: bool = False) -> list[Path]:
+    """Copy the shipped input ``name`` (see :func:`shipped_all`) and everything it references into
+    ``dest``, keeping the package's relative layout so relative paths inside the files still work.
+
+    Returns the written files. Refuses (before writing anything) to overwrite a different existing
+    file unless ``force``.
+    """
+    from tme_sim.config.suggest import close_match
+    from tme_sim.errors import ConfigError
+
+    catalogue = shipped_all()
+    key = name[:-5] if name.endswith(".toml") else name
+    if key not in catalogue:
+        hint = close_match(key, list(catalogue))
+        raise ConfigError(
+            f"no shipped scenario {name!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + "; `tme scenarios list` shows them"
+        )
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest}: exists and is not a folder")
+    files = sorted(references(catalogue[key]))
+    targets = [(f, dest / f.relative_to(SCENARIO_DIR)) for f in files]
+    clash = [t for f, t in targets if t.exists() and t.read_bytes() != f.read_bytes()]
+    if clash and not force:
+        raise ConfigError(f"{clash[0]}: exists and differs from the shipped file; use --force to overwrite")
+    written = []
+    for f, t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, t)
+        written.append(t)
+    return written
