@@ -34,7 +34,7 @@ def run_output(tmp_path_factory):
 def test_run_writes_output_and_figures(run_output):
     out, res = run_output
     assert out.exists()
-    assert (out.parent / "run_snapshot_last.png").stat().st_size > 10_000
+    assert (out.parent / "run_snapshot_last_oxygen.png").stat().st_size > 10_000
     assert (out.parent / "run_population.png").exists()
     assert f"wrote {out}" in res.stdout
 

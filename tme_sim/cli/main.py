@@ -197,7 +197,8 @@ def export(
     path: Annotated[Path, typer.Argument(help="An output HDF5 file.")],
     to: Annotated[str, typer.Option("--to", help="Format: anndata (.h5ad), vtk (ParaView .pvd), csv.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output file (anndata) or folder (vtk, csv); default beside FILE.")
+        Path | None,
+        typer.Option("--out", "-o", help="Output file (anndata) or folder (vtk, csv); default beside FILE."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:

@@ -110,9 +110,14 @@ def analyze_command(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Sensitivity indices (Sobol, Morris, RBD-FAST via SALib) and response plots of a sweep."""
+    from rich.console import Console
+
     from tme_sim.sweep.analyze import analyze_sweep
 
-    res = analyze_sweep(sweep_dir, out, metrics=list(metric) if metric else None, num_resamples=resamples, seed=seed)
+    with Console(stderr=True).status(f"analysing {sweep_dir} (indices, bootstrap, plots)…"):
+        res = analyze_sweep(
+            sweep_dir, out, metrics=list(metric) if metric else None, num_resamples=resamples, seed=seed
+        )
     for note in res.notes:
         typer.echo(f"note: {note}")
     for f in res.files:

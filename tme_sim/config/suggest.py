@@ -1,4 +1,4 @@
-""""Did you mean …?" for config mistakes: misspelt keys and choices, found with :mod:`difflib`."""
+""" "Did you mean …?" for config mistakes: misspelt keys and choices, found with :mod:`difflib`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _child(tp: Any, part: Any) -> list[Any]:
             field = t.model_fields.get(str(part))
             if field is not None:
                 out.append(field.annotation)
-        elif origin in (dict, typing.Mapping) or origin is not None and str(origin).endswith("Mapping'>"):
+        elif origin in (dict, typing.Mapping) or (origin is not None and str(origin).endswith("Mapping'>")):
             args = typing.get_args(t)
             if len(args) == 2:
                 out.append(args[1])
