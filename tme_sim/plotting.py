@@ -122,7 +122,7 @@ def column_range(path: str | Path, column: str) -> tuple[float, float]:
 def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.ndarray, float, str] | None:
     from tme_sim.io import species_units
 
-    species, j = _species_index(path, name)
+    _, j = _species_index(path, name)
     with h5py.File(path, "r") as fh:
         g = fh["fields"]
         if g["time"].shape[0] == 0:
