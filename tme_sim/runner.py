@@ -131,6 +131,9 @@ def execute(
     from tme_sim.errors import RunInterrupted
     from tme_sim.io.interrupt import StopObserver, graceful_stop
 
+    for obs in observers:  # observers that show progress learn how long this run is meant to go
+        if hasattr(obs, "planned_minutes"):
+            obs.planned_minutes = minutes
     ok = False
     t0 = wallclock.perf_counter()
     try:

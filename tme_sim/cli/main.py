@@ -82,17 +82,33 @@ def run(
         typer.echo(f"view: {server.url}  (live; Ctrl-C stops the run, then again to stop serving)")
         if show:
             server.open_browser()
-    path = run_scenario(
-        scenario,
-        out,
-        seed=seed,
-        overrides=parse_set_options(set_),
-        duration=duration,
-        force=force,
-        progress=not quiet,
-        resume=resume,
-        extra_observers=extra,
-    )
+    from tme_sim.errors import RunInterrupted
+
+    try:
+        path = run_scenario(
+            scenario,
+            out,
+            seed=seed,
+            overrides=parse_set_options(set_),
+            duration=duration,
+            force=force,
+            progress=not quiet,
+            resume=resume,
+            extra_observers=extra,
+        )
+    except BaseException as exc:
+        if live is None:
+            raise
+        state = f"stopped: {exc}" if isinstance(exc, RunInterrupted) else f"failed: {exc.__class__.__name__}"
+        live.finish(state)
+        if isinstance(exc, RunInterrupted):
+            typer.echo(f"run stopped; still serving {server.url} — Ctrl-C to stop", err=True)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                pass
+        server.stop()
+        raise
     typer.echo(f"wrote {path}")
     if plot:
         from tme_sim.plotting import plot_run
