@@ -159,7 +159,7 @@ def region_pixels(png: bytes, box: list[float]) -> np.ndarray:
     from PIL import Image
 
     img = np.asarray(Image.open(_io.BytesIO(png)).convert("RGB")).astype(int)
-    x0, y0, w, h = (int(round(v)) for v in box)
+    x0, y0, w, h = (round(v) for v in box)
     return img[y0 + 2 : y0 + h - 2, x0 + 2 : x0 + w - 2].reshape(-1, 3)
 
 
@@ -212,7 +212,7 @@ def test_view_of_a_file_draws_cells_field_and_curves(flagship_file, browser, sho
         page.wait_for_function(f"() => ({JS_CELLS})() === {len(io.read_cells(flagship_file, 1))}", timeout=30_000)
 
         # click a cell: its state and its history appear
-        x, y, cell_id = page.evaluate(JS_CELL_XY, 0)
+        x, y, _cell_id = page.evaluate(JS_CELL_XY, 0)
         page.mouse.click(x, y)
         page.wait_for_function(
             "() => Bokeh.documents[0].get_model_by_name('cell_info').text.includes('<b>cell ')", timeout=30_000
@@ -234,7 +234,7 @@ def test_view_of_a_file_draws_cells_field_and_curves(flagship_file, browser, sho
         page.screenshot(path=str(shots / "view_pdl1.png"))
         page.close()
     finally:
-        rc, _, err = server.stop()
+        _rc, _, err = server.stop()
     assert "Traceback" not in err, err
 
 
