@@ -300,7 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("TME_DEBUG") == "1"
     click_errors, click_exits, click_aborts = _click_exception_types()
     try:
-        app(args=args, prog_name="tme", standalone_mode=False)
+        rc = app(args=args, prog_name="tme", standalone_mode=False)
+        if isinstance(rc, int) and rc != 0:  # a typer.Exit(code) inside a command is returned, not raised
+            sys.exit(rc)
     except RunInterrupted as exc:
         typer.echo(f"interrupted: {exc}", err=True)
         sys.exit(130)

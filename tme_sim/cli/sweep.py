@@ -21,7 +21,9 @@ from tme_sim.sweep.cluster import BACKENDS  # stdlib only: keeps `tme --help` fa
 
 
 def sweep_command(
-    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (TOML).", show_default=False)],
+    sweep_file: Annotated[
+        Path, typer.Argument(help="Sweep file (TOML), or a shipped one: sweeps/spheroid_grid.toml.", show_default=False)
+    ],
     backend: Annotated[str, typer.Option(help=f"Where to run: {' | '.join(BACKENDS)}.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Join an existing dask scheduler, e.g. tcp://host:8786.")
@@ -67,7 +69,9 @@ def sweep_command(
         job_extra=list(job_extra or []),
     )
     check_options(opts)
-    sweep = load_sweep(sweep_file)
+    from tme_sim.scenarios import resolve
+
+    sweep = load_sweep(resolve(sweep_file))
     out_dir = out if out is not None else default_out_dir(sweep)
     design = build_design(sweep)
     runs = plan_runs(sweep, design)

@@ -40,15 +40,21 @@ def packaged(relative: str) -> Path:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """An existing file as given, else ``NAME.toml`` in the current folder, else a shipped scenario.
+    """An existing file as given, else ``NAME.toml`` in the current folder, else a shipped file:
+    a scenario by name (``tumor_immune``) or any shipped input by its path inside the package
+    (``screens/tnf_toxicity.toml``, ``sweeps/spheroid_grid.toml``).
 
     So ``tme run tumor_immune`` runs a copy made by ``tme scenarios copy tumor_immune .`` when
     there is one, the shipped file otherwise. Returns the path unchanged when nothing exists, so
     the caller's "not found" error names what the user typed.
     """
     p = Path(name_or_path)
-    if p.exists() or p.suffix or len(p.parts) > 1:
+    if p.exists():
         return p
+    if p.suffix or len(p.parts) > 1:  # a shipped file by its package path: screens/x.toml, scenarios/x.toml
+        parts = p.parts[1:] if p.parts and p.parts[0] == "scenarios" else p.parts
+        shipped_file = SCENARIO_DIR.joinpath(*parts) if parts and not p.is_absolute() else None
+        return shipped_file if shipped_file is not None and shipped_file.is_file() else p
     local = p.with_suffix(".toml")
     if local.is_file():
         return local
