@@ -21,6 +21,8 @@ class TMEError(Exception):
 class RunInterrupted(TMEError):
     """A run was stopped by the user (Ctrl-C / SIGTERM) after saving its output and a checkpoint (exit 130)."""
 
+    signal_name: str | None = None
+
 
 class ConfigError(TMEError):
     """A scenario, sweep, drug library or training config is malformed (names file and key)."""

@@ -192,7 +192,7 @@ class TMEModel(mesa.Model):
         self.rules = []
         self.intracellular: dict[int, IntracellularModel] = {}
         for i, (name, cfg) in enumerate(scenario.cell_types.items()):
-            self.rules.append(rules_class(cfg.rules)(name, i, cfg, self))
+            self.rules.append(rules_class(cfg.rules, f"cell_types.{name}.rules")(name, i, cfg, self))
             key = f"cell_types.{name}.intracellular"
             if uses_model(cfg.intracellular, key):
                 from tme_sim.intracellular.factory import build_intracellular

@@ -148,10 +148,12 @@ def execute(
 
                 writer.sync()  # the output on disk is never behind the checkpoint
                 write_checkpoint(model, checkpoint)
-                raise RunInterrupted(
+                stopped = RunInterrupted(
                     f"{exc}; {writer.path} keeps {writer.n_snapshots} snapshots, checkpoint {checkpoint.name} "
                     "saved: continue with the same command and --resume"
-                ) from None
+                )
+                stopped.signal_name = getattr(exc, "signal_name", None)
+                raise stopped from None
         ok = True
     finally:
         writer.fh.attrs["wall_seconds"] = wallclock.perf_counter() - t0

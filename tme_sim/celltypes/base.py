@@ -130,7 +130,7 @@ def register_rules(cls: type[CellRules]) -> type[CellRules]:
     return cls
 
 
-def rules_class(name: str) -> type[CellRules]:
+def rules_class(name: str, key: str = "rules") -> type[CellRules]:
     """The rule class for ``rules = "<name>"`` (imports the shipped rule modules on first use)."""
     if name not in _REGISTRY:
         import tme_sim.celltypes.fibroblast
@@ -140,4 +140,11 @@ def rules_class(name: str) -> type[CellRules]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown rules {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+        from tme_sim.config.suggest import close_match
+
+        hint = close_match(name, list(_REGISTRY))
+        raise ConfigError(
+            f"{key}: unknown rules {name!r}{f' (did you mean {hint!r}?)' if hint else ''}"
+            f" (known: {', '.join(sorted(_REGISTRY))}; a CellRules subclass registers its rules_name when its"
+            " module is imported)"
+        ) from None

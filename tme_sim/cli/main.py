@@ -101,7 +101,7 @@ def run(
             raise
         state = f"stopped: {exc}" if isinstance(exc, RunInterrupted) else f"failed: {exc.__class__.__name__}"
         live.finish(state)
-        if isinstance(exc, RunInterrupted):
+        if isinstance(exc, RunInterrupted) and getattr(exc, "signal_name", None) == "SIGINT":
             typer.echo(f"run stopped; still serving {server.url} — Ctrl-C to stop", err=True)
             try:
                 server.wait()

@@ -204,7 +204,11 @@ class SecretionConfig(Strict):
 class CellTypeConfig(Strict):
     """One cell type: which rule set drives it, and its parameters."""
 
-    rules: Literal["tumor", "cd8_t_cell", "macrophage", "fibroblast", "generic"] = "generic"
+    rules: str = Field(
+        "generic",
+        description="rule set: tumor, cd8_t_cell, macrophage, fibroblast, generic, or the rules_name of a registered"
+        " tme_sim.celltypes.CellRules subclass (checked when the model is built)",
+    )
     color: str | None = None
     volume: VolumeConfig = VolumeConfig()
     cycle: CycleConfig = CycleConfig()

@@ -41,7 +41,9 @@ class StopObserver(Observer):
 
     def on_step(self, model: TMEModel) -> None:
         if self.flag:
-            raise RunInterrupted(f"stopped by {self.flag.signal_name} at t = {model.time:g} min")
+            exc = RunInterrupted(f"stopped by {self.flag.signal_name} at t = {model.time:g} min")
+            exc.signal_name = self.flag.signal_name
+            raise exc
 
 
 @contextlib.contextmanager
