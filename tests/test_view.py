@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,15 +108,33 @@ class Served:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.err_lines: list[str] = []
+        threading.Thread(target=self._read_stderr, daemon=True).start()
         wait_port(self.port, self.proc)
 
-    def stop(self, signals: int = 1) -> tuple[int, str, str]:
-        for _ in range(signals):
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
-                time.sleep(1.0)
-        out, err = self.proc.communicate(timeout=120)
-        return self.proc.returncode, out, err
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self.err_lines.append(line)
+
+    def wait_stderr(self, text: str, timeout: float = 120) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout and self.proc.poll() is None:
+            if any(text in line for line in self.err_lines):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} not printed: {''.join(self.err_lines)}")
+
+    def stop(self, then_wait_for: str | None = None) -> tuple[int, str, str]:
+        """SIGINT; with ``then_wait_for``, wait for that text on stderr and send a second SIGINT."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        if then_wait_for is not None:
+            self.wait_stderr(then_wait_for)
+            self.proc.send_signal(signal.SIGINT)
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=120)
+        time.sleep(0.2)
+        return self.proc.returncode, out, "".join(self.err_lines)
 
 
 JS_MODEL = """([name, attr]) => { const m = Bokeh.documents[0].get_model_by_name(name); return m[attr]; }"""
@@ -230,6 +249,11 @@ def test_view_of_a_file_draws_cells_field_and_curves(flagship_file, browser, sho
         page.wait_for_function(
             "() => Bokeh.documents[0].get_model_by_name('value_bar').visible === true", timeout=30_000
         )
+        fills = page.evaluate(
+            """() => { const r = Bokeh.documents[0].get_model_by_name('cell_glyphs');
+                      return [r.glyph.fill_color, r.nonselection_glyph.fill_color].map(c => c.field); }"""
+        )
+        assert fills == ["value", "value"]  # selected and unselected cells alike
         page.wait_for_timeout(800)
         page.screenshot(path=str(shots / "view_pdl1.png"))
         page.close()
@@ -279,7 +303,7 @@ def test_live_run_shows_progress_in_the_page(browser, shots, tmp_path):
         assert "RUNNING t = " in status and "%" in status
         page.screenshot(path=str(shots / "view_live.png"))
     finally:
-        rc, _, err = server.stop(signals=2)
+        rc, _, err = server.stop(then_wait_for="still serving")
     assert rc == 130, err
     assert "Traceback" not in err and "SystemError" not in err, err
     assert "still serving" in err

@@ -169,8 +169,19 @@ class ViewApp:
     def _empty_cells() -> dict[str, list]:
         return {k: [] for k in ("x", "y", "radius", "color", "line", "label", "id", "type", "value")}
 
+    def _cell_glyphs(self) -> list:
+        """The cell glyph and its selected/unselected copies (a selection draws those instead)."""
+        r = self.cell_renderer
+        return [g for g in (r.glyph, r.selection_glyph, r.nonselection_glyph) if g is not None and g != "auto"]
+
+    def _set_glyphs(self, **props: Any) -> None:
+        for g in self._cell_glyphs():
+            g.update(**props)
+
     def _set_opacity(self) -> None:
         self.cell_renderer.glyph.fill_alpha = self.opacity.value
+        if self.cell_renderer.nonselection_glyph not in (None, "auto"):
+            self.cell_renderer.nonselection_glyph.fill_alpha = 0.75 * self.opacity.value
 
     def _toggle_play(self) -> None:
         if self._play_cb is None:
@@ -271,7 +282,7 @@ class ViewApp:
             label = np.where(alive, types, death)
             value = np.zeros(len(df))
             line = np.full(len(df), "#222222", dtype=object)
-            self.cell_renderer.glyph.fill_color = "color"
+            self._set_glyphs(fill_color="color")
             self.value_bar.visible = False
         else:
             value = df[by].to_numpy(dtype=float) if by in df else np.full(len(df), np.nan)
@@ -279,7 +290,7 @@ class ViewApp:
             self.value_mapper.update(low=lo, high=hi)
             self.value_bar.title = by
             self.value_bar.visible = True
-            self.cell_renderer.glyph.fill_color = {"field": "value", "transform": self.value_mapper}
+            self._set_glyphs(fill_color={"field": "value", "transform": self.value_mapper})
             fill = type_color
             label = types  # the legend names types by their outline colour
             line = type_color
@@ -294,8 +305,12 @@ class ViewApp:
             "type": list(types),
             "value": value,
         }
-        self.cell_renderer.glyph.line_color = "line"
+        for g in (self.cell_renderer.glyph, self.cell_renderer.nonselection_glyph):  # selection keeps its black ring
+            if g not in (None, "auto"):
+                g.line_color = "line"
         self.cell_renderer.glyph.line_width = 0.5 if by == "type" else 1.5
+        if self.cell_renderer.nonselection_glyph not in (None, "auto"):
+            self.cell_renderer.nonselection_glyph.line_width = self.cell_renderer.glyph.line_width
         if self.selected_id is not None:
             idx = np.flatnonzero(df["id"].to_numpy() == self.selected_id)
             self.cells.selected.indices = [int(i) for i in idx[:1]]
