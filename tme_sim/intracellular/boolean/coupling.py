@@ -130,7 +130,7 @@ class BooleanIntracellularConfig(BaseModel):
 
             v = to_unit(v, "1/min")  # "1 1/h" (one network unit per hour) → 1/60 per min
         if not v > 0:
-            raise ValueError("time_scale must be > 0")
+            raise ValueError("time_scale: Input should be greater than 0")
         return float(v)
 
     @field_validator("dt")
