@@ -52,7 +52,7 @@ SCENARIOS = [
     ("scenarios/toml_syntax.toml", "TOML syntax error: Expected ']' at the end of a table declaration (at line 4"),
     ("scenarios/unknown_initial_type.toml", "initial_cells[0].type: unknown cell type 'tumour'"),
     ("scenarios/unknown_key.toml", "domain.sise: unknown key"),
-    ("scenarios/unknown_rules.toml", "cell_types.tumor.rules: Input should be 'tumor'"),
+    ("scenarios/unknown_rules.toml", "cell_types.tumor.rules: unknown behaviour 'tumour' (known: cd8_t_cell"),
     ("scenarios/wrong_unit.toml", "domain.dx: wrong unit in '20 min'"),
 ]
 

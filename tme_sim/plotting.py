@@ -14,8 +14,10 @@ import numpy as np
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Circle, Rectangle
 
+from tme_sim.config import validate_scenario
 from tme_sim.errors import OutputError
-from tme_sim.io import read_attrs, read_cells, read_population, read_scenario
+from tme_sim.io import read_attrs, read_cells, read_population, read_stored_scenario
+from tme_sim.vessels import layout_from_scenario
 
 DEFAULT_COLORS = {
     "tumor": "#c0392b",
@@ -30,7 +32,7 @@ DEAD_COLORS = {"apoptotic": "#f1948a", "necrotic": "#5d4037", "lysed": "#a1887f"
 
 def type_colors(path: str | Path) -> dict[str, str]:
     """Colour of each cell type: the scenario's ``color``, else one by rules, else a palette."""
-    sc = read_scenario(path)
+    sc = read_stored_scenario(path)
     out = {}
     for i, (name, ct) in enumerate(sc["cell_types"].items()):
         out[name] = ct.get("color") or DEFAULT_COLORS.get(ct.get("rules", ""), PALETTE[i % len(PALETTE)])
@@ -40,10 +42,7 @@ def type_colors(path: str | Path) -> dict[str, str]:
 def vessel_voxels_of(path: str | Path) -> tuple[np.ndarray, float] | None:
     """Vessel voxel centres ``(N, 3)`` µm and the voxel edge of a run (rebuilt from its scenario and
     seed; see :func:`tme_sim.vessels.layout_from_scenario`), or None without vessels."""
-    from tme_sim.config import validate_scenario
-    from tme_sim.vessels import layout_from_scenario
-
-    doc = read_scenario(path)
+    doc = read_stored_scenario(path)
     if not doc.get("vessels"):
         return None
     try:
@@ -62,7 +61,7 @@ def _draw_vessels(ax: plt.Axes, path: str | Path) -> bool:
         return False
     centres, dx = found
     if read_attrs(path)["dim"] == 3:  # only the vessel voxels cut by the drawn middle z plane
-        size = [float(str(v).split()[0]) for v in read_scenario(path)["domain"]["size"]]
+        size = [float(str(v).split()[0]) for v in read_stored_scenario(path)["domain"]["size"]]
         k_mid = min(int(size[2] / 2 / dx), round(size[2] / dx) - 1)
         centres = centres[np.abs(centres[:, 2] - (k_mid + 0.5) * dx) < dx / 2]
     squares = [Rectangle((x - dx / 2, y - dx / 2), dx, dx) for x, y in centres[:, :2]]
@@ -100,7 +99,7 @@ def plot_snapshot(
     """Cells as discs (true radii) coloured by type (dead cells in death colours) over a field."""
     cells = read_cells(path, snapshot)
     attrs = read_attrs(path)
-    sc = read_scenario(path)
+    sc = read_stored_scenario(path)
     size = [float(str(s).split()[0]) for s in sc["domain"]["size"]]
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.2, 6.2), dpi=130)

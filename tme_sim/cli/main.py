@@ -72,10 +72,10 @@ def validate(
 ) -> None:
     """Check a scenario (schema, units, substrates, cell types, networks) without running it."""
     from tme_sim.config import load_scenario, parse_set_options
-    from tme_sim.runner import build_model
+    from tme_sim.runner import build_scenario_model
 
     sc = load_scenario(scenario, parse_set_options(set_))
-    model = build_model(sc)
+    model = build_scenario_model(sc)
     typer.echo(
         f"ok: {sc.name}: {sc.domain.dim}D {' x '.join(f'{s:g}' for s in sc.domain.size)} um, "
         f"{len(model.substrate_names)} substrates, cell types {', '.join(model.type_names)}, "

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tme_sim.config.drugs import DrugsConfig
 from tme_sim.errors import ConfigError
+from tme_sim.scenarios import resolve
 from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
 
 
@@ -204,7 +205,9 @@ class SecretionConfig(Strict):
 class CellTypeConfig(Strict):
     """One cell type: which rule set drives it, and its parameters."""
 
-    rules: Literal["tumor", "cd8_t_cell", "macrophage", "fibroblast", "generic"] = "generic"
+    #: the behaviour (a registered ``CellRules.rules_name``: tumor, cd8_t_cell, macrophage, fibroblast,
+    #: generic, or one from the scenario's ``plugins``); checked when the model is built
+    rules: str = Field(default="generic", min_length=1)
     color: str | None = None
     volume: VolumeConfig = VolumeConfig()
     cycle: CycleConfig = CycleConfig()
@@ -234,6 +237,8 @@ class OutputConfig(Strict):
     fields: bool = True
     cells: bool = True
     checkpoint_interval: Time = "0 min"
+    #: extra observers by registered name → their settings (``[output.observers.population_csv]``)
+    observers: dict[str, dict[str, Any]] = {}
 
 
 class VesselLine(Strict):
@@ -295,6 +300,9 @@ class Scenario(Strict):
     vessels: VesselConfig | None = None
     immune: ImmuneConfig = ImmuneConfig()
     drugs: DrugsConfig | None = None  # [drugs]: library, drugs given, schedules (tme_sim/drugs/dosing.py)
+    #: Python files (relative to the scenario's folder) defining extra behaviours, intracellular
+    #: kinds or observers (tme_sim.plugins); executed when the scenario is built
+    plugins: list[str] = []
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -453,8 +461,6 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit). A bare name such
     as ``"tumor_immune"`` that is not a file names a shipped scenario (:mod:`tme_sim.scenarios`).
     """
-    from tme_sim.scenarios import resolve
-
     path = resolve(path)
     doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
@@ -479,8 +485,13 @@ def scenario_dir(scenario: Scenario) -> Path:
 
 
 def scenario_json(scenario: Scenario) -> str:
-    """The resolved scenario as JSON (stored in every output)."""
-    return json.dumps(scenario.model_dump(mode="json"), indent=1, sort_keys=True)
+    """The resolved scenario as JSON (stored in every output; ``plugins`` only when used)."""
+    doc = scenario.model_dump(mode="json")
+    if not doc.get("plugins"):
+        doc.pop("plugins", None)
+    if not doc["output"].get("observers"):
+        doc["output"].pop("observers", None)
+    return json.dumps(doc, indent=1, sort_keys=True)
 
 
 def value_in_unit(value: str | float, unit: str, key: str) -> float:
