@@ -133,11 +133,11 @@ CORE_COLUMNS: tuple[Column, ...] = (
     Column("clone", np.int16, inherit="copy", output="i2", description="clone label (inherited)"),
     Column("exhaustion", np.float64, inherit="copy", output="f4", description="T-cell exhaustion (>= 1 exhausted)"),
     Column("istate_row", np.int64, fill=-1, inherit="managed", description="row in the type's intracellular matrix"),
-    # secretion / uptake coupling, per substrate
-    Column("secretion_rate", np.float64, "substrates", unit="1/min", inherit="copy"),
+    # secretion / uptake coupling, per substrate (a dead cell neither secretes nor takes up: PhysiCell)
+    Column("secretion_rate", np.float64, "substrates", unit="1/min", inherit="copy", zero_on_death=True),
     Column("saturation", np.float64, "substrates", unit="substrate unit", inherit="copy"),
-    Column("uptake_rate", np.float64, "substrates", unit="1/min", inherit="copy"),
-    Column("net_export", np.float64, "substrates", unit="substrate unit*um**3/min", inherit="copy"),
+    Column("uptake_rate", np.float64, "substrates", unit="1/min", inherit="copy", zero_on_death=True),
+    Column("net_export", np.float64, "substrates", unit="substrate unit*um**3/min", inherit="copy", zero_on_death=True),
     *BEHAVIORS,
 )
 

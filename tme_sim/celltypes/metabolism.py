@@ -29,6 +29,9 @@ import numpy as np
 
 from tme_sim.cells import ALIVE
 from tme_sim.celltypes.base import CellRules
+from tme_sim.responses import hill, inhibition
+
+__all__ = ["MetabolicRules", "hill", "hypoxia_level", "inhibition", "recruit_at_vessels", "relax"]
 
 if TYPE_CHECKING:
     from tme_sim.celltypes.context import BehaviorContext
@@ -50,23 +53,6 @@ METABOLISM_DEFAULTS: dict[str, tuple[str | float, str]] = {
     "glycolytic_fraction": (0.1, ""),  # fraction of glucose → lactate in normoxia (non-tumor cells)
     "lactate_yield": (2.0, ""),  # glycolysis: 1 glucose → 2 lactate
 }
-
-
-def hill(x: np.ndarray, half: float, n: float = 1.0) -> np.ndarray:
-    """Hill activation ``x^n / (K^n + x^n)`` in [0, 1] (``half = K`` in the unit of ``x``; 0 if K ≤ 0
-    and x = 0)."""
-    x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
-    if half <= 0:
-        return (x > 0).astype(np.float64)
-    xn = (x / half) ** n
-    return xn / (1.0 + xn)
-
-
-def inhibition(x: np.ndarray, half: float, n: float = 1.0) -> np.ndarray:
-    """``1 − hill(x, half, n)``: a factor in (0, 1] that halves at ``x = half``; 1 if ``half ≤ 0``."""
-    if half <= 0:
-        return np.ones_like(np.asarray(x, dtype=np.float64))
-    return 1.0 - hill(x, half, n)
 
 
 def hypoxia_level(o2: np.ndarray, hypoxic_o2: float, normoxic_o2: float) -> np.ndarray:

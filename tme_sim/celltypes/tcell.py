@@ -159,10 +159,7 @@ class TCellRules(MetabolicRules):
             st.death[v_unique] = APOPTOTIC
             st.death_clock[v_unique] = 0.0
             st.phase[v_unique] = KI67_NEGATIVE
-            for col in ("cycle_rate", "migration_speed", "kill_rate", "phagocytosis_rate"):
-                getattr(st, col)[v_unique] = 0.0
-            for arr in (st.secretion_rate, st.uptake_rate, st.net_export):
-                arr[v_unique] = 0.0
+            st.zero_on_death(v_unique)
             st.kills[k_first] += 1
             st.exhaustion[k_first] += p["exhaustion_per_kill"]
             ctx.record("kill", v_unique, st.id[k_first])
