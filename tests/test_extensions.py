@@ -123,6 +123,19 @@ SCENARIO = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def _forget_plugin_classes():
+    """Registries are process-wide: drop what this module's plugin registered after each test."""
+    from tme_sim.celltypes import base as behaviours
+    from tme_sim.intracellular import base as kinds
+    from tme_sim.io import observers
+
+    yield
+    behaviours._REGISTRY.pop("glowing", None)
+    kinds._KINDS.pop("counter", None)
+    observers._OBSERVERS.pop("step_counter", None)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "my_types.py").write_text(PLUGIN, encoding="utf-8")
