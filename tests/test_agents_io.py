@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 
 from tme_sim import io
-from tme_sim.agents import TumorCell
 from tme_sim.config import load_scenario
 from tme_sim.model import TMEModel
+from tme_sim.model.agents import TumorCell
 from tme_sim.runner import run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.test_immune_rules import model_of, pts, tiny_doc
-from tme_sim.contacts import SIMPLE_PRESSURE_SCALE, simple_pressure
+from tme_sim.contacts import SIMPLE_PRESSURE_SCALE
 
 
 def test_simple_pressure_of_overlapping_pairs_and_isolated_cells():
@@ -17,7 +17,7 @@ def test_simple_pressure_of_overlapping_pairs_and_isolated_cells():
     st = m.store
     r = st.radius[0] + st.radius[1]
     expected = (1.0 - 12.0 / r) ** 2 / SIMPLE_PRESSURE_SCALE
-    p = simple_pressure(m, np.arange(3))
+    p = m.neighbours.pressure(np.arange(3))
     np.testing.assert_allclose(p[:2], expected, rtol=1e-12)
     assert p[2] == 0.0
 
@@ -31,7 +31,7 @@ def test_twelve_neighbours_at_close_packing_give_pressure_one():
     ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
     ring = [(100.0 + d * np.cos(a), 100.0 + d * np.sin(a)) for a in ang]
     m = model_of(tiny_doc([pts("tumor", [(100.0, 100.0), *ring])]))
-    assert simple_pressure(m, np.array([0]))[0] == pytest.approx(1.0, rel=1e-9)
+    assert m.neighbours.pressure(np.array([0]))[0] == pytest.approx(1.0, rel=1e-9)
 
 
 @pytest.mark.parametrize("half_max, expect_arrest", [(0.0, False), (0.5, True)])

@@ -6,8 +6,9 @@ Conventions in ``docs/*.md`` (each page's blocks run in order in one fresh folde
   A ``<!-- docs-test: COMMANDS -->`` comment right before the block replaces it in the test with a
   short variant (for long runs);
 * ```` ```python ```` — executed; the blocks of a page share one namespace;
-* ```` ```toml ```` / ```` ```csv ```` — parsed (TOML); written to NAME when preceded by
-  ``<!-- file: NAME -->``;
+* ```` ```toml ```` / ```` ```csv ```` — parsed (TOML);
+* any block preceded by ``<!-- file: NAME -->`` is written to NAME (a scenario, a data table, a
+  plugin module) instead of being run;
 * ```` ```text ```` — example output, not run.
 
 Any other language is an error, so no block goes untested by accident.
@@ -60,9 +61,12 @@ def test_code_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs__"}
     for marker, value, lang, code in blocks(page):
-        if marker == "file":
+        if marker == "file":  # a file the page's commands use: written (and parsed if TOML), not run itself
             (tmp_path / value).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / value).write_text(code + "\n")
+            if lang == "toml":
+                tomllib.loads(code)
+            continue
         if lang == "toml":
             tomllib.loads(code)
         elif lang == "bash":

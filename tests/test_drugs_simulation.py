@@ -352,19 +352,20 @@ def test_drug_combo_scenario_validates():
 
 
 def test_intracellular_without_a_drug_input_says_so(tmp_path):
-    """Only Boolean networks take drug masks; another kind (e.g. surrogate) is a ConfigError."""
-    from tme_sim.intracellular.factory import _wire_drugs
+    """Only kinds that accept drugs (Boolean networks, surrogates) take them; others are a ConfigError."""
+    from tme_sim.intracellular.factory import wire_drugs
 
     m = TMEModel(load_scenario(small_scenario(tmp_path)))
 
     class NoDrugInput:
-        kind = "surrogate"
+        kind = "custom"
+        accepts_drugs = False
         state_names = ["cIAP"]
 
-    with pytest.raises(ConfigError, match="has no drug input yet"):
-        _wire_drugs(NoDrugInput(), ["birinapant"], "cell_types.x.intracellular", m)
+    with pytest.raises(ConfigError, match="intracellular kind 'custom' has no drug input"):
+        wire_drugs(NoDrugInput(), ["birinapant"], m.dosing, "cell_types.x.intracellular")
     with pytest.raises(ConfigError, match="expected a list of drug names"):
-        _wire_drugs(m.intracellular[0], "birinapant", "cell_types.x.intracellular", m)
+        wire_drugs(m.intracellular[0], "birinapant", m.dosing, "cell_types.x.intracellular")
 
 
 # ------------------------------------------------------------------ venetoclax acts where BCL2 is held up

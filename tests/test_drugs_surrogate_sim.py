@@ -19,7 +19,6 @@ artifact_mod = pytest.importorskip("tme_sim.intracellular.neural.artifact")
 from tme_sim.cells import ALIVE  # noqa: E402
 from tme_sim.config import load_scenario  # noqa: E402
 from tme_sim.config.drugs import parse_library  # noqa: E402
-from tme_sim.drugs.dosing import attach_drugs  # noqa: E402
 from tme_sim.drugs.effects import SurrogateDrugEffects, compile_surrogate_targets, hill  # noqa: E402
 from tme_sim.errors import ConfigError, TMEError  # noqa: E402
 from tme_sim.intracellular.base import Signals  # noqa: E402
@@ -251,7 +250,7 @@ def test_surrogate_cells_respond_to_a_dosed_drug_in_a_dose_dependent_way(tmp_pat
     alive = []
     for c in (0.0, 1.0, 5.0, 50.0):
         m = TMEModel(load_scenario(p, {"drugs.given.venetoclax.plasma": f'"{c} nM"'}))
-        eff = attach_drugs(m, "tumor", ["venetoclax"])
+        eff = m.attach_drugs("tumor", ["venetoclax"])
         assert isinstance(eff, SurrogateDrugEffects) and "venetoclax" in m.intracellular[0].required_signals()
         m.run_for(120)
         alive.append(int(m.population_counts()[0, ALIVE]))
@@ -267,7 +266,7 @@ def test_unknown_drug_or_missing_target_is_a_one_line_error(tmp_path):
         (["necrostatin1"], "drugs.necrostatin1.targets: node 'RIP1K' is not an input"),
     ):
         with pytest.raises(TMEError) as err:
-            attach_drugs(m, "tumor", names)
+            m.attach_drugs("tumor", names)
         assert fragment in str(err.value) and "\n" not in str(err.value)
 
 

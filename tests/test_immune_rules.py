@@ -10,12 +10,11 @@ import pytest
 from tme_sim.cells import ALIVE, APOPTOTIC
 from tme_sim.celltypes.macrophage import polarization_target
 from tme_sim.celltypes.metabolism import hill, hypoxia_level, inhibition, relax
-from tme_sim.celltypes.neighbors import accumulate_neighbors, pick_neighbor, type_mask
 from tme_sim.celltypes.tcell import kill_probability
 from tme_sim.config import VesselConfig, validate_scenario
 from tme_sim.errors import ConfigError
 from tme_sim.model import TMEModel
-from tme_sim.vessels import entry_positions, layout_from_scenario, place_vessel_voxels, vessel_mask
+from tme_sim.vessels import layout_from_scenario, place_vessel_voxels
 
 # ---------------------------------------------------------------- a tiny scenario built in code
 
@@ -129,14 +128,15 @@ def test_pick_and_accumulate_neighbors() -> None:
     mac = slots_of(m, "macrophage")
     tum = slots_of(m, "tumor")
     a = tum[np.argmin(np.abs(st.position[tum, 0] - 115))]
-    tm = type_mask(m, [m.type_names.index("tumor")])
-    assert pick_neighbor(m, mac, tm)[0] == a
-    assert pick_neighbor(m, mac, tm, dead=True)[0] == -1
+    nb = m.neighbours
+    tm = nb.type_mask([m.type_names.index("tumor")])
+    assert nb.pick(mac, tm, m.rng)[0] == a
+    assert nb.pick(mac, tm, m.rng, dead=True)[0] == -1
     st.death[a] = APOPTOTIC
-    assert pick_neighbor(m, mac, tm)[0] == -1
-    assert pick_neighbor(m, mac, type_mask(m, range(4)), dead=True)[0] == a
+    assert nb.pick(mac, tm, m.rng)[0] == -1
+    assert nb.pick(mac, nb.type_mask(range(4)), m.rng, dead=True)[0] == a
     st.death[a] = ALIVE
-    acc = accumulate_neighbors(m, mac, np.array([0.7]), tm)
+    acc = nb.accumulate(mac, np.array([0.7]), tm)
     assert acc.shape == (st.n,)
     assert np.isclose(acc[a], 0.7) and np.isclose(acc.sum(), 0.7)
 
@@ -172,14 +172,14 @@ def test_vessels_clamp_supply_and_give_entry_points() -> None:
     )
     doc["substrates"]["oxygen"] = {"initial": "5 mmHg"}
     m = model_of(doc)
-    mask = vessel_mask(m)
+    mask = m.vessels.mask
     assert mask.sum() == 2
     m.run_for(6)
     o2 = m.micro.field("oxygen")
     assert np.allclose(o2[mask], 30.0) and o2[~mask].max() < 30.0
     # default supply not used when supply is given: glucose stays free
     assert "glucose" not in m.vessels.supply
-    pos = entry_positions(m, np.array([3, 0]))
+    pos = m.vessels.entry_positions(np.array([3, 0]), m.rng, m.dim, m.micro.dx)
     assert pos.shape == (3, 3) and np.all(np.abs(pos[:, :2] - 30.0) <= 10.0) and np.all(pos[:, 2] == 0)
     # the layout is a pure function of scenario + seed (plots and drug code rebuild it)
     again = layout_from_scenario(m.scenario, m.seed_value)

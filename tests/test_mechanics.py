@@ -169,9 +169,9 @@ def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
             near = np.flatnonzero((d[i] < reach[i]) & (rank > rank[i]))
             assert set(near.tolist()) <= set(listed.tolist())
             # the transpose lists every pair (p, i) with p < i once, by ascending p
-            rev = slice(lists.rstart[i], lists.rstart[i + 1])
-            src = lists.rsrc[rev]
-            assert np.all(np.diff(src) > 0) and np.all(nbr[lists.rpair[rev]] == i)
+            rev = slice(lists.reverse_start[i], lists.reverse_start[i + 1])
+            src = lists.reverse_row[rev]
+            assert np.all(np.diff(src) > 0) and np.all(nbr[lists.reverse_pair[rev]] == i)
             assert np.all(rank[src] < rank[i])
             assert set(src.tolist()) == {p for p in range(n) if i in nbr[nstart[p] : nstart[p + 1]]}
         # move every cell by just under the allowance and check again with the same lists

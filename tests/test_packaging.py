@@ -74,6 +74,6 @@ def test_fresh_install_copies_and_runs_a_scenario_from_an_unrelated_folder(wheel
     assert "wrote out.h5" in res.stdout
     info = run([tme, "info", "out.h5"], cwd=work, env=env).stdout
     assert "complete" in info and "macrophage" in info
-    stored = run([py, "-c", "from tme_sim.io import read_scenario; print(read_scenario('out.h5')['name'])"],
-                 cwd=work, env=env).stdout  # fmt: skip
+    code = "from tme_sim.io import read_stored_scenario as r; print(r('out.h5')['name'])"
+    stored = run([py, "-c", code], cwd=work, env=env).stdout
     assert stored.strip() == "tumor_immune"

@@ -159,7 +159,7 @@ def test_figures_fixed_scales_distinct_names_legends(run_file, tmp_path):
 
 def test_scenario_copy_brings_everything_it_references(tmp_path):
     from tme_sim.config import load_scenario
-    from tme_sim.scenarios import copy_shipped
+    from tme_sim.config.shipped import copy_shipped
 
     written = {p.relative_to(tmp_path).as_posix() for p in copy_shipped("drug_combo", tmp_path)}
     expected = {

@@ -129,18 +129,16 @@ def test_checkpoint_round_trip_restores_every_array(tmp_path: Path) -> None:
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tme_sim.io.checkpoint as ck
-
     sc = load_scenario(SCENARIO)
     m = TMEModel(sc)
     p = write_checkpoint(m, tmp_path / "x.ckpt")
     before = p.read_bytes()
     m.run_for(1)
 
-    def boom(model):
+    def boom():
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "model_state", boom)
+    monkeypatch.setattr(m, "state_dict", boom)
     with pytest.raises(OSError, match="disk full"):
         write_checkpoint(m, p)
     assert p.read_bytes() == before

@@ -15,7 +15,7 @@ from tme_sim.cli.train import train_app  # noqa: E402
 from tme_sim.errors import ConfigError  # noqa: E402
 from tme_sim.intracellular.neural.networks import HybridSignaling  # noqa: E402
 from tme_sim.training.cv import cross_validate, format_table, pooled_r  # noqa: E402
-from tme_sim.training.train import TrainConfig, build_model, fit, predict  # noqa: E402
+from tme_sim.training.train import TrainConfig, build_network, fit, predict  # noqa: E402
 
 FAST = {"lr": 0.03, "threads": 1, "max_iter": 100, "eval_every": 5, "mlp_epochs": 150}
 
@@ -34,7 +34,7 @@ def test_tiny_hybrid_learns_and_beats_its_scrambled_control():
     assert model.logit_eps == model.mlp.logit_eps == cfg.hybrid_logit_eps > 0
     # the MLP part is exactly a stand-alone MLP of the same seed and settings (fitted to log-odds)
     mcfg = cfg.model_copy(update={"model": "mlp", "lr": cfg.mlp_lr, "epochs": 150, "patience": 150})
-    mlp = build_model(mcfg, ds.subset(tr), None)
+    mlp = build_network(mcfg, ds.subset(tr), None)
     mlp.logit_eps = model.logit_eps
     fit(mlp, ds.inputs[tr], ds.outputs[tr], mcfg)
     assert np.array_equal(predict(mlp, ds.inputs[te]), predict(model.mlp, ds.inputs[te]))
@@ -42,20 +42,20 @@ def test_tiny_hybrid_learns_and_beats_its_scrambled_control():
 
 def test_hybrid_modes_and_weights():
     ds, net = synthetic(30)
-    res = build_model(TrainConfig(model="hybrid", hybrid_mode="residual", rnn_weight=0.5, mlp_weight=0.2), ds, net)
+    res = build_network(TrainConfig(model="hybrid", hybrid_mode="residual", rnn_weight=0.5, mlp_weight=0.2), ds, net)
     assert (res.linear_weight, res.rnn_weight, res.mlp_weight) == pytest.approx((0.8, 0.4, 0.2))
-    none = build_model(TrainConfig(model="hybrid", mlp_weight=0.0, rnn_weight=0.3), ds, net)
+    none = build_network(TrainConfig(model="hybrid", mlp_weight=0.0, rnn_weight=0.3), ds, net)
     assert none.mlp is None and none.linear_weight == pytest.approx(0.7)
     # targets outside [0, 1] are not activities: fitted as they are, not as log-odds
     shifted = type(ds)(ds.inputs, ds.outputs + 0.5, ds.input_names, ds.output_names, ds.condition_names)
-    raw = build_model(TrainConfig(model="hybrid"), shifted, net)
+    raw = build_network(TrainConfig(model="hybrid"), shifted, net)
     assert raw.logit_eps == 0 and raw.mlp.logit_eps == 0
-    assert build_model(TrainConfig(model="hybrid", hybrid_logit_eps=0), ds, net).logit_eps == 0
+    assert build_network(TrainConfig(model="hybrid", hybrid_logit_eps=0), ds, net).logit_eps == 0
     with pytest.raises(ConfigError, match="rnn_weight \\+ mlp_weight"):
-        build_model(TrainConfig(model="hybrid", rnn_weight=0.8, mlp_weight=0.3), ds, net)
+        build_network(TrainConfig(model="hybrid", rnn_weight=0.8, mlp_weight=0.3), ds, net)
     # residual mode: the network learns what the linear path leaves
     cfg = TrainConfig(model="hybrid", hybrid_mode="residual", rnn_weight=1.0, mlp_weight=0.0, epochs=40, **FAST)
-    m = build_model(cfg, ds, net)
+    m = build_network(cfg, ds, net)
     fit(m, ds.inputs, ds.outputs, cfg)
     lin = m.linear_numpy(ds.inputs)
     resid = ds.outputs - lin

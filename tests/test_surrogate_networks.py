@@ -186,7 +186,7 @@ def test_substitute_unseen_inputs_inherits_the_path_of_inputs_sharing_receptors(
 
 
 def test_artifact_round_trip_keeps_input_map_and_old_configs_load(tmp_path):
-    from tme_sim.intracellular.neural.artifact import build_model, load_artifact, save_artifact
+    from tme_sim.intracellular.neural.artifact import load_artifact, network_from_config, save_artifact
 
     net = receptor_net(seed=2)
     net.substitute_unseen_inputs(np.array([True, False, True]))
@@ -198,7 +198,7 @@ def test_artifact_round_trip_keeps_input_map_and_old_configs_load(tmp_path):
         assert np.allclose(s.model(torch.as_tensor(u)).numpy(), ref, atol=1e-6)
     assert np.allclose(s.predict(u), ref, atol=2e-2)  # any fast inference path honours the map too
     old = {k: v for k, v in net.config().items() if k != "input_map"}  # artifacts written before the map
-    assert build_model("signaling", old).input_map is None
+    assert network_from_config("signaling", old).input_map is None
 
 
 def test_reduced_rank_ridge_keeps_the_dominant_output_directions():

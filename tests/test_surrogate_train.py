@@ -19,7 +19,7 @@ from tme_sim.training.cv import (
     predictable_conditions,
 )
 from tme_sim.training.data import LEMBAS_FILES, Dataset, PriorNetwork, lembas_dir, load_dataset
-from tme_sim.training.train import TrainConfig, build_model, fit, load_train_toml, predict
+from tme_sim.training.train import TrainConfig, build_network, fit, load_train_toml, predict
 
 
 def synthetic(n_cond: int = 60, seed: int = 0) -> tuple[Dataset, PriorNetwork]:
@@ -50,11 +50,11 @@ def held_out_and_scrambled_r(cfg: TrainConfig, ds: Dataset, net: PriorNetwork, n
     """Train on the first ``n_train`` conditions, once on the true targets and once on targets with
     shuffled rows: (model, its FitResult, held-out pooled r, held-out pooled r of the scrambled one)."""
     tr, te = np.arange(n_train), np.arange(n_train, ds.n)
-    model = build_model(cfg, ds.subset(tr), net)
+    model = build_network(cfg, ds.subset(tr), net)
     res = fit(model, ds.inputs[tr], ds.outputs[tr], cfg)
     r = pooled_r(predict(model, ds.inputs[te]), ds.outputs[te])
     perm = np.random.default_rng(1).permutation(n_train)
-    scr = build_model(cfg, ds.subset(tr), net)
+    scr = build_network(cfg, ds.subset(tr), net)
     fit(scr, ds.inputs[tr], ds.outputs[tr][perm], cfg)
     return model, res, r, pooled_r(predict(scr, ds.inputs[te]), ds.outputs[te])
 
@@ -173,22 +173,22 @@ def test_handle_unseen_inputs_options():
     ds, net = synthetic(30)
     x = ds.inputs.copy()
     x[:, 1] = 0  # input 1 never active
-    model = build_model(TrainConfig(threads=1), ds, net)
+    model = build_network(TrainConfig(threads=1), ds, net)
     assert handle_unseen_inputs(model, x, TrainConfig(unseen_inputs="keep")) == 0
     assert handle_unseen_inputs(model, x, TrainConfig(unseen_inputs="substitute")) == 1
     assert model.input_map is not None and model.input_map[1, 1] == 0
-    mlp = build_model(TrainConfig(model="mlp"), ds, None)
+    mlp = build_network(TrainConfig(model="mlp"), ds, None)
     assert handle_unseen_inputs(mlp, x, TrainConfig(model="mlp", unseen_inputs="substitute")) == 0
     # a hybrid substitutes at its own level, with its defaults (3 hops, most similar, shrink 0.5)
     hcfg = TrainConfig(model="hybrid", threads=1)  # substitute is the hybrid's default, keep the network's
     assert hcfg.unseen_strategy == "substitute" and TrainConfig().unseen_strategy == "keep"
     assert hcfg.model_copy(update={"unseen_inputs": "keep"}).unseen_strategy == "keep"
-    hyb = build_model(hcfg, ds, net)
+    hyb = build_network(hcfg, ds, net)
     assert handle_unseen_inputs(hyb, x, hcfg) == 1
     assert hyb.rnn.input_map is None and hyb.input_map is not None
     row = hyb.input_map[1].numpy()
     assert row[1] == 0 and row.sum() == pytest.approx(0.5) and row.max() == pytest.approx(0.5 / (row > 0).sum())
-    soft = build_model(hcfg, ds, net)
+    soft = build_network(hcfg, ds, net)
     handle_unseen_inputs(soft, x, hcfg.model_copy(update={"unseen_weighting": "soft", "unseen_shrink": 1.0}))
     assert soft.input_map[1].sum() == pytest.approx(1.0)
 

@@ -30,58 +30,125 @@ KI67_NEGATIVE = 0
 KI67_POSITIVE = 1
 PHASE_NAMES = {KI67_NEGATIVE: "Ki67-", KI67_POSITIVE: "Ki67+"}
 
-#: behaviour columns every cell carries (float64), written by rules and intracellular models
-BEHAVIOR_COLUMNS = (
-    "cycle_rate",
-    "apoptosis_rate",
-    "necrosis_rate",
-    "migration_speed",
-    "chemotaxis_bias",
-    "kill_rate",
-    "phagocytosis_rate",
-    "polarization",
-    "pdl1",
-)
-
 
 @dataclass(frozen=True)
 class Column:
+    """One per-cell quantity, declared once: the store, division, death, checkpoints and the HDF5
+    output all follow this declaration.
+
+    Attributes
+    ----------
+    name:
+        Attribute name on the store (``store.<name>`` is the ``(capacity, *shape)`` array).
+    dtype:
+        numpy dtype of the array.
+    shape:
+        Trailing shape: ``()`` scalar, ``(3,)`` a vector, or ``"substrates"`` (one value per substrate).
+    fill:
+        Value of a new cell (and of unused slots).
+    unit:
+        Unit of the values (``"um"``, ``"1/min"``; ``""`` dimensionless or a code).
+    inherit:
+        What a daughter gets at division: ``"copy"`` the mother's value, ``"reset"`` the fill value,
+        ``"managed"`` set by the store or the division itself (ids, positions, volumes, clocks).
+    zero_on_death:
+        Set to 0 when the cell dies (behaviour rates a dead cell no longer has).
+    output:
+        dtype written to the HDF5 cell snapshots, or None (not written).
+    output_names:
+        Dataset names in the output (default: ``name``; one per component for vectors).
+    description:
+        What it is, for docs and readers.
+    """
+
     name: str
     dtype: type
-    shape: tuple[int, ...] = ()  # trailing shape
+    shape: tuple[int, ...] | str = ()
     fill: float = 0.0
+    unit: str = ""
+    inherit: str = "reset"
+    zero_on_death: bool = False
+    output: str | None = None
+    output_names: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.inherit not in ("copy", "reset", "managed"):
+            raise ValueError(f"column {self.name!r}: inherit must be 'copy', 'reset' or 'managed'")
+        if isinstance(self.shape, str) and self.shape != "substrates":
+            raise ValueError(f"column {self.name!r}: shape must be a tuple or 'substrates'")
+
+    def trailing_shape(self, n_substrates: int) -> tuple[int, ...]:
+        """The array's shape after the cell axis."""
+        return (n_substrates,) if self.shape == "substrates" else tuple(self.shape)
+
+    def written_as(self) -> tuple[str, ...]:
+        """Output dataset names (empty when not written)."""
+        if self.output is None:
+            return ()
+        return self.output_names or (self.name,)
 
 
-def _columns(n_substrates: int) -> list[Column]:
-    s = (n_substrates,)
-    cols = [
-        Column("id", np.int64, fill=-1),
-        Column("type", np.int16),
-        Column("position", np.float64, (3,)),
-        Column("velocity", np.float64, (3,)),
-        Column("prev_velocity", np.float64, (3,)),
-        Column("motility_dir", np.float64, (3,)),
-        Column("volume", np.float64),
-        Column("target_volume", np.float64),
-        Column("radius", np.float64),
-        Column("phase", np.int8),
-        Column("phase_clock", np.float64),
-        Column("death", np.int8),
-        Column("death_clock", np.float64),
-        Column("birth_time", np.float64),
-        Column("generation", np.int32),
-        Column("kills", np.int32),
-        Column("clone", np.int16),
-        Column("exhaustion", np.float64),
-        Column("istate_row", np.int64, fill=-1),
-        # secretion / uptake coupling (substrate units, 1/min)
-        Column("secretion_rate", np.float64, s),
-        Column("saturation", np.float64, s),
-        Column("uptake_rate", np.float64, s),
-        Column("net_export", np.float64, s),
-    ]
-    cols += [Column(b, np.float64) for b in BEHAVIOR_COLUMNS]
-    return cols
+def behavior_column(name: str, unit: str, description: str, *, zero_on_death: bool = False) -> Column:
+    """A float64 behaviour (written by rules and intracellular models, inherited, output as float32)."""
+    return Column(
+        name, np.float64, unit=unit, inherit="copy", zero_on_death=zero_on_death, output="f4", description=description
+    )
+
+
+#: behaviours every cell carries, written by rules and intracellular models
+BEHAVIORS: tuple[Column, ...] = (
+    behavior_column("cycle_rate", "1/min", "entry rate into division", zero_on_death=True),
+    behavior_column("apoptosis_rate", "1/min", "rate of starting apoptosis"),
+    behavior_column("necrosis_rate", "1/min", "rate of starting necrosis"),
+    behavior_column("migration_speed", "um/min", "active motility speed", zero_on_death=True),
+    behavior_column("chemotaxis_bias", "", "weight of the chemotactic direction in [0, 1]"),
+    behavior_column("kill_rate", "1/min", "contact killing rate", zero_on_death=True),
+    behavior_column("phagocytosis_rate", "1/min", "rate of engulfing a touching dead cell", zero_on_death=True),
+    behavior_column("polarization", "", "macrophage M1 (0) to M2 (1); fibroblast activation"),
+    behavior_column("pdl1", "", "PD-L1 level in [0, 1]"),
+)
+BEHAVIOR_COLUMNS = tuple(c.name for c in BEHAVIORS)
+
+#: the columns every cell carries (behaviours declare more in ``CellRules.columns``)
+CORE_COLUMNS: tuple[Column, ...] = (
+    Column("id", np.int64, fill=-1, inherit="managed", output="i8", description="stable cell id"),
+    Column("type", np.int16, inherit="managed", output="i2", description="cell type index"),
+    Column("position", np.float64, (3,), unit="um", inherit="managed", output="f8", output_names=("x", "y", "z")),
+    Column("velocity", np.float64, (3,), unit="um/min", description="mechanics velocity"),
+    Column("prev_velocity", np.float64, (3,), unit="um/min", description="velocity of the step before (AB2)"),
+    Column("motility_dir", np.float64, (3,), description="unit direction of active motion"),
+    Column("volume", np.float64, unit="um**3", inherit="managed", output="f8"),
+    Column("target_volume", np.float64, unit="um**3", inherit="managed"),
+    Column("radius", np.float64, unit="um", inherit="managed", output="f8"),
+    Column("phase", np.int8, output="i1", description="cycle phase (0 Ki67-, 1 Ki67+)"),
+    Column("phase_clock", np.float64, unit="min", description="time in the current phase"),
+    Column(
+        "death", np.int8, output="i1", output_names=("dead",), description="0 alive, 1 apoptotic, 2 necrotic, 3 lysed"
+    ),
+    Column("death_clock", np.float64, unit="min", description="time in the current death state"),
+    Column("birth_time", np.float64, unit="min", inherit="managed"),
+    Column("generation", np.int32, inherit="copy", output="i4", description="divisions since the first ancestor"),
+    Column("kills", np.int32, output="i4", description="tumor cells killed"),
+    Column("clone", np.int16, inherit="copy", output="i2", description="clone label (inherited)"),
+    Column("exhaustion", np.float64, inherit="copy", output="f4", description="T-cell exhaustion (>= 1 exhausted)"),
+    Column("istate_row", np.int64, fill=-1, inherit="managed", description="row in the type's intracellular matrix"),
+    # secretion / uptake coupling, per substrate (a dead cell neither secretes nor takes up: PhysiCell)
+    Column("secretion_rate", np.float64, "substrates", unit="1/min", inherit="copy", zero_on_death=True),
+    Column("saturation", np.float64, "substrates", unit="substrate unit", inherit="copy"),
+    Column("uptake_rate", np.float64, "substrates", unit="1/min", inherit="copy", zero_on_death=True),
+    Column("net_export", np.float64, "substrates", unit="substrate unit*um**3/min", inherit="copy", zero_on_death=True),
+    *BEHAVIORS,
+)
+
+
+def check_columns(columns: tuple[Column, ...] | list[Column]) -> None:
+    """Refuse two columns of one name (e.g. a behaviour re-declaring a core column)."""
+    seen: set[str] = set()
+    for c in columns:
+        if c.name in seen:
+            raise ValueError(f"per-cell column {c.name!r} is declared twice")
+        seen.add(c.name)
 
 
 class CellStore:
@@ -97,14 +164,17 @@ class CellStore:
         type_names: list[str],
         istate_sizes: dict[int, int] | None = None,
         capacity: int = 1024,
+        extra_columns: tuple[Column, ...] | list[Column] = (),
     ) -> None:
         self.n = 0
         self.capacity = max(int(capacity), 16)
         self.type_names = list(type_names)
         self.n_substrates = int(n_substrates)
-        self.columns = _columns(self.n_substrates)
+        self.columns: list[Column] = [*CORE_COLUMNS, *extra_columns]
+        check_columns(self.columns)
+        self._shapes = {c.name: c.trailing_shape(self.n_substrates) for c in self.columns}
         for col in self.columns:
-            arr = np.full((self.capacity, *col.shape), col.fill, dtype=col.dtype)
+            arr = np.full((self.capacity, *self._shapes[col.name]), col.fill, dtype=col.dtype)
             setattr(self, col.name, arr)
         self.next_id = 0
         self.slot_of_id = np.full(self.capacity, -1, dtype=np.int64)
@@ -119,9 +189,6 @@ class CellStore:
     def live(self, name: str) -> np.ndarray:
         """View of column ``name`` over the live slots."""
         return getattr(self, name)[: self.n]
-
-    def type_index(self, name: str) -> int:
-        return self.type_names.index(name)
 
     def slots_of_type(self, t: int) -> np.ndarray:
         """Slots of all cells of type ``t`` (int64, ascending)."""
@@ -149,7 +216,7 @@ class CellStore:
         new_cap = max(needed, int(self.capacity * 1.5) + 16)
         for col in self.columns:
             old = getattr(self, col.name)
-            arr = np.full((new_cap, *col.shape), col.fill, dtype=col.dtype)
+            arr = np.full((new_cap, *self._shapes[col.name]), col.fill, dtype=col.dtype)
             arr[: self.n] = old[: self.n]
             setattr(self, col.name, arr)
         self.capacity = new_cap
@@ -172,10 +239,6 @@ class CellStore:
         own = np.full(cap, -1, dtype=np.int64)
         own[: self.istate_count[t]] = self.istate_owner[t][: self.istate_count[t]]
         self.istate_owner[t] = own
-
-    def reserve(self, capacity: int) -> None:
-        """Allocate room for ``capacity`` cells now (avoids regrowth during a run)."""
-        self._grow(capacity)
 
     # ------------------------------------------------------------------ add
     def add(
@@ -281,6 +344,25 @@ class CellStore:
                 inv = np.empty(n, dtype=np.int64)
                 inv[order] = np.arange(n, dtype=np.int64)
                 own[:cnt] = inv[own[:cnt]]
+
+    # ------------------------------------------------------------------ declared semantics
+    def inherit(self, daughters: np.ndarray, mothers: np.ndarray) -> None:
+        """Give each daughter its mother's value of every ``inherit="copy"`` column."""
+        for col in self.columns:
+            if col.inherit == "copy":
+                arr = getattr(self, col.name)
+                arr[daughters] = arr[mothers]
+
+    def zero_on_death(self, dead: np.ndarray) -> None:
+        """Zero every ``zero_on_death`` column of the cells selected by ``dead`` (slots or a mask over
+        the live slots)."""
+        for col in self.columns:
+            if col.zero_on_death:
+                getattr(self, col.name)[: self.n][dead] = 0.0
+
+    def output_columns(self) -> list[Column]:
+        """The columns written to HDF5 cell snapshots, in declaration order."""
+        return [c for c in self.columns if c.output is not None]
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -25,7 +25,16 @@ import numpy as np
 import pandas as pd
 
 from tme_sim.errors import ConfigError, OutputError
-from tme_sim.io import read_attrs, read_cells, read_events, read_population, snapshot_times
+from tme_sim.io import (
+    open_fields,
+    read_attrs,
+    read_cells,
+    read_events,
+    read_population,
+    read_stored_scenario,
+    snapshot_times,
+)
+from tme_sim.progress import track
 
 #: polarization below this is counted M1-like, above 1 − this M2-like
 M1_CUT = 1.0 / 3.0
@@ -84,8 +93,6 @@ def load_run(path: str | Path, cell_type: str = "macrophage", *, progress: bool 
     if times.size == 0:
         raise OutputError(f"{path}: holds no committed snapshot")
     pol = []
-    from tme_sim.progress import track
-
     for k in track(range(times.size), f"reading {path.name}", enabled=progress):
         cells = read_cells(path, snapshot=k)
         sel = (cells["type"] == cell_type).to_numpy() & (cells["death"] == "alive").to_numpy()
@@ -96,8 +103,6 @@ def load_run(path: str | Path, cell_type: str = "macrophage", *, progress: bool 
 def local_concentrations(path: str | Path, cells: pd.DataFrame, species: Sequence[str]) -> pd.DataFrame:
     """Concentration (substrate unit) of ``species`` in the voxel of each cell (rows of ``cells``, a
     :func:`~tme_sim.io.read_cells` frame) at the field frame nearest the cells' snapshot time."""
-    from tme_sim.io import open_fields
-
     ds = open_fields(path)
     try:
         names = [str(v) for v in ds["species"].values]
@@ -130,10 +135,8 @@ def _local_means(path: Path, cells: pd.DataFrame) -> dict[str, float]:
 
 
 def _label_of(run: RunData) -> str:
-    from tme_sim.io import read_scenario
-
     try:
-        return str(read_scenario(run.path).get("name") or run.path.stem)
+        return str(read_stored_scenario(run.path).get("name") or run.path.stem)
     except OutputError:
         return run.path.stem
 

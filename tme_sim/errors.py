@@ -28,10 +28,6 @@ class ConfigError(TMEError):
     """A scenario, sweep, drug library or training config is malformed (names file and key)."""
 
 
-class UnitError(ConfigError):
-    """A value has a missing or wrong unit (names the key)."""
-
-
 class GridError(TMEError):
     """Bad grid settings (negative D, dt <= 0, domain not a whole number of voxels, ...)."""
 

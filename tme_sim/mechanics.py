@@ -159,34 +159,34 @@ def forward_range(r, ki, bx, by, bz, nbins, dim, start):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, out, base):
+def _scan_neighbors(ki, sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, out, base):
     """Cells j after the cell at position ``ki`` of the cell list ``order`` closer to it than
-    their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus the margins ``mt`` (µm, per type) of both
+    their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus the list ``margins`` (µm, per type) of both
     cells' types, in ascending cell-list order
-    (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty. ``sp``
-    (n, 4): x, y, z, radius and ``stype`` (n,): type, both in cell-list order (read as a stream);
+    (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty. ``sorted_xyzr``
+    (n, 4): x, y, z, radius and ``sorted_type`` (n,): type, both in cell-list order (read as a stream);
     ``reach_max2``: the square of an upper bound of the distance. Returns how many. Each pair is
     listed once, by the cell that comes first in the cell list (a forward half stencil,
     :func:`forward_range`)."""
-    xi = sp[ki, 0]
-    yi = sp[ki, 1]
-    zi = sp[ki, 2]
-    ri = sp[ki, 3]
-    ti = stype[ki]
+    xi = sorted_xyzr[ki, 0]
+    yi = sorted_xyzr[ki, 1]
+    zi = sorted_xyzr[ki, 2]
+    ri = sorted_xyzr[ki, 3]
+    ti = sorted_type[ki]
     bx, by, bz = _home(ki, start, nbins)  # the bin the cell was sorted into (bins may be stale)
     fill = out.size > 0
     c = 0
     for r in range(forward_segments(dim)):
         lo, hi = forward_range(r, ki, bx, by, bz, nbins, dim, start)
         for k in range(lo, hi):
-            ddx = xi - sp[k, 0]
-            ddy = yi - sp[k, 1]
-            ddz = zi - sp[k, 2]
+            ddx = xi - sorted_xyzr[k, 0]
+            ddy = yi - sorted_xyzr[k, 1]
+            ddz = zi - sorted_xyzr[k, 2]
             d2 = ddx * ddx + ddy * ddy + ddz * ddz
             if d2 > reach_max2:  # cheap test first: most candidates are far
                 continue
-            tj = stype[k]
-            reach = arel_pp[ti, tj] * (ri + sp[k, 3]) + mt[ti] + mt[tj]
+            tj = sorted_type[k]
+            reach = arel_pp[ti, tj] * (ri + sorted_xyzr[k, 3]) + margins[ti] + margins[tj]
             if d2 <= reach * reach:
                 if fill:
                     out[base + c] = order[k]
@@ -197,22 +197,22 @@ def _scan_neighbors(ki, sp, stype, arel_pp, reach_max2, start, order, nbins, dim
 @njit(cache=True, inline="always", error_model="numpy")
 def _sorted_cells(pos, radius, ctype, order, n):
     """Positions and radii ``(n, 4)`` and types ``(n,)`` in cell-list order, and each cell's rank."""
-    sp = np.empty((n, 4))
-    stype = np.empty(n, dtype=ctype.dtype)
+    sorted_xyzr = np.empty((n, 4))
+    sorted_type = np.empty(n, dtype=ctype.dtype)
     rank = np.empty(n, dtype=np.int64)
     for k in range(n):
         j = order[k]
-        sp[k, 0] = pos[j, 0]
-        sp[k, 1] = pos[j, 1]
-        sp[k, 2] = pos[j, 2]
-        sp[k, 3] = radius[j]
-        stype[k] = ctype[j]
+        sorted_xyzr[k, 0] = pos[j, 0]
+        sorted_xyzr[k, 1] = pos[j, 1]
+        sorted_xyzr[k, 2] = pos[j, 2]
+        sorted_xyzr[k, 3] = radius[j]
+        sorted_type[k] = ctype[j]
         rank[j] = k
-    return sp, stype, rank
+    return sorted_xyzr, sorted_type, rank
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _reach_tables(adh_rel_t, radius, n, mt):
+def _reach_tables(adh_rel_t, radius, n, margins):
     """Mean adhesion-distance ratio per type pair, and the squared largest list reach (µm²)."""
     nt = adh_rel_t.size
     arel_pp = np.empty((nt, nt))
@@ -222,7 +222,7 @@ def _reach_tables(adh_rel_t, radius, n, mt):
     r_max = 0.0
     for i in range(n):
         r_max = max(r_max, radius[i])
-    reach_max = np.max(adh_rel_t) * 2.0 * r_max + 2.0 * np.max(mt)
+    reach_max = np.max(adh_rel_t) * 2.0 * r_max + 2.0 * np.max(margins)
     return arel_pp, reach_max * reach_max * (1.0 + 1e-12)
 
 
@@ -246,10 +246,10 @@ def _candidates(ki, start, nbins, dim):
 
 
 @njit(cache=True, error_model="numpy")
-def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity):
+def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, margins, capacity):
     # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, mt)
-    sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, margins)
+    sorted_xyzr, sorted_type, rank = _sorted_cells(pos, radius, ctype, order, n)
     nstart = np.empty(n + 1, dtype=np.int64)
     nstart[0] = 0
     nbr = np.empty(max(capacity, n + 16), dtype=np.int32)
@@ -259,19 +259,21 @@ def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins
             grown = np.empty(max(2 * nbr.size, base + n), dtype=np.int32)
             grown[:base] = nbr[:base]
             nbr = grown
-        c = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, nbr, base)
+        c = _scan_neighbors(
+            rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, nbr, base
+        )
         nstart[i + 1] = base + c
     return nstart, nbr[: nstart[n]]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _neighbor_lists_parallel(
-    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity, n_chunks
+    pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, margins, capacity, n_chunks
 ):
     # one pass: each chunk of cells fills its own row of a buffer (a chunk that overflows its row
     # is redone serially into a larger one), then the rows are concatenated
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, mt)
-    sp, stype, rank = _sorted_cells(pos, radius, ctype, order, n)
+    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, margins)
+    sorted_xyzr, sorted_type, rank = _sorted_cells(pos, radius, ctype, order, n)
     n_chunks = min(max(n_chunks, 1), max(n, 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     width = (capacity // n_chunks) + 64
@@ -284,7 +286,9 @@ def _neighbor_lists_parallel(
             if k + _candidates(rank[i], start, nbins, dim) > width:  # might not fit: redo below
                 k = -1
                 break
-            cnt = _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, buf[c], k)
+            cnt = _scan_neighbors(
+                rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, buf[c], k
+            )
             count[i + 1] = cnt
             k += cnt
         used[c] = k
@@ -295,7 +299,7 @@ def _neighbor_lists_parallel(
         if used[c] < 0:  # overflowed: count this chunk's cells again (rare: the guess was low)
             for i in range(bounds[c], bounds[c + 1]):
                 count[i + 1] = _scan_neighbors(
-                    rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, spill, 0
+                    rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, spill, 0
                 )
     for i in range(n):
         nstart[i + 1] = nstart[i] + count[i + 1]
@@ -306,7 +310,20 @@ def _neighbor_lists_parallel(
             nbr[lo : lo + used[c]] = buf[c, : used[c]]
         else:
             for i in range(bounds[c], bounds[c + 1]):
-                _scan_neighbors(rank[i], sp, stype, arel_pp, reach_max2, start, order, nbins, dim, mt, nbr, nstart[i])
+                _scan_neighbors(
+                    rank[i],
+                    sorted_xyzr,
+                    sorted_type,
+                    arel_pp,
+                    reach_max2,
+                    start,
+                    order,
+                    nbins,
+                    dim,
+                    margins,
+                    nbr,
+                    nstart[i],
+                )
     return nstart, nbr
 
 
@@ -326,45 +343,48 @@ def neighbor_lists(
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     if margins is None:
         margins = np.full(len(adh_rel_t), 0.5 * float(skin))
-    mt = np.ascontiguousarray(margins, dtype=np.float64)
+    margins = np.ascontiguousarray(margins, dtype=np.float64)
     if par:
         return _neighbor_lists_parallel(
-            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt,
+            pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, margins,
             max(capacity, 16 * n), 4 * numba.get_num_threads(),
         )  # fmt: skip
-    return _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, mt, capacity)
+    return _neighbor_lists_serial(
+        pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, margins, capacity
+    )
 
 
 @njit(cache=True, error_model="numpy")
 def _reverse_lists(nstart, nbr, n):
-    rstart = np.zeros(n + 1, dtype=np.int64)
+    reverse_start = np.zeros(n + 1, dtype=np.int64)
     m = nbr.size
     for k in range(m):
-        rstart[nbr[k] + 1] += 1
+        reverse_start[nbr[k] + 1] += 1
     for j in range(n):
-        rstart[j + 1] += rstart[j]
-    fill = rstart[:n].copy()
-    rpair = np.empty(m, dtype=np.int64)
-    rsrc = np.empty(m, dtype=np.int32)
+        reverse_start[j + 1] += reverse_start[j]
+    fill = reverse_start[:n].copy()
+    reverse_pair = np.empty(m, dtype=np.int64)
+    reverse_row = np.empty(m, dtype=np.int32)
     for i in range(n):  # ascending i: each reverse row lists its partners by ascending slot
         for k in range(nstart[i], nstart[i + 1]):
             j = nbr[k]
-            rpair[fill[j]] = k
-            rsrc[fill[j]] = i
+            reverse_pair[fill[j]] = k
+            reverse_row[fill[j]] = i
             fill[j] += 1
-    return rstart, rpair, rsrc
+    return reverse_start, reverse_pair, reverse_row
 
 
 class VerletLists(NamedTuple):
     """Half Verlet lists (:func:`neighbor_lists`) and their transpose (:func:`reverse_lists`):
     pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]``; cell j appears as
-    the partner of pairs ``rpair[rstart[j]:rstart[j+1]]``, listed in the rows of ``rsrc[...]``."""
+    the partner of pairs ``reverse_pair[reverse_start[j]:reverse_start[j+1]]``, listed in the rows
+    of ``reverse_row[...]``."""
 
     nstart: np.ndarray
     nbr: np.ndarray
-    rstart: np.ndarray
-    rpair: np.ndarray
-    rsrc: np.ndarray
+    reverse_start: np.ndarray
+    reverse_pair: np.ndarray
+    reverse_row: np.ndarray
 
 
 def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
@@ -374,14 +394,14 @@ def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
 
 
 @njit(cache=True, error_model="numpy")
-def _lists_stale(pos, radius, ctype, x_built, r_built, mt, n):
-    """Whether a radius grew or a cell moved more than its type's list margin ``mt`` (µm) since
+def _lists_stale(pos, radius, ctype, x_built, r_built, margins, n):
+    """Whether a radius grew or a cell moved more than its type's list margin ``margins`` (µm) since
     the list build (one pass: the per-step test of :meth:`CellList.neighbors`)."""
     for i in range(n):
         if radius[i] > r_built[i]:
             return True
         d2 = (pos[i, 0] - x_built[i, 0]) ** 2 + (pos[i, 1] - x_built[i, 1]) ** 2 + (pos[i, 2] - x_built[i, 2]) ** 2
-        m = mt[ctype[i]]
+        m = margins[ctype[i]]
         if d2 > m * m:
             return True
     return False
@@ -396,16 +416,16 @@ def list_margins(
     then still fits the bins, ``reach + m_i + m_j ≤ cutoff + skin``, so the lists stay exact,
     while small fast cells (T cells) may move further before they force a rebuild."""
     nt = len(adh_rel_t)
-    mt = np.full(nt, 0.5 * float(skin))
+    margins = np.full(nt, 0.5 * float(skin))
     if motile is None or not np.any(motile) or n == 0:
-        return mt
+        return margins
     a_max = float(np.max(adh_rel_t))
     r_cut = float(cutoff) / (2.0 * a_max)
     r_type = np.zeros(nt)
     np.maximum.at(r_type, ctype[:n].astype(np.int64), radius[:n])
     grow = a_max * np.maximum(r_cut - r_type, 0.0)
-    mt[np.asarray(motile, dtype=bool)] += grow[np.asarray(motile, dtype=bool)]
-    return mt
+    margins[np.asarray(motile, dtype=bool)] += grow[np.asarray(motile, dtype=bool)]
+    return margins
 
 
 @njit(cache=True, error_model="numpy")
@@ -418,9 +438,9 @@ def _pair_state_changed(radius, dead, ctype, r_snap, d_snap, t_snap, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
+def _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel):
     """First pass for cell i: the force of each pair in its (half) row, as ``f/d`` (1/min) into
-    ``spair[k]`` (0 beyond reach), summed into ``vel[i]``."""
+    ``pair_speed[k]`` (0 beyond reach), summed into ``vel[i]``."""
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
@@ -434,7 +454,7 @@ def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
         ddz = zi - pos[j, 2]
         d2 = ddx * ddx + ddy * ddy + ddz * ddz
         if d2 >= coef[0, k]:  # beyond the adhesion reach: most listed candidates
-            spair[k] = 0.0
+            pair_speed[k] = 0.0
             continue
         d = np.sqrt(d2)
         if d < 1e-5:
@@ -447,7 +467,7 @@ def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
         ta = 1.0 - d / coef[2, k]
         f -= ta * ta * coef[4, k]
         s = f / d
-        spair[k] = s
+        pair_speed[k] = s
         vx += s * ddx
         vy += s * ddy
         vz += s * ddz
@@ -457,7 +477,9 @@ def _row_forces(i, pos, coef, nstart, nbr, spair, vel):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel):
+def _reverse_forces_and_walls(
+    i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+):
     """Second pass for cell i: its share (−f) of the pairs listed in other rows, then the walls."""
     xi = pos[i, 0]
     yi = pos[i, 1]
@@ -465,11 +487,11 @@ def _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc,
     vx = vel[i, 0]
     vy = vel[i, 1]
     vz = vel[i, 2]
-    for q in range(rstart[i], rstart[i + 1]):
-        s = spair[rpair[q]]
+    for q in range(reverse_start[i], reverse_start[i + 1]):
+        s = pair_speed[reverse_pair[q]]
         if s == 0.0:
             continue
-        p = rsrc[q]
+        p = reverse_row[q]
         vx += s * (xi - pos[p, 0])
         vy += s * (yi - pos[p, 1])
         vz += s * (zi - pos[p, 2])
@@ -559,19 +581,55 @@ def pair_coefficients(radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, n
 
 
 @njit(cache=True, error_model="numpy")
-def _velocities_serial(pos, radius, ctype, n, rep_t, coef, nstart, nbr, rstart, rpair, rsrc, domain, dim, spair, vel):
+def _velocities_serial(
+    pos,
+    radius,
+    ctype,
+    n,
+    rep_t,
+    coef,
+    nstart,
+    nbr,
+    reverse_start,
+    reverse_pair,
+    reverse_row,
+    domain,
+    dim,
+    pair_speed,
+    vel,
+):
     for i in range(n):
-        _row_forces(i, pos, coef, nstart, nbr, spair, vel)
+        _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel)
     for i in range(n):
-        _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel)
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _velocities_parallel(pos, radius, ctype, n, rep_t, coef, nstart, nbr, rstart, rpair, rsrc, domain, dim, spair, vel):
+def _velocities_parallel(
+    pos,
+    radius,
+    ctype,
+    n,
+    rep_t,
+    coef,
+    nstart,
+    nbr,
+    reverse_start,
+    reverse_pair,
+    reverse_row,
+    domain,
+    dim,
+    pair_speed,
+    vel,
+):
     for i in prange(n):
-        _row_forces(i, pos, coef, nstart, nbr, spair, vel)
+        _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel)
     for i in prange(n):  # after every row's pairs are known
-        _reverse_forces_and_walls(i, pos, radius, ctype, rep_t, rstart, rpair, rsrc, spair, domain, dim, vel)
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
 
 
 def listed_velocities(
@@ -582,9 +640,9 @@ def listed_velocities(
     float64 buffer of at least m entries for the per-pair forces (reused between calls)."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     m = lists.nbr.size
-    spair = work[:m] if work is not None and work.size >= m else np.empty(m)
+    pair_speed = work[:m] if work is not None and work.size >= m else np.empty(m)
     kernel = _velocities_parallel if par else _velocities_serial
-    kernel(pos, radius, ctype, n, rep_t, coef, *lists, domain, dim, spair, vel)
+    kernel(pos, radius, ctype, n, rep_t, coef, *lists, domain, dim, pair_speed, vel)
 
 
 def interaction_velocities(
@@ -800,6 +858,34 @@ class CellList:
             self._coef_lists = self._nbr
             self._coef_snapshot = (radius[:n].copy(), dead[:n].copy(), ctype[:n].copy())
         return self._coef
+
+    def state_dict(self) -> dict[str, object]:
+        """Bins, Verlet lists and what decides their next rebuild (for checkpoints).
+
+        The neighbour lists decide the order in which contact forces are summed, so a resumed run
+        must continue with the very lists (and rebuild schedule) of the original one; the cutoff is
+        widened during a run, and a restored list must not widen it again later than the original.
+        """
+        return {
+            "cutoff": np.array(self.cutoff),
+            "skin": np.array(self.skin),
+            "start": np.asarray(self.start),
+            "order": np.asarray(self.order),
+            "n_built": np.array(self.n_built),
+            "moved": np.array(self.moved),
+            "rebuilds": np.array(self.rebuilds),
+            "verlet_lists": self.lists_state(),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.set_cutoff(float(d["cutoff"]), float(d["skin"]))
+        self.start = np.asarray(d["start"], dtype=np.int64)
+        self.order = np.asarray(d["order"], dtype=np.int64)
+        self.n_built = int(d["n_built"])
+        self.moved = float(d["moved"])
+        self.rebuilds = int(d["rebuilds"])
+        self.load_lists_state(d.get("verlet_lists", {}))
 
     def lists_state(self) -> dict[str, np.ndarray]:
         """The Verlet lists and what decides their next rebuild (for checkpoints); empty if none."""

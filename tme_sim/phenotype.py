@@ -102,10 +102,8 @@ def fate_transitions(store: CellStore, tables: TypeTables, dt: float, rng: np.ra
     remove = ((death == APOPTOTIC) & (store.death_clock[:n] >= tables.apoptosis_duration[t])) | (
         (death == NECROTIC_LYSED) & (store.death_clock[:n] >= tables.lysed_removal_time[t])
     )
-    # dead cells stop everything else
-    dead = death != ALIVE
-    for name in ("cycle_rate", "migration_speed", "kill_rate", "phagocytosis_rate"):
-        getattr(store, name)[:n][dead] = 0.0
+    # dead cells stop everything else (the columns declared zero_on_death)
+    store.zero_on_death(death != ALIVE)
     return FateChanges(
         divided=np.flatnonzero(divide),
         apoptosis=np.flatnonzero(to_apo),

@@ -13,8 +13,21 @@ import numpy as np
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Circle, Rectangle
 
+from tme_sim.config import validate_scenario
+from tme_sim.config.suggest import close_match
 from tme_sim.errors import OutputError
-from tme_sim.io import read_attrs, read_cells, read_events, read_population, read_scenario
+from tme_sim.io import (
+    committed_snapshots,
+    read_attrs,
+    read_cells,
+    read_events,
+    read_population,
+    read_stored_scenario,
+    snapshot_times,
+    species_units,
+)
+from tme_sim.progress import track
+from tme_sim.vessels import layout_from_scenario
 
 DEFAULT_COLORS = {
     "tumor": "#c0392b",
@@ -29,7 +42,7 @@ DEAD_COLORS = {"apoptotic": "#f1948a", "necrotic": "#5d4037", "lysed": "#a1887f"
 
 def type_colors(path: str | Path) -> dict[str, str]:
     """Colour of each cell type: the scenario's ``color``, else one by rules, else a palette."""
-    sc = read_scenario(path)
+    sc = read_stored_scenario(path)
     out = {}
     for i, (name, ct) in enumerate(sc["cell_types"].items()):
         out[name] = ct.get("color") or DEFAULT_COLORS.get(ct.get("rules", ""), PALETTE[i % len(PALETTE)])
@@ -39,10 +52,7 @@ def type_colors(path: str | Path) -> dict[str, str]:
 def vessel_voxels_of(path: str | Path) -> tuple[np.ndarray, float] | None:
     """Vessel voxel centres ``(N, 3)`` µm and the voxel edge of a run (rebuilt from its scenario and
     seed; see :func:`tme_sim.vessels.layout_from_scenario`), or None without vessels."""
-    from tme_sim.config import validate_scenario
-    from tme_sim.vessels import layout_from_scenario
-
-    doc = read_scenario(path)
+    doc = read_stored_scenario(path)
     if not doc.get("vessels"):
         return None
     try:
@@ -61,7 +71,7 @@ def _draw_vessels(ax: plt.Axes, path: str | Path) -> bool:
         return False
     centres, dx = found
     if read_attrs(path)["dim"] == 3:  # only the vessel voxels cut by the drawn middle z plane
-        size = [float(str(v).split()[0]) for v in read_scenario(path)["domain"]["size"]]
+        size = [float(str(v).split()[0]) for v in read_stored_scenario(path)["domain"]["size"]]
         k_mid = min(int(size[2] / 2 / dx), round(size[2] / dx) - 1)
         centres = centres[np.abs(centres[:, 2] - (k_mid + 0.5) * dx) < dx / 2]
     squares = [Rectangle((x - dx / 2, y - dx / 2), dx, dx) for x, y in centres[:, :2]]
@@ -80,8 +90,6 @@ def _species_index(path: str | Path, name: str) -> tuple[list[str], int]:
     with h5py.File(path, "r") as fh:
         species = [s.decode() if isinstance(s, bytes) else s for s in fh["fields/species"][:]]
     if name not in species:
-        from tme_sim.config.suggest import close_match
-
         hint = close_match(name, species)
         raise OutputError(
             f"{path}: no field {name!r}{f' (did you mean {hint!r}?)' if hint else ''} (fields: {', '.join(species)})"
@@ -91,8 +99,6 @@ def _species_index(path: str | Path, name: str) -> tuple[list[str], int]:
 
 def field_range(path: str | Path, name: str) -> tuple[float, float]:
     """(min, max) of field ``name`` over every snapshot of the run: one colour scale for all figures."""
-    from tme_sim.io import committed_snapshots
-
     _, j = _species_index(path, name)
     with h5py.File(path, "r") as fh:
         conc = fh["fields/concentration"]
@@ -109,8 +115,6 @@ def field_range(path: str | Path, name: str) -> tuple[float, float]:
 
 def column_range(path: str | Path, column: str) -> tuple[float, float]:
     """(min, max) of a cell column over every snapshot (one colour scale for all frames)."""
-    from tme_sim.io import read_cells
-
     values = read_cells(path, snapshot=None)[column].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -120,8 +124,6 @@ def column_range(path: str | Path, column: str) -> tuple[float, float]:
 
 
 def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.ndarray, float, str] | None:
-    from tme_sim.io import species_units
-
     _, j = _species_index(path, name)
     with h5py.File(path, "r") as fh:
         g = fh["fields"]
@@ -157,7 +159,7 @@ def plot_snapshot(
     """
     cells = read_cells(path, snapshot)
     attrs = read_attrs(path)
-    sc = read_scenario(path)
+    sc = read_stored_scenario(path)
     size = [float(str(s).split()[0]) for s in sc["domain"]["size"]]
     if ax is None:
         fig, ax = plt.subplots(figsize=(9.0, 6.2), dpi=130, layout="constrained")
@@ -170,8 +172,6 @@ def plot_snapshot(
         cells = cells[np.abs(cells["z"] - zmid) < cells["radius"]]
     by_type = color_by == "type"
     if not by_type and color_by not in cells.columns:
-        from tme_sim.config.suggest import close_match
-
         numeric = [c for c in cells.columns if c not in ("type", "phase", "death")]
         hint = close_match(color_by, numeric)
         raise OutputError(
@@ -292,8 +292,6 @@ def plot_population(path: str | Path) -> plt.Figure:
 
 def plot_overview(path: str | Path, field: str | None = "oxygen") -> plt.Figure:
     """A 2 × 2 figure for a paper: snapshots at the start, middle and end (one colour scale), and the population."""
-    from tme_sim.io import snapshot_times
-
     n = len(snapshot_times(path))
     if n == 0:
         raise OutputError(f"{path}: holds no cell snapshots")
@@ -369,9 +367,6 @@ def plot_run(
 def write_movie(path: Path, out: Path, field: str | None, color_by: str = "type", *, progress: bool = False) -> Path:
     """An animated GIF with one frame per snapshot (imageio); one colour scale and a fixed layout for all frames."""
     import imageio.v3 as iio
-
-    from tme_sim.io import snapshot_times
-    from tme_sim.progress import track
 
     n = len(snapshot_times(path))
     if n == 0:

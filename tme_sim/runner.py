@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import time as wallclock
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tme_sim.config import Scenario, load_scenario, scenario_json
-from tme_sim.errors import OutputError, TMEError
-from tme_sim.io import OutputWriter
-from tme_sim.io.observers import CheckpointObserver, Observer, OutputObserver, ProgressObserver
+from tme_sim.errors import ConfigError, OutputError, RunInterrupted, TMEError
+from tme_sim.io import OutputWriter, committed_snapshots
+from tme_sim.io.checkpoint import restore_model, write_checkpoint
+from tme_sim.io.interrupt import StopObserver, graceful_stop
+from tme_sim.io.observers import (
+    CheckpointObserver,
+    Observer,
+    OutputObserver,
+    ProgressObserver,
+    scenario_observers,
+)
 from tme_sim.model import TMEModel
 from tme_sim.units import parse_duration
 
@@ -39,19 +48,15 @@ def prepare(
         try:
             minutes = parse_duration(duration)
         except ValueError as exc:
-            from tme_sim.errors import ConfigError
-
             raise ConfigError(f"--duration {duration!r}: {exc}") from None
         if minutes <= 0:
-            from tme_sim.errors import ConfigError
-
             raise ConfigError(f"--duration {duration!r}: must be > 0")
     else:
         minutes = sc.duration
     return sc, minutes
 
 
-def build_model(scenario: Scenario, seed: int | None = None) -> TMEModel:
+def build_scenario_model(scenario: Scenario, seed: int | None = None) -> TMEModel:
     """Build the model; errors found while building name the scenario file as well as the key."""
     try:
         return TMEModel(scenario, seed=seed)
@@ -83,14 +88,13 @@ def run_scenario(
     sc, minutes = prepare(scenario, overrides=overrides, duration=duration)
     out_path = Path(out) if out is not None else default_output_path(sc)
     if resume:
-        from tme_sim.io.checkpoint import resume_run
-
         return resume_run(sc, out_path, minutes, seed=seed, progress=progress, extra_observers=extra_observers)
     if out_path.exists() and not force:
         raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
     if out_path.is_dir():
         raise OutputError(f"{out_path}: is a directory")
-    model = build_model(sc, seed=seed)  # validates everything that needs the model before writing
+    model = build_scenario_model(sc, seed=seed)  # validates everything that needs the model before writing
+    configured = scenario_observers(sc.output.observers, out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if force and out_path.exists():
         out_path.unlink()
@@ -108,7 +112,7 @@ def run_scenario(
     observers: list[Observer] = [OutputObserver(writer, sc.output.interval)]
     if sc.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, sc.output.checkpoint_interval))
-    observers += extra_observers or []
+    observers += configured + (extra_observers or [])
     execute(model, minutes, observers, writer, progress, checkpoint=ckpt)
     return out_path
 
@@ -128,9 +132,6 @@ def execute(
     snapshot (marked incomplete), a checkpoint of the current state is written to ``checkpoint``
     (when given) so ``tme run --resume`` continues, and :class:`~tme_sim.errors.RunInterrupted` is raised.
     """
-    from tme_sim.errors import RunInterrupted
-    from tme_sim.io.interrupt import StopObserver, graceful_stop
-
     for obs in observers:  # observers that show progress learn how long this run is meant to go
         if hasattr(obs, "planned_minutes"):
             obs.planned_minutes = minutes
@@ -144,8 +145,6 @@ def execute(
             except RunInterrupted as exc:
                 if checkpoint is None:
                     raise
-                from tme_sim.io.checkpoint import write_checkpoint
-
                 writer.sync()  # the output on disk is never behind the checkpoint
                 write_checkpoint(model, checkpoint)
                 stopped = RunInterrupted(
@@ -176,3 +175,59 @@ def _run_with_progress(model: TMEModel, minutes: float, observers: list[Observer
             model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
     else:
         model.run_for(minutes, observers)
+
+
+def _check_output_not_behind(writer: Any, time: float, interval: float, out: Path) -> None:
+    """Refuse to resume when the output lacks snapshots taken before the checkpoint.
+
+    The output is flushed (not fsynced) after each snapshot, the checkpoint is fsynced: after a
+    power failure the checkpoint can be ahead of the output, and continuing would leave a gap.
+    """
+    k = committed_snapshots(writer.fh)
+    times = writer.fh["cells/snapshot_time"][:k]
+    kept = times[times <= time + 1e-9]
+    expected = math.floor(time / interval + 1e-9) * interval if interval > 0 else 0.0
+    last = float(kept[-1]) if kept.size else -math.inf
+    if last < expected - 1e-6 * max(1.0, interval):
+        raise OutputError(
+            f"{out}: holds snapshots up to {last:g} min but its checkpoint is at {time:g} min (output lost "
+            "data, e.g. in a power failure); run again without --resume"
+        )
+
+
+def resume_run(
+    scenario: Scenario,
+    out: Path,
+    minutes: float,
+    *,
+    seed: int | None,
+    progress: bool,
+    extra_observers: list[Observer] | None = None,
+) -> Path:
+    """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
+    ckpt = checkpoint_path(out)
+    if not out.exists():
+        raise OutputError(f"{out}: no output to resume (run without --resume first)")
+    model = TMEModel(scenario, seed=seed)
+    restore_model(model, ckpt)
+    if seed is not None and int(seed) != model.seed_value:
+        raise OutputError(f"{ckpt}: was written with seed {model.seed_value}, not --seed {seed}")
+    # count in whole mechanics steps (as the uninterrupted run does), not in accumulated float time
+    remaining = round(minutes / model.dt_mech) - model.n_mech_steps
+    if remaining <= 0:
+        raise OutputError(f"{out}: already ran {model.time:g} of {minutes:g} min; nothing to resume")
+    writer = OutputWriter.reopen(out)
+    try:
+        _check_output_not_behind(writer, model.time, scenario.output.interval, out)
+    except OutputError:
+        writer.fh.close()
+        raise
+    writer.truncate_after(model.time)
+    out_obs = OutputObserver(writer, scenario.output.interval, initial=False)
+    observers: list[Observer] = [out_obs]
+    if scenario.output.checkpoint_interval > 0:
+        observers.append(CheckpointObserver(ckpt, scenario.output.checkpoint_interval))
+    observers += scenario_observers(scenario.output.observers, out) + (extra_observers or [])
+    # observers schedule from the absolute simulated time so a resumed run writes the same snapshots
+    execute(model, remaining * model.dt_mech, observers, writer, progress, checkpoint=ckpt)
+    return out

@@ -5,8 +5,7 @@ points, straight segments (``lines``) and/or a random ``density`` (fraction of v
 voxel is clamped (:meth:`~tme_sim.grid.Microenvironment.set_dirichlet_mask`) to the plasma value
 of each supplied substrate (default: oxygen 38 mmHg, glucose 5 mM, lactate 1 mM — the vessel also
 drains lactate). Recruited immune cells enter the tissue at vessel voxels
-(:func:`entry_positions`); drug dosing reads the same voxels (:func:`vessel_voxels`,
-:func:`vessel_mask`, :func:`vessel_centres`).
+(:meth:`Vessels.entry_positions`); drug dosing reads the same voxels (:attr:`Vessels.mask`).
 
 The layout is a pure function of the scenario and the seed: random vessels use their own
 Generator derived from ``seed`` (:data:`VESSEL_STREAM`), so plotting and drug code can rebuild the
@@ -23,9 +22,10 @@ import numpy as np
 
 from tme_sim.config import Scenario, VesselConfig, value_in_unit
 from tme_sim.errors import ConfigError
+from tme_sim.grid.geometry import grid_shape
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.grid import Microenvironment
 
 #: stream key mixed with the seed for the Generator of random vessel placement
 VESSEL_STREAM = 0x7E55E1
@@ -40,12 +40,8 @@ __all__ = [
     "VESSEL_STREAM",
     "Vessels",
     "build_vessels",
-    "entry_positions",
     "layout_from_scenario",
     "place_vessel_voxels",
-    "vessel_centres",
-    "vessel_mask",
-    "vessel_voxels",
 ]
 
 
@@ -68,6 +64,23 @@ class Vessels:
     @property
     def count(self) -> int:
         return int(self.voxels.size)
+
+    def entry_positions(self, counts: np.ndarray, rng: np.random.Generator, dim: int, dx: float) -> np.ndarray:
+        """Positions ``(sum(counts), 3)`` µm for ``counts[k]`` cells entering at vessel voxel ``k``.
+
+        Each cell lands uniformly inside its vessel voxel (side ``dx`` µm, draws from ``rng``), so
+        cells entering at the same vessel do not start on top of each other.
+        """
+        centres = self.centres
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (centres.shape[0],):
+            raise ValueError(f"counts must have shape ({centres.shape[0]},), got {counts.shape}")
+        base = np.repeat(centres, counts, axis=0)
+        if base.shape[0]:
+            jitter = np.zeros_like(base)
+            jitter[:, :dim] = (rng.random((base.shape[0], dim)) - 0.5) * dx
+            base = base + jitter
+        return base
 
 
 def _ijk_of_points(points: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
@@ -165,8 +178,6 @@ def layout_from_scenario(scenario: Scenario, seed: int | None = None) -> Vessels
 
     Supply values are not resolved here (empty dict); use :func:`build_vessels` for a model.
     """
-    from tme_sim.grid.geometry import grid_shape
-
     if scenario.vessels is None:
         return None
     shape, dim = grid_shape(tuple(scenario.domain.size), scenario.domain.dx)
@@ -178,60 +189,22 @@ def layout_from_scenario(scenario: Scenario, seed: int | None = None) -> Vessels
     return Vessels(vox, _centres(vox, shape, scenario.domain.dx, dim), mask, {})
 
 
-def build_vessels(model: TMEModel) -> Vessels | None:
-    """Place the scenario's vessels on ``model.micro`` and clamp the supplied substrates there.
+def build_vessels(
+    scenario: Scenario, grid: Microenvironment, substrate_names: list[str], substrate_units: list[str], seed: int
+) -> Vessels | None:
+    """Place the scenario's vessels on ``grid`` and clamp the supplied substrates there.
 
     Called once by :class:`~tme_sim.model.TMEModel` after the boundaries are set; returns None when
     the scenario has no ``[vessels]``.
     """
-    cfg = model.scenario.vessels
+    cfg = scenario.vessels
     if cfg is None:
         return None
-    supply = _supply(cfg, model.substrate_names, model.substrate_units)
-    ves = layout_from_scenario(model.scenario, model.seed_value)
+    supply = _supply(cfg, substrate_names, substrate_units)
+    ves = layout_from_scenario(scenario, seed)
     assert ves is not None
     ves.supply = supply
     if ves.count:
         for name, value in supply.items():
-            model.micro.set_dirichlet_mask(name, ves.mask, value)
+            grid.set_dirichlet_mask(name, ves.mask, value)
     return ves
-
-
-def _model_vessels(model: TMEModel) -> Vessels | None:
-    return getattr(model, "vessels", None)
-
-
-def vessel_voxels(model: TMEModel) -> np.ndarray:
-    """Sorted flat voxel indices (int64) of the model's vessels; empty without vessels."""
-    v = _model_vessels(model)
-    return v.voxels if v is not None else np.zeros(0, dtype=np.int64)
-
-
-def vessel_mask(model: TMEModel) -> np.ndarray:
-    """Boolean ``(nz, ny, nx)`` mask of the vessel voxels (all false without vessels)."""
-    v = _model_vessels(model)
-    return v.mask if v is not None else np.zeros(model.micro.shape, dtype=bool)
-
-
-def vessel_centres(model: TMEModel) -> np.ndarray:
-    """``(N, 3)`` µm centres of the vessel voxels (z = 0 in 2D); ``(0, 3)`` without vessels."""
-    v = _model_vessels(model)
-    return v.centres if v is not None else np.zeros((0, 3))
-
-
-def entry_positions(model: TMEModel, counts: np.ndarray) -> np.ndarray:
-    """Positions ``(sum(counts), 3)`` µm for ``counts[k]`` cells entering at vessel voxel ``k``.
-
-    Each cell lands uniformly inside its vessel voxel (``model.rng``), so cells entering at the
-    same vessel do not start on top of each other.
-    """
-    centres = vessel_centres(model)
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.shape != (centres.shape[0],):
-        raise ValueError(f"counts must have shape ({centres.shape[0]},), got {counts.shape}")
-    base = np.repeat(centres, counts, axis=0)
-    if base.shape[0]:
-        jitter = np.zeros_like(base)
-        jitter[:, : model.dim] = (model.rng.random((base.shape[0], model.dim)) - 0.5) * model.micro.dx
-        base = base + jitter
-    return base

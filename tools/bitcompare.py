@@ -36,7 +36,7 @@ CASES: list[tuple[str, str, list[str]]] = [
 ]
 
 #: attributes that legitimately differ between two runs of the same model
-VOLATILE_ATTRS = {"wall_seconds", "version", "created", "tme_sim_version", "started", "finished", "host"}
+VOLATILE_ATTRS = {"wall_seconds", "version", "git_hash", "created", "tme_sim_version", "started", "finished", "host"}
 #: HDF5 object references (dimension scales): compared through the names they point to instead
 REFERENCE_ATTRS = {"DIMENSION_LIST", "REFERENCE_LIST"}
 

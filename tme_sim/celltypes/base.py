@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import difflib
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from tme_sim.cells import Column
 from tme_sim.config import CellTypeConfig, value_in_unit
 from tme_sim.errors import ConfigError
+from tme_sim.plugins import import_submodules
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.celltypes.context import BehaviorContext
 
 
 class CellRules:
@@ -19,19 +22,31 @@ class CellRules:
 
     Subclasses (tumor, T cell, macrophage, fibroblast) add their own behaviour in
     :meth:`set_behaviors` and contact interactions in :meth:`interact`; every method works on
-    arrays for all cells of the type.
+    arrays for all cells of the type and gets a :class:`~tme_sim.celltypes.context.BehaviorContext`
+    (store, grid, contacts, generator, time, events), not the model. A subclass that sets
+    ``rules_name`` registers itself under that name just by being defined (in this package, or in a
+    user module named in the scenario's ``plugins``); scenarios select it with ``rules = "<name>"``.
+    Per-cell state a behaviour needs beyond the core columns is declared in ``columns``
+    (:class:`~tme_sim.cells.Column`).
     """
 
-    rules_name = "generic"
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "rules_name" in cls.__dict__:
+            _REGISTRY[cls.rules_name] = cls
+
+    rules_name: ClassVar[str] = "generic"
+    #: per-cell columns this behaviour needs beyond the core ones (declared once; see :class:`Column`)
+    columns: ClassVar[tuple[Column, ...]] = ()
     #: rule-specific parameters accepted in ``cell_types.<name>.params`` with their units
     param_units: dict[str, str] = {}
 
-    def __init__(self, name: str, index: int, cfg: CellTypeConfig, model: TMEModel) -> None:
+    def __init__(self, name: str, index: int, cfg: CellTypeConfig, ctx: BehaviorContext) -> None:
         self.name = name
         self.index = index
         self.cfg = cfg
-        names = model.substrate_names
-        units = model.substrate_units
+        names = ctx.substrate_names
+        units = ctx.substrate_units
         s = len(names)
         self.secretion_rate = np.zeros(s)
         self.saturation = np.zeros(s)
@@ -82,9 +97,9 @@ class CellRules:
             nec = np.zeros_like(o2)
         return fac, nec
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
         """Write behaviour columns for the cells at ``slots``; ``conc`` is (len(slots), S)."""
-        st = model.store
+        st = ctx.store
         fac, nec = self.o2_factors(conc[:, self.o2])
         rate = self.cfg.cycle.entry_rate if self.cfg.cycle.model != "none" else 0.0
         st.cycle_rate[slots] = rate * fac
@@ -97,21 +112,21 @@ class CellRules:
         st.saturation[slots] = self.saturation
         st.uptake_rate[slots] = self.uptake_rate
         st.net_export[slots] = self.net_export
-        self.silence_dead(model, slots)
+        self.silence_dead(ctx, slots)
 
     @staticmethod
-    def silence_dead(model: TMEModel, slots: np.ndarray) -> None:
+    def silence_dead(ctx: BehaviorContext, slots: np.ndarray) -> None:
         """Dead cells neither secrete nor take up anything (PhysiCell zeroes both at death)."""
-        st = model.store
+        st = ctx.store
         dead = slots[st.death[slots] != 0]
         if dead.size:
             for col in (st.secretion_rate, st.uptake_rate, st.net_export):
                 col[dead] = 0.0
 
-    def interact(self, model: TMEModel, slots: np.ndarray) -> None:
+    def interact(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
         """Contact interactions initiated by this type (killing, phagocytosis); none by default."""
 
-    def recruit(self, model: TMEModel, dt: float) -> None:
+    def recruit(self, ctx: BehaviorContext, dt: float) -> None:
         """Add cells of this type from sources (vessels); none by default."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -122,29 +137,28 @@ class CellRules:
         """Restore what :meth:`state_dict` returned."""
 
 
+#: registered behaviours: ``rules_name`` → class (filled by :meth:`CellRules.__init_subclass__`)
 _REGISTRY: dict[str, type[CellRules]] = {"generic": CellRules}
 
 
-def register_rules(cls: type[CellRules]) -> type[CellRules]:
-    _REGISTRY[cls.rules_name] = cls
-    return cls
-
-
 def rules_class(name: str, key: str = "rules") -> type[CellRules]:
-    """The rule class for ``rules = "<name>"`` (imports the shipped rule modules on first use)."""
+    """The behaviour class for ``rules = "<name>"`` (imports the package's own behaviour modules on
+    first use; user modules are imported from the scenario's ``plugins``); ``key`` names the
+    setting in errors."""
     if name not in _REGISTRY:
-        import tme_sim.celltypes.fibroblast
-        import tme_sim.celltypes.macrophage
-        import tme_sim.celltypes.tcell
-        import tme_sim.celltypes.tumor  # noqa: F401
+        import_submodules("tme_sim.celltypes")
     try:
         return _REGISTRY[name]
     except KeyError:
-        from tme_sim.config.suggest import close_match
-
-        hint = close_match(name, list(_REGISTRY))
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"{key}: unknown rules {name!r}{f' (did you mean {hint!r}?)' if hint else ''}"
-            f" (known: {', '.join(sorted(_REGISTRY))}; a CellRules subclass registers its rules_name when its"
-            " module is imported)"
+            f"{key}: unknown behaviour {name!r} (known: {', '.join(sorted(_REGISTRY))}{hint} "
+            "User behaviours come from the scenario's plugins.)"
         ) from None
+
+
+def rules_names() -> list[str]:
+    """Every registered behaviour name."""
+    import_submodules("tme_sim.celltypes")
+    return sorted(_REGISTRY)

@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tme_sim.cells import ALIVE
-from tme_sim.celltypes.base import register_rules
 from tme_sim.celltypes.metabolism import MetabolicRules, hill, relax
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.celltypes.context import BehaviorContext
 
 
-@register_rules
 class FibroblastRules(MetabolicRules):
     """Fibroblasts / CAFs: TGFB1 activation, TGFB1 and CXCL12 secretion."""
 
@@ -49,19 +47,19 @@ class FibroblastRules(MetabolicRules):
             "basal_fraction": (0.2, ""),
         }
 
-    def initialize(self, model: TMEModel, slots: np.ndarray) -> None:
-        model.store.polarization[slots] = self.params["activation_initial"]
+    def initialize(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
+        ctx.store.polarization[slots] = self.params["activation_initial"]
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
-        super().set_behaviors(model, slots, conc)
-        st = model.store
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
+        super().set_behaviors(ctx, slots, conc)
+        st = ctx.store
         p = self.params
         a = st.polarization[slots]
         target = hill(self.col(conc, "TGFB1"), p["activation_half_max"])
         rate = np.where(target > a, p["activation_rate"], p["deactivation_rate"])
         alive = st.death[slots] == ALIVE
-        a = np.where(alive, relax(a, target, rate, model.dt_pheno), a)
+        a = np.where(alive, relax(a, target, rate, ctx.dt_pheno), a)
         st.polarization[slots] = a
         level = p["basal_fraction"] + (1.0 - p["basal_fraction"]) * a
-        self.scale_secretion(model, slots, "TGFB1", level)
-        self.scale_secretion(model, slots, "CXCL12", level)
+        self.scale_secretion(ctx, slots, "TGFB1", level)
+        self.scale_secretion(ctx, slots, "CXCL12", level)

@@ -28,13 +28,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tme_sim.cells import ALIVE
-from tme_sim.celltypes.base import register_rules
 from tme_sim.celltypes.metabolism import MetabolicRules, hill, recruit_at_vessels, relax
-from tme_sim.celltypes.neighbors import pick_neighbor, type_mask
-from tme_sim.celltypes.tcell import types_with_rules
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.celltypes.context import BehaviorContext
 
 M1_SUBSTRATES = ("TNF", "CXCL9")
 M2_SUBSTRATES = ("IL10", "TGFB1", "VEGFA")
@@ -46,7 +43,6 @@ def polarization_target(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
     return np.divide(m2, tot, out=np.full_like(tot, 0.5), where=tot > 0)
 
 
-@register_rules
 class MacrophageRules(MetabolicRules):
     """Macrophages (TAMs): recruitment, M1/M2 polarization, polarized secretion, phagocytosis."""
 
@@ -95,12 +91,12 @@ class MacrophageRules(MetabolicRules):
             "max_cells": (1000.0, ""),
         }
 
-    def initialize(self, model: TMEModel, slots: np.ndarray) -> None:
-        model.store.polarization[slots] = self.params["polarization_initial"]
+    def initialize(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
+        ctx.store.polarization[slots] = self.params["polarization_initial"]
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
-        super().set_behaviors(model, slots, conc)
-        st = model.store
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
+        super().set_behaviors(ctx, slots, conc)
+        st = ctx.store
         p = self.params
         m1 = (
             p["baseline_m1"]
@@ -116,38 +112,38 @@ class MacrophageRules(MetabolicRules):
         )
         alive = st.death[slots] == ALIVE
         pol = st.polarization[slots]
-        pol = np.where(alive, relax(pol, polarization_target(m1, m2), p["polarization_rate"], model.dt_pheno), pol)
+        pol = np.where(alive, relax(pol, polarization_target(m1, m2), p["polarization_rate"], ctx.dt_pheno), pol)
         st.polarization[slots] = pol
         for s in M1_SUBSTRATES:
-            self.scale_secretion(model, slots, s, 1.0 - pol)
+            self.scale_secretion(ctx, slots, s, 1.0 - pol)
         for s in M2_SUBSTRATES:
-            self.scale_secretion(model, slots, s, pol)
+            self.scale_secretion(ctx, slots, s, pol)
         st.apoptosis_rate[slots] = 1.0 / max(p["lifespan"], 1e-9)
         st.phagocytosis_rate[slots] = p["phagocytosis_dead_rate"] * alive
 
-    def interact(self, model: TMEModel, slots: np.ndarray) -> None:
-        st = model.store
+    def interact(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
+        st = ctx.store
         p = self.params
-        dt = model.dt_pheno
+        dt = ctx.dt_pheno
         live = slots[st.death[slots] == ALIVE]
         if live.size == 0:
             return
-        all_types = np.ones(len(model.type_names), dtype=np.bool_)
+        all_types = np.ones(len(ctx.type_names), dtype=np.bool_)
         eaten_parts, eater_parts = [], []
         if p["phagocytosis_dead_rate"] > 0:
-            dead = pick_neighbor(model, live, all_types, dead=True)
-            ok = (dead >= 0) & (model.rng.random(live.size) < -np.expm1(-p["phagocytosis_dead_rate"] * dt))
+            dead = ctx.neighbours.pick(live, all_types, ctx.rng, dead=True)
+            ok = (dead >= 0) & (ctx.rng.random(live.size) < -np.expm1(-p["phagocytosis_dead_rate"] * dt))
             eaten_parts.append(dead[ok])
             eater_parts.append(live[ok])
-        tum = types_with_rules(model, "tumor")
+        tum = ctx.types_with_rules("tumor")
         if tum and p["phagocytosis_tumor_rate"] > 0:
             busy = np.zeros(st.n, dtype=bool)
             for e in eater_parts:
                 busy[e] = True
             hunters = live[~busy[live]]
-            prey = pick_neighbor(model, hunters, type_mask(model, tum))
+            prey = ctx.neighbours.pick(hunters, ctx.neighbours.type_mask(tum), ctx.rng)
             rate = p["phagocytosis_tumor_rate"] * (1.0 - st.polarization[hunters])
-            ok = (prey >= 0) & (model.rng.random(hunters.size) < -np.expm1(-rate * dt))
+            ok = (prey >= 0) & (ctx.rng.random(hunters.size) < -np.expm1(-rate * dt))
             eaten_parts.append(prey[ok])
             eater_parts.append(hunters[ok])
         if not eaten_parts:
@@ -157,13 +153,13 @@ class MacrophageRules(MetabolicRules):
         if eaten.size == 0:
             return
         eaten, first = np.unique(eaten, return_index=True)
-        model._record("phagocytosis", eaten, st.id[eaters[first]])
-        model.remove_cells(eaten, kind=None)
+        ctx.record("phagocytosis", eaten, st.id[eaters[first]])
+        ctx.remove(eaten, None)
 
-    def recruit(self, model: TMEModel, dt: float) -> None:
+    def recruit(self, ctx: BehaviorContext, dt: float) -> None:
         p = self.params
         slots = recruit_at_vessels(
-            model,
+            ctx,
             self,
             dt,
             rate=p["recruitment_rate"],
@@ -173,5 +169,5 @@ class MacrophageRules(MetabolicRules):
             max_cells=p["max_cells"],
         )
         if slots.size:
-            model.store.polarization[slots] = p["polarization_initial"]
-            self.set_behaviors(model, slots, model.micro.sample(model.store.position[slots]))
+            ctx.store.polarization[slots] = p["polarization_initial"]
+            self.set_behaviors(ctx, slots, ctx.grid.sample(ctx.store.position[slots]))

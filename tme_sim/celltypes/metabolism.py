@@ -29,9 +29,12 @@ import numpy as np
 
 from tme_sim.cells import ALIVE
 from tme_sim.celltypes.base import CellRules
+from tme_sim.responses import hill, inhibition
+
+__all__ = ["MetabolicRules", "hill", "hypoxia_level", "inhibition", "recruit_at_vessels", "relax"]
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.celltypes.context import BehaviorContext
 
 #: metabolism parameters every rule set accepts (``cell_types.<name>.params``): name → unit
 METABOLISM_PARAM_UNITS: dict[str, str] = {
@@ -50,23 +53,6 @@ METABOLISM_DEFAULTS: dict[str, tuple[str | float, str]] = {
     "glycolytic_fraction": (0.1, ""),  # fraction of glucose → lactate in normoxia (non-tumor cells)
     "lactate_yield": (2.0, ""),  # glycolysis: 1 glucose → 2 lactate
 }
-
-
-def hill(x: np.ndarray, half: float, n: float = 1.0) -> np.ndarray:
-    """Hill activation ``x^n / (K^n + x^n)`` in [0, 1] (``half = K`` in the unit of ``x``; 0 if K ≤ 0
-    and x = 0)."""
-    x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
-    if half <= 0:
-        return (x > 0).astype(np.float64)
-    xn = (x / half) ** n
-    return xn / (1.0 + xn)
-
-
-def inhibition(x: np.ndarray, half: float, n: float = 1.0) -> np.ndarray:
-    """``1 − hill(x, half, n)``: a factor in (0, 1] that halves at ``x = half``; 1 if ``half ≤ 0``."""
-    if half <= 0:
-        return np.ones_like(np.asarray(x, dtype=np.float64))
-    return 1.0 - hill(x, half, n)
 
 
 def hypoxia_level(o2: np.ndarray, hypoxic_o2: float, normoxic_o2: float) -> np.ndarray:
@@ -94,9 +80,9 @@ class MetabolicRules(CellRules):
         super().__init_subclass__(**kw)
         cls.param_units = {**METABOLISM_PARAM_UNITS, **cls.own_param_units}
 
-    def __init__(self, name: str, index: int, cfg, model: TMEModel) -> None:
-        super().__init__(name, index, cfg, model)
-        names = model.substrate_names
+    def __init__(self, name: str, index: int, cfg, ctx: BehaviorContext) -> None:
+        super().__init__(name, index, cfg, ctx)
+        names = ctx.substrate_names
         self.sub = {n: i for i, n in enumerate(names)}
         self.glc = self.sub.get("glucose")
         self.lac = self.sub.get("lactate")
@@ -121,9 +107,9 @@ class MetabolicRules(CellRules):
         p = self.params
         return hypoxia_level(conc[:, self.o2], p["hypoxic_o2"], p["normoxic_o2"])
 
-    def apply_metabolism(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray, h: np.ndarray) -> None:
+    def apply_metabolism(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray, h: np.ndarray) -> None:
         """Glucose uptake (Pasteur), lactate export (glycolysis) and lactate uptake for ``slots``."""
-        st = model.store
+        st = ctx.store
         p = self.params
         if self.glc is None:
             return
@@ -135,31 +121,31 @@ class MetabolicRules(CellRules):
             st.net_export[slots, self.lac] = self.net_export[self.lac] + export
             st.uptake_rate[slots, self.lac] = self.uptake_rate[self.lac] * (1.0 - h)
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
-        super().set_behaviors(model, slots, conc)
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
+        super().set_behaviors(ctx, slots, conc)
         if not self._initialized:
-            self.initialize(model, slots)
+            self.initialize(ctx, slots)
             self._initialized = True
-        self.apply_metabolism(model, slots, conc, self.hypoxia(conc))
-        dead = slots[model.store.death[slots] != ALIVE]
+        self.apply_metabolism(ctx, slots, conc, self.hypoxia(conc))
+        dead = slots[ctx.store.death[slots] != ALIVE]
         if dead.size:  # dead cells neither secrete nor take up anything
-            st = model.store
+            st = ctx.store
             for arr in (st.secretion_rate, st.uptake_rate, st.net_export):
                 arr[dead] = 0.0
 
-    def initialize(self, model: TMEModel, slots: np.ndarray) -> None:
+    def initialize(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
         """Per-cell states of the initial cells (first behaviour update); nothing by default."""
 
-    def scale_secretion(self, model: TMEModel, slots: np.ndarray, substrate: str, factor: np.ndarray) -> None:
+    def scale_secretion(self, ctx: BehaviorContext, slots: np.ndarray, substrate: str, factor: np.ndarray) -> None:
         """Multiply the type's secretion rate of ``substrate`` by ``factor`` (per cell)."""
         j = self.sub.get(substrate)
         if j is not None:
-            alive = model.store.death[slots] == ALIVE
-            model.store.secretion_rate[slots, j] = self.secretion_rate[j] * factor * alive
+            alive = ctx.store.death[slots] == ALIVE
+            ctx.store.secretion_rate[slots, j] = self.secretion_rate[j] * factor * alive
 
 
 def recruit_at_vessels(
-    model: TMEModel,
+    ctx: BehaviorContext,
     rules: CellRules,
     dt: float,
     *,
@@ -176,29 +162,24 @@ def recruit_at_vessels(
     No more than ``max_cells`` live cells of the type exist afterwards. Nothing happens without
     vessels or when ``[immune] recruitment = false``.
     """
-    from tme_sim.vessels import entry_positions, vessel_centres
-
     empty = np.zeros(0, dtype=np.int64)
-    if rate <= 0 or not model.scenario.immune.recruitment:
+    vessels = ctx.vessels
+    if rate <= 0 or not ctx.scenario.immune.recruitment or vessels is None or vessels.count == 0:
         return empty
-    centres = vessel_centres(model)
-    if centres.shape[0] == 0:
-        return empty
-    st = model.store
+    st = ctx.store
     n = st.n
     live = int(np.count_nonzero((st.type[:n] == rules.index) & (st.death[:n] == ALIVE)))
     room = int(max_cells) - live
     if room <= 0:
         return empty
-    conc = model.micro.sample(centres)
-    s = np.zeros(centres.shape[0])
+    conc = ctx.grid.sample(vessels.centres)
+    s = np.zeros(vessels.count)
     for name in signals:
-        if name in model.substrate_names:
-            s += conc[:, model.substrate_names.index(name)]
+        if name in ctx.substrate_names:
+            s += conc[:, ctx.substrate_names.index(name)]
     mean = rate * dt * (basal + (1.0 - basal) * hill(s, half_max))
-    counts = model.rng.poisson(mean)
+    counts = ctx.rng.poisson(mean)
     if counts.sum() == 0:
         return empty
-    pos = entry_positions(model, counts)[:room]
-    slots = model.add_cells(np.full(pos.shape[0], rules.index, dtype=np.int16), pos, kind="recruitment")
-    return slots
+    pos = vessels.entry_positions(counts, ctx.rng, ctx.dim, ctx.grid.dx)[:room]
+    return ctx.spawn(np.full(pos.shape[0], rules.index, dtype=np.int16), pos, "recruitment")

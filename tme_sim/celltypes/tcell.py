@@ -34,18 +34,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tme_sim.cells import ALIVE, APOPTOTIC, KI67_NEGATIVE
-from tme_sim.celltypes.base import register_rules
 from tme_sim.celltypes.metabolism import MetabolicRules, inhibition, recruit_at_vessels
-from tme_sim.celltypes.neighbors import pick_neighbor, type_mask
-from tme_sim.contacts import contact_counts
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
-
-
-def types_with_rules(model: TMEModel, rules_name: str) -> list[int]:
-    """Indices of the cell types driven by ``rules_name``."""
-    return [r.index for r in model.rules if r.rules_name == rules_name]
+    from tme_sim.celltypes.context import BehaviorContext
 
 
 def kill_probability(
@@ -57,7 +49,6 @@ def kill_probability(
     return -np.expm1(-np.maximum(effective, 0.0) * dt)
 
 
-@register_rules
 class TCellRules(MetabolicRules):
     """CD8 T cells: recruitment, chemotaxis, contact killing, exhaustion, IFNG/TNF, lifespan."""
 
@@ -106,28 +97,28 @@ class TCellRules(MetabolicRules):
             "max_cells": (2000.0, ""),
         }
 
-    def __init__(self, name: str, index: int, cfg, model: TMEModel) -> None:
-        super().__init__(name, index, cfg, model)
+    def __init__(self, name: str, index: int, cfg, ctx: BehaviorContext) -> None:
+        super().__init__(name, index, cfg, ctx)
         p = self.params
-        self.anti_pdl1 = max(float(model.scenario.immune.anti_pdl1), p["anti_pdl1"])
+        self.anti_pdl1 = max(float(ctx.scenario.immune.anti_pdl1), p["anti_pdl1"])
 
-    def _contacts(self, model: TMEModel, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        counts = contact_counts(model, slots)
-        tum = types_with_rules(model, "tumor")
-        fib = types_with_rules(model, "fibroblast")
+    def _contacts(self, ctx: BehaviorContext, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts = ctx.neighbours.counts(slots)
+        tum = ctx.types_with_rules("tumor")
+        fib = ctx.types_with_rules("fibroblast")
         n_tum = counts[:, tum].sum(axis=1) if tum else np.zeros(slots.size, np.int64)
         n_fib = counts[:, fib].sum(axis=1) if fib else np.zeros(slots.size, np.int64)
         return n_tum, n_fib
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
-        super().set_behaviors(model, slots, conc)
-        st = model.store
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
+        super().set_behaviors(ctx, slots, conc)
+        st = ctx.store
         p = self.params
         tgfb = self.col(conc, "TGFB1")
         lac_f = inhibition(self.col(conc, "lactate"), p["lactate_half_max"], 2.0)
         exhausted = st.exhaustion[slots] >= 1.0
         active = ~exhausted
-        n_tum, n_fib = self._contacts(model, slots)
+        n_tum, n_fib = self._contacts(ctx, slots)
         engaged = n_tum > 0
 
         speed = st.migration_speed[slots] * inhibition(tgfb, p["tgfb1_motility_half_max"])
@@ -138,18 +129,18 @@ class TCellRules(MetabolicRules):
         base_apo = 1.0 / max(p["lifespan"], 1e-9)
         st.apoptosis_rate[slots] = np.where(exhausted, base_apo * p["exhausted_apoptosis_factor"], base_apo)
         level = (p["secretion_basal_fraction"] + (1.0 - p["secretion_basal_fraction"]) * engaged) * active * lac_f
-        self.scale_secretion(model, slots, "IFNG", level)
-        self.scale_secretion(model, slots, "TNF", level)
+        self.scale_secretion(ctx, slots, "IFNG", level)
+        self.scale_secretion(ctx, slots, "TNF", level)
 
-    def interact(self, model: TMEModel, slots: np.ndarray) -> None:
-        st = model.store
+    def interact(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
+        st = ctx.store
         p = self.params
-        dt = model.dt_pheno
-        tum = types_with_rules(model, "tumor")
+        dt = ctx.dt_pheno
+        tum = ctx.types_with_rules("tumor")
         live = slots[(st.death[slots] == ALIVE) & (st.exhaustion[slots] < 1.0) & (st.kill_rate[slots] > 0)]
         if not tum or live.size == 0:
             return
-        target = pick_neighbor(model, live, type_mask(model, tum))
+        target = ctx.neighbours.pick(live, ctx.neighbours.type_mask(tum), ctx.rng)
         has = target >= 0
         killers, victims = live[has], target[has]
         if killers.size == 0:
@@ -159,7 +150,7 @@ class TCellRules(MetabolicRules):
         # PD-1/PD-L1 engagement wears the T cell down whether or not it kills
         before = st.exhaustion[killers].copy()
         st.exhaustion[killers] += p["pdl1_exhaustion_rate"] * pdl1 * (1.0 - self.anti_pdl1) * dt
-        success = model.rng.random(killers.size) < p_kill
+        success = ctx.rng.random(killers.size) < p_kill
         k_ok, v_ok = killers[success], victims[success]
         if k_ok.size:
             # a victim engaged by several T cells dies once, credited to the first (slot order)
@@ -168,22 +159,19 @@ class TCellRules(MetabolicRules):
             st.death[v_unique] = APOPTOTIC
             st.death_clock[v_unique] = 0.0
             st.phase[v_unique] = KI67_NEGATIVE
-            for col in ("cycle_rate", "migration_speed", "kill_rate", "phagocytosis_rate"):
-                getattr(st, col)[v_unique] = 0.0
-            for arr in (st.secretion_rate, st.uptake_rate, st.net_export):
-                arr[v_unique] = 0.0
+            st.zero_on_death(v_unique)
             st.kills[k_first] += 1
             st.exhaustion[k_first] += p["exhaustion_per_kill"]
-            model._record("kill", v_unique, st.id[k_first])
+            ctx.record("kill", v_unique, st.id[k_first])
         newly = killers[(before < 1.0) & (st.exhaustion[killers] >= 1.0)]
         if newly.size:
             st.kill_rate[newly] = 0.0
-            model._record("exhaustion", newly)
+            ctx.record("exhaustion", newly)
 
-    def recruit(self, model: TMEModel, dt: float) -> None:
+    def recruit(self, ctx: BehaviorContext, dt: float) -> None:
         p = self.params
         slots = recruit_at_vessels(
-            model,
+            ctx,
             self,
             dt,
             rate=p["recruitment_rate"],
@@ -193,4 +181,4 @@ class TCellRules(MetabolicRules):
             max_cells=p["max_cells"],
         )
         if slots.size:
-            self.set_behaviors(model, slots, model.micro.sample(model.store.position[slots]))
+            self.set_behaviors(ctx, slots, ctx.grid.sample(ctx.store.position[slots]))

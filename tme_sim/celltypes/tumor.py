@@ -31,16 +31,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tme_sim.celltypes.base import register_rules
 from tme_sim.celltypes.metabolism import MetabolicRules, hill, relax
-from tme_sim.celltypes.neighbors import accumulate_neighbors, type_mask
-from tme_sim.contacts import simple_pressure
 
 if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
+    from tme_sim.celltypes.context import BehaviorContext
 
 
-@register_rules
 class TumorRules(MetabolicRules):
     """Tumor cells: O2/glucose-dependent proliferation and necrosis, cytokine secretion, PD-L1, clones."""
 
@@ -86,16 +82,16 @@ class TumorRules(MetabolicRules):
             "variant_pdl1_factor": (1.0, ""),
         }
 
-    def initialize(self, model: TMEModel, slots: np.ndarray) -> None:
-        st = model.store
+    def initialize(self, ctx: BehaviorContext, slots: np.ndarray) -> None:
+        st = ctx.store
         p = self.params
         st.pdl1[slots] = p["pdl1_basal"]
         if p["variant_fraction"] > 0 and slots.size:
-            st.clone[slots] = (model.rng.random(slots.size) < p["variant_fraction"]).astype(np.int16)
+            st.clone[slots] = (ctx.rng.random(slots.size) < p["variant_fraction"]).astype(np.int16)
 
-    def set_behaviors(self, model: TMEModel, slots: np.ndarray, conc: np.ndarray) -> None:
-        super().set_behaviors(model, slots, conc)  # O2 cycle/necrosis, config secretion, metabolism
-        st = model.store
+    def set_behaviors(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray) -> None:
+        super().set_behaviors(ctx, slots, conc)  # O2 cycle/necrosis, config secretion, metabolism
+        st = ctx.store
         p = self.params
         h = self.hypoxia(conc)
         ifng = self.col(conc, "IFNG")
@@ -107,27 +103,27 @@ class TumorRules(MetabolicRules):
         if self.glc is not None:
             glc = conc[:, self.glc]
             factor *= glc / (glc + p["glucose_half_max"])
-        macs = [r.index for r in model.rules if r.rules_name == "macrophage"]
+        macs = ctx.types_with_rules("macrophage")
         if macs and p["m2_support"] > 0:
             mslots = np.concatenate([st.slots_of_type(t) for t in macs])
             mslots = mslots[st.death[mslots] == 0]
             if mslots.size:
-                m2 = accumulate_neighbors(model, mslots, st.polarization[mslots], type_mask(model, [self.index]))
+                m2 = ctx.neighbours.accumulate(mslots, st.polarization[mslots], ctx.neighbours.type_mask([self.index]))
                 factor *= 1.0 + p["m2_support"] * np.minimum(m2[slots], 1.0)
         if p["pressure_half_max"] > 0 and slots.size:
-            pn = simple_pressure(model, slots) ** p["pressure_hill"]
+            pn = ctx.neighbours.pressure(slots) ** p["pressure_hill"]
             factor *= 1.0 - pn / (pn + p["pressure_half_max"] ** p["pressure_hill"])
         factor = np.where(variant, factor * p["variant_cycle_factor"], factor)
         st.cycle_rate[slots] *= factor
 
         # secretion
-        self.scale_secretion(model, slots, "VEGFA", 1.0 + p["hypoxia_vegfa_factor"] * h)
-        self.scale_secretion(model, slots, "CCL2", 1.0 + p["hypoxia_ccl2_factor"] * h)
-        self.scale_secretion(model, slots, "CXCL9", stim)
+        self.scale_secretion(ctx, slots, "VEGFA", 1.0 + p["hypoxia_vegfa_factor"] * h)
+        self.scale_secretion(ctx, slots, "CCL2", 1.0 + p["hypoxia_ccl2_factor"] * h)
+        self.scale_secretion(ctx, slots, "CXCL9", stim)
 
         # PD-L1 state
         target = p["pdl1_basal"] + (p["pdl1_max"] - p["pdl1_basal"]) * stim
         target = np.where(variant, np.minimum(target * p["variant_pdl1_factor"], 1.0), target)
         cur = st.pdl1[slots]
         rate = np.where(target > cur, p["pdl1_induction_rate"], p["pdl1_decay_rate"])
-        st.pdl1[slots] = relax(cur, target, rate, model.dt_pheno)
+        st.pdl1[slots] = relax(cur, target, rate, ctx.dt_pheno)

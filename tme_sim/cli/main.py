@@ -135,11 +135,11 @@ def validate(
     """
     from tme_sim.config import load_scenario, parse_set_options
     from tme_sim.errors import TMEError
-    from tme_sim.runner import build_model
+    from tme_sim.runner import build_scenario_model
 
     try:
         sc = load_scenario(scenario, parse_set_options(set_))
-        model = build_model(sc)
+        model = build_scenario_model(sc)
     except TMEError as exc:
         if len(exc.details) > 1:
             for line in exc.details:

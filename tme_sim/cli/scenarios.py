@@ -39,7 +39,7 @@ def copy_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
 ) -> None:
     """Copy a shipped scenario and everything it references (extends chain, networks, models, drug library)."""
-    from tme_sim.scenarios import copy_shipped
+    from tme_sim.config.shipped import copy_shipped
 
     written = copy_shipped(name, dest, force=force)
     for p in written:

@@ -17,14 +17,14 @@ from typing import Annotated
 
 import typer
 
-from tme_sim.sweep.cluster import BACKENDS  # stdlib only: keeps `tme --help` fast
+from tme_sim.sweep.cluster import backend_names  # stdlib only: keeps `tme --help` fast
 
 
 def sweep_command(
     sweep_file: Annotated[
         Path, typer.Argument(help="Sweep file (TOML), or a shipped one: sweeps/spheroid_grid.toml.", show_default=False)
     ],
-    backend: Annotated[str, typer.Option(help=f"Where to run: {' | '.join(BACKENDS)}.")] = "local",
+    backend: Annotated[str, typer.Option(help=f"Where to run: {' | '.join(backend_names())}.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Join an existing dask scheduler, e.g. tcp://host:8786.")
     ] = None,

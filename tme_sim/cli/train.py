@@ -93,9 +93,9 @@ def train_and_save(
     from tme_sim.intracellular.neural.artifact import save_artifact
     from tme_sim.intracellular.neural.networks import HybridSignaling, SignalingNetwork
     from tme_sim.training.cv import per_output_r, pooled_r
-    from tme_sim.training.train import build_model, fit, handle_unseen_inputs, predict, train_summary
+    from tme_sim.training.train import build_network, fit, handle_unseen_inputs, predict, train_summary
 
-    model = build_model(cfg_train, ds, net)
+    model = build_network(cfg_train, ds, net)
     with _progress(quiet) as prog:
         task = prog.add_task(f"training {cfg_train.model}", total=cfg_train.epochs)
 
@@ -113,7 +113,7 @@ def train_and_save(
         "data_sha256": ds.sha256(),
         "n_conditions": ds.n,
     }
-    if isinstance(model, HybridSignaling):  # what build_model/fit decided from the data
+    if isinstance(model, HybridSignaling):  # what build_network/fit decided from the data
         report["hybrid_logit_eps"] = model.logit_eps
         report["mlp_gated_inputs"] = [
             ds.input_names[i] for i in (model.gated_inputs if model.gated_inputs is not None else [])

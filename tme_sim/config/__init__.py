@@ -19,7 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tme_sim.config.drugs import DrugsConfig
+from tme_sim.config.suggest import suggestion
 from tme_sim.errors import ConfigError
+from tme_sim.scenarios import resolve
 from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
 
 
@@ -204,11 +206,9 @@ class SecretionConfig(Strict):
 class CellTypeConfig(Strict):
     """One cell type: which rule set drives it, and its parameters."""
 
-    rules: str = Field(
-        "generic",
-        description="rule set: tumor, cd8_t_cell, macrophage, fibroblast, generic, or the rules_name of a registered"
-        " tme_sim.celltypes.CellRules subclass (checked when the model is built)",
-    )
+    #: the behaviour (a registered ``CellRules.rules_name``: tumor, cd8_t_cell, macrophage, fibroblast,
+    #: generic, or one from the scenario's ``plugins``); checked when the model is built
+    rules: str = Field(default="generic", min_length=1)
     color: str | None = None
     volume: VolumeConfig = VolumeConfig()
     cycle: CycleConfig = CycleConfig()
@@ -240,6 +240,8 @@ class OutputConfig(Strict):
     checkpoint_interval: Time = Field(
         "6 h", description="checkpoint every so often (simulated time) so `tme run --resume` can continue; 0 = off"
     )
+    #: extra observers by registered name → their settings (``[output.observers.population_csv]``)
+    observers: dict[str, dict[str, Any]] = {}
 
 
 class VesselLine(Strict):
@@ -301,6 +303,9 @@ class Scenario(Strict):
     vessels: VesselConfig | None = None
     immune: ImmuneConfig = ImmuneConfig()
     drugs: DrugsConfig | None = None  # [drugs]: library, drugs given, schedules (tme_sim/drugs/dosing.py)
+    #: Python files (relative to the scenario's folder) defining extra behaviours, intracellular
+    #: kinds or observers (tme_sim.plugins); executed when the scenario is built
+    plugins: list[str] = []
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -383,8 +388,6 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 def validation_messages(exc: ValidationError, source: str) -> list[str]:
     """Every problem of ``exc``, one line each, naming the source and the dotted key, with a
     "did you mean" for misspelt keys and choices (difflib)."""
-    from tme_sim.config.suggest import suggestion
-
     out = []
     for err in exc.errors():
         loc_parts = [p for p in err["loc"] if not str(p).startswith("function-")]
@@ -473,8 +476,6 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     be, so ``"2"`` is the number 2 and ``"2 h"`` stays a string with a unit). A bare name such
     as ``"tumor_immune"`` that is not a file names a shipped scenario (:mod:`tme_sim.scenarios`).
     """
-    from tme_sim.scenarios import resolve
-
     path = resolve(path)
     doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
@@ -499,8 +500,13 @@ def scenario_dir(scenario: Scenario) -> Path:
 
 
 def scenario_json(scenario: Scenario) -> str:
-    """The resolved scenario as JSON (stored in every output)."""
-    return json.dumps(scenario.model_dump(mode="json"), indent=1, sort_keys=True)
+    """The resolved scenario as JSON (stored in every output; ``plugins`` only when used)."""
+    doc = scenario.model_dump(mode="json")
+    if not doc.get("plugins"):
+        doc.pop("plugins", None)
+    if not doc["output"].get("observers"):
+        doc["output"].pop("observers", None)
+    return json.dumps(doc, indent=1, sort_keys=True)
 
 
 def value_in_unit(value: str | float, unit: str, key: str) -> float:

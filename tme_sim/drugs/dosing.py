@@ -45,16 +45,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tme_sim.config import scenario_dir
 from tme_sim.config.drugs import FACES, Drug, DrugLibrary, DrugsConfig, Entry, GivenDrug, load_library
 from tme_sim.drugs.pk import OneCompartment
 from tme_sim.errors import ConfigError
+from tme_sim.grid import make_substrate
 
 if TYPE_CHECKING:
     from tme_sim.config import Scenario
-    from tme_sim.grid import SubstrateParams
-    from tme_sim.model import TMEModel
+    from tme_sim.grid import Microenvironment, SubstrateParams
+    from tme_sim.vessels import Vessels
 
-__all__ = ["DrugDosing", "DrugsConfig", "GivenDrug", "attach_drugs", "build_dosing", "resolve_drugs"]
+__all__ = ["DrugDosing", "DrugsConfig", "GivenDrug", "build_dosing", "resolve_drugs"]
 
 #: mechanics steps whose plasma values are computed in one vectorised call
 BLOCK_STEPS = 512
@@ -86,8 +88,6 @@ class ResolvedDrug:
 
 def library_path(scenario: Scenario) -> Path:
     """The drug library file named by ``[drugs].library`` (relative to the scenario's folder)."""
-    from tme_sim.config import scenario_dir
-
     assert scenario.drugs is not None
     p = Path(scenario.drugs.library)
     return p if p.is_absolute() else scenario_dir(scenario) / p
@@ -155,8 +155,6 @@ class DrugDosing:
     # ------------------------------------------------------------------ setup
     def substrate_params(self, existing: list[str]) -> list[SubstrateParams]:
         """One grid substrate per drug (unit nM, the drug's D in µm²/min and decay in 1/min)."""
-        from tme_sim.grid import make_substrate
-
         out = []
         for rd in self.drugs:
             d = rd.drug
@@ -180,13 +178,11 @@ class DrugDosing:
                 raise ConfigError(f"drugs.given.{d.name}: {exc}") from None
         return out
 
-    def attach(self, model: TMEModel) -> None:
-        """Bind to ``model``'s grid and vessels and impose the values of the first step."""
-        from tme_sim.vessels import vessel_mask
-
-        self._micro = model.micro
-        self._dt = float(model.dt_mech)
-        dim = model.dim
+    def attach(self, grid: Microenvironment, vessels: Vessels | None, dim: int, dt_mech: float, step: int = 0) -> None:
+        """Bind to the ``grid`` and its ``vessels`` (``dim`` 2 or 3, mechanics step ``dt_mech`` min)
+        and impose the values of mechanics step ``step``."""
+        self._micro = grid
+        self._dt = float(dt_mech)
         allowed = set(FACES[: 2 * dim])
         self._faces = []
         for rd in self.drugs:
@@ -199,7 +195,7 @@ class DrugDosing:
             else:
                 self._faces.append([])
                 if self._mask is None:
-                    mask = vessel_mask(model)
+                    mask = vessels.mask if vessels is not None else np.zeros(grid.shape, dtype=bool)
                     if not mask.any():
                         raise ConfigError(
                             f"{key}: {rd.name} enters through vessels but the scenario has no vessel voxels; "
@@ -207,7 +203,7 @@ class DrugDosing:
                         )
                     self._mask = mask
         self.applied[:] = np.nan
-        self.apply(model.n_mech_steps)
+        self.apply(step)
 
     # ------------------------------------------------------------------ per step
     def plasma(self, t: np.ndarray | float) -> np.ndarray:
@@ -248,25 +244,14 @@ class DrugDosing:
             self.applied[j] = v
             self.updates += 1
 
-    def restore(self, n_steps: int) -> None:
-        """After a checkpoint restart at step ``n_steps``: recompute which values are imposed.
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The values imposed so far (nM per drug, NaN = never) and the update count."""
+        return {"applied": self.applied.copy(), "updates": np.array(self.updates)}
 
-        The grid's boundary and Dirichlet state come back with the checkpoint; this replays the
-        update rule over steps ``0 .. n_steps - 1`` so the next :meth:`apply` decides exactly as
-        the uninterrupted run does.
-        """
-        applied = np.full(len(self.drugs), np.nan)
-        tol = self.tolerance
-        for b0 in range(0, n_steps, BLOCK_STEPS):
-            self.step_values(b0)
-            block = self._block[: min(BLOCK_STEPS, n_steps - b0)]
-            for j in range(len(self.drugs)):
-                a = float(applied[j])
-                for v in block[:, j].tolist():  # a scalar scan: about 1 s per 1e5 steps
-                    if self._moved(v, a, tol):
-                        a = v
-                applied[j] = a
-        self.applied = applied
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` (the grid's own state carries the imposed boundary values)."""
+        self.applied = np.asarray(d["applied"], dtype=np.float64).copy()
+        self.updates = int(d["updates"])
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> list[str]:
@@ -292,42 +277,3 @@ def build_dosing(scenario: Scenario, substrates: list[SubstrateParams]) -> DrugD
     dosing = DrugDosing(lib, drugs, scenario.drugs.update_tolerance)
     substrates.extend(dosing.substrate_params([s.name for s in substrates]))
     return dosing
-
-
-def attach_drugs(model: TMEModel, cell_type: str, names: list[str]) -> Any:
-    """Make the drugs ``names`` act on ``cell_type``'s intracellular model of a built ``model``.
-
-    The programmatic form of ``drugs = [...]`` in a type's ``intracellular`` table: every drug must
-    be given in the scenario's ``[drugs]`` (its substrate is the local concentration). Boolean
-    networks get :class:`~tme_sim.drugs.effects.DrugEffects` (anti/pro-node masks, every target
-    must be a node); surrogates get :class:`~tme_sim.drugs.effects.SurrogateDrugEffects` (targets
-    resolved on their flag/ligand inputs or network nodes). Replaces drugs attached before.
-    Returns the effects object. Mistakes raise a one-line :class:`ConfigError`.
-    """
-    from tme_sim.drugs.effects import DrugEffects
-
-    key = f"cell_types.{cell_type}.intracellular"
-    if cell_type not in model.type_names:
-        raise ConfigError(f"{key}: unknown cell type {cell_type!r} (types: {', '.join(model.type_names)})")
-    im = model.intracellular.get(model.type_names.index(cell_type))
-    if im is None:
-        raise ConfigError(f"{key}: cell type {cell_type!r} has no intracellular model for drugs to act on")
-    dosing = model.dosing
-    if dosing is None:
-        raise ConfigError(f"{key}.drugs: needs a [drugs] section naming the library and the drugs given")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{key}.drugs: a drug is listed twice")
-    for n in names:
-        if n not in dosing.names:
-            known = "" if n in dosing.library.drugs else f" and not in the library {dosing.library.path}"
-            raise ConfigError(f"{key}.drugs: {n!r} is not given in [drugs]{known} (given: {', '.join(dosing.names)})")
-    drugs = [dosing.library.drugs[n] for n in names]
-    source = f"{dosing.library.path} (for {key})"
-    if hasattr(im, "drug_effects_for"):
-        effects = im.drug_effects_for(drugs, source=source)
-    elif hasattr(im, "set_drug_effects"):
-        effects = DrugEffects(drugs, im.state_names, source=source, strict=True)
-    else:
-        raise ConfigError(f"{key}.drugs: intracellular kind {im.kind!r} has no drug input")
-    im.set_drug_effects(effects)
-    return effects

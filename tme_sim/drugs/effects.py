@@ -34,15 +34,7 @@ import numpy as np
 
 from tme_sim.config.drugs import Drug
 from tme_sim.errors import ConfigError
-
-
-def hill(c: np.ndarray, c50: float | np.ndarray, h: float | np.ndarray) -> np.ndarray:
-    """Fractional effect ``cʰ / (cʰ + C50ʰ)`` in [0, 1] (c ≥ 0, C50 > 0, same unit)."""
-    c = np.maximum(np.asarray(c, dtype=np.float64), 0.0)
-    # written as 1 / (1 + (C50/c)^h) to avoid overflow for large h; c == 0 gives 0.
-    with np.errstate(divide="ignore", over="ignore"):
-        r = np.power(np.divide(c50, c), h)
-    return 1.0 / (1.0 + r)
+from tme_sim.responses import hill
 
 
 @dataclass(frozen=True)

@@ -17,35 +17,28 @@ convention: secretion drives the local concentration towards the saturation dens
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 
-#: Behaviour names an intracellular model may set (all per cell, float64).
-BEHAVIOR_NAMES: dict[str, str] = {
-    "cycle_rate": "1/min — entry rate into division (rules: O2-dependent)",
-    "apoptosis_rate": "1/min — probability per minute of starting apoptosis",
-    "necrosis_rate": "1/min — probability per minute of starting necrosis",
-    "migration_speed": "µm/min — random-walk/chemotaxis speed",
-    "chemotaxis_bias": "dimensionless in [0, 1] — weight of the gradient direction",
-    "kill_rate": "1/min — probability per minute of killing a contacted target",
-    "phagocytosis_rate": "1/min — probability per minute of engulfing a contacted dead cell",
-    "polarization": "dimensionless in [0, 1] — 0 = M1-like, 1 = M2-like (macrophages)",
-    "pdl1": "dimensionless in [0, 1] — PD-L1 expression (tumor cells)",
-}
+from tme_sim.cells import BEHAVIORS
+from tme_sim.plugins import import_submodules
 
-
-_DIMENSIONLESS_BEHAVIORS = {"chemotaxis_bias", "polarization", "pdl1"}
+#: Behaviour names an intracellular model may set (all per cell, float64): the behaviour columns
+#: declared in :data:`tme_sim.cells.BEHAVIORS`, name → "unit — description"
+BEHAVIOR_NAMES: dict[str, str] = {c.name: f"{c.unit or 'dimensionless'} — {c.description}" for c in BEHAVIORS}
 
 
 def behavior_unit(name: str) -> str:
-    """The unit a behaviour value is expressed in: ``"1/min"``, ``"um/min"`` or ``""``."""
-    if name in _DIMENSIONLESS_BEHAVIORS:
-        return ""
-    if name == "migration_speed":
-        return "um/min"
+    """The unit a behaviour value is expressed in: ``"1/min"``, ``"um/min"`` or ``""``
+    (``secretion:<S>`` and ``uptake:<S>`` rates are in 1/min)."""
+    for c in BEHAVIORS:
+        if c.name == name:
+            return c.unit
     return "1/min"
 
 
@@ -115,10 +108,35 @@ class Signals:
 
 
 class IntracellularModel(ABC):
-    """A batched intracellular model for one cell type."""
+    """A batched intracellular model for one cell type.
+
+    Subclasses register themselves under their :attr:`kind` (the scenario's ``kind = "..."``) just
+    by being defined: a new kind is one new module (in this package, or a user module named in the
+    scenario's ``plugins``) with a subclass that sets ``kind`` and ``config_class`` and implements
+    :meth:`from_config`, :attr:`state_names`, :meth:`initial_state` and :meth:`update`.
+    """
 
     #: Short name used in scenarios (``kind = "boolean"``) and in outputs.
-    kind: str = "abstract"
+    kind: ClassVar[str] = "abstract"
+    #: pydantic model validating the scenario's ``intracellular`` table for this kind
+    config_class: ClassVar[type[BaseModel] | None] = None
+    #: whether drugs (``drugs = [...]`` in the table) can act on this kind
+    accepts_drugs: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:
+            _KINDS[cls.kind] = cls
+
+    @classmethod
+    def from_config(cls, cfg: Any, base_dir: Path) -> IntracellularModel:
+        """Build the model from its validated table ``cfg`` (paths relative to ``base_dir``)."""
+        raise NotImplementedError(f"intracellular kind {cls.kind!r} cannot be built from a scenario")
+
+    @property
+    def dt(self) -> float | None:
+        """Minutes between :meth:`update` calls; None updates every phenotype step."""
+        return None
 
     @property
     @abstractmethod
@@ -144,3 +162,35 @@ class IntracellularModel(ABC):
     def identity(self) -> dict[str, str]:
         """What identifies this model in outputs and checkpoints (file paths, hashes)."""
         return {"kind": self.kind}
+
+    def drug_effects_for(self, drugs: Sequence[Any], *, source: str = "drug library") -> Any:
+        """The effects object of ``drugs`` on this model (only kinds with :attr:`accepts_drugs`)."""
+        raise NotImplementedError(f"intracellular kind {self.kind!r} has no drug input")
+
+    def set_drug_effects(self, effects: Any) -> None:
+        """Make ``effects`` (from :meth:`drug_effects_for`) act in every :meth:`update`."""
+        raise NotImplementedError(f"intracellular kind {self.kind!r} has no drug input")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Model state beyond the per-cell state matrix that evolves during a run; none by default."""
+        return {}
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
+        """Restore what :meth:`state_dict` returned."""
+
+
+#: registered kinds: name → class (filled by :meth:`IntracellularModel.__init_subclass__`)
+_KINDS: dict[str, type[IntracellularModel]] = {}
+
+
+def intracellular_kind(name: str) -> type[IntracellularModel] | None:
+    """The registered class of ``kind = name`` (imports the package's own kinds on first use), or None."""
+    if name not in _KINDS:
+        import_submodules("tme_sim.intracellular")
+    return _KINDS.get(name)
+
+
+def intracellular_kinds() -> list[str]:
+    """Names of every registered kind."""
+    import_submodules("tme_sim.intracellular")
+    return sorted(_KINDS)

@@ -70,6 +70,7 @@ import numpy as np
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tme_sim.drugs.effects import SurrogateDrugEffects
 from tme_sim.errors import ArtifactError, ConfigError
 from tme_sim.intracellular.base import (
     BehaviorName,
@@ -189,6 +190,8 @@ class SurrogateIntracellular(IntracellularModel):
     """A trained surrogate driving one cell type (see the module docstring)."""
 
     kind = "surrogate"
+    config_class = SurrogateIntracellularConfig
+    accepts_drugs = True
 
     def __init__(self, surrogate: Any, config: SurrogateIntracellularConfig) -> None:
         from tme_sim.intracellular.neural.artifact import Surrogate  # torch import happens here, not at tme_sim import
@@ -262,8 +265,6 @@ class SurrogateIntracellular(IntracellularModel):
         """Compile ``drugs`` against this surrogate (``KO_<T>``/``KI_<T>`` flag inputs, an input
         named ``T``, or a node ``T`` of a signaling model); a target found nowhere raises a one-line
         :class:`~tme_sim.errors.ConfigError`. See :class:`~tme_sim.drugs.effects.SurrogateDrugEffects`."""
-        from tme_sim.drugs.effects import SurrogateDrugEffects
-
         sur = self.surrogate
         nodes: list[str] = list(getattr(sur.model, "node_names", [])) if sur.kind == "signaling" else []
         return SurrogateDrugEffects(

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tme_sim import __version__
-from tme_sim.cells import BEHAVIOR_COLUMNS, DEATH_NAMES, PHASE_NAMES
+from tme_sim.cells import CORE_COLUMNS, DEATH_NAMES, PHASE_NAMES, CellStore
 from tme_sim.errors import OutputError
 from tme_sim.events import EVENT_DTYPE, EVENT_KINDS
 
@@ -50,24 +50,37 @@ if TYPE_CHECKING:
 
 SCHEMA = "tme-sim/1"
 POPULATION_STATES = ("live", "apoptotic", "necrotic", "lysed")
+#: per-cell datasets of every snapshot besides the store's declared output columns
+SNAPSHOT_COLUMNS = (("snapshot", "i4"), ("time", "f8"))
+#: the per-cell datasets of a file written with the core columns only (their order in readers)
 CELL_COLUMNS = (
-    ("snapshot", "i4"),
-    ("time", "f8"),
-    ("id", "i8"),
-    ("type", "i2"),
-    ("x", "f8"),
-    ("y", "f8"),
-    ("z", "f8"),
-    ("volume", "f8"),
-    ("radius", "f8"),
-    ("phase", "i1"),
-    ("dead", "i1"),
-    ("generation", "i4"),
-    ("clone", "i2"),
-    ("kills", "i4"),
-    ("exhaustion", "f4"),
-    *((b, "f4") for b in BEHAVIOR_COLUMNS),
+    *SNAPSHOT_COLUMNS,
+    *((name, c.output) for c in CORE_COLUMNS for name in c.written_as()),
 )
+#: datasets of the cells group that are not per cell
+_CELL_INDEX = ("offset", "count", "snapshot_time")
+
+
+def cell_columns(store: CellStore) -> list[tuple[str, str]]:
+    """``(dataset, dtype)`` of every per-cell dataset a snapshot of ``store`` writes."""
+    return [*SNAPSHOT_COLUMNS, *((name, c.output) for c in store.output_columns() for name in c.written_as())]
+
+
+def _column_values(store: CellStore) -> dict[str, np.ndarray]:
+    """Live values of every declared output column under its dataset name(s)."""
+    n = store.n
+    out = {}
+    for c in store.output_columns():
+        arr = getattr(store, c.name)[:n]
+        names = c.written_as()
+        if len(names) == 1:
+            out[names[0]] = arr
+        else:
+            for k, name in enumerate(names):
+                out[name] = arr[:, k]
+    return out
+
+
 _STR = h5py.string_dtype("utf-8")
 
 #: CF-style ``units`` of each cell column (UDUNITS spelling; "1" = dimensionless, "" = a label)
@@ -220,7 +233,7 @@ class OutputWriter:
         # already committed rows ("filter returned failure during read"; benchmarks/kill_test.py
         # measured 3 of 4 randomly killed files corrupted). Uncompressed chunks are rewritten in
         # place with identical old bytes. Field frames (one chunk each, written once) stay gzip.
-        for name, dt in CELL_COLUMNS:
+        for name, dt in cell_columns(model.store):
             ds = g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(8192,))
             if CELL_UNITS.get(name):
                 ds.attrs["units"] = CELL_UNITS[name]
@@ -299,7 +312,7 @@ class OutputWriter:
             g["concentration"].resize(ks, axis=0)
         if fh.attrs["write_cells"]:
             end = int(c["offset"][ks - 1] + c["count"][ks - 1]) if ks else 0
-            for name, _ in CELL_COLUMNS:
+            for name in stored_cell_columns(c):
                 c[name].resize(end, axis=0)
             for name in ("offset", "count"):
                 c[name].resize(ks, axis=0)
@@ -341,26 +354,8 @@ class OutputWriter:
         n = st.n
         if fh.attrs["write_cells"]:
             start = c["id"].shape[0]
-            cols = {
-                "snapshot": np.full(n, k, dtype=np.int32),
-                "time": np.full(n, t),
-                "id": st.id[:n],
-                "type": st.type[:n],
-                "x": st.position[:n, 0],
-                "y": st.position[:n, 1],
-                "z": st.position[:n, 2],
-                "volume": st.volume[:n],
-                "radius": st.radius[:n],
-                "phase": st.phase[:n],
-                "dead": st.death[:n],
-                "generation": st.generation[:n],
-                "clone": st.clone[:n],
-                "kills": st.kills[:n],
-                "exhaustion": st.exhaustion[:n],
-            }
-            for b in BEHAVIOR_COLUMNS:
-                cols[b] = getattr(st, b)[:n]
-            for name, dt in CELL_COLUMNS:
+            cols = {"snapshot": np.full(n, k, dtype=np.int32), "time": np.full(n, t), **_column_values(st)}
+            for name, dt in cell_columns(st):
                 _append(c[name], np.asarray(cols[name], dtype=dt))
             _append(c["offset"], np.array([start]))
             _append(c["count"], np.array([n]))
@@ -446,7 +441,7 @@ def committed_snapshots(fh: h5py.File) -> int:
     if bool(fh.attrs.get("write_cells", True)):
         k = min(k, c["offset"].shape[0], c["count"].shape[0])
         if k:
-            rows = min(c[name].shape[0] for name, _ in CELL_COLUMNS)
+            rows = min(c[name].shape[0] for name in stored_cell_columns(c))
             offset = c["offset"][:k]
             count = c["count"][:k]
             while k and offset[k - 1] + count[k - 1] > rows:
@@ -466,7 +461,7 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         return out
 
 
-def read_scenario(path: str | Path) -> dict[str, Any]:
+def read_stored_scenario(path: str | Path) -> dict[str, Any]:
     """The resolved scenario stored in the file."""
     with _open(path) as fh:
         return json.loads(fh["meta/scenario_json"][()].decode())
@@ -505,6 +500,18 @@ def snapshot_times(path: str | Path) -> np.ndarray:
     """Times (min) of the committed snapshots."""
     with _open(path) as fh:
         return fh["cells/snapshot_time"][: committed_snapshots(fh)]
+
+
+def stored_cell_columns(cells: h5py.Group) -> list[str]:
+    """Names of the per-cell datasets of a file's cells group: the core ones in their usual order,
+    then any declared by behaviours (``Column(output=...)``), alphabetically."""
+    core = [name for name, _ in CELL_COLUMNS if name in cells]
+    extra = sorted(
+        name
+        for name, ds in cells.items()
+        if isinstance(ds, h5py.Dataset) and ds.ndim == 1 and name not in _CELL_INDEX and name not in core
+    )
+    return core + extra
 
 
 def pick_snapshot(times: np.ndarray, time: float, *, nearest: bool = False, source: str = "") -> int:
@@ -578,7 +585,7 @@ def read_cells(
                 raise OutputError(f"{path}: no snapshot {snapshot} (it has {n})")
             a = int(c["offset"][k])
             b = a + int(c["count"][k])
-        df = pd.DataFrame({name: c[name][a:b] for name, _ in CELL_COLUMNS})
+        df = pd.DataFrame({name: c[name][a:b] for name in stored_cell_columns(c)})
         return _label_columns(df, c)
 
 
@@ -704,14 +711,6 @@ def to_anndata(path: str | Path, cell_type: str, snapshot: int = -1):
     obs = cells.loc[states.index].copy()
     obs.index = obs.index.astype(str)
     return anndata.AnnData(X=states.to_numpy(), obs=obs, var=pd.DataFrame(index=list(states.columns)))
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def describe(path: str | Path) -> str:

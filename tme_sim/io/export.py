@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tme_sim.config.suggest import close_match
 from tme_sim.errors import OutputError
 from tme_sim.io import (
     CELL_UNITS,
@@ -34,8 +35,8 @@ from tme_sim.io import (
     read_cells,
     read_events,
     read_population,
-    read_scenario,
     read_states,
+    read_stored_scenario,
     species_units,
 )
 
@@ -78,7 +79,7 @@ def cells_anndata(path: str | Path) -> Any:
     var = pd.DataFrame({"units": [CELL_UNITS.get(v, "") for v in var_names]}, index=var_names)
     uns = {
         "scenario": attrs.get("scenario", ""),
-        "scenario_json": json.dumps(read_scenario(path)),
+        "scenario_json": json.dumps(read_stored_scenario(path)),
         "seed": int(attrs.get("seed", 0)),
         "tme_sim_version": str(attrs.get("version", "")),
         "time_units": "min",
@@ -172,8 +173,6 @@ def export(path: str | Path, fmt: str, out: str | Path | None = None, *, force: 
     (for vtk, the ``.pvd`` collections to open in ParaView)."""
     path = Path(path)
     if fmt not in FORMATS:
-        from tme_sim.config.suggest import close_match
-
         hint = close_match(fmt, FORMATS)
         raise OutputError(
             f"--to {fmt!r}: unknown format; choose {', '.join(FORMATS)}"

@@ -2,6 +2,10 @@
 
 An observer gets ``on_start(model)``, ``on_step(model)`` after every mechanics step and
 ``on_finish(model)``; it decides itself when to act (py-pde's trackers are the model).
+
+A new output is one observer class: a subclass that sets ``name`` registers itself (here or in a
+scenario's ``plugins``) and a scenario turns it on with a table ``[output.observers.<name>]``
+whose keys are passed to :meth:`Observer.from_settings` (``interval`` with a unit).
 """
 
 from __future__ import annotations
@@ -9,9 +13,12 @@ from __future__ import annotations
 import math
 import time as wallclock
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from tme_sim.errors import ConfigError
 from tme_sim.io import OutputWriter
+from tme_sim.io.checkpoint import write_checkpoint
+from tme_sim.units import parse_duration
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -19,8 +26,34 @@ if TYPE_CHECKING:
     from tme_sim.model import TMEModel
 
 
+#: observers selectable from scenarios: name → class (filled by ``Observer.__init_subclass__``)
+_OBSERVERS: dict[str, type[Observer]] = {}
+
+
 class Observer:
     """Base observer acting every ``interval`` simulated minutes (0 = only start/finish)."""
+
+    #: name under ``[output.observers]`` (empty: not selectable from scenarios)
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("name"):
+            _OBSERVERS[cls.name] = cls
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], output: Path, key: str) -> Observer:
+        """Build from the scenario's ``[output.observers.<name>]`` table (``key`` names it in errors)
+        for the run writing ``output``. Default: ``interval`` (a duration with unit) and nothing else."""
+        unknown = sorted(set(settings) - {"interval"})
+        if unknown:
+            raise ConfigError(f"{key}.{unknown[0]}: unknown key")
+        interval = settings.get("interval", "0 min")
+        try:
+            minutes = parse_duration(str(interval))
+        except ValueError as exc:
+            raise ConfigError(f"{key}.interval: {exc}") from None
+        return cls(interval=minutes)
 
     def __init__(self, interval: float = 0.0) -> None:
         self.interval = float(interval)
@@ -113,6 +146,50 @@ class CheckpointObserver(Observer):
         self.path = Path(path)
 
     def act(self, model: TMEModel) -> None:
-        from tme_sim.io.checkpoint import write_checkpoint
-
         write_checkpoint(model, self.path)
+
+
+class PopulationCSVObserver(Observer):
+    """Live cells per type every ``interval`` minutes in ``<output>.population.csv`` (time in min,
+    one column per type): a plain table for spreadsheets, written as the run goes."""
+
+    name = "population_csv"
+
+    def __init__(self, interval: float = 60.0, path: Path | None = None) -> None:
+        super().__init__(interval)
+        self.path = path
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], output: Path, key: str) -> Observer:
+        obs = super().from_settings(settings, output, key)
+        obs.path = output.with_suffix(".population.csv")
+        return obs
+
+    def on_start(self, model: TMEModel) -> None:
+        super().on_start(model)
+        if self.path is None:
+            return
+        if model.time == 0 or not self.path.exists():  # a resumed run appends to its table
+            self.path.write_text(",".join(["time_min", *model.type_names]) + "\n")
+            self.act(model)
+
+    def act(self, model: TMEModel) -> None:
+        if self.path is None:
+            return
+        counts = model.summary()
+        with self.path.open("a") as fh:
+            fh.write(",".join([f"{model.time:g}", *(str(counts[n]) for n in model.type_names)]) + "\n")
+
+
+def scenario_observers(tables: dict[str, dict[str, Any]], output: Path) -> list[Observer]:
+    """The observers a scenario's ``[output.observers]`` turns on, for the run writing ``output``."""
+    out = []
+    for name, settings in tables.items():
+        key = f"output.observers.{name}"
+        cls = _OBSERVERS.get(name)
+        if cls is None:
+            raise ConfigError(f"{key}: unknown observer (known: {', '.join(sorted(_OBSERVERS)) or 'none'})")
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{key}: expected a table")
+        out.append(cls.from_settings(settings, output, key))
+    return out

@@ -1,13 +1,12 @@
 """Scenarios, networks, trained models and drug libraries shipped with tme-sim (package data).
 
 A scenario can be named by its file (``scenarios/x.toml``) or, for the shipped ones, by its bare
-name (``tme run tumor_immune``); :func:`resolve` does the lookup. :func:`copy_shipped` copies a
-shipped file with everything it references (``tme scenarios copy``).
+name (``tme run tumor_immune``); :func:`resolve` does the lookup. :func:`references` lists what a
+shipped file needs (``tme scenarios copy`` uses it: :func:`tme_sim.config.shipped.copy_shipped`).
 """
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -109,38 +108,3 @@ def references(path: Path) -> list[Path]:
                 if q.suffix == ".pt":  # a model's training config and report travel with it
                     todo += [r.resolve() for r in q.parent.glob(q.stem + ".*") if r.suffix in (".json", ".toml")]
     return list(found)
-
-
-def copy_shipped(name: str, dest: str | Path, *, force: bool = False) -> list[Path]:
-    """Copy the shipped input ``name`` (see :func:`shipped_all`) and everything it references into
-    ``dest``, keeping the package's relative layout so relative paths inside the files still work.
-
-    Returns the written files. Refuses (before writing anything) to overwrite a different existing
-    file unless ``force``.
-    """
-    from tme_sim.config.suggest import close_match
-    from tme_sim.errors import ConfigError
-
-    catalogue = shipped_all()
-    key = name[:-5] if name.endswith(".toml") else name
-    if key not in catalogue:
-        hint = close_match(key, list(catalogue))
-        raise ConfigError(
-            f"no shipped scenario {name!r}"
-            + (f" (did you mean {hint!r}?)" if hint else "")
-            + "; `tme scenarios list` shows them"
-        )
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"{dest}: exists and is not a folder")
-    files = sorted(references(catalogue[key]))
-    targets = [(f, dest / f.relative_to(SCENARIO_DIR)) for f in files]
-    clash = [t for f, t in targets if t.exists() and t.read_bytes() != f.read_bytes()]
-    if clash and not force:
-        raise ConfigError(f"{clash[0]}: exists and differs from the shipped file; use --force to overwrite")
-    written = []
-    for f, t in targets:
-        t.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(f, t)
-        written.append(t)
-    return written

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tme_sim import __version__
 from tme_sim.errors import OutputError
 from tme_sim.screening.screen import PairResult, ScreenResult
 
@@ -141,8 +142,6 @@ def print_summary(result: ScreenResult, console: Any = None) -> None:
 def write_hdf5(result: ScreenResult, path: str | Path, *, force: bool = False, config: str = "") -> Path:
     """Write the screen to ``path`` (refuses to overwrite unless ``force``)."""
     import h5py
-
-    from tme_sim import __version__
 
     p = Path(path)
     if p.exists() and not force:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,33 +47,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tme_sim.config.drugs import Drug, DrugLibrary, format_validation_error, load_library
 from tme_sim.drugs.effects import compile_targets, sample_masks, target_modulation
 from tme_sim.errors import ConfigError
+from tme_sim.intracellular.boolean import load_network
+from tme_sim.screening.cell_models import CellTypeModel, Role
 from tme_sim.screening.synergy import METHODS, SynergyResult, synergy
 from tme_sim.units import Time, to_unit
 
-Role = Literal["tumor", "healthy"]
-
-
 # --------------------------------------------------------------------------- cell-type models
-
-
-class CellTypeModel(ABC):
-    """Response of one cell type to drug exposure, batched over dose points."""
-
-    def __init__(self, name: str, role: Role) -> None:
-        self.name = name
-        self.role = role
-
-    @abstractmethod
-    def death_fraction(
-        self, drugs: Sequence[Drug], conc: np.ndarray, exposure: float, rng: np.random.Generator
-    ) -> np.ndarray:
-        """Fraction of cells dead after ``exposure`` minutes at each of P dose points.
-
-        ``conc``: (P, len(drugs)) exposure concentrations in nM. Returns float64 (P,).
-        """
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.role})"
 
 
 class DependencyModel(CellTypeModel):
@@ -206,7 +184,7 @@ class BooleanModel(CellTypeModel):
 # --------------------------------------------------------------------------- screen config
 
 
-class CellTypeConfig(BaseModel):
+class ScreenCellType(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -232,7 +210,7 @@ class CellTypeConfig(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check(self) -> CellTypeConfig:
+    def _check(self) -> ScreenCellType:
         for key in ("essential", "toxic", "inputs", "initial"):
             for node, w in getattr(self, key).items():
                 if not 0.0 <= w <= 1.0:
@@ -270,7 +248,7 @@ class ScreenConfig(BaseModel):
     healthy_kill: float = Field(default=0.2, ge=0, le=1)
     synergy: list[str] = Field(default_factory=lambda: list(METHODS))
     doses: dict[str, list[Any] | DoseRange] = Field(default_factory=dict)
-    cell_types: list[CellTypeConfig] = Field(min_length=1)
+    cell_types: list[ScreenCellType] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> ScreenConfig:
@@ -355,16 +333,14 @@ def build_screen(
     for name in cfg.doses:
         if name not in lib.drugs:
             raise ConfigError(f"{source}: doses.{name}: unknown drug (not in {lib.path})")
-    models = [_build_model(ct, cfg, base, source) for ct in cfg.cell_types]
+    models = [_cell_type_model(ct, cfg, base, source) for ct in cfg.cell_types]
     return Screen(cfg, lib, models, source)
 
 
-def _build_model(ct: CellTypeConfig, cfg: ScreenConfig, base: Path, source: str) -> CellTypeModel:
+def _cell_type_model(ct: ScreenCellType, cfg: ScreenConfig, base: Path, source: str) -> CellTypeModel:
     if ct.model == "dependency":
         return DependencyModel(ct.name, ct.role, ct.essential, ct.toxic, ct.baseline_death)
     if ct.model == "boolean":
-        from tme_sim.intracellular.boolean import load_network
-
         assert ct.network is not None
         bnd = base / ct.network
         cfg_path = base / ct.cfg if ct.cfg else bnd.with_suffix(".cfg")

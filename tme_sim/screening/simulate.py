@@ -19,7 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tme_sim.cells import ALIVE
+from tme_sim.config import apply_overrides, load_scenario, read_scenario, validate_scenario
 from tme_sim.errors import ConfigError
+from tme_sim.model import TMEModel
 
 Mode = Literal["scale", "plasma"]
 
@@ -96,8 +99,6 @@ class SimulationResult:
 
 
 def _live(model: Any) -> list[int]:
-    from tme_sim.cells import ALIVE
-
     return [int(x) for x in model.population_counts()[:, ALIVE]]
 
 
@@ -195,8 +196,6 @@ def point_scenario(
 ) -> Any:
     """The scenario of one dose point: ``drugs.given.<d>.dose_scale = v`` (``mode="scale"``) or
     ``drugs.given.<d>.plasma = "v nM"`` with the schedule removed (``mode="plasma"``)."""
-    from tme_sim.config import apply_overrides, read_scenario, validate_scenario
-
     path = Path(scenario_path)
     doc, text = read_scenario(path)
     doc = apply_overrides(doc, overrides, str(path))
@@ -242,10 +241,6 @@ def simulate_doses(
     ``record_every`` (min), each point's ``extra["timeline"]`` holds the times (min, (k,)) and the
     live cells per type at those times (``extra["live"]``: type → (k,) int array), start included.
     """
-    from tme_sim.cells import ALIVE
-    from tme_sim.config import load_scenario
-    from tme_sim.model import TMEModel
-
     if mode not in ("scale", "plasma"):
         raise ConfigError(f"mode must be 'scale' or 'plasma', got {mode!r}")
     if not points:

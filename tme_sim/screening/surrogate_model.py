@@ -33,10 +33,9 @@ import torch
 from torch import nn
 
 from tme_sim.config.drugs import Drug
-from tme_sim.drugs.effects import compile_targets, drug_target_mask
 from tme_sim.errors import ArtifactError, ConfigError
 from tme_sim.intracellular.neural.networks import steady_outputs_with_drugs
-from tme_sim.screening.screen import CellTypeModel, Role
+from tme_sim.screening.cell_models import CellTypeModel, Role
 
 
 class DrugTargetLayer(nn.Module):
@@ -58,16 +57,6 @@ class DrugTargetLayer(nn.Module):
         self.register_buffer("link_c50", torch.as_tensor(np.asarray(c50)[d_idx, n_idx], dtype=torch.float32))
         self.register_buffer("link_hill", torch.as_tensor(np.asarray(hill)[d_idx, n_idx], dtype=torch.float32))
         self.n_nodes = int(m.shape[1])
-
-    @classmethod
-    def from_drugs(cls, drugs: Sequence[Drug], node_names: Sequence[str], strength: float = 5.0) -> DrugTargetLayer:
-        mask = drug_target_mask(drugs, node_names)
-        c50 = np.ones(mask.shape)
-        hh = np.ones(mask.shape)
-        tm = compile_targets(drugs, node_names, strict=False)
-        c50[tm.drug, tm.node] = tm.c50
-        hh[tm.drug, tm.node] = tm.hill
-        return cls(mask, c50, hh, strength)
 
     def occupancy(self, conc: torch.Tensor) -> torch.Tensor:
         """(B, n_links) Hill occupancy of each known link."""

@@ -345,10 +345,3 @@ def synergy(d1: np.ndarray, d2: np.ndarray, e: np.ndarray, method: str, *, top: 
     if method == "zip":
         return zip_(d1, d2, e, top=top)
     raise ValueError(f"unknown synergy method {method!r}; known: {', '.join(METHODS)}")
-
-
-def all_scores(
-    d1: np.ndarray, d2: np.ndarray, e: np.ndarray, methods: tuple[str, ...] = METHODS, *, top: float = 1.0
-) -> dict[str, SynergyResult]:
-    """Every method of ``methods`` on one matrix."""
-    return {m: synergy(d1, d2, e, m, top=top) for m in methods}

@@ -18,11 +18,99 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import tme_sim
 from tme_sim.errors import ConfigError
 
-BACKENDS = ("local", "slurm", "pbs")
+
+class SweepBackend:
+    """Where a sweep's workers run. Subclasses register under ``name`` just by being defined (here,
+    or in a plugin module); ``tme sweep --backend NAME`` selects one."""
+
+    name: ClassVar[str] = ""
+    #: whether the batch-system options (--queue, --account, --walltime, --interface) apply
+    batch: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("name"):
+            _BACKENDS[cls.name] = cls
+
+    def make_cluster(self, opts: ClusterOptions, log_level: int) -> Any:
+        """A dask cluster object for ``opts`` (closed by the caller)."""
+        raise NotImplementedError
+
+
+_BACKENDS: dict[str, type[SweepBackend]] = {}
+
+
+class LocalBackend(SweepBackend):
+    """One worker process per core of this machine (``--workers`` to choose)."""
+
+    name = "local"
+
+    def make_cluster(self, opts: ClusterOptions, log_level: int) -> Any:
+        from distributed import LocalCluster
+
+        return LocalCluster(
+            n_workers=opts.workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=log_level,
+            local_directory=opts.local_directory,
+        )
+
+
+class JobqueueBackend(SweepBackend):
+    """Batch jobs through dask-jobqueue; subclasses name the cluster class."""
+
+    batch = True
+    #: attribute of ``dask_jobqueue`` holding the cluster class
+    cluster_class: ClassVar[str] = ""
+
+    def cluster_type(self) -> Any:
+        import dask_jobqueue
+
+        return getattr(dask_jobqueue, self.cluster_class)
+
+    def make_cluster(self, opts: ClusterOptions, log_level: int) -> Any:
+        kw = jobqueue_kwargs(opts)
+        try:
+            cluster = self.cluster_type()(silence_logs=log_level, **kw)
+        except ValueError as exc:  # dask-jobqueue reports bad settings as ValueError
+            raise ConfigError(f"--backend {opts.backend}: {exc}") from None
+        # --workers counts worker processes; each batch job holds `processes` of them. A fixed-size
+        # adaptive cluster replaces jobs that end (walltime, node failure) instead of shrinking.
+        n_jobs = -(-(opts.workers or kw["processes"]) // kw["processes"])
+        cluster.adapt(minimum_jobs=n_jobs, maximum_jobs=n_jobs)
+        return cluster
+
+
+class SlurmBackend(JobqueueBackend):
+    name = "slurm"
+    cluster_class = "SLURMCluster"
+
+
+class PbsBackend(JobqueueBackend):
+    name = "pbs"
+    cluster_class = "PBSCluster"
+
+
+def backend(name: str) -> SweepBackend:
+    """The registered backend ``name`` (ConfigError naming the known ones otherwise)."""
+    try:
+        return _BACKENDS[name]()
+    except KeyError:
+        raise ConfigError(f"--backend: unknown backend {name!r} (choose from {', '.join(backend_names())})") from None
+
+
+def backend_names() -> list[str]:
+    """Names of the registered backends, in registration order."""
+    return list(_BACKENDS)
+
+
 #: used when neither the command line nor the dask config sets them
 FALLBACK_CORES = 1
 FALLBACK_MEMORY = "2GiB"
@@ -48,8 +136,6 @@ class ClusterOptions:
 
 
 def _package_root() -> str:
-    import tme_sim
-
     return str(Path(tme_sim.__file__).resolve().parent.parent)
 
 
@@ -136,15 +222,14 @@ def jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
 
 def check_options(opts: ClusterOptions) -> None:
     """Reject inconsistent command-line cluster settings (ConfigError naming the option)."""
-    if opts.backend not in BACKENDS:
-        raise ConfigError(f"--backend: unknown backend {opts.backend!r} (choose from {', '.join(BACKENDS)})")
+    chosen = backend(opts.backend)
     if opts.workers is not None and opts.workers < 1:
         raise ConfigError("--workers: must be at least 1")
-    if opts.scheduler is not None and opts.backend != "local":
+    if opts.scheduler is not None and chosen.batch:
         raise ConfigError("--scheduler: joins an existing cluster; do not combine it with --backend slurm/pbs")
     if opts.scheduler is not None and opts.workers is not None:
         raise ConfigError("--workers: the cluster behind --scheduler decides its workers")
-    if opts.backend == "local":
+    if not chosen.batch:
         for name in ("queue", "account", "walltime", "interface"):
             if getattr(opts, name) is not None:
                 raise ConfigError(f"--{name}: only for --backend slurm or pbs")
@@ -159,7 +244,7 @@ def open_client(
     """A ``distributed.Client`` for ``opts``; closes what it created on exit."""
     import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     check_options(opts)
     if opts.scheduler is not None:
@@ -172,29 +257,7 @@ def open_client(
         return
 
     level = logging.ERROR if silence_logs == "error" else silence_logs
-    if opts.backend == "local":
-        n = opts.workers or os.cpu_count() or 1
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=level,
-            local_directory=opts.local_directory,
-        )
-    else:
-        from dask_jobqueue import PBSCluster, SLURMCluster
-
-        cls = SLURMCluster if opts.backend == "slurm" else PBSCluster
-        kw = jobqueue_kwargs(opts)
-        try:
-            cluster = cls(silence_logs=level, **kw)
-        except ValueError as exc:  # dask-jobqueue reports bad settings as ValueError
-            raise ConfigError(f"--backend {opts.backend}: {exc}") from None
-        # --workers counts worker processes; each batch job holds `processes` of them. A fixed-size
-        # adaptive cluster replaces jobs that end (walltime, node failure) instead of shrinking.
-        n_jobs = -(-(opts.workers or kw["processes"]) // kw["processes"])
-        cluster.adapt(minimum_jobs=n_jobs, maximum_jobs=n_jobs)
+    cluster = backend(opts.backend).make_cluster(opts, level)
     try:
         with Client(cluster) as client:
             yield client
@@ -213,16 +276,20 @@ def describe(client: Any) -> str:
 
 def job_script(opts: ClusterOptions) -> str:
     """The batch script dask-jobqueue would submit (for ``--dry-run`` and tests)."""
-    from dask_jobqueue import PBSCluster, SLURMCluster
-
-    cls = SLURMCluster if opts.backend == "slurm" else PBSCluster
-    with cls(**jobqueue_kwargs(opts)) as cluster:
+    chosen = backend(opts.backend)
+    if not isinstance(chosen, JobqueueBackend):
+        raise ConfigError(f"--dry-run: backend {opts.backend!r} submits no batch jobs")
+    with chosen.cluster_type()(**jobqueue_kwargs(opts)) as cluster:
         return cluster.job_script()
 
 
 __all__: Sequence[str] = [
-    "BACKENDS",
     "ClusterOptions",
+    "JobqueueBackend",
+    "LocalBackend",
+    "SweepBackend",
+    "backend",
+    "backend_names",
     "describe",
     "job_script",
     "jobqueue_kwargs",

@@ -49,6 +49,7 @@ import numpy as np
 import pint
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tme_sim.config import load_scenario
 from tme_sim.errors import ConfigError
 from tme_sim.units import parse_duration, ureg
 
@@ -346,8 +347,6 @@ ScenarioLoader = Callable[[Path, Mapping[str, Any]], Any]
 
 
 def _default_loader(path: Path, overrides: Mapping[str, Any]) -> Any:
-    from tme_sim.config import load_scenario
-
     return load_scenario(path, dict(overrides))
 
 

@@ -44,7 +44,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+import tme_sim
 from tme_sim.errors import OutputError
+from tme_sim.io import read_attrs
+from tme_sim.runner import run_scenario
 from tme_sim.sweep.config import Sweep
 from tme_sim.sweep.design import Design, RunSpec, build_design, plan_runs
 from tme_sim.sweep.metrics import MetricSet, context_for
@@ -77,16 +80,12 @@ class ScenarioRun:
     scenario: str
 
     def __call__(self, spec: RunSpec, out: Path) -> Path:
-        from tme_sim.runner import run_scenario
-
         path = Path(run_scenario(self.scenario, out, seed=spec.seed, overrides=dict(spec.overrides)))
         if not self.is_complete(path):
             raise OutputError(f"{path.name}: the run returned but its file is not marked complete")
         return path
 
     def is_complete(self, path: Path) -> bool:
-        from tme_sim.io import read_attrs
-
         try:
             return bool(read_attrs(path).get("complete", False))
         except Exception:
@@ -261,8 +260,6 @@ def fingerprint(sweep: Sweep, runs: Sequence[RunSpec]) -> str:
 
 
 def build_manifest(sweep: Sweep, design: Design, runs: Sequence[RunSpec], fp: str) -> dict[str, Any]:
-    import tme_sim
-
     try:
         import dask
 

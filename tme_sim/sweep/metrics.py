@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tme_sim.io import read_cells, read_events, read_population
+
 EVENT_KINDS = ("division", "apoptosis", "necrosis", "kill", "recruitment", "phagocytosis", "lysis")
 TUMOR_NAMES = ("tumor",)
 TCELL_NAMES = ("tcell", "t_cell", "cd8", "cd8_t_cell", "cd8_tcell")
@@ -51,20 +53,14 @@ class RunTables:
 
     @cached_property
     def population(self) -> pd.DataFrame:
-        from tme_sim.io import read_population
-
         return read_population(self.path)
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        from tme_sim.io import read_events
-
         return read_events(self.path)
 
     @cached_property
     def cells(self) -> pd.DataFrame:
-        from tme_sim.io import read_cells
-
         return read_cells(self.path, -1)
 
 

@@ -61,7 +61,7 @@ import numpy as np
 
 from tme_sim.intracellular.neural.networks import HybridSignaling
 from tme_sim.training.data import Dataset, PriorNetwork
-from tme_sim.training.train import RidgeModel, TrainConfig, build_model, fit, handle_unseen_inputs, predict
+from tme_sim.training.train import RidgeModel, TrainConfig, build_network, fit, handle_unseen_inputs, predict
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -208,7 +208,7 @@ def _fit_predict(
         m = RidgeModel().fit(data.inputs[tr], y_train)
         return m.predict(data.inputs[te]), time.perf_counter() - t0, 0, time.process_time() - c0, {}
     assert cfg is not None
-    model = build_model(cfg, data.subset(tr), network)
+    model = build_network(cfg, data.subset(tr), network)
     res = fit(model, data.inputs[tr], y_train, cfg)
     trained = copy.deepcopy(model.state_dict()) if variants else None
     handle_unseen_inputs(model, data.inputs[tr], cfg)
@@ -543,13 +543,3 @@ def plot_report(report: CVReport, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def main() -> None:  # pragma: no cover - thin wrapper
-    from tme_sim.cli.train import train_app
-
-    train_app(["cv", *__import__("sys").argv[1:]])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

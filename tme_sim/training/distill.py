@@ -66,6 +66,9 @@ from typing import Any
 
 import numpy as np
 
+from tme_sim.errors import ConfigError
+from tme_sim.intracellular.boolean import load_network
+
 FATES = ("Apoptosis", "NonACD", "Survival", "Naive")
 KNOCKOUTS = ("CASP8", "RIP1", "cFLIP", "cIAP", "NFkB", "BCL2", "XIAP", "BAX", "MPT", "FADD")
 KNOCKINS = ("cFLIP", "BCL2", "NFkB", "XIAP")
@@ -158,8 +161,6 @@ def agreement(pred: np.ndarray, ref: np.ndarray, trajectories: int) -> dict[str,
 
 
 def _check_settings(**values: float) -> None:
-    from tme_sim.errors import ConfigError
-
     for key, val in values.items():
         if key == "lr":
             if not val > 0:
@@ -193,8 +194,6 @@ def _fate_data(
     """(network, input names, conditions, fate probabilities, held-out rows, training rows,
     horizon, simulation seconds): the same data and split for :func:`distill_tnf` and
     :func:`cross_validate`."""
-    from tme_sim.intracellular.boolean import load_network
-
     net = load_network(bnd, cfg)
     T = float(horizon if horizon is not None else net.settings.get("max_time", 100.0))
     names = input_names(list(net.node_names))
@@ -234,7 +233,7 @@ def cross_validate(
     seeds of ``argmax_agreement``, ``argmax_agreement_decided``, ``within_0.1`` and
     ``mean_abs_error`` of the out-of-fold predictions (see :func:`agreement`), and ``seconds``.
     """
-    from tme_sim.training.train import build_model, fit, predict
+    from tme_sim.training.train import build_network, fit, predict
 
     _check_settings(epochs=epochs, trajectories=trajectories, folds=folds, seeds=seeds, lr=lr)
     for h, L in architectures:
@@ -251,7 +250,7 @@ def cross_validate(
             pred = np.zeros_like(probs)
             for va in parts:
                 fit_rows = np.setdiff1d(tr, va)
-                model = build_model(tcfg, _dataset(conds, probs, names, bnd, cfg), None)
+                model = build_network(tcfg, _dataset(conds, probs, names, bnd, cfg), None)
                 fit(model, conds[fit_rows], probs[fit_rows], tcfg)
                 pred[va] = predict(model, conds[va])
             per_seed.append(agreement(pred[tr], probs[tr], trajectories))
@@ -293,7 +292,7 @@ def distill_tnf(
     artifact's outputs are the fate probabilities, named :data:`FATES`.
     """
     from tme_sim.intracellular.neural.artifact import save_artifact
-    from tme_sim.training.train import build_model, fit, predict
+    from tme_sim.training.train import build_network, fit, predict
 
     _check_settings(hidden=hidden, layers=layers, epochs=epochs, trajectories=trajectories, lr=lr)
     net, names, conds, probs, te, tr, T, sim_s = _fate_data(bnd, cfg, trajectories, horizon, seed, test_fraction)
@@ -303,7 +302,7 @@ def distill_tnf(
     tcfg = _train_config(hidden, layers, lr, epochs, seed, threads)
     data = _dataset(conds, probs, names, bnd, cfg)
     t1 = time.perf_counter()
-    model = build_model(tcfg, data, None)
+    model = build_network(tcfg, data, None)
     res = fit(model, conds[tr], probs[tr], tcfg)
     train_s = time.perf_counter() - t1
     pred_te = predict(model, conds[te])
@@ -323,7 +322,7 @@ def distill_tnf(
     report: dict[str, Any] = {"summary": summary}
     if out is not None:
         # final artifact: retrain on all conditions with the same settings
-        final = build_model(tcfg, data, None)
+        final = build_network(tcfg, data, None)
         fit(final, conds, probs, tcfg)
         save_artifact(
             out,

@@ -228,7 +228,7 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
-def build_model(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -> torch.nn.Module:
+def build_network(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None) -> torch.nn.Module:
     """A fresh model for ``data`` (signaling needs ``network``; inputs/outputs must be its nodes)."""
     torch.manual_seed(cfg.seed)
     if cfg.model == "mlp":

@@ -23,8 +23,8 @@ from tme_sim.io import (
     read_cells,
     read_events,
     read_population,
-    read_scenario,
     read_states,
+    read_stored_scenario,
     species_units,
 )
 
@@ -114,7 +114,7 @@ class FileSource(Source):
         super().__init__()
         self.path = Path(path)
         attrs = read_attrs(self.path)
-        doc = read_scenario(self.path)
+        doc = read_stored_scenario(self.path)
         with h5py.File(self.path, "r") as fh:
             n = committed_snapshots(fh)
             g = fh["fields"]

@@ -9,6 +9,7 @@ import threading
 import webbrowser
 
 from tme_sim.errors import TMEError
+from tme_sim.view.app import make_document
 from tme_sim.view.data import Source
 
 
@@ -40,8 +41,6 @@ class ViewServer:
         from bokeh.application.handlers.function import FunctionHandler
         from bokeh.server.server import Server
         from tornado.ioloop import IOLoop
-
-        from tme_sim.view.app import make_document
 
         for name in ("bokeh", "tornado"):  # closed tabs and reconnects are not the user's concern
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tme_sim.drugs.effects import DrugEffects
 from tme_sim.errors import ConfigError
 from tme_sim.intracellular.base import (
     BehaviorName,
@@ -126,8 +127,6 @@ class BooleanIntracellularConfig(BaseModel):
     @classmethod
     def _time_scale_per_min(cls, v: float | str) -> float:
         if isinstance(v, str):
-            from tme_sim.units import to_unit
-
             v = to_unit(v, "1/min")  # "1 1/h" (one network unit per hour) → 1/60 per min
         if not v > 0:
             raise ValueError("time_scale: Input should be greater than 0")
@@ -173,6 +172,8 @@ class BooleanIntracellular(IntracellularModel):
     """A MaBoSS network driving one cell type, PhysiBoSS style (see the module docstring)."""
 
     kind = "boolean"
+    config_class = BooleanIntracellularConfig
+    accepts_drugs = True
 
     def __init__(
         self,
@@ -211,6 +212,10 @@ class BooleanIntracellular(IntracellularModel):
         self.drug_effects: DrugEffects | None = None  # set by the factory from the type's ``drugs``
         #: transitions per cell in the last stochastic :meth:`update` (int64 ``(n,)``; diagnostics)
         self.last_transitions: np.ndarray | None = None
+
+    def drug_effects_for(self, drugs, *, source: str = "drug library") -> DrugEffects:
+        """Anti/pro-node masks of ``drugs`` on this network (every target must be a node)."""
+        return DrugEffects(drugs, self.state_names, source=source, strict=True)
 
     def set_drug_effects(self, effects: DrugEffects | None) -> None:
         """Drugs acting on this type's network: their anti/pro-node masks join every :meth:`update`."""

@@ -474,26 +474,6 @@ class BooleanNetwork:
         new.engine = self.engine
         return new
 
-    def with_istate(self, **values: float) -> BooleanNetwork:
-        """A copy with some initial states changed: 0, 1 or -1 (random, p = 0.5) per node."""
-        new = self.with_variables()
-        for nm, val in values.items():
-            j = self.index(nm)
-            if val not in (0, 1, -1):
-                raise ValueError(f"istate of {nm} must be 0, 1 or -1, got {val}")
-            new.istate_prob[j] = 0.5 if val == -1 else float(val)
-            new.joint_istates = [
-                JointIstate(
-                    nodes=[x for x in jt.nodes if x != nm],
-                    weights=jt.weights,
-                    values=[[v for x, v in zip(jt.nodes, row, strict=True) if x != nm] for row in jt.values],
-                    line=jt.line,
-                )
-                for jt in new.joint_istates
-            ]
-            new.joint_istates = [jt for jt in new.joint_istates if jt.nodes]
-        return new
-
 
 def load_network(bnd: str | Path, cfg: str | Path | None = None) -> BooleanNetwork:
     """Read a MaBoSS ``.bnd`` (and optional ``.cfg``) into a :class:`BooleanNetwork`.

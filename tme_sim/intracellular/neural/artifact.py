@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tme_sim import __version__
 from tme_sim.errors import ArtifactError
 from tme_sim.intracellular.neural.networks import DenseMLP, HybridSignaling, SignalingNetwork
 
@@ -41,8 +42,6 @@ MODEL_KINDS = {"signaling": SignalingNetwork, "mlp": DenseMLP, "hybrid": HybridS
 
 
 def package_version() -> str:
-    from tme_sim import __version__
-
     return str(__version__)
 
 
@@ -258,7 +257,7 @@ def _signaling_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_model(kind: str, config: dict[str, Any]) -> torch.nn.Module:
+def network_from_config(kind: str, config: dict[str, Any]) -> torch.nn.Module:
     """Rebuild an (untrained) module from ``model_kind`` and ``model_config``."""
     if kind not in MODEL_KINDS:
         raise ArtifactError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")
@@ -288,7 +287,7 @@ def load_artifact(path: str | os.PathLike, device: str | torch.device | None = N
     for key in ("model_kind", "model_config", "state_dict", "input_names", "output_names"):
         if key not in blob:
             raise ArtifactError(f"{p}: artifact lacks {key!r}")
-    model = build_model(blob["model_kind"], blob["model_config"])
+    model = network_from_config(blob["model_kind"], blob["model_config"])
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:

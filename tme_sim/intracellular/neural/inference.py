@@ -67,6 +67,8 @@ from llvmlite import ir
 from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.extending import intrinsic
 
+from tme_sim.parallel import KernelChooser
+
 __all__ = [
     "FastMLP",
     "FastSignaling",
@@ -331,7 +333,6 @@ class FastMLP:
 
     def __init__(self, model: torch.nn.Module, chunk: int = 1024, fused: bool | None = None) -> None:
         from tme_sim.intracellular.neural.networks import DenseMLP
-        from tme_sim.parallel import KernelChooser
 
         if not isinstance(model, DenseMLP):
             raise TypeError("FastMLP needs a DenseMLP")

@@ -19,15 +19,16 @@ One call of :meth:`TMEModel.step` advances one mechanics step (``time.mechanics_
    are told.
 
 Everything is arrays: no per-agent Python runs in the loop. Mesa agent handles
-(:mod:`tme_sim.agents`) are created lazily when a user reads ``model.agents``.
+(:mod:`tme_sim.model.agents`) are created lazily when a user reads ``model.agents``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mesa
 import numpy as np
@@ -35,89 +36,49 @@ import numpy as np
 import tme_sim.mechanics as mech
 from tme_sim.cells import ALIVE, APOPTOTIC, KI67_NEGATIVE, NECROTIC_LYSED, NECROTIC_SWELLING, CellStore
 from tme_sim.celltypes import rules_class
-from tme_sim.config import Placement, Scenario, scenario_dir, value_in_unit
+from tme_sim.celltypes.context import BehaviorContext, Clock
+from tme_sim.config import Scenario, scenario_dir
+from tme_sim.contacts import Neighbours
+from tme_sim.drugs.dosing import build_dosing
 from tme_sim.errors import ConfigError, ResourceError
 from tme_sim.events import EventLog
-from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
+from tme_sim.grid import Microenvironment
 from tme_sim.intracellular.base import Signals
-from tme_sim.intracellular.factory import uses_model
+from tme_sim.intracellular.factory import CELL_SIGNALS, build_intracellular, uses_model, wire_drugs
 from tme_sim.mechanics import CellList, ab2_update, listed_velocities
+from tme_sim.model.agents import sync_handles
+from tme_sim.model.intracellular_step import IntracellularStep
+from tme_sim.model.setup import (
+    BoundaryPulses,
+    available_memory,
+    estimate_memory,
+    placement_count,
+    placement_positions,
+    resolve_substrates,
+    set_boundaries,
+    type_tables,
+)
 from tme_sim.motility import Motility, add_motility
 from tme_sim.parallel import KernelChooser
-from tme_sim.phenotype import (
-    TypeTables,
-    fate_transitions,
-    random_unit_vectors,
-    randomize_cycle,
-    relax_volumes,
-)
+from tme_sim.phenotype import fate_transitions, random_unit_vectors, randomize_cycle, relax_volumes
+from tme_sim.plugins import load_plugins
+from tme_sim.vessels import build_vessels
 
 if TYPE_CHECKING:
     from tme_sim.intracellular.base import IntracellularModel
-    from tme_sim.io.observers import Observer
-
-#: bytes of state per cell used for the memory estimate before allocating
-BYTES_PER_CELL_ESTIMATE = 600
 
 
-def resolve_substrates(scenario: Scenario) -> list[SubstrateParams]:
-    """Registry defaults with the scenario's overrides; new names need unit, diffusion and decay."""
-    out = []
-    for name, sc in scenario.substrates.items():
-        key = f"substrates.{name}"
-        base = get_substrate(name) if name in SUBSTRATES else None
-        if base is None:
-            missing = [k for k in ("unit", "diffusion", "decay") if getattr(sc, k) is None]
-            if missing:
-                raise ConfigError(
-                    f"{key}: not a known substrate; a new one needs {', '.join(missing)} "
-                    "(or use a registry name such as oxygen, glucose, IFNG, TNF)"
-                )
-            unit = sc.unit
-        else:
-            unit = sc.unit or base.unit
-            if sc.unit is not None and sc.unit != base.unit:
-                raise ConfigError(f"{key}.unit: {sc.unit!r} differs from the registry unit {base.unit!r}")
-        diffusion = sc.diffusion if sc.diffusion is not None else base.diffusion
-        decay = sc.decay if sc.decay is not None else base.decay
-        initial = (
-            value_in_unit(sc.initial, unit, f"{key}.initial")
-            if sc.initial is not None
-            else (base.initial if base is not None else 0.0)
-        )
-        try:
-            params = make_substrate(
-                name,
-                unit=unit,
-                diffusion=diffusion,
-                decay=decay,
-                initial=initial,
-                source=sc.source or (base.source if base is not None else "scenario"),
-            )
-        except Exception as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-        out.append(params)
-    return out
+class Observer(Protocol):
+    """What the step loop calls on an observer (:mod:`tme_sim.io.observers` has the shipped ones)."""
+
+    def on_start(self, model: TMEModel) -> None: ...
+
+    def on_step(self, model: TMEModel) -> None: ...
+
+    def on_finish(self, model: TMEModel) -> None: ...
 
 
-def estimate_memory(scenario: Scenario, n_cells: int) -> float:
-    """Bytes a run needs at least: the grid (double-buffered) and the cells."""
-    dx = scenario.domain.dx
-    voxels = math.prod(max(1, round(L / dx)) for L in scenario.domain.size)
-    itemsize = 4 if scenario.domain.float32_fields else 8
-    return voxels * len(scenario.substrates) * itemsize * 3 + n_cells * BYTES_PER_CELL_ESTIMATE
-
-
-def available_memory() -> float:
-    """Bytes of memory available (MemAvailable), or +inf where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return math.inf
+__all__ = ["APOPTOTIC", "NECROTIC_LYSED", "NECROTIC_SWELLING", "TMEModel"]
 
 
 class TMEModel(mesa.Model):
@@ -136,16 +97,17 @@ class TMEModel(mesa.Model):
         self.seed_value = int(scenario.seed if seed is None else seed)
         super().__init__(rng=self.seed_value)
         self.scenario = scenario
+        load_plugins(list(scenario.plugins), scenario_dir(scenario))
         self.dim = scenario.domain.dim
         domain = np.zeros(3)
         domain[: self.dim] = scenario.domain.size
         self.domain = domain
-        self.time = 0.0
         self.n_mech_steps = 0
         ts = scenario.time
         self.dt_diff = ts.diffusion_dt
         self.dt_mech = ts.mechanics_dt
         self.dt_pheno = ts.phenotype_dt
+        self.clock = Clock(0.0, self.dt_pheno)
         if self.dt_diff <= self.dt_mech * (1 + 1e-9):
             self.diff_substeps, self.diff_every = round(self.dt_mech / self.dt_diff), 1
         else:  # the grid steps once every ``diff_every`` mechanics steps
@@ -153,7 +115,7 @@ class TMEModel(mesa.Model):
         self.pheno_every = round(self.dt_pheno / self.dt_mech)
 
         # ---- grid
-        n_initial = sum(self._placement_count(p) for p in scenario.initial_cells)
+        n_initial = sum(placement_count(p, self.dim) for p in scenario.initial_cells)
         need = estimate_memory(scenario, n_initial)
         if need > 0.8 * available_memory():
             raise ResourceError(
@@ -161,11 +123,11 @@ class TMEModel(mesa.Model):
                 f"{available_memory() / 2**30:.1f} GiB are available; use a larger dx, a smaller domain or fewer cells"
             )
         self.substrates = resolve_substrates(scenario)
-        from tme_sim.drugs.dosing import build_dosing
 
         self.dosing = build_dosing(scenario, self.substrates)  # [drugs]: appends the drug substrates
         self.substrate_names = [s.name for s in self.substrates]
         self.substrate_units = [s.unit for s in self.substrates]
+        units = dict(zip(self.substrate_names, self.substrate_units, strict=True))
         dtype = np.float32 if scenario.domain.float32_fields else np.float64
         try:
             self.micro = Microenvironment(
@@ -179,30 +141,61 @@ class TMEModel(mesa.Model):
             raise
         except Exception as exc:
             raise ConfigError(f"domain: {exc}") from None
-        self._set_boundaries()
-        self._setup_pulses()
-        from tme_sim.vessels import build_vessels
+        set_boundaries(scenario, self.micro, units)
+        self.pulses = BoundaryPulses(scenario, self.micro, units)
 
-        self.vessels = build_vessels(self)  # Dirichlet O2/glucose voxels and immune entry points
+        # Dirichlet O2/glucose voxels and immune entry points
+        self.vessels = build_vessels(scenario, self.micro, self.substrate_names, self.substrate_units, self.seed_value)
         if self.dosing is not None:
-            self.dosing.attach(self)  # plasma drug -> Dirichlet values on entry faces / vessel voxels
+            # plasma drug -> Dirichlet values on entry faces / vessel voxels
+            self.dosing.attach(self.micro, self.vessels, self.dim, self.dt_mech, self.n_mech_steps)
 
-        # ---- cell types
+        # ---- cell types: behaviours get a narrow context, not the model
         self.type_names = list(scenario.cell_types)
-        self.rules = []
+        self.ctx = BehaviorContext(
+            scenario=scenario,
+            type_names=self.type_names,
+            substrate_names=self.substrate_names,
+            substrate_units=self.substrate_units,
+            dim=self.dim,
+            domain=self.domain,
+            clock=self.clock,
+            rng=self.rng,
+            grid=self.micro,
+            vessels=self.vessels,
+            rules_of_type=[cfg.rules for cfg in scenario.cell_types.values()],
+            spawn=lambda types, positions, kind: self.add_cells(types, positions, kind=kind),
+            remove=lambda slots, kind: self.remove_cells(slots, kind=kind),
+        )
+        self.rules = [
+            rules_class(cfg.rules, f"cell_types.{name}.rules")(name, i, cfg, self.ctx)
+            for i, (name, cfg) in enumerate(scenario.cell_types.items())
+        ]
         self.intracellular: dict[int, IntracellularModel] = {}
         for i, (name, cfg) in enumerate(scenario.cell_types.items()):
-            self.rules.append(rules_class(cfg.rules, f"cell_types.{name}.rules")(name, i, cfg, self))
             key = f"cell_types.{name}.intracellular"
             if uses_model(cfg.intracellular, key):
-                from tme_sim.intracellular.factory import build_intracellular
-
-                self.intracellular[i] = build_intracellular(cfg.intracellular, scenario_dir(scenario), key, self)
-        self._intra_clock = dict.fromkeys(self.intracellular, 0.0)
-        self._last_intra: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-        self.tables = self._type_tables()
+                self.intracellular[i] = build_intracellular(
+                    cfg.intracellular,
+                    scenario_dir(scenario),
+                    key,
+                    substrate_names=self.substrate_names,
+                    dosing=self.dosing,
+                )
+        self.intracellular_step = IntracellularStep(self.intracellular, self.substrate_names)
+        self.tables = type_tables(scenario)
         sizes = {t: m.n_state for t, m in self.intracellular.items()}
-        self.store = CellStore(len(self.substrates), self.type_names, sizes, capacity=max(64, 2 * n_initial))
+        extra_columns = list(dict.fromkeys(c for r in self.rules for c in type(r).columns))
+        try:
+            self.store = CellStore(
+                len(self.substrates),
+                self.type_names,
+                sizes,
+                capacity=max(64, 2 * n_initial),
+                extra_columns=extra_columns,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"cell_types: {exc}") from None
         self.events = EventLog()
 
         # ---- mechanics
@@ -216,6 +209,10 @@ class TMEModel(mesa.Model):
         self.reorder_every = self.pheno_every * max(1, math.ceil(50 / self.pheno_every))
         self._velocity_kernel = KernelChooser(mech.ADAPTIVE_MIN_CELLS)  # serial or threaded forces
         self._pair_work = np.empty(0)
+        self.neighbours = Neighbours(self.store, self.cell_list, self.dim, len(self.type_names))
+        self.ctx.store = self.store
+        self.ctx.neighbours = self.neighbours
+        self.ctx.events = self.events
 
         self.observers: list[Observer] = []
         self._handles_version = -1
@@ -223,7 +220,13 @@ class TMEModel(mesa.Model):
         self._handle_of_id: dict[int, mesa.Agent] = {}
 
         self._entry_rates = np.array([c.cycle.entry_rate for c in scenario.cell_types.values()])
-        self._persistence = np.array([c.mechanics.persistence for c in scenario.cell_types.values()])
+        chem: list[tuple[str, float] | None] = []
+        for cfg in scenario.cell_types.values():
+            c = cfg.mechanics.chemotaxis
+            chem.append(None if c is None else (c.substrate, -1.0 if c.direction == "down" else 1.0))
+        persistence = np.array([c.mechanics.persistence for c in scenario.cell_types.values()])
+        self.motility = Motility(persistence, chem, self.dt_mech)
+        self._motile = np.zeros(0, dtype=np.int64)
         self._coupling_dirty = True
         self._coupled_voxels = np.zeros(0, np.int64)
         self._place_initial_cells()
@@ -231,87 +234,17 @@ class TMEModel(mesa.Model):
         self.phenotype_step(initial=True)
         self.update_coupling()
 
+    # ------------------------------------------------------------------ clocks
+    @property
+    def time(self) -> float:
+        """Simulated time (min)."""
+        return self.clock.time
+
+    @time.setter
+    def time(self, value: float) -> None:
+        self.clock.time = float(value)
+
     # ------------------------------------------------------------------ setup helpers
-    def _placement_count(self, p: Placement) -> int:
-        if p.shape == "points":
-            return len(p.points or [])
-        if p.count is not None:
-            return p.count
-        if p.radius is not None:
-            r0 = 8.4
-            if self.scenario.domain.dim == 3:
-                return int(0.64 * (p.radius / r0) ** 3)
-            return int(0.9 * (p.radius / r0) ** 2)
-        return 0
-
-    def _set_boundaries(self, only: str | None = None) -> None:
-        for name, sc in self.scenario.substrates.items():
-            if sc.boundary == "zero-flux" or (only is not None and name != only):
-                continue
-            unit = self.substrate_units[self.substrate_names.index(name)]
-            for face, value in sc.boundary.items():
-                key = f"substrates.{name}.boundary.{face}"
-                if value == "zero-flux":
-                    continue
-                v = value_in_unit(value, unit, key)
-                try:
-                    self.micro.set_boundary(name, face, "dirichlet", v)
-                except Exception as exc:
-                    raise ConfigError(f"{key}: {exc}") from None
-
-    def _setup_pulses(self) -> None:
-        """Pulsed substrates: (name, faces, value, period, duration, start) in internal units."""
-        self._pulses = []
-        for name, sc in self.scenario.substrates.items():
-            p = sc.pulse
-            if p is None:
-                continue
-            unit = self.substrate_units[self.substrate_names.index(name)]
-            value = value_in_unit(p.value, unit, f"substrates.{name}.pulse.value")
-            self._pulses.append((name, list(p.faces), value, p.period, p.duration, p.start))
-        self._pulse_on = [False] * len(self._pulses)
-
-    def _pulse_states(self) -> list[bool]:
-        out = []
-        for _name, _faces, _value, period, duration, start in self._pulses:
-            t = self.time - start
-            out.append(bool(t >= -1e-9 and ((t + 1e-9) % period) < duration - 1e-9))
-        return out
-
-    def _apply_pulses(self) -> None:
-        """Switch pulsed faces on/off for the coming mechanics step (cheap: only on changes)."""
-        for k, on in enumerate(self._pulse_states()):
-            if on == self._pulse_on[k]:
-                continue
-            self._pulse_on[k] = on
-            name, faces, value, *_ = self._pulses[k]
-            for face in faces:
-                self.micro.set_boundary(name, face, "dirichlet" if on else "neumann", value if on else 0.0)
-            if not on:
-                self._set_boundaries(only=name)  # back to the substrate's own boundary
-
-    def _type_tables(self) -> TypeTables:
-        cts = list(self.scenario.cell_types.values())
-
-        def arr(f, dtype=np.float64):
-            return np.array([f(c) for c in cts], dtype=dtype)
-
-        return TypeTables(
-            has_cycle=arr(lambda c: c.cycle.model != "none", bool),
-            ki67_positive_duration=arr(lambda c: c.cycle.ki67_positive_duration),
-            apoptosis_duration=arr(lambda c: c.death.apoptosis_duration),
-            rupture_ratio=arr(lambda c: c.death.rupture_volume_ratio),
-            lysed_removal_time=arr(lambda c: c.death.lysed_removal_time),
-            volume0=arr(lambda c: 4.0 / 3.0 * np.pi * c.volume.radius**3),
-            growth_rate=arr(lambda c: c.volume.growth_rate),
-            apoptotic_shrink_rate=arr(lambda c: c.volume.apoptotic_shrink_rate),
-            necrotic_swell_rate=arr(lambda c: c.volume.necrotic_swell_rate),
-            lysed_shrink_rate=arr(lambda c: c.volume.lysed_shrink_rate),
-            repulsion=arr(lambda c: c.mechanics.repulsion),
-            adhesion=arr(lambda c: c.mechanics.adhesion),
-            adhesion_rel=arr(lambda c: c.mechanics.max_adhesion_distance),
-        )
-
     def _cutoff_for(self, max_radius: float) -> float:
         """Largest interaction distance (µm) for cells up to ``max_radius``: 2·r·max adhesion ratio."""
         return 2.0 * max_radius * float(np.max(self.tables.adhesion_rel))
@@ -327,46 +260,10 @@ class TMEModel(mesa.Model):
 
     def _place_initial_cells(self) -> None:
         for i, p in enumerate(self.scenario.initial_cells):
-            pos = self._placement_positions(p, f"initial_cells[{i}]")
+            pos = placement_positions(p, f"initial_cells[{i}]", self.dim, self.domain, self.rng)
             t = self.type_names.index(p.type)
             slots = self.add_cells(np.full(len(pos), t, dtype=np.int16), pos, kind=None)
             randomize_cycle(self.store, slots, self.tables, self._entry_rates, self.rng)
-
-    def _placement_positions(self, p: Placement, key: str) -> np.ndarray:
-        dim = self.dim
-        rng = self.rng
-        if p.shape == "points":
-            pts = np.zeros((len(p.points or []), 3))
-            for k, q in enumerate(p.points or []):
-                if len(q) != dim:
-                    raise ConfigError(f"{key}.points[{k}]: expected {dim} coordinates")
-                pts[k, :dim] = q
-            return pts
-        if p.shape in ("disc", "ball"):
-            if p.radius is None:
-                raise ConfigError(f"{key}.radius: required for shape {p.shape!r}")
-            center = np.zeros(3)
-            center[:dim] = p.center if p.center is not None else self.domain[:dim] / 2
-            if p.center is not None and len(p.center) != dim:
-                raise ConfigError(f"{key}.center: expected {dim} coordinates")
-            count = self._placement_count(p)
-            # uniform in the disc/ball (area/volume-uniform radius)
-            u = rng.random(count)
-            r = p.radius * (u ** (1.0 / dim))
-            pos = center + random_unit_vectors(rng, count, dim) * r[:, None]
-            return pos
-        if p.shape in ("box", "random"):
-            low = np.zeros(3)
-            high = self.domain.copy()
-            if p.low is not None:
-                low[:dim] = p.low
-            if p.high is not None:
-                high[:dim] = p.high
-            count = p.count or 0
-            pos = np.zeros((count, 3))
-            pos[:, :dim] = low[:dim] + rng.random((count, dim)) * (high[:dim] - low[:dim])
-            return pos
-        raise ConfigError(f"{key}.shape: unknown shape {p.shape!r}")
 
     # ------------------------------------------------------------------ cells
     def add_cells(
@@ -401,18 +298,31 @@ class TMEModel(mesa.Model):
         if slots.size == 0:
             return
         if kind is not None:
-            st = self.store
-            self.events.record(kind, self.time, st.id[slots], -1, st.type[slots], st.position[slots])
+            self.ctx.record(kind, slots)
         self.store.remove(slots)
         self.cell_list.invalidate()
         self._coupling_dirty = True
         self._population_version += 1
 
+    def attach_drugs(self, cell_type: str, names: list[str]) -> Any:
+        """Make the drugs ``names`` act on ``cell_type``'s intracellular model; returns the effects.
+
+        The programmatic form of ``drugs = [...]`` in a type's ``intracellular`` table: every drug
+        must be given in the scenario's ``[drugs]``. Replaces drugs attached before.
+        """
+        key = f"cell_types.{cell_type}.intracellular"
+        if cell_type not in self.type_names:
+            raise ConfigError(f"{key}: unknown cell type {cell_type!r} (types: {', '.join(self.type_names)})")
+        im = self.intracellular.get(self.type_names.index(cell_type))
+        if im is None:
+            raise ConfigError(f"{key}: cell type {cell_type!r} has no intracellular model for drugs to act on")
+        return wire_drugs(im, names, self.dosing, key)
+
     # ------------------------------------------------------------------ step loop
     def step(self) -> None:
         """Advance one mechanics step (``time.mechanics_dt`` minutes)."""
-        if self._pulses:
-            self._apply_pulses()
+        if self.pulses:
+            self.pulses.apply(self.time)
         if self.dosing is not None:
             self.dosing.apply(self.n_mech_steps)
         if self.n_mech_steps % self.diff_every == 0:
@@ -450,7 +360,8 @@ class TMEModel(mesa.Model):
         n = st.n
         if n == 0:
             return
-        self._update_motility()
+        # new random-walk directions (with persistence) and chemotaxis for motile cells only
+        self._motile = self.motility.update(st, self.micro, self.rng, self.dim, ALIVE)
         cl = self.cell_list
         lists = cl.neighbors(st.position, n, st.radius, st.type, self.tables.adhesion_rel)
         if self._pair_work.size < lists.nbr.size:  # per-pair forces of the velocity kernel, reused
@@ -473,18 +384,6 @@ class TMEModel(mesa.Model):
         moved = ab2_update(st.position, vel, st.prev_velocity, n, self.dt_mech, self.domain, self.dim)
         cl.note_displacement(moved)
 
-    def _update_motility(self) -> None:
-        """New random-walk directions (with persistence) and chemotaxis for motile cells only
-        (kernels in :mod:`tme_sim.motility`; per-type tables built once)."""
-        mot = self.__dict__.get("_motility_tables")
-        if mot is None:
-            chem: list[tuple[str, float] | None] = []
-            for cfg in self.scenario.cell_types.values():
-                c = cfg.mechanics.chemotaxis
-                chem.append(None if c is None else (c.substrate, -1.0 if c.direction == "down" else 1.0))
-            mot = self._motility_tables = Motility(self._persistence, chem, self.dt_mech)
-        self._motile = mot.update(self.store, self.micro, self.rng, self.dim, ALIVE)
-
     def sample_conditions(self) -> np.ndarray:
         """(n, S) local concentrations at every live cell."""
         st = self.store
@@ -493,92 +392,46 @@ class TMEModel(mesa.Model):
     def phenotype_step(self, initial: bool = False) -> None:
         """Behaviours (rules, then intracellular), interactions, fates, volumes, recruitment."""
         st = self.store
+        ctx = self.ctx
         dt = self.dt_pheno
         self._coupling_dirty = True
         conc = self.sample_conditions()
         for t, rules in enumerate(self.rules):
             slots = st.slots_of_type(t)
             if slots.size:
-                rules.set_behaviors(self, slots, conc[slots])
-        for t, im in self.intracellular.items():
-            self._intra_clock[t] += 0.0 if initial else dt
-            im_dt = getattr(im, "dt", dt) or dt
-            if not initial and self._intra_clock[t] + 1e-9 < im_dt:
-                self._apply_last_intracellular(t)
-                continue
-            step_dt = self._intra_clock[t] if not initial else 0.0
-            self._intra_clock[t] = 0.0
-            self._run_intracellular(t, im, conc, step_dt)
+                rules.set_behaviors(ctx, slots, conc[slots])
+        self.intracellular_step.run(st, conc, dt, self.signals_for, self.rng, initial=initial)
         if initial:
             return
         for rules in self.rules:
             slots = st.slots_of_type(rules.index)
             if slots.size:
-                rules.interact(self, slots)
+                rules.interact(ctx, slots)
         changes = fate_transitions(st, self.tables, dt, self.rng)
         relax_volumes(st, self.tables, dt)
         self._refresh_cutoff()
         if changes.apoptosis.size:
-            self._record("apoptosis", changes.apoptosis)
+            ctx.record("apoptosis", changes.apoptosis)
         if changes.necrosis.size:
-            self._record("necrosis", changes.necrosis)
+            ctx.record("necrosis", changes.necrosis)
         if changes.lysed.size:
-            self._record("lysis", changes.lysed)
+            ctx.record("lysis", changes.lysed)
         self._divide(changes.divided)
         if changes.removed.size:
             self.remove_cells(changes.removed, kind="removal")
         for rules in self.rules:
-            rules.recruit(self, dt)
-
-    def _run_intracellular(self, t: int, im: IntracellularModel, conc: np.ndarray, dt: float) -> None:
-        st = self.store
-        slots = st.istate_slots(t)
-        if slots.size == 0:
-            return
-        signals = self.signals_for(slots, conc[slots], im.required_signals())
-        state = st.istate_of(t)
-        out = im.update(signals, state, dt, self.rng)
-        self._last_intra[t] = (
-            st.id[slots].copy(),
-            {k: np.asarray(v, dtype=np.float64) for k, v in out.items()},
-        )
-        self._write_behaviors(slots, out)
-
-    def _apply_last_intracellular(self, t: int) -> None:
-        """Between intracellular steps, keep the behaviours the model last decided (by cell id)."""
-        last = self._last_intra.get(t)
-        if not last:
-            return
-        ids, out = last
-        slots = self.store.slot_of_id[ids]
-        ok = slots >= 0
-        self._write_behaviors(slots[ok], {name: values[ok] for name, values in out.items()})
-
-    def _write_behaviors(self, slots: np.ndarray, out: dict[str, np.ndarray]) -> None:
-        st = self.store
-        alive = st.death[slots] == ALIVE
-        for name, values in out.items():
-            values = np.asarray(values, dtype=np.float64)
-            prefix, _, sub = name.partition(":")
-            if prefix in ("secretion", "uptake") and sub:
-                j = self.substrate_names.index(sub)
-                col = st.secretion_rate if prefix == "secretion" else st.uptake_rate
-                col[slots[alive], j] = values[alive]
-            else:
-                getattr(st, name)[slots[alive]] = values[alive]
+            rules.recruit(ctx, dt)
 
     def signals_for(self, slots: np.ndarray, conc: np.ndarray, extra: Sequence[str] = ()) -> Signals:
         """Signals for the cells at ``slots``: substrate concentrations, volume, age, time, contacts."""
         st = self.store
         names = list(self.substrate_names)
         cols = [conc]
-        names += ["volume", "age", "time"]
+        names += list(CELL_SIGNALS)
         cols.append(np.stack([st.volume[slots], self.time - st.birth_time[slots], np.full(slots.size, self.time)], 1))
         contact = [s for s in extra if s.startswith("contact_")]
         if contact:
-            from tme_sim.contacts import contact_counts
-
-            counts = contact_counts(self, slots)
+            counts = self.neighbours.counts(slots)
             for s in contact:
                 other = s[len("contact_") :]
                 if other not in self.type_names:
@@ -587,16 +440,13 @@ class TMEModel(mesa.Model):
                 cols.append(counts[:, self.type_names.index(other)][:, None])
         return Signals(names, np.concatenate(cols, axis=1))
 
-    def _record(self, kind: str, slots: np.ndarray, other: np.ndarray | int = -1) -> None:
-        st = self.store
-        self.events.record(kind, self.time, st.id[slots], other, st.type[slots], st.position[slots])
-
     def _divide(self, mothers: np.ndarray) -> None:
+        """Split each mother in two halves along a random axis; the daughter inherits what its
+        columns declare (``Column.inherit``) and a copy of the mother's intracellular state."""
         if mothers.size == 0:
             return
         st = self.store
-        k = mothers.size
-        u = random_unit_vectors(self.rng, k, self.dim)
+        u = random_unit_vectors(self.rng, mothers.size, self.dim)
         half = st.volume[mothers] * 0.5
         st.volume[mothers] = half
         r_half = np.cbrt(half * (3.0 / (4.0 * np.pi)))
@@ -612,29 +462,10 @@ class TMEModel(mesa.Model):
                 rows[t] = st.istate[t][st.istate_row[sel]].copy()
         mother_ids = st.id[mothers].copy()
         slots = self.add_cells(types, mother_pos + 0.5 * offset, kind=None, istate=rows)
-        for name in ("generation",):
-            getattr(st, name)[mothers] += 1
-        for name in ("generation", "clone", "exhaustion"):
-            getattr(st, name)[slots] = getattr(st, name)[mothers]
+        st.generation[mothers] += 1
+        st.inherit(slots, mothers)
         st.volume[slots] = half
         st.radius[slots] = r_half
-        for col in (
-            "cycle_rate",
-            "apoptosis_rate",
-            "necrosis_rate",
-            "migration_speed",
-            "chemotaxis_bias",
-            "kill_rate",
-            "phagocytosis_rate",
-            "polarization",
-            "pdl1",
-            "secretion_rate",
-            "saturation",
-            "uptake_rate",
-            "net_export",
-        ):
-            arr = getattr(st, col)
-            arr[slots] = arr[mothers]
         st.phase[mothers] = KI67_NEGATIVE
         st.phase_clock[mothers] = 0.0
         self.events.record("division", self.time, mother_ids, st.id[slots], types, mother_pos)
@@ -680,6 +511,43 @@ class TMEModel(mesa.Model):
         self.cell_list.invalidate()
         self._coupling_dirty = True
 
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that evolves during a run, one entry per component (the scenario rebuilds
+        the rest); :func:`tme_sim.io.checkpoint.write_checkpoint` stores it."""
+        state: dict[str, Any] = {
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "clock": {"time": np.array(self.time), "n_mech_steps": np.array(self.n_mech_steps)},
+            "store": self.store.state_dict(),
+            "grid": self.micro.state_dict(),
+            "events": self.events.state_dict(),
+            "intracellular": self.intracellular_step.state_dict(len(self.type_names)),
+            "rules": {str(i): r.state_dict() for i, r in enumerate(self.rules) if r.state_dict()},
+            "cell_list": self.cell_list.state_dict(),
+        }
+        if self.dosing is not None:
+            state["dosing"] = self.dosing.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a model freshly built from the same scenario."""
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.store.load_state_dict(state["store"])
+        self.micro.load_state_dict(state["grid"])
+        self.events.load_state_dict(state["events"])
+        self.time = float(state["clock"]["time"])
+        self.n_mech_steps = int(state["clock"]["n_mech_steps"])
+        if self.dosing is not None:
+            self.dosing.load_state_dict(state["dosing"])
+        self.intracellular_step.load_state_dict(state["intracellular"])
+        for i, r in enumerate(self.rules):
+            if str(i) in state.get("rules", {}):
+                r.load_state_dict(state["rules"][str(i)])
+        self.cell_list.load_state_dict(state["cell_list"])
+        # the grid state carries the coupling the original run had; the next refresh recomputes it
+        self._coupling_dirty = True
+        self._population_version += 1
+
     # ------------------------------------------------------------------ summaries
     def population_counts(self) -> np.ndarray:
         """(n_types, 4) counts of live, apoptotic, necrotic (swelling) and lysed cells."""
@@ -698,10 +566,8 @@ class TMEModel(mesa.Model):
 
     # ------------------------------------------------------------------ Mesa handles
     def _sync_handles(self) -> None:
-        from tme_sim.agents import sync_handles
-
         if self._handles_version != self._population_version:
-            sync_handles(self)
+            sync_handles(self, self._handle_of_id)
             self._handles_version = self._population_version
 
     @property
@@ -719,6 +585,3 @@ class TMEModel(mesa.Model):
         """The handle of the cell with stable id ``cell_id``."""
         self._sync_handles()
         return self._handle_of_id[int(cell_id)]
-
-
-__all__ = ["APOPTOTIC", "NECROTIC_LYSED", "NECROTIC_SWELLING", "TMEModel"]

@@ -8,21 +8,18 @@ step loop) and dropped when their cell is removed, so ``model.agents.select(...)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import mesa
 import numpy as np
 
 from tme_sim.cells import DEATH_NAMES, PHASE_NAMES
 
-if TYPE_CHECKING:
-    from tme_sim.model import TMEModel
-
 
 class CellAgent(mesa.Agent):
     """A handle on one cell. ``unique_id`` is the cell's stable id."""
 
-    def __init__(self, model: TMEModel, cell_id: int) -> None:
+    def __init__(self, model: Any, cell_id: int) -> None:
         super().__init__(model)
         self.unique_id = int(cell_id)
         self.cell_id = int(cell_id)
@@ -144,11 +141,11 @@ HANDLE_CLASS = {
 }
 
 
-def sync_handles(model: TMEModel) -> None:
-    """Make ``model.agents`` match the live cells: create missing handles, drop removed ones."""
+def sync_handles(model: Any, handles: dict[int, mesa.Agent]) -> None:
+    """Make ``model.agents`` (a :class:`~tme_sim.model.TMEModel`) match the live cells: create
+    missing handles in ``handles`` (cell id → handle), drop removed ones."""
     st = model.store
     live_ids = st.id[: st.n]
-    handles = model._handle_of_id
     live = set(live_ids.tolist())
     for cid in [c for c in handles if c not in live]:
         handles.pop(cid).remove()
