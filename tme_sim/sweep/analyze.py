@@ -330,10 +330,6 @@ def analyze_sweep(
     res = Analysis(out_dir)
     if (~ok).any():
         res.notes.append(f"{int((~ok).sum())} runs not successful; left out")
-    constant = [m for m in all_metrics if pd.to_numeric(df.loc[ok, m], errors="coerce").nunique(dropna=True) <= 1]
-    if constant:
-        res.notes.append(f"left out metrics that are the same in every run (nothing to analyse): {', '.join(constant)}")
-        all_metrics = [m for m in all_metrics if m not in constant]
     means = point_means(df, int(manifest["n_points"]), all_metrics)
     kind = manifest["design"]
     if kind == "salib-sobol":
