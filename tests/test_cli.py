@@ -34,7 +34,7 @@ def run_output(tmp_path_factory):
 def test_run_writes_output_and_figures(run_output):
     out, res = run_output
     assert out.exists()
-    assert (out.parent / "run_snapshot_last.png").stat().st_size > 10_000
+    assert (out.parent / "run_snapshot_last_oxygen.png").stat().st_size > 10_000
     assert (out.parent / "run_population.png").exists()
     assert f"wrote {out}" in res.stdout
 
@@ -49,7 +49,7 @@ def test_info_describes_the_run(run_output):
 def test_plot_with_movie_and_colour_by_column(run_output, tmp_path):
     res = tme("plot", run_output[0], "--movie", "--color-by", "cycle_rate", "--out-dir", tmp_path)
     assert res.returncode == 0, res.stderr
-    assert (tmp_path / "run.gif").stat().st_size > 1000
+    assert (tmp_path / "run_oxygen_by-cycle_rate.gif").stat().st_size > 1000
 
 
 def test_existing_output_is_not_overwritten_without_force(run_output):

@@ -5,11 +5,7 @@ and intracellular decisions come from rules, Boolean networks or neural surrogat
 (:mod:`tme_sim.intracellular`). Mesa agents (:mod:`tme_sim.model.agents`) are thin handles on the arrays.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("tme-sim")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+#: the package version: the one place it is written (pyproject.toml reads it; CHANGELOG.md lists releases)
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

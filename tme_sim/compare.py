@@ -34,6 +34,7 @@ from tme_sim.io import (
     read_stored_scenario,
     snapshot_times,
 )
+from tme_sim.progress import track
 
 #: polarization below this is counted M1-like, above 1 − this M2-like
 M1_CUT = 1.0 / 3.0
@@ -81,7 +82,7 @@ def parse_run_args(items: Sequence[str]) -> list[tuple[str | None, list[Path]]]:
     return out
 
 
-def load_run(path: str | Path, cell_type: str = "macrophage") -> RunData:
+def load_run(path: str | Path, cell_type: str = "macrophage", *, progress: bool = False) -> RunData:
     """Read snapshot times, polarization of live ``cell_type`` cells, population and events."""
     path = Path(path)
     attrs = read_attrs(path)
@@ -92,7 +93,7 @@ def load_run(path: str | Path, cell_type: str = "macrophage") -> RunData:
     if times.size == 0:
         raise OutputError(f"{path}: holds no committed snapshot")
     pol = []
-    for k in range(times.size):
+    for k in track(range(times.size), f"reading {path.name}", enabled=progress):
         cells = read_cells(path, snapshot=k)
         sel = (cells["type"] == cell_type).to_numpy() & (cells["death"] == "alive").to_numpy()
         pol.append(cells["polarization"].to_numpy(dtype=np.float64)[sel])
@@ -140,14 +141,14 @@ def _label_of(run: RunData) -> str:
         return run.path.stem
 
 
-def load_arms(items: Sequence[str], cell_type: str = "macrophage") -> list[Arm]:
+def load_arms(items: Sequence[str], cell_type: str = "macrophage", *, progress: bool = False) -> list[Arm]:
     """Parse the command-line run arguments and read every file (labels made unique)."""
     parsed = parse_run_args(items)
     if len(parsed) < 1:
         raise ConfigError("compare: give at least one output file")
     arms: list[Arm] = []
     for label, paths in parsed:
-        runs = [load_run(p, cell_type) for p in paths]
+        runs = [load_run(p, cell_type, progress=progress) for p in paths]
         arms.append(Arm(label or _label_of(runs[0]), runs))
     seen: dict[str, int] = {}
     for arm in arms:
@@ -355,13 +356,15 @@ def compare(
     cell_type: str = "macrophage",
     tumor_type: str = "tumor",
     table: str | Path | None = None,
+    *,
+    progress: bool = False,
 ) -> tuple[Path, pd.DataFrame]:
     """Read the runs named in ``items``, write the figure ``out`` and the CSV ``table`` (default:
     ``out`` with suffix ``.csv``); return the figure path and the summary table."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"compare --out {out}: expected a .png, .pdf or .svg file")
-    arms = load_arms(items, cell_type)
+    arms = load_arms(items, cell_type, progress=progress)
     types = {t for a in arms for r in a.runs for t in r.types}
     if tumor_type not in types:
         raise OutputError(f"compare: no run has a cell type {tumor_type!r} (types: {', '.join(sorted(types))})")

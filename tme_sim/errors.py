@@ -7,7 +7,21 @@ shows a traceback.
 
 
 class TMEError(Exception):
-    """Base class of all expected, user-facing errors (one-line message)."""
+    """Base class of all expected, user-facing errors (one-line message).
+
+    ``details`` optionally lists every problem found (one line each) when the message summarises
+    several; ``tme validate`` prints them all.
+    """
+
+    def __init__(self, message: str = "", *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
+
+
+class RunInterrupted(TMEError):
+    """A run was stopped by the user (Ctrl-C / SIGTERM) after saving its output and a checkpoint (exit 130)."""
+
+    signal_name: str | None = None
 
 
 class ConfigError(TMEError):

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tme_sim.config import Scenario, load_scenario, scenario_json
-from tme_sim.errors import ConfigError, OutputError, TMEError
+from tme_sim.errors import ConfigError, OutputError, RunInterrupted, TMEError
 from tme_sim.io import OutputWriter, committed_snapshots
-from tme_sim.io.checkpoint import restore_model
+from tme_sim.io.checkpoint import restore_model, write_checkpoint
+from tme_sim.io.interrupt import StopObserver, graceful_stop
 from tme_sim.io.observers import (
     CheckpointObserver,
     Observer,
@@ -87,7 +88,7 @@ def run_scenario(
     sc, minutes = prepare(scenario, overrides=overrides, duration=duration)
     out_path = Path(out) if out is not None else default_output_path(sc)
     if resume:
-        return resume_run(sc, out_path, minutes, seed=seed, progress=progress)
+        return resume_run(sc, out_path, minutes, seed=seed, progress=progress, extra_observers=extra_observers)
     if out_path.exists() and not force:
         raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
     if out_path.is_dir():
@@ -112,34 +113,68 @@ def run_scenario(
     if sc.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, sc.output.checkpoint_interval))
     observers += configured + (extra_observers or [])
-    execute(model, minutes, observers, writer, progress)
+    execute(model, minutes, observers, writer, progress, checkpoint=ckpt)
     return out_path
 
 
-def execute(model: TMEModel, minutes: float, observers: list[Observer], writer: OutputWriter, progress: bool) -> None:
-    """Run ``model`` for ``minutes`` with observers; mark the file complete only on success."""
+def execute(
+    model: TMEModel,
+    minutes: float,
+    observers: list[Observer],
+    writer: OutputWriter,
+    progress: bool,
+    *,
+    checkpoint: Path | None = None,
+) -> None:
+    """Run ``model`` for ``minutes`` with observers; mark the file complete only on success.
+
+    Ctrl-C or SIGTERM stop the run at the next step boundary: the file keeps every committed
+    snapshot (marked incomplete), a checkpoint of the current state is written to ``checkpoint``
+    (when given) so ``tme run --resume`` continues, and :class:`~tme_sim.errors.RunInterrupted` is raised.
+    """
+    for obs in observers:  # observers that show progress learn how long this run is meant to go
+        if hasattr(obs, "planned_minutes"):
+            obs.planned_minutes = minutes
     ok = False
     t0 = wallclock.perf_counter()
     try:
-        if progress:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}"),
-                transient=False,
-                auto_refresh=False,  # the observer redraws 4×/s: no render thread competing for the GIL
-            ) as bar:
-                model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
-        else:
-            model.run_for(minutes, observers)
+        with graceful_stop() as flag:
+            observers = [*observers, StopObserver(flag)]
+            try:
+                _run_with_progress(model, minutes, observers, progress)
+            except RunInterrupted as exc:
+                if checkpoint is None:
+                    raise
+                writer.sync()  # the output on disk is never behind the checkpoint
+                write_checkpoint(model, checkpoint)
+                stopped = RunInterrupted(
+                    f"{exc}; {writer.path} keeps {writer.n_snapshots} snapshots, checkpoint {checkpoint.name} "
+                    "saved: continue with the same command and --resume"
+                )
+                stopped.signal_name = getattr(exc, "signal_name", None)
+                raise stopped from None
         ok = True
     finally:
         writer.fh.attrs["wall_seconds"] = wallclock.perf_counter() - t0
         writer.close(complete=ok)
+
+
+def _run_with_progress(model: TMEModel, minutes: float, observers: list[Observer], progress: bool) -> None:
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            transient=False,
+            auto_refresh=False,  # the observer redraws 4×/s: no render thread competing for the GIL
+        ) as bar:
+            model.run_for(minutes, [*observers, ProgressObserver(minutes, bar)])
+    else:
+        model.run_for(minutes, observers)
 
 
 def _check_output_not_behind(writer: Any, time: float, interval: float, out: Path) -> None:
@@ -160,7 +195,15 @@ def _check_output_not_behind(writer: Any, time: float, interval: float, out: Pat
         )
 
 
-def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | None, progress: bool) -> Path:
+def resume_run(
+    scenario: Scenario,
+    out: Path,
+    minutes: float,
+    *,
+    seed: int | None,
+    progress: bool,
+    extra_observers: list[Observer] | None = None,
+) -> Path:
     """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
     ckpt = checkpoint_path(out)
     if not out.exists():
@@ -184,7 +227,7 @@ def resume_run(scenario: Scenario, out: Path, minutes: float, *, seed: int | Non
     observers: list[Observer] = [out_obs]
     if scenario.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, scenario.output.checkpoint_interval))
-    observers += scenario_observers(scenario.output.observers, out)
+    observers += scenario_observers(scenario.output.observers, out) + (extra_observers or [])
     # observers schedule from the absolute simulated time so a resumed run writes the same snapshots
-    execute(model, remaining * model.dt_mech, observers, writer, progress)
+    execute(model, remaining * model.dt_mech, observers, writer, progress, checkpoint=ckpt)
     return out

@@ -7,11 +7,11 @@ Mounted by the main CLI as ``app.add_typer(drugs_app, name="drugs")``. Expected 
 Examples::
 
     tme drugs screen --drugs birinapant,venetoclax,tpca1
-    tme drugs screen -c scenarios/screens/tnf_toxicity.toml --drugs birinapant,tpca1 \\
+    tme drugs screen screens/tnf_toxicity.toml --drugs birinapant,tpca1 \\
         --doses "0,0.3,1,3,10,30 nM" --out outputs/screens/demo --force
     tme drugs screen --drugs birinapant,tpca1 --doses "birinapant=log:0.03 nM:30 nM:8;tpca1=0,1,10,100 nM"
     tme drugs pk --drugs venetoclax --duration "7 day"
-    tme drugs simulate scenarios/drug_combo.toml --scale "birinapant+venetoclax=0,0.05,0.125,0.25,0.5,1" \\
+    tme drugs simulate tme_sim/scenarios/drug_combo.toml --scale "birinapant+venetoclax=0,0.05,0.125,0.25,0.5,1" \\
         --out outputs/drug_combo_dose.csv --plot outputs/drug_combo_dose.png
 """
 
@@ -93,6 +93,9 @@ def parse_doses(spec: str, names: list[str]) -> dict[str, np.ndarray]:
 @drugs_app.command("screen")
 def screen_command(
     drugs: Annotated[str, typer.Option("--drugs", "-d", help="Comma-separated drugs (2 or more); all pairs.")],
+    config_file: Annotated[
+        Path | None, typer.Argument(help="Screen config (TOML); same as --config.", show_default=False)
+    ] = None,
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Screen config (TOML): cell types, exposure, thresholds.")
     ] = DEFAULT_CONFIG,
@@ -123,6 +126,13 @@ def screen_command(
     from tme_sim.screening.report import print_summary, write_all
     from tme_sim.screening.screen import load_screen, run_screen
 
+    if config_file is not None:
+        if config != DEFAULT_CONFIG and config != config_file:
+            raise ConfigError(f"give the screen config once: {config_file} or --config {config}")
+        config = config_file
+    from tme_sim.scenarios import resolve
+
+    config = resolve(config)
     names = [n.strip() for n in drugs.split(",") if n.strip()]
     scr = load_screen(config, library=library)
     for n in names:

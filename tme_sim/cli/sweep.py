@@ -21,7 +21,9 @@ from tme_sim.sweep.cluster import backend_names  # stdlib only: keeps `tme --hel
 
 
 def sweep_command(
-    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (TOML).", show_default=False)],
+    sweep_file: Annotated[
+        Path, typer.Argument(help="Sweep file (TOML), or a shipped one: sweeps/spheroid_grid.toml.", show_default=False)
+    ],
     backend: Annotated[str, typer.Option(help=f"Where to run: {' | '.join(backend_names())}.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Join an existing dask scheduler, e.g. tcp://host:8786.")
@@ -67,7 +69,9 @@ def sweep_command(
         job_extra=list(job_extra or []),
     )
     check_options(opts)
-    sweep = load_sweep(sweep_file)
+    from tme_sim.scenarios import resolve
+
+    sweep = load_sweep(resolve(sweep_file))
     out_dir = out if out is not None else default_out_dir(sweep)
     design = build_design(sweep)
     runs = plan_runs(sweep, design)
@@ -110,9 +114,14 @@ def analyze_command(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Sensitivity indices (Sobol, Morris, RBD-FAST via SALib) and response plots of a sweep."""
+    from rich.console import Console
+
     from tme_sim.sweep.analyze import analyze_sweep
 
-    res = analyze_sweep(sweep_dir, out, metrics=list(metric) if metric else None, num_resamples=resamples, seed=seed)
+    with Console(stderr=True).status(f"analysing {sweep_dir} (indices, bootstrap, plots)…"):
+        res = analyze_sweep(
+            sweep_dir, out, metrics=list(metric) if metric else None, num_resamples=resamples, seed=seed
+        )
     for note in res.notes:
         typer.echo(f"note: {note}")
     for f in res.files:

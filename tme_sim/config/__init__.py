@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tme_sim.config.drugs import DrugsConfig
+from tme_sim.config.suggest import suggestion
 from tme_sim.errors import ConfigError
 from tme_sim.scenarios import resolve
 from tme_sim.units import Diffusivity, Fraction, Length, Rate, Speed, Time, quantity, to_unit
@@ -236,7 +237,9 @@ class OutputConfig(Strict):
     path: str | None = None
     fields: bool = True
     cells: bool = True
-    checkpoint_interval: Time = "0 min"
+    checkpoint_interval: Time = Field(
+        "6 h", description="checkpoint every so often (simulated time) so `tme run --resume` can continue; 0 = off"
+    )
     #: extra observers by registered name → their settings (``[output.observers.population_csv]``)
     observers: dict[str, dict[str, Any]] = {}
 
@@ -376,18 +379,30 @@ def parse_set_options(items: list[str] | None) -> dict[str, str]:
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif err["type"] == "missing":
-        msg = "missing required key"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    where = f"{source}: {loc}: " if loc else f"{source}: "
-    return f"{where}{msg}{more}"
+    """The first problem of ``exc`` on one line (with ``(+N more)`` when there are more)."""
+    lines = validation_messages(exc, source)
+    more = f" (+{len(lines) - 1} more; `tme validate` lists them all)" if len(lines) > 1 else ""
+    return f"{lines[0]}{more}"
+
+
+def validation_messages(exc: ValidationError, source: str) -> list[str]:
+    """Every problem of ``exc``, one line each, naming the source and the dotted key, with a
+    "did you mean" for misspelt keys and choices (difflib)."""
+    out = []
+    for err in exc.errors():
+        loc_parts = [p for p in err["loc"] if not str(p).startswith("function-")]
+        loc = ".".join(str(p) for p in loc_parts)
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing required key"
+        hint = suggestion(Scenario, loc_parts, err)
+        where = f"{source}: {loc}: " if loc else f"{source}: "
+        out.append(f"{where}{msg}{f' (did you mean {hint!r}?)' if hint else ''}")
+    return out
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -451,7 +466,7 @@ def validate_scenario(doc: dict[str, Any], source: str = "<scenario>") -> Scenar
     try:
         return Scenario.model_validate(doc)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(_format_validation_error(exc, source), details=validation_messages(exc, source)) from None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

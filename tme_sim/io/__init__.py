@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tme_sim import __version__
-from tme_sim.cells import CORE_COLUMNS, DEATH_NAMES, CellStore
+from tme_sim.cells import CORE_COLUMNS, DEATH_NAMES, PHASE_NAMES, CellStore
 from tme_sim.errors import OutputError
 from tme_sim.events import EVENT_DTYPE, EVENT_KINDS
 
@@ -82,6 +82,34 @@ def _column_values(store: CellStore) -> dict[str, np.ndarray]:
 
 
 _STR = h5py.string_dtype("utf-8")
+
+#: CF-style ``units`` of each cell column (UDUNITS spelling; "1" = dimensionless, "" = a label)
+CELL_UNITS = {
+    "snapshot": "",
+    "time": "min",
+    "id": "",
+    "type": "",
+    "x": "um",
+    "y": "um",
+    "z": "um",
+    "volume": "um3",
+    "radius": "um",
+    "phase": "",
+    "dead": "",
+    "generation": "1",
+    "clone": "",
+    "kills": "1",
+    "exhaustion": "1",
+    "cycle_rate": "1/min",
+    "apoptosis_rate": "1/min",
+    "necrosis_rate": "1/min",
+    "migration_speed": "um/min",
+    "chemotaxis_bias": "1",
+    "kill_rate": "1/min",
+    "phagocytosis_rate": "1/min",
+    "polarization": "1",
+    "pdl1": "1",
+}
 
 
 def git_hash() -> str:
@@ -189,7 +217,12 @@ class OutputWriter:
         )
         for i, d in enumerate(dims):
             conc.dims[i].attach_scale(g[d])
-        conc.attrs["units"] = json.dumps(dict(zip(model.substrate_names, model.substrate_units, strict=True)))
+        # CF: one ``units`` string per variable. Species differ in units, so the per-species units
+        # are the ``unit[species]`` variable and ``species_units``; ``units`` is set only when they agree.
+        units = dict(zip(model.substrate_names, model.substrate_units, strict=True))
+        conc.attrs["species_units"] = json.dumps(units)
+        if len(set(units.values())) == 1:
+            conc.attrs["units"] = next(iter(units.values()))
 
     @staticmethod
     def _create_cells(fh: h5py.File, model: TMEModel) -> None:
@@ -201,11 +234,15 @@ class OutputWriter:
         # measured 3 of 4 randomly killed files corrupted). Uncompressed chunks are rewritten in
         # place with identical old bytes. Field frames (one chunk each, written once) stay gzip.
         for name, dt in cell_columns(model.store):
-            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(8192,))
+            ds = g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(8192,))
+            if CELL_UNITS.get(name):
+                ds.attrs["units"] = CELL_UNITS[name]
         for name, dt in (("offset", "i8"), ("count", "i8"), ("snapshot_time", "f8")):
             g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
+        g["snapshot_time"].attrs["units"] = "min"
         g.attrs["cell_types"] = json.dumps(model.type_names)
         g.attrs["death_states"] = json.dumps(DEATH_NAMES)
+        g.attrs["phase_names"] = json.dumps(PHASE_NAMES)
         sg = g.create_group("state")
         for t, im in model.intracellular.items():
             tg = sg.create_group(model.type_names[t])
@@ -229,6 +266,7 @@ class OutputWriter:
         t.attrs["units"] = "min"
         k = len(model.type_names)
         g.create_dataset("counts", shape=(0, k, 4), maxshape=(None, k, 4), dtype="i8", chunks=(256, k, 4))
+        g["counts"].attrs["units"] = "1"
         g.attrs["cell_types"] = json.dumps(model.type_names)
         g.attrs["states"] = json.dumps(POPULATION_STATES)
 
@@ -236,7 +274,9 @@ class OutputWriter:
     def _create_events(fh: h5py.File) -> None:
         g = fh.create_group("events")
         for name in EVENT_DTYPE.names:
-            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE[name], chunks=(4096,))
+            ds = g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE[name], chunks=(4096,))
+            if name in ("time", "x", "y", "z"):
+                ds.attrs["units"] = "min" if name == "time" else "um"
         g.attrs["kinds"] = json.dumps(EVENT_KINDS)
 
     @classmethod
@@ -474,10 +514,60 @@ def stored_cell_columns(cells: h5py.Group) -> list[str]:
     return core + extra
 
 
-def read_cells(path: str | Path, snapshot: int = -1, time: float | None = None) -> pd.DataFrame:
-    """Cells of one snapshot as a DataFrame (type as a categorical of names).
+def pick_snapshot(times: np.ndarray, time: float, *, nearest: bool = False, source: str = "") -> int:
+    """Index of the snapshot taken at ``time`` (min).
 
-    ``snapshot`` counts from 0 (negative from the end); ``time`` (min) picks the nearest snapshot.
+    Exact (to 1e-6 min) by default: a time between snapshots is an :class:`OutputError` naming the
+    nearest ones. With ``nearest=True`` the nearest snapshot is taken, with a :class:`UserWarning`
+    when it is not exact.
+    """
+    import warnings
+
+    if times.size == 0:
+        raise OutputError(f"{source}: holds no snapshots")
+    k = int(np.argmin(np.abs(times - time)))
+    if abs(float(times[k]) - time) <= 1e-6 * max(1.0, abs(time)):
+        return k
+    if not nearest:
+        raise OutputError(
+            f"{source}: no snapshot at t = {time:g} min (nearest: {float(times[k]):g} min; snapshots every "
+            f"{float(np.median(np.diff(times))) if times.size > 1 else 0:g} min); pass nearest=True to take it"
+        )
+    warnings.warn(f"{source}: no snapshot at t = {time:g} min; using the nearest, t = {float(times[k]):g} min",
+                  UserWarning, stacklevel=3)  # fmt: skip
+    return k
+
+
+def _label_columns(df: pd.DataFrame, c: h5py.Group) -> pd.DataFrame:
+    """Categorical names for the coded columns (type, phase, death); keeps ``dead`` as its code."""
+    types = json.loads(c.attrs["cell_types"])
+    df["type"] = pd.Categorical.from_codes(df["type"].astype(int), categories=types)
+    phases = {int(k): v for k, v in json.loads(c.attrs.get("phase_names", json.dumps(PHASE_NAMES))).items()}
+    codes = df["phase"].astype(int)
+    names = [phases.get(i, f"phase {i}") for i in range(max(max(phases) + 1, int(codes.max()) + 1 if len(df) else 0))]
+    df["phase"] = pd.Categorical.from_codes(codes, categories=names)
+    df["death"] = pd.Categorical.from_codes(df["dead"].astype(int), categories=list(DEATH_NAMES.values()))
+    for name, unit in CELL_UNITS.items():
+        if name in df.columns and unit:
+            df[name].attrs["units"] = unit
+    df.attrs["units"] = {k: v for k, v in CELL_UNITS.items() if v}
+    return df
+
+
+def read_cells(
+    path: str | Path,
+    snapshot: int | None = -1,
+    time: float | None = None,
+    *,
+    nearest: bool = False,
+) -> pd.DataFrame:
+    """Cells as a tidy DataFrame: one row per cell and snapshot.
+
+    ``snapshot`` counts from 0 (negative from the end); ``snapshot=None`` returns every committed
+    snapshot in one table (columns ``snapshot`` and ``time`` tell them apart). ``time`` (min)
+    selects the snapshot taken at that time — exactly, unless ``nearest=True`` (then the nearest
+    one, with a warning when it differs). ``type``, ``phase`` and ``death`` are categoricals of
+    names; units of the numeric columns are in ``df.attrs["units"]`` (see :data:`CELL_UNITS`).
     """
     with _open(path) as fh:
         c = fh["cells"]
@@ -486,34 +576,83 @@ def read_cells(path: str | Path, snapshot: int = -1, time: float | None = None) 
         if n == 0 or not bool(fh.attrs.get("write_cells", True)):
             raise OutputError(f"{path}: holds no cell snapshots")
         if time is not None:
-            snapshot = int(np.argmin(np.abs(times - time)))
-        k = snapshot if snapshot >= 0 else n + snapshot
-        if not 0 <= k < n:
-            raise OutputError(f"{path}: no snapshot {snapshot} (it has {n})")
-        a = int(c["offset"][k])
-        b = a + int(c["count"][k])
+            snapshot = pick_snapshot(times, float(time), nearest=nearest, source=str(path))
+        if snapshot is None:
+            a, b = 0, int(c["offset"][n - 1] + c["count"][n - 1])
+        else:
+            k = snapshot if snapshot >= 0 else n + snapshot
+            if not 0 <= k < n:
+                raise OutputError(f"{path}: no snapshot {snapshot} (it has {n})")
+            a = int(c["offset"][k])
+            b = a + int(c["count"][k])
         df = pd.DataFrame({name: c[name][a:b] for name in stored_cell_columns(c)})
-        types = json.loads(c.attrs["cell_types"])
-        df["type"] = pd.Categorical.from_codes(df["type"].astype(int), categories=types)
-        df["death"] = pd.Categorical.from_codes(df["dead"].astype(int), categories=list(DEATH_NAMES.values()))
-        return df
+        return _label_columns(df, c)
 
 
-def read_states(path: str | Path, cell_type: str, snapshot: int = -1) -> pd.DataFrame:
-    """Intracellular states of one type at one snapshot: index = cell id, columns = node names."""
+def species_units(path: str | Path) -> dict[str, str]:
+    """Unit of each field species (reads the ``species_units`` attribute, or an older file's JSON ``units``)."""
+    with _open(path) as fh:
+        g = fh["fields"]
+        conc = g["concentration"]
+        if "species_units" in conc.attrs:
+            return json.loads(conc.attrs["species_units"])
+        raw = conc.attrs.get("units", "")
+        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if raw.startswith("{"):  # files written before per-variable units
+            return json.loads(raw)
+        names = list(g["species"].asstr()[:])
+        if "unit" in g:
+            return dict(zip(names, g["unit"].asstr()[:], strict=True))
+        return dict.fromkeys(names, raw)
+
+
+def read_fields(path: str | Path) -> xr.Dataset:
+    """Fields as an xarray Dataset with one variable per species (``oxygen[time, y, x]``…), each
+    with its CF ``units`` attribute; coordinates in min and µm."""
+    ds = open_fields(path)
+    units = species_units(path)
+    out = {}
+    for name in [str(v) for v in ds["species"].values]:
+        da = ds["concentration"].sel(species=name).drop_vars("species")
+        da.attrs = {"units": units.get(name, ""), "long_name": f"{name} concentration"}
+        out[name] = da
+    import xarray as xr
+
+    res = xr.Dataset(out)
+    for ax in ("time", "x", "y", "z"):
+        if ax in res.coords:
+            res[ax].attrs["units"] = "min" if ax == "time" else "um"
+    ds.close()
+    return res
+
+
+def read_states(path: str | Path, cell_type: str, snapshot: int | None = -1) -> pd.DataFrame:
+    """Intracellular states of one type: index = cell id, columns = node (or output) names.
+
+    One snapshot (default the last), or every snapshot with ``snapshot=None`` (then with
+    ``snapshot`` and ``time`` columns first).
+    """
     with _open(path) as fh:
         g = fh["cells/state"]
         if cell_type not in g:
-            raise OutputError(f"{path}: no intracellular states stored for {cell_type!r}")
+            known = ", ".join(g) or "none"
+            raise OutputError(f"{path}: no intracellular states stored for {cell_type!r} (stored: {known})")
         tg = g[cell_type]
         nsnap = committed_snapshots(fh)
+        m = min(tg[name].shape[0] for name in ("values", "id", "snapshot"))
+        snaps = tg["snapshot"][:m]
+        cols = json.loads(tg.attrs["columns"])
+        if snapshot is None:
+            keep = snaps < nsnap
+            times = fh["cells/snapshot_time"][:nsnap]
+            df = pd.DataFrame(tg["values"][:m][keep], index=pd.Index(tg["id"][:m][keep], name="id"), columns=cols)
+            df.insert(0, "time", times[snaps[keep]])
+            df.insert(0, "snapshot", snaps[keep])
+            return df
         k = snapshot if snapshot >= 0 else nsnap + snapshot
         if not 0 <= k < nsnap:
             raise OutputError(f"{path}: no snapshot {snapshot} (it has {nsnap})")
-        m = min(tg[name].shape[0] for name in ("values", "id", "snapshot"))
-        snaps = tg["snapshot"][:m]
         sel = np.flatnonzero(snaps == k)
-        cols = json.loads(tg.attrs["columns"])
         vals = tg["values"][sel[0] : sel[-1] + 1] if sel.size else np.zeros((0, len(cols)), np.float32)
         ids = tg["id"][sel[0] : sel[-1] + 1] if sel.size else np.zeros(0, np.int64)
         return pd.DataFrame(vals, index=pd.Index(ids, name="id"), columns=cols)

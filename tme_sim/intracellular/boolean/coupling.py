@@ -112,13 +112,25 @@ class BooleanIntracellularConfig(BaseModel):
     bnd: str
     cfg: str
     dt: Time = 6.0  # minutes; give it as "6 min"
-    time_scale: float = Field(default=1.0, gt=0)
+    time_scale: float | str = Field(
+        default=1.0,
+        description="network time units per simulated minute: a number (per min) or with a unit, e.g. '1 1/h'",
+    )
     mode: Literal["stochastic", "synchronous"] = "stochastic"
     knockout: list[str] = []
     knockin: list[str] = []
     initial: dict[str, float] = {}  # node -> probability of starting on (overrides the .cfg istate)
     inputs: list[InputMap] = []
     outputs: list[OutputMap] = []
+
+    @field_validator("time_scale")
+    @classmethod
+    def _time_scale_per_min(cls, v: float | str) -> float:
+        if isinstance(v, str):
+            v = to_unit(v, "1/min")  # "1 1/h" (one network unit per hour) → 1/60 per min
+        if not v > 0:
+            raise ValueError("time_scale: Input should be greater than 0")
+        return float(v)
 
     @field_validator("dt")
     @classmethod

@@ -1,0 +1,1 @@
+"""Browser view of runs (``tme view``, ``tme run --view``): Bokeh server app, file and live sources."""
