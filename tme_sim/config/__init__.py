@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tme_sim.config.drugs import DrugsConfig
-from tme_sim.config.rules import BehaviorRule
+from tme_sim.config.rules import BehaviorRule, InteractionsConfig
 from tme_sim.config.suggest import suggestion
 from tme_sim.errors import ConfigError
 from tme_sim.scenarios import resolve
@@ -221,6 +221,8 @@ class CellTypeConfig(Strict):
     intracellular: dict[str, Any] | None = None
     #: PhysiCell-grammar signal → behaviour rules, applied after the behaviour above (tme_sim.rules)
     behavior_rules: list[BehaviorRule] = []
+    #: base rates of contact interactions and transformations carried out by the rules engine
+    interactions: InteractionsConfig = InteractionsConfig()
 
 
 class Placement(Strict):

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tme_sim.units import Rate
+
 
 class BehaviorRule(BaseModel):
     """One signal → behaviour Hill response (a row of PhysiCell's ``cell_rules.csv``, v3 layout)."""
@@ -30,3 +32,20 @@ class BehaviorRule(BaseModel):
     half_max: str | float = Field(description="signal value of half response, in the signal's unit")
     hill_power: float = Field(gt=0.0, description="Hill coefficient")
     applies_to_dead: bool = Field(False, description="the rule also acts on dead cells")
+
+
+class InteractionsConfig(BaseModel):
+    """Base rates of the contact interactions and transformations the rules engine carries out
+    (PhysiCell's ``cell_interactions`` and ``cell_transformations``); rules modulate them.
+
+    ``phagocytosis`` keys: ``apoptotic``, ``necrotic``, ``other_dead`` (dead cells of any type) or a
+    cell type (engulfing live cells of it); ``attack``: cell type → rate of killing a touching live
+    cell of it; ``transformation``: cell type → rate of turning into it. All rates in 1/min; each
+    phenotype step an event happens with probability ``1 − exp(−rate·dt)``.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    phagocytosis: dict[str, Rate] = {}
+    attack: dict[str, Rate] = {}
+    transformation: dict[str, Rate] = {}

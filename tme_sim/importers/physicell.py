@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tme_sim.errors import ConfigError
 from tme_sim.importers.intracellular import translate_intracellular
 from tme_sim.importers.xmltree import ImportFormatError, Node, parse_xml
+from tme_sim.rules.vocabulary import parse_behavior, parse_signal
 
 __all__ = ["ImportResult", "find_settings", "import_physicell", "parse_cells_csv", "parse_rules_csv"]
 
@@ -416,53 +418,71 @@ def _secretion(r: _Reader, ph: Node, cell: str, subs: dict[str, str]) -> dict[st
     return out
 
 
-def _interactions(r: _Reader, ph: Node, cell: str, warn: list[tuple[str, str]]) -> None:
-    """Contact interactions and transformations with non-zero base rates (the rules engine acts
-    on them through rules; base rates themselves are listed)."""
+def _interactions(
+    r: _Reader, ph: Node, cell: str, types: dict[str, str], warn: list[tuple[str, str]]
+) -> dict[str, dict[str, str]]:
+    """``[cell_types.<name>.interactions]``: non-zero base rates of phagocytosis, attack and
+    transformation (the rules engine carries them out); fusion and damage are listed as warnings."""
+    out: dict[str, dict[str, str]] = {}
+
+    def put(group: str, key: str, node: Node) -> None:
+        value = r.num(node)
+        if value > 0:
+            out.setdefault(group, {})[key] = _fmt(value, "1/min")
+
     ci = ph.child("cell_interactions")
     if ci is not None:
-        for key in ("apoptotic_phagocytosis_rate", "necrotic_phagocytosis_rate", "other_dead_phagocytosis_rate"):
-            node = ci.child(key)
-            if node is not None and r.num(node) > 0:
-                warn.append(
-                    (
-                        f"cell_definitions.{cell}.cell_interactions.{key}",
-                        f"base rate {r.num(node):g}/min not modelled yet",
-                    )
+        for tag, key in (("apoptotic_phagocytosis_rate", "apoptotic"), ("necrotic_phagocytosis_rate", "necrotic")):
+            if ci.child(tag) is not None:
+                put("phagocytosis", key, ci.child(tag))
+        node = ci.child("other_dead_phagocytosis_rate")
+        if node is not None and r.num(node) > 0:
+            warn.append(
+                (
+                    f"cell_definitions.{cell}.cell_interactions.other_dead_phagocytosis_rate",
+                    "every dead cell in tme-sim is apoptotic or necrotic; those rates apply instead",
                 )
-        for group, item in (
-            ("live_phagocytosis_rates", "phagocytosis_rate"),
-            ("attack_rates", "attack_rate"),
-            ("fusion_rates", "fusion_rate"),
+            )
+        for group, item, dest in (
+            ("live_phagocytosis_rates", "phagocytosis_rate", "phagocytosis"),
+            ("attack_rates", "attack_rate", "attack"),
         ):
             g = ci.child(group)
             for node in g.all(item) if g is not None else []:
-                if r.num(node) > 0:
-                    warn.append(
-                        (
-                            f"cell_definitions.{cell}.cell_interactions.{group}.{node.attrs.get('name', '')}",
-                            f"base rate {r.num(node):g}/min not modelled yet",
-                        )
+                target = node.attrs.get("name", "")
+                if target not in types:
+                    raise ImportFormatError(f"{r.where(node)}: <{item}>: unknown cell type {target!r}")
+                put(dest, types[target], node)
+        g = ci.child("fusion_rates")
+        for node in g.all("fusion_rate") if g is not None else []:
+            if r.num(node) > 0:
+                warn.append(
+                    (
+                        f"cell_definitions.{cell}.cell_interactions.fusion_rates.{node.attrs.get('name', '')}",
+                        "fusion is not modelled",
                     )
-        for key in ("damage_rate", "attack_damage_rate"):
-            node = ci.child(key)
-            if node is not None and r.num(node) > 0:
-                warn.append((f"cell_definitions.{cell}.cell_interactions.{key}", "damage is not modelled yet"))
+                )
+        if out.get("attack"):
+            warn.append(
+                (
+                    f"cell_definitions.{cell}.cell_interactions.attack_rates",
+                    "an attack kills at once (apoptosis); PhysiCell accumulates damage at attack_damage_rate"
+                    " and leaves killing to 'damage' rules",
+                )
+            )
     tr = ph.child("cell_transformations")
     g = tr.child("transformation_rates") if tr is not None else None
     for node in g.all("transformation_rate") if g is not None else []:
-        if r.num(node) > 0:
-            warn.append(
-                (
-                    f"cell_definitions.{cell}.cell_transformations.{node.attrs.get('name', '')}",
-                    f"base rate {r.num(node):g}/min not modelled yet",
-                )
-            )
+        target = node.attrs.get("name", "")
+        if target not in types:
+            raise ImportFormatError(f"{r.where(node)}: <transformation_rate>: unknown cell type {target!r}")
+        put("transformation", types[target], node)
     integ = ph.child("cell_integrity")
     if integ is not None:
         for node in integ.children:
             if node.text and r.num(node) > 0:
                 warn.append((f"cell_definitions.{cell}.cell_integrity.{node.tag}", "damage is not modelled yet"))
+    return out
 
 
 def _cell_definitions(
@@ -476,6 +496,7 @@ def _cell_definitions(
     if not defs:
         raise ImportFormatError(f"{r.where(cds)}: <cell_definitions>: no <cell_definition>")
     by_name = {d.attrs.get("name", ""): d for d in defs}
+    type_names = {d.attrs.get("name", "").strip(): ident(d.attrs.get("name", "")) for d in defs}
     for d in defs:
         pc = d.attrs.get("name", "").strip()
         if not pc:
@@ -500,7 +521,9 @@ def _cell_definitions(
         sec = _secretion(r, ph, pc, subs)
         if sec:
             ct["secretion"] = sec
-        _interactions(r, ph, pc, warn)
+        inter = _interactions(r, ph, pc, type_names, warn)
+        if inter:
+            ct["interactions"] = inter
         intr = ph.child("intracellular")
         if intr is not None:
             table = translate_intracellular(intr, project, warn, pc)
@@ -614,9 +637,42 @@ def parse_rules_csv(path: Path, types: dict[str, str], subs: dict[str, str]) -> 
                 "half_max": half,
                 "hill_power": power,
                 "applies_to_dead": bool(dead),
+                "line": line,
             }
         )
     return out
+
+
+def _supported_rules(
+    cell: str,
+    rules: list[dict[str, Any]],
+    cell_types: dict[str, Any],
+    substrates: dict[str, Any],
+    path: Path,
+    warn: list[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    """The rules the engine can evaluate; each other one becomes a warning naming its line."""
+    types = list(cell_types)
+    subs = list(substrates)
+    units = ["mmHg" if s == "oxygen" else "dimensionless" for s in subs]
+    kept = []
+    for rule in rules:
+        line = rule.pop("line")
+        try:
+            sig = parse_signal(rule["signal"], types, subs, units, {}, key="signal")
+            beh = parse_behavior(rule["behavior"], types, subs, units, {}, key="behavior")
+        except ConfigError as exc:
+            what = str(exc).split(" (understood")[0].split(": ", 1)[1]
+            warn.append(
+                (f"{path.name}:{line} ({cell}: {rule['signal']} → {rule['behavior']})", f"{what}; rule dropped")
+            )
+            continue
+        if sig.unit:
+            rule["half_max"] = _fmt(rule["half_max"], sig.unit)
+        if beh.unit:
+            rule["saturation"] = _fmt(rule["saturation"], beh.unit)
+        kept.append(rule)
+    return kept
 
 
 def parse_cells_csv(
@@ -731,7 +787,9 @@ def import_physicell(path: Path | str) -> ImportResult:
             raise ImportFormatError(f"{r.where(rs)}: <ruleset>: rules file {rules_path} not found")
         files.append(rules_path)
         for name, rules in parse_rules_csv(rules_path, types, subs).items():
-            cell_types[name].setdefault("behavior_rules", []).extend(rules)
+            kept = _supported_rules(name, rules, cell_types, subs_doc, rules_path, warn)
+            if kept:
+                cell_types[name].setdefault("behavior_rules", []).extend(kept)
     cp = root.find("initial_conditions/cell_positions")
     if cp is not None and r.attr_flag(cp, "enabled"):
         folder = cp.child("folder").text if cp.child("folder") is not None else "."
