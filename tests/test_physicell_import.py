@@ -311,3 +311,20 @@ def test_project_folder_is_found_from_its_root(tmp_path):
     cfg = _project(tmp_path)
     assert import_physicell(cfg.parent).files[0] == cfg / "PhysiCell_settings.xml"
     shutil.rmtree(cfg.parent)
+
+
+@needs_physicell
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_imported_sample_runs(sample, tmp_path, capsys):
+    scenario = tmp_path / f"{sample}.toml"
+    code, _, err = call(
+        ["import", "physicell", str(PC / "sample_projects" / sample / "config"), "-o", str(scenario)], capsys
+    )
+    assert code == 0, err
+    out = tmp_path / "run.h5"
+    code, _, err = call(["run", str(scenario), "--duration", "12 min", "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    from tme_sim.io import read_population
+
+    pop = read_population(out)
+    assert pop["live"].sum() > 0
