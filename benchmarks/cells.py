@@ -14,7 +14,10 @@ Prints three tables:
    with PhysiCell's diffusion numerics (LOD at 0.01 min) and with ours (ADI at 0.1 min).
 
 References measured on this machine (2 cores): PhysiCell ~1.5e5 cell-mechanics updates/s at
-1e5 cells (~10 µs per cell per step) and 10.3 s wall for the 120-minute TME run on 2 threads.
+1e5 cells (~10 µs per cell per step). The whole-run table measures PhysiCell in the same invocation
+(``--physicell``: its rules sample, ~1300 cells and 5 substrates on the same 1000×1000 µm grid, for
+the same simulated minutes, built from ../shared by benchmarks/physicell_runs.py); the same-model
+race is benchmarks/physicell_race.py.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmark
 
 HERE = Path(__file__).resolve().parent
 PHYSICELL_UPDATES_PER_S = 1.5e5
-PHYSICELL_TME_WALL_S = 10.3
 
 
 def tissue_scenario(n_cells: int, dim: int) -> dict:
@@ -129,6 +131,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer sizes and steps")
     ap.add_argument("--skip-million", action="store_true", help="skip the 1e6-cell case")
     ap.add_argument("--whole-run-only", action="store_true", help="only the PhysiCell-TME-sized run")
+    ap.add_argument("--physicell", action="store_true", help="also time PhysiCell's rules sample (builds it)")
     args = ap.parse_args()
     max_threads = numba.config.NUMBA_NUM_THREADS
     thread_counts = [1, 2] if max_threads >= 2 else [1]
@@ -180,21 +183,30 @@ def main() -> None:
             f"| {n:.0e} | {create:.3f} | {create / len(agents) * 1e6:.1f} | {without * 1e3:.2f} | {with_h * 1e3:.2f} |"
         )
 
-    print("\n## Whole run: PhysiCell-TME-sized 2D scenario (120 simulated minutes)\n")
+    minutes = 30.0 if args.quick else 120.0
+    physicell = {}
+    if args.physicell:
+        import tempfile
+
+        from physicell_runs import build_physicell, run_physicell
+
+        where = build_physicell("rules_sample", Path(tempfile.gettempdir()) / "pc_race")
+        for th in thread_counts:
+            t = run_physicell(where, minutes, th, 0, Path(tempfile.mkdtemp(prefix="pc_cells_")) / "out")
+            physicell[th] = t.loop
+    print(f"\n## Whole run: PhysiCell-TME-sized 2D scenario ({minutes:g} simulated minutes)\n")
     print(
-        "| diffusion | threads | wall s (after warm-up) | CPU s | cells at end | PhysiCell 2 threads | ratio (wall) |"
+        "| diffusion | threads | wall s (after warm-up) | CPU s | cells at end | PhysiCell loop s (same threads)"
+        " | ratio (wall) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    minutes = 30.0 if args.quick else 120.0
     for label, overrides in DIFFUSION.items():
         for th in thread_counts:
             wall, cpu, n = time_tme_run(th, minutes, overrides)
-            scale = 120.0 / minutes
-            print(
-                f"| {label} | {th} | {wall * scale:.2f}{' (extrapolated)' if scale != 1 else ''} | {cpu * scale:.2f} | "
-                f"{n} | {PHYSICELL_TME_WALL_S} | {PHYSICELL_TME_WALL_S / (wall * scale):.1f}× |",
-                flush=True,
-            )
+            pc = physicell.get(th)
+            pc_cells = f"{pc:.2f}" if pc else "not run (--physicell)"
+            ratio = f"{pc / wall:.1f}×" if pc else "–"
+            print(f"| {label} | {th} | {wall:.2f} | {cpu:.2f} | {n} | {pc_cells} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -315,6 +315,26 @@ class CellStore:
                 self.istate_owner[t][self.istate_row[moved]] = moved
         self.n = new_n
 
+    def change_type(self, slots: np.ndarray, new_type: int) -> None:
+        """Give the cells at ``slots`` (no duplicates) type ``new_type`` in place (a transformation):
+        their intracellular rows leave the old types' matrices and get fresh zero rows in the new one."""
+        slots = np.unique(np.asarray(slots, dtype=np.int64))
+        if slots.size == 0:
+            return
+        old = self.type[slots]
+        for t in np.unique(old).tolist():
+            rows = np.sort(self.istate_row[slots[old == t]])
+            self._swap_remove_rows(t, rows, self.istate_count[t])
+        t = int(new_type)
+        c0 = self.istate_count[t]
+        self._grow_istate(t, c0 + slots.size)
+        rows = np.arange(c0, c0 + slots.size, dtype=np.int64)
+        self.istate[t][rows] = 0.0
+        self.istate_owner[t][rows] = slots
+        self.istate_row[slots] = rows
+        self.istate_count[t] = c0 + slots.size
+        self.type[slots] = t
+
     def _swap_remove_rows(self, t: int, rows: np.ndarray, cnt: int) -> None:
         new_cnt = cnt - rows.size
         holes = rows[rows < new_cnt]

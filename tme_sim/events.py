@@ -15,6 +15,7 @@ EVENT_KINDS = (
     "phagocytosis",
     "recruitment",
     "exhaustion",
+    "transformation",
 )
 EVENT_DTYPE = np.dtype(
     [

@@ -103,7 +103,7 @@ class CellRules:
         fac, nec = self.o2_factors(conc[:, self.o2])
         rate = self.cfg.cycle.entry_rate if self.cfg.cycle.model != "none" else 0.0
         st.cycle_rate[slots] = rate * fac
-        st.necrosis_rate[slots] = nec
+        st.necrosis_rate[slots] = nec + self.cfg.death.necrosis_rate
         st.apoptosis_rate[slots] = self.cfg.death.apoptosis_rate
         st.migration_speed[slots] = self.cfg.mechanics.speed
         chem = self.cfg.mechanics.chemotaxis

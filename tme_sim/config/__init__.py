@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tme_sim.config.drugs import DrugsConfig
+from tme_sim.config.rules import BehaviorRule, InteractionsConfig
 from tme_sim.config.suggest import suggestion
 from tme_sim.errors import ConfigError
 from tme_sim.scenarios import resolve
@@ -155,6 +156,7 @@ class DeathConfig(Strict):
     necrosis_o2_threshold: quantity("mmHg") = "5 mmHg"
     necrosis_o2_critical: quantity("mmHg") = "2.5 mmHg"
     necrosis_max_rate: Rate = Field("0.002778 1/min", description="PhysiCell max necrosis rate, 1/(6 h)")
+    necrosis_rate: Rate = Field("0 1/min", description="background necrosis rate (PhysiCell's necrosis death_rate)")
     o2_necrosis: bool = True
     rupture_volume_ratio: float = Field(2.0, gt=1.0, description="necrotic swelling until V ≥ ratio·V0")
     lysed_removal_time: Time = Field("86400 min", description="PhysiCell keeps lysed debris 60 days")
@@ -217,6 +219,10 @@ class CellTypeConfig(Strict):
     secretion: dict[str, SecretionConfig] = {}
     params: dict[str, Any] = Field(default_factory=dict, description="rule-specific parameters")
     intracellular: dict[str, Any] | None = None
+    #: PhysiCell-grammar signal → behaviour rules, applied after the behaviour above (tme_sim.rules)
+    behavior_rules: list[BehaviorRule] = []
+    #: base rates of contact interactions and transformations carried out by the rules engine
+    interactions: InteractionsConfig = InteractionsConfig()
 
 
 class Placement(Strict):

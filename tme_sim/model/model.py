@@ -62,6 +62,7 @@ from tme_sim.motility import Motility, add_motility
 from tme_sim.parallel import KernelChooser
 from tme_sim.phenotype import fate_transitions, random_unit_vectors, randomize_cycle, relax_volumes
 from tme_sim.plugins import load_plugins
+from tme_sim.rules import build_rule_tables
 from tme_sim.vessels import build_vessels
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ class TMEModel(mesa.Model):
         except ValueError as exc:
             raise ConfigError(f"cell_types: {exc}") from None
         self.events = EventLog()
+        self.rule_tables = build_rule_tables(scenario, self.substrate_names, self.substrate_units, self.store)
 
         # ---- mechanics
         max_r = float(np.max(np.cbrt(self.tables.volume0 * 3 / (4 * np.pi))))
@@ -400,6 +402,10 @@ class TMEModel(mesa.Model):
             slots = st.slots_of_type(t)
             if slots.size:
                 rules.set_behaviors(ctx, slots, conc[slots])
+        for t, table in enumerate(self.rule_tables):  # PhysiCell-grammar rules act on what the behaviour wrote
+            slots = st.slots_of_type(t) if table.column_behaviors else None
+            if slots is not None and slots.size:
+                table.apply(ctx, slots, conc[slots])
         self.intracellular_step.run(st, conc, dt, self.signals_for, self.rng, initial=initial)
         if initial:
             return
@@ -407,6 +413,9 @@ class TMEModel(mesa.Model):
             slots = st.slots_of_type(rules.index)
             if slots.size:
                 rules.interact(ctx, slots)
+        for t, table in enumerate(self.rule_tables):
+            if table.interactions:
+                table.interact(ctx, st.slots_of_type(t), ctx.remove)
         changes = fate_transitions(st, self.tables, dt, self.rng)
         relax_volumes(st, self.tables, dt)
         self._refresh_cutoff()

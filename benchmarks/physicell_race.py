@@ -1,0 +1,77 @@
+"""Same-model race: one PhysiCell project in PhysiCell and, imported, in tme-sim, in one invocation.
+
+Run:  python benchmarks/physicell_race.py [--project rules_sample] [--days 5] [--repeats 3]
+                                         [--threads 1 2] [--build /tmp/pc_race]
+
+Builds PhysiCell 1.14.1 from ../shared (outside the project), imports the project with
+``tme import physicell``, then for each thread count runs the two simulators alternately
+(PhysiCell, tme-sim, PhysiCell, …) ``--repeats`` times each, the same simulated time, the same
+snapshot interval (PhysiCell: full data, SVG off; tme-sim: HDF5 snapshots and its default
+checkpoints). Prints per run and as medians: whole-process wall and CPU seconds (start-up, output,
+everything) and the simulation loop alone (PhysiCell's "Total simulation runtime"; tme-sim's
+``wall_seconds`` in the output file), and the PhysiCell / tme-sim ratios. ``--days`` shortens the
+runs on a busy machine (the ratios are per same simulated time); ``--json`` saves the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from physicell_runs import build_physicell, import_scenario, run_physicell, run_tme
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--project", default="rules_sample", choices=["rules_sample", "immune_function", "template"])
+    ap.add_argument("--days", type=float, default=5.0, help="simulated days per run (default 5)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--build", type=Path, default=Path(tempfile.gettempdir()) / "pc_race", help="PhysiCell build folder"
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = ap.parse_args()
+
+    minutes = args.days * 1440.0
+    where = build_physicell(args.project, args.build)
+    work = Path(tempfile.mkdtemp(prefix="race_"))
+    scenario = import_scenario(args.project, work / f"{args.project}.toml")
+    print(f"# {args.project}: {args.days:g} simulated days, {args.repeats} repeats")
+    print(f"# PhysiCell in {where}; tme-sim scenario {scenario}")
+    print("\n| run | simulator | threads | wall s | CPU s | loop s |")
+    print("|---:|---|---:|---:|---:|---:|")
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for th in args.threads:
+        for rep in range(args.repeats):
+            for sim in ("PhysiCell", "tme-sim"):
+                if sim == "PhysiCell":
+                    t = run_physicell(where, minutes, th, args.seed, work / f"pc_{th}_{rep}")
+                else:
+                    t = run_tme(scenario, minutes, th, args.seed, work / f"tme_{th}_{rep}.h5")
+                results.setdefault(str(th), {}).setdefault(sim, []).append(vars(t))
+                print(f"| {rep + 1} | {sim} | {th} | {t.wall:.2f} | {t.cpu:.2f} | {t.loop:.2f} |", flush=True)
+
+    print("\n## Medians and ratios (PhysiCell / tme-sim; > 1: tme-sim faster)\n")
+    print("| threads | PhysiCell wall s | tme-sim wall s | wall ratio | PhysiCell CPU s | tme-sim CPU s | CPU ratio "
+          "| PhysiCell loop s | tme-sim loop s | loop ratio |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for th, by_sim in results.items():
+        med = {
+            s: {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "loop")} for s, runs in by_sim.items()
+        }
+        pc, tm = med["PhysiCell"], med["tme-sim"]
+        cells = []
+        for k in ("wall", "cpu", "loop"):
+            cells += [f"{pc[k]:.2f}", f"{tm[k]:.2f}", f"{pc[k] / tm[k]:.1f}×" if tm[k] > 0 else "n/a"]
+        print(f"| {th} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"project": args.project, "days": args.days, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
