@@ -13,6 +13,10 @@ the bound that memory bandwidth puts on the solver:
 * bound = bandwidth / bytes per update; "of bound" = measured / bound. Grids that fit in the
   last-level cache (32 MiB here) can beat the DRAM bound.
 
+The last table compares the 3D schemes as a run uses them (:func:`schemes_3d`): BioFVM's LOD at
+its 0.01 min step against the implicit scheme (the 3D default) at the flagship's 0.1 min step,
+as simulated minutes per second and as updates per second against each scheme's own bound.
+
 "updates/s" is wall-clock; "per cpu-s" (serial rows only) divides by the process CPU time, which
 does not count time the process lost to other processes on a shared machine.
 
@@ -110,6 +114,54 @@ def copy_bandwidth(repeats: int) -> float:
     return 2 * a.nbytes / t
 
 
+def schemes_3d(bw: float, repeats: int, threads: list[int], shape=(75, 75, 75), minutes: float = 2.0) -> None:
+    """3D schemes on the "full" 75^3 x2 grid, float64: LOD at 0.01 min (BioFVM's step) and the
+    implicit scheme (backward Euler + CG) at 0.1 min (the 3D flagship's step), each advancing
+    ``minutes`` of a transient from the initial fields (reset before every repeat, so the implicit
+    scheme's warm start is not a converged field). Bytes per substep: LOD 4·itemsize per value
+    (see the module docstring); implicit, per value, 10 passes for the residual, warm-start
+    product and update plus 15 per CG iteration (product: p, inv_diag, q; update: x, p, r, q,
+    inv_diag read, x, r written; direction: r, inv_diag, p read, p written) → itemsize·(10 + 15·it),
+    ``it`` the measured mean iterations per substep."""
+    print(f"\n3D schemes, {shape[0]}^3 x2 (full), float64, a {minutes:g}-min transient from the initial fields:")
+    head = (
+        f"  {'scheme':9s} {'dt':>5s} {'thr':>3s} {'sim min/s':>9s} {'cpu s':>6s} {'CG it':>5s} "
+        f"{'updates/s':>10s} {'B/upd':>5s} {'bound/s':>9s} {'of bound':>8s}"
+    )
+    print(head)
+    for scheme, dt in (("lod", 0.01), ("implicit", 0.1)):
+        m = make_grid(shape, 2, np.float64, True)
+        m.scheme = scheme
+        m._coupling_key = None
+        start = m.species_first()
+        n = round(minutes / dt)
+        for t in threads:
+            numba.set_num_threads(t)
+            m.parallel = t > 1
+            best, best_cpu, iters = np.inf, np.inf, 0.0
+            for rep in range(repeats + 1):
+                m._c[...] = start
+                m._work = None
+                total_it = 0
+                c0, t0 = time.process_time(), time.perf_counter()
+                for _ in range(n):
+                    m.advance(dt, 1)
+                    total_it += int(m.last_iterations.sum())
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                if rep > 0 and wall < best:  # rep 0 warms up (compilation)
+                    best, best_cpu, iters = wall, cpu, total_it / (n * m.n_substrates)
+            values = m.n_voxels * m.n_substrates
+            bpu = 8 * (4 if scheme == "lod" else 10 + 15 * iters)
+            rate = values * n / best
+            bound = bw / bpu
+            print(
+                f"  {scheme:9s} {dt:5g} {t:3d} {minutes / best:9.2f} {best_cpu:6.2f} "
+                f"{iters if scheme == 'implicit' else float('nan'):5.1f} {rate:10.3g} {bpu:5.0f} {bound:9.3g} "
+                f"{rate / bound:8.0%}"
+            )
+    numba.set_num_threads(max(threads))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 150^3")
@@ -180,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {t} thread(s), {'parallel' if t > 1 else 'serial'} kernel forced: {forced / 100 * 1e6:7.1f} us/substep"
         )
     numba.set_num_threads(max_threads)
+    schemes_3d(bw, repeats, threads)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -26,7 +26,7 @@ SCENARIOS = [
     ("scenarios/bad_shape.toml", "initial_cells.0.shape: Input should be 'disc'"),
     ("scenarios/boundary_bad_face.toml", "substrates.oxygen.boundary.left: unknown boundary face 'left'"),
     ("scenarios/chemotaxis_unknown_substrate.toml", "chemotaxis.substrate: 'IFNG' not in [substrates]"),
-    ("scenarios/diffusion_scheme_unknown.toml", "time.diffusion_scheme: Input should be 'lod' or 'adi'"),
+    ("scenarios/diffusion_scheme_unknown.toml", "time.diffusion_scheme: Input should be 'lod', 'adi' or 'implicit'"),
     ("scenarios/diffusion_table.toml", "substrates.oxygen.diffusion: expected a quantity string"),
     ("scenarios/domain_not_whole_voxels.toml", "is not a whole number of voxels of dx = 30 um"),
     ("scenarios/domain_one_size.toml", "domain.size: List should have at least 2 items"),

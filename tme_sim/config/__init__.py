@@ -42,10 +42,12 @@ class TimeSteps(Strict):
     )
     mechanics_dt: Time = Field("0.1 min", description="mechanics step")
     phenotype_dt: Time = Field("6 min", description="phenotype step (cycle, death, secretion rates)")
-    diffusion_scheme: Literal["lod", "adi"] = Field(
-        "lod",
-        description="'lod' = BioFVM's locally one-dimensional splitting (steady state off by O(dt)); 'adi' ="
-        " Douglas–Rachford ADI, exact steady state for any dt (see tme_sim.grid.Microenvironment)",
+    diffusion_scheme: Literal["lod", "adi", "implicit"] = Field(
+        "implicit",
+        description="'implicit' (default) = backward Euler on the unsplit operator solved by conjugate"
+        " gradients: exact steady state and vessels, stable for any dt, 2D and 3D; 'lod' = BioFVM's locally"
+        " one-dimensional splitting (steady state off by O(dt)); 'adi' = Douglas–Rachford ADI, exact steady"
+        " state for any dt, 2D only (see tme_sim.grid.Microenvironment)",
     )
 
     @model_validator(mode="after")
@@ -75,6 +77,11 @@ class Domain(Strict):
 
     size: list[Length] = Field(min_length=2, max_length=3)
     dx: Length = Field("20 um", description="voxel edge of the diffusion grid")
+    thickness: Length | None = Field(
+        None,
+        description="2D only: thickness of the monolayer a 2D run represents (voxel volume dx²·thickness);"
+        " default one cell diameter (of the type placed in the largest number), so results do not depend on dx",
+    )
     float32_fields: bool = False
 
     @property
@@ -318,7 +325,7 @@ class Scenario(Strict):
         if "oxygen" not in self.substrates:
             raise ValueError("substrates: 'oxygen' is required (cycle and necrosis depend on it)")
         if self.time.diffusion_scheme == "adi" and len(self.domain.size) != 2:
-            raise ValueError("time.diffusion_scheme: 'adi' is for 2D domains (in 3D use 'lod')")
+            raise ValueError("time.diffusion_scheme: 'adi' is for 2D domains (in 3D use 'implicit')")
         for i, p in enumerate(self.initial_cells):
             if p.type not in self.cell_types:
                 raise ValueError(f"initial_cells[{i}].type: unknown cell type {p.type!r}")

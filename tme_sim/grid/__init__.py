@@ -1,5 +1,6 @@
-"""Diffusion–reaction grid: substrate fields on a uniform voxel grid (2D/3D), implicit LOD
-time stepping (numba), boundary conditions, Dirichlet masks and cell coupling.
+"""Diffusion–reaction grid: substrate fields on a uniform voxel grid (2D/3D), implicit time
+stepping (numba: LOD, ADI, backward Euler + CG), boundary conditions, Dirichlet masks (vessels)
+and cell coupling.
 
 Public API::
 

@@ -32,8 +32,10 @@ Design choices, each measured:
   only on the lines whose diagonal changed when just the cells moved.
 * Not positivity-preserving by construction: the update is ``c⁺ = max(c + δ, 0)`` (a limiter
   that only acts on under-resolved fronts).
-* 2D only. In 3D the three factors do not commute and the scheme oscillates at dt = 0.1 min
-  (measured); 3D grids use LOD.
+* 2D only. In 3D the three factors do not commute with the per-voxel uptake: measured on a
+  vessel line and a point vessel in packed tissue (tests/test_grid_vessels.py's setup), exact at
+  dt = 0.01 min but 2–9 % off at 0.1 min and no converged state at 1 min (−40 … −98 %); 3D
+  grids use the implicit scheme (:mod:`tme_sim.grid.implicit`).
 
 Cost per substep: a residual pass, two sweeps of ``δ`` reading per-voxel coefficients and an
 update pass (~2.5× an LOD substep), paid back because dt can be ~10× larger for better accuracy.
@@ -45,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tme_sim.grid.kernels import BLOCK, _mask_range
+from tme_sim.grid.kernels import BLOCK, _impose_dirichlet
 
 __all__ = ["adi_2d_parallel", "adi_2d_serial", "voxel_factors"]
 
@@ -252,10 +254,10 @@ def _apply_rows(c, res, s, k, j0, j1, i0, i1):  # pragma: no cover - numba
 
 @njit(inline="always")
 def _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g_y,
-            mb_ptr, mb_flat, mb_val, mb_zero, occ_ptr, occ, F, B):  # fmt: skip
+            dir_ptr, dir_flat, dir_value, dir_zero, occ_ptr, occ, F, B):  # fmt: skip
     """``n_steps`` Douglas substeps on a 2D grid (``nz == 1``).
 
-    Dirichlet voxels ``mb_*`` (``mb_zero``: zeros of the same length) and occupied voxels are
+    Dirichlet voxels ``dir_*`` (``dir_zero``: zeros of the same length) and occupied voxels are
     grouped by column block of :data:`BLOCK` columns, as in the LOD kernel. Passes: residual
     (parallel over row blocks); coupling residual, zero residual at Dirichlet voxels (serial);
     x solves (row blocks); y solves, update, Dirichlet values (column blocks).
@@ -269,7 +271,7 @@ def _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g
                 _residual_rows(c, res, s, b * BLOCK, min(ny, (b + 1) * BLOCK), rdt, adt, kind, val)
         _coupling_residual(c2, res2, occ, F, B, 0, occ_ptr[ncol])
         for s in range(S):
-            _mask_range(res2, s, mb_ptr, mb_flat, mb_zero, 0, ncol)
+            _impose_dirichlet(res2, s, dir_ptr, dir_flat, dir_zero, 0, ncol)
         for b in prange(nrow):
             for s in range(S):
                 _sweep_x(res, s, 0, b * BLOCK, min(ny, (b + 1) * BLOCK), inv_x, g_x)
@@ -279,7 +281,7 @@ def _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g
             for s in range(S):
                 _sweep_y(res, s, 0, i0, i1, inv_y, g_y)
                 _apply_rows(c, res, s, 0, 0, ny, i0, i1)
-                _mask_range(c2, s, mb_ptr, mb_flat, mb_val, b, b + 1)
+                _impose_dirichlet(c2, s, dir_ptr, dir_flat, dir_value, b, b + 1)
 
 
 # Serial and parallel twins are separate functions on purpose (numba's disk cache does not tell a
@@ -288,15 +290,15 @@ def _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g
 
 @njit(cache=True)
 def adi_2d_serial(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g_y,
-                  mb_ptr, mb_flat, mb_val, mb_zero, occ_ptr, occ, F, B):  # fmt: skip
+                  dir_ptr, dir_flat, dir_value, dir_zero, occ_ptr, occ, F, B):  # fmt: skip
     """Serial compilation of :func:`_adi_2d`."""
     _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g_y,
-            mb_ptr, mb_flat, mb_val, mb_zero, occ_ptr, occ, F, B)  # fmt: skip
+            dir_ptr, dir_flat, dir_value, dir_zero, occ_ptr, occ, F, B)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
 def adi_2d_parallel(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g_y,
-                    mb_ptr, mb_flat, mb_val, mb_zero, occ_ptr, occ, F, B):  # fmt: skip
+                    dir_ptr, dir_flat, dir_value, dir_zero, occ_ptr, occ, F, B):  # fmt: skip
     """Parallel compilation of :func:`_adi_2d`."""
     _adi_2d(c, c2, res, res2, n_steps, rdt, adt, kind, val, inv_x, g_x, inv_y, g_y,
-            mb_ptr, mb_flat, mb_val, mb_zero, occ_ptr, occ, F, B)  # fmt: skip
+            dir_ptr, dir_flat, dir_value, dir_zero, occ_ptr, occ, F, B)  # fmt: skip

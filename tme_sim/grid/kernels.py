@@ -5,8 +5,12 @@ Layout: one C-contiguous array ``c`` of shape ``(S, nz, ny, nx)`` (species first
 ``v = (k*ny + j)*nx + i``.
 
 Scheme per substep of ``dt`` (locally one-dimensional splitting, as BioFVM): implicit Euler in x,
-then y, then (3D) z, each with decay ``λ/dim``; then the cell coupling; Dirichlet voxels are
-re-imposed after every sweep and after the coupling. Each 1D implicit problem is the tridiagonal
+then y, then (3D) z, each with decay ``λ/dim``; then the cell coupling, after which Dirichlet
+voxels (vessels) are re-imposed. Inside the sweeps, Dirichlet voxels are known values, not
+unknowns: a line that crosses one is solved again from its saved right-hand side with its own
+factorisation in which the voxel is an identity row (:func:`dirichlet_line_factors`), so a vessel
+holds its value within every implicit solve (BioFVM instead solves it as a free unknown and resets
+it afterwards, which drains it within the sweep when ``D dt/dx² > 1``). Each 1D implicit problem is the tridiagonal
 system ``-r x[i-1] + d_i x[i] - r x[i+1] = rhs[i]`` with ``r = D dt / dx²`` and
 ``d_i = 1 + dt λ/dim + r·(#neighbours) + 2r·(#Dirichlet faces)``. Its Thomas factorisation is the
 same for every line of an axis, so it is computed once (:func:`thomas_coefficients`) and a sweep
@@ -38,6 +42,7 @@ from numba import njit, prange
 __all__ = [
     "BLOCK",
     "build_coupling",
+    "dirichlet_line_factors",
     "first_bad",
     "first_bad_serial",
     "step_2d_parallel",
@@ -195,20 +200,105 @@ def _sweep_z(c, s, j, inv, g, alo, ahi):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _mask_range(c2, s, ptr, flat, val, lo, hi):  # pragma: no cover - numba
-    """Impose Dirichlet entries ``ptr[s, lo]:ptr[s, hi]`` of substrate ``s``."""
+def _impose_dirichlet(conc, s, ptr, flat, value, lo, hi):  # pragma: no cover - numba
+    """Set the Dirichlet voxels ``ptr[s, lo]:ptr[s, hi]`` (flat indices ``flat``, values ``value``)
+    of substrate ``s`` of ``conc (S, n_voxels)``."""
     for e in range(ptr[s, lo], ptr[s, hi]):
-        c2[s, flat[e]] = val[e]
+        conc[s, flat[e]] = value[e]
 
 
 @njit(cache=True, inline="always")
-def _couple(c2, occ, P, Q, E, lo, hi):  # pragma: no cover - numba
-    """ρ ← (ρ + dt·A)·1/(1 + dt·B) + dt·C for occupied voxels ``occ[lo:hi]`` (P, Q, E (S, M))."""
-    S = c2.shape[0]
+def _exchange_with_cells(conc, occupied_voxels, gain, implicit_factor, export, lo, hi):  # pragma: no cover - numba
+    """Cell secretion/uptake at occupied voxels ``occupied_voxels[lo:hi]`` of ``conc (S, n_voxels)``:
+    ``ρ ← (ρ + gain)·implicit_factor + export`` with ``gain = dt·A``, ``implicit_factor =
+    1/(1 + dt·B)``, ``export = dt·C`` (each ``(S, M)``, see :func:`build_coupling`)."""
+    S = conc.shape[0]
     for s in range(S):
         for m in range(lo, hi):
-            v = occ[m]
-            c2[s, v] = (c2[s, v] + P[s, m]) * Q[s, m] + E[s, m]
+            v = occupied_voxels[m]
+            conc[s, v] = (conc[s, v] + gain[s, m]) * implicit_factor[s, m] + export[s, m]
+
+
+@njit(cache=True)
+def dirichlet_line_factors(sub, length, offset, fixed, value, rdt, adt, dir_lo, dir_hi, c_lo, c_hi,
+                           inv, g, add):  # fmt: skip  # pragma: no cover - numba
+    """Thomas factorisations of the grid lines that cross Dirichlet voxels (one axis).
+
+    Line ``L`` of substrate ``sub[L]`` has ``length[L]`` voxels whose entries start at
+    ``offset[L]`` in the concatenated per-voxel arrays ``fixed`` (bool: a Dirichlet voxel) and
+    ``value`` (its value). A Dirichlet voxel is an identity row (``x = value``); its free
+    neighbours keep ``r`` on their diagonal and get ``r·value`` on the right-hand side — the value
+    is known, so the line splits into independent segments bounded by exact values. Writes
+    ``inv``, ``g``, ``add`` (same length as ``fixed``) for the recurrence of
+    :func:`_solve_saved_lines`; ``rdt, adt (S,)`` are ``D dt/dx²`` and ``dt λ/dim``;
+    ``dir_lo/dir_hi (S,)`` whether the axis' low/high face is Dirichlet with values ``c_lo/c_hi``.
+    """
+    for L in range(sub.shape[0]):
+        s = sub[L]
+        n = length[L]
+        o = offset[L]
+        r = rdt[s]
+        a = adt[s]
+        g_prev = 0.0
+        for i in range(n):
+            e = o + i
+            if fixed[e]:
+                inv[e] = 0.0
+                g[e] = 0.0
+                add[e] = value[e]
+                g_prev = 0.0
+                continue
+            d = 1.0 + a + r * ((i > 0) + (i < n - 1))
+            face = 0.0
+            if i == 0 and dir_lo[s]:
+                d += 2.0 * r
+                face += 2.0 * r * c_lo[s]
+            if i == n - 1 and dir_hi[s]:
+                d += 2.0 * r
+                face += 2.0 * r * c_hi[s]
+            iv = 1.0 / (d - r * g_prev)
+            inv[e] = iv
+            g[e] = r * iv
+            add[e] = face * iv
+            g_prev = r * iv
+
+
+@njit(cache=True, inline="always")
+def _save_lines(conc, s, lines, lo, hi):  # pragma: no cover - numba
+    """Copy the right-hand sides of Dirichlet lines ``lines[0][s, lo]:lines[0][s, hi]`` of
+    substrate ``s`` into the table's buffer (before the shared sweep overwrites them)."""
+    ptr, base, stride, length, offset, buf = lines[0], lines[1], lines[2], lines[3], lines[4], lines[8]
+    for L in range(ptr[s, lo], ptr[s, hi]):
+        b = base[L]
+        st = stride[L]
+        o = offset[L]
+        for i in range(length[L]):
+            buf[o + i] = conc[s, b + i * st]
+
+
+@njit(cache=True, inline="always")
+def _solve_saved_lines(conc, s, lines, lo, hi):  # pragma: no cover - numba
+    """Solve the Dirichlet lines ``lines[0][s, lo]:lines[0][s, hi]`` of substrate ``s`` from their
+    saved right-hand sides with their own factorisations (:func:`dirichlet_line_factors`),
+    overwriting what the shared sweep wrote there. Forward ``y[i] = rhs[i]·inv[i] + g[i]·y[i-1] +
+    add[i]``, backward ``x[i] = y[i] + g[i]·x[i+1]``; Dirichlet rows give ``x = value`` exactly."""
+    ptr, base, stride, length, offset = lines[0], lines[1], lines[2], lines[3], lines[4]
+    inv, g, add, buf = lines[5], lines[6], lines[7], lines[8]
+    for L in range(ptr[s, lo], ptr[s, hi]):
+        b = base[L]
+        st = stride[L]
+        o = offset[L]
+        n = length[L]
+        y = buf[o] * inv[o] + add[o]
+        conc[s, b] = y
+        for i in range(1, n):
+            e = o + i
+            y = buf[e] * inv[e] + g[e] * y + add[e]
+            conc[s, b + i * st] = y
+        for i in range(n - 2, -1, -1):
+            e = o + i
+            y = conc[s, b + i * st] + g[e] * y
+            conc[s, b + i * st] = y
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,42 +307,51 @@ def _couple(c2, occ, P, Q, E, lo, hi):  # pragma: no cover - numba
 
 @njit(inline="always")
 def _step_3d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-             mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+             lines_x, lines_y, lines_z, dir_row_ptr, dir_row_flat, dir_row_value,
+             occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """``n_steps`` LOD substeps on a 3D grid.
 
-    ``add_*`` are ``(S, 2)`` (low, high face). Dirichlet voxels come twice, as CSR over
-    (substrate, z-plane) ``mk_*`` and over (substrate, y-row) ``mj_*``; the occupied voxels
-    ``occ`` (with ``P, Q, E (S, M)``) are grouped by y-row, ``occ_ptr (ny+1,)``. Pass 1 (parallel
-    over z-planes): x and y sweeps; pass 2 (parallel over y-rows): z sweep, then the cell
-    coupling of that row's voxels, each followed by the row's Dirichlet voxels.
+    ``add_*`` are ``(S, 2)`` (low, high face). Lines that cross Dirichlet voxels (vessels) are
+    solved with their own factorisations, the voxels held as known values inside the solve:
+    ``lines_x``, ``lines_y`` are grouped by (substrate, z-plane), ``lines_z`` by (substrate, y-row)
+    (tables of :meth:`Microenvironment._dirichlet_lines`). The Dirichlet voxels, as CSR over
+    (substrate, y-row) ``dir_row_*``, are re-imposed after the cell coupling. The occupied voxels
+    ``occ`` (with ``gain, implicit_factor, export (S, M)``) are grouped by y-row,
+    ``occ_ptr (ny+1,)``. Pass 1 (parallel over z-planes): x and y sweeps; pass 2 (parallel over
+    y-rows): z sweep, then the cell coupling of that row's voxels.
     """
     S, nz, ny, nx = c.shape
     for _ in range(n_steps):
         for k in prange(nz):
             for s in range(S):
+                _save_lines(c2, s, lines_x, k, k + 1)
                 _sweep_x(c, s, k, 0, ny, inv_x[s], g_x[s], add_x[s, 0], add_x[s, 1])
-                _mask_range(c2, s, mk_ptr, mk_flat, mk_val, k, k + 1)
+                _solve_saved_lines(c2, s, lines_x, k, k + 1)
+                _save_lines(c2, s, lines_y, k, k + 1)
                 _sweep_y(c, s, k, 0, nx, inv_y[s], g_y[s], add_y[s, 0], add_y[s, 1])
-                _mask_range(c2, s, mk_ptr, mk_flat, mk_val, k, k + 1)
+                _solve_saved_lines(c2, s, lines_y, k, k + 1)
         for j in prange(ny):
             for s in range(S):
+                _save_lines(c2, s, lines_z, j, j + 1)
                 _sweep_z(c, s, j, inv_z[s], g_z[s], add_z[s, 0], add_z[s, 1])
-                _mask_range(c2, s, mj_ptr, mj_flat, mj_val, j, j + 1)
+                _solve_saved_lines(c2, s, lines_z, j, j + 1)
             if occ_ptr[j + 1] > occ_ptr[j]:
-                _couple(c2, occ, P, Q, E, occ_ptr[j], occ_ptr[j + 1])
+                _exchange_with_cells(c2, occ, gain, implicit_factor, export, occ_ptr[j], occ_ptr[j + 1])
                 for s in range(S):
-                    _mask_range(c2, s, mj_ptr, mj_flat, mj_val, j, j + 1)
+                    _impose_dirichlet(c2, s, dir_row_ptr, dir_row_flat, dir_row_value, j, j + 1)
 
 
 @njit(inline="always")
-def _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
-             mb_ptr, mb_flat, mb_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+def _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+             dir_block_ptr, dir_block_flat, dir_block_value, occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """``n_steps`` LOD substeps on a 2D grid (``nz == 1``).
 
-    Dirichlet voxels ``mb_*`` (CSR over (substrate, column block)) and occupied voxels
-    (``occ_ptr (ncol+1,)``) are grouped by column block of :data:`BLOCK` columns. Pass 1
-    (parallel over row blocks): x sweeps; then all Dirichlet voxels; pass 2 (parallel over
-    column blocks): y sweeps, Dirichlet voxels, cell coupling, Dirichlet voxels.
+    Lines crossing Dirichlet voxels are solved with their own factorisations (``lines_x`` grouped
+    by (substrate, row block), ``lines_y`` by (substrate, column block)). The Dirichlet voxels
+    ``dir_block_*`` (CSR over (substrate, column block)) and occupied voxels (``occ_ptr
+    (ncol+1,)``) are grouped by column block of :data:`BLOCK` columns. Pass 1 (parallel over row
+    blocks): x sweeps; pass 2 (parallel over column blocks): y sweeps, cell coupling, Dirichlet
+    voxels.
     """
     S, _, ny, nx = c.shape
     nrow = (ny + BLOCK - 1) // BLOCK
@@ -260,19 +359,20 @@ def _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
     for _ in range(n_steps):
         for b in prange(nrow):
             for s in range(S):
+                _save_lines(c2, s, lines_x, b, b + 1)
                 _sweep_x(c, s, 0, b * BLOCK, min(ny, (b + 1) * BLOCK), inv_x[s], g_x[s],
                          add_x[s, 0], add_x[s, 1])  # fmt: skip
-        for s in range(S):
-            _mask_range(c2, s, mb_ptr, mb_flat, mb_val, 0, ncol)
+                _solve_saved_lines(c2, s, lines_x, b, b + 1)
         for b in prange(ncol):
             for s in range(S):
+                _save_lines(c2, s, lines_y, b, b + 1)
                 _sweep_y(c, s, 0, b * BLOCK, min(nx, (b + 1) * BLOCK), inv_y[s], g_y[s],
                          add_y[s, 0], add_y[s, 1])  # fmt: skip
-                _mask_range(c2, s, mb_ptr, mb_flat, mb_val, b, b + 1)
+                _solve_saved_lines(c2, s, lines_y, b, b + 1)
             if occ_ptr[b + 1] > occ_ptr[b]:
-                _couple(c2, occ, P, Q, E, occ_ptr[b], occ_ptr[b + 1])
+                _exchange_with_cells(c2, occ, gain, implicit_factor, export, occ_ptr[b], occ_ptr[b + 1])
                 for s in range(S):
-                    _mask_range(c2, s, mb_ptr, mb_flat, mb_val, b, b + 1)
+                    _impose_dirichlet(c2, s, dir_block_ptr, dir_block_flat, dir_block_value, b, b + 1)
 
 
 # Serial and parallel variants are separate functions on purpose: numba's on-disk cache is keyed by
@@ -282,32 +382,40 @@ def _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
 
 @njit(cache=True)
 def step_3d_serial(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-                   mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+                   lines_x, lines_y, lines_z, dir_row_ptr, dir_row_flat, dir_row_value,
+                   occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """Serial compilation of :func:`_step_3d`."""
     _step_3d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-             mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, occ_ptr, occ, P, Q, E)  # fmt: skip
+             lines_x, lines_y, lines_z, dir_row_ptr, dir_row_flat, dir_row_value,
+             occ_ptr, occ, gain, implicit_factor, export)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
 def step_3d_parallel(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-                     mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+                     lines_x, lines_y, lines_z, dir_row_ptr, dir_row_flat, dir_row_value,
+                     occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """Parallel compilation of :func:`_step_3d` (prange over z-planes / y-rows)."""
     _step_3d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-             mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, occ_ptr, occ, P, Q, E)  # fmt: skip
+             lines_x, lines_y, lines_z, dir_row_ptr, dir_row_flat, dir_row_value,
+             occ_ptr, occ, gain, implicit_factor, export)  # fmt: skip
 
 
 @njit(cache=True)
-def step_2d_serial(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
-                   mb_ptr, mb_flat, mb_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+def step_2d_serial(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+                   dir_block_ptr, dir_block_flat, dir_block_value,
+                   occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """Serial compilation of :func:`_step_2d`."""
-    _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, mb_ptr, mb_flat, mb_val, occ_ptr, occ, P, Q, E)
+    _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+             dir_block_ptr, dir_block_flat, dir_block_value, occ_ptr, occ, gain, implicit_factor, export)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def step_2d_parallel(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
-                     mb_ptr, mb_flat, mb_val, occ_ptr, occ, P, Q, E):  # fmt: skip
+def step_2d_parallel(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+                     dir_block_ptr, dir_block_flat, dir_block_value,
+                     occ_ptr, occ, gain, implicit_factor, export):  # fmt: skip
     """Parallel compilation of :func:`_step_2d` (prange over row / column blocks)."""
-    _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, mb_ptr, mb_flat, mb_val, occ_ptr, occ, P, Q, E)
+    _step_2d(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+             dir_block_ptr, dir_block_flat, dir_block_value, occ_ptr, occ, gain, implicit_factor, export)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,17 +1,22 @@
 """The diffusion–reaction grid: :class:`Microenvironment`.
 
 Solves, per substrate, ``∂c/∂t = D ∇²c − λ c + (secretion − uptake by cells)`` on a uniform
-Cartesian voxel grid (2D or 3D) with implicit LOD time stepping (see :mod:`tme_sim.grid.kernels`).
+Cartesian voxel grid (2D or 3D) with one of three implicit schemes: BioFVM's LOD splitting
+(:mod:`tme_sim.grid.kernels`), Douglas–Rachford ADI (2D, :mod:`tme_sim.grid.adi`) or backward
+Euler solved by conjugate gradients (:mod:`tme_sim.grid.implicit`). docs/diffusion.md compares
+them.
 
 Conventions (µm, minutes):
 
 * the domain spans ``[0, Lx] x [0, Ly] (x [0, Lz])``; voxel centres are at ``(i + 0.5) * dx``;
-  arrays are ``(nz, ny, nx)``, ``nz == 1`` in 2D where the voxel volume is ``dx**3``;
+  arrays are ``(nz, ny, nx)``, ``nz == 1`` in 2D where the voxel volume is ``dx²·thickness``
+  (a monolayer; ``thickness`` defaults to ``dx``, BioFVM's slab);
 * **Dirichlet faces** hold their value *on the boundary face* (cell-centred ghost-voxel
   treatment: the half-voxel flux ``2 D (c_face − c_0) / dx²`` enters the first voxel), which is
   second-order accurate, so the first voxel centre is *not* clamped to the value;
-* **Dirichlet voxels** from a mask (vessels) are clamped to their value after every sweep and
-  after the cell coupling, as BioFVM does;
+* **Dirichlet voxels** from a mask (vessels) hold their value inside every implicit solve: LOD
+  solves the lines through them with the voxel as a known value (an identity row), ADI pins them
+  with a penalty; both re-impose the value after the cell coupling;
 * **cell coupling** (all cells at once) is aggregated per voxel when it is set:
   ``A = Σ (Vc/Vv) S ρ*``, ``B = Σ (Vc/Vv)(S + U)``, ``C = Σ E / Vv``; each substep applies
   ``ρ ← (ρ + dt·A) / (1 + dt·B) + dt·C`` (implicit in uptake/secretion). The per-voxel sums are
@@ -39,6 +44,7 @@ import numpy as np
 
 from tme_sim.errors import FieldError, GridError
 from tme_sim.grid import adi as A
+from tme_sim.grid import implicit as I
 from tme_sim.grid import kernels as K
 from tme_sim.grid.geometry import FACES, _finite_number, grid_shape, parse_faces, parse_kind, positions_to_ijk
 from tme_sim.grid.substrates import SubstrateParams, get_substrate
@@ -46,8 +52,15 @@ from tme_sim.parallel import KernelChooser
 
 __all__ = ["PARALLEL_MIN_UPDATES", "RETUNE_EVERY", "SCHEMES", "Microenvironment"]
 
-SCHEMES = ("lod", "adi")
+SCHEMES = ("lod", "adi", "implicit")
 """Time-stepping schemes of :class:`Microenvironment` (``scheme`` argument)."""
+
+IMPLICIT_RTOL = 1e-8
+"""CG stops when every residual is below this fraction of the substrate's scale
+(its largest field, face or vessel value): the increment is then accurate to ~this fraction."""
+
+IMPLICIT_MAX_ITER = 1000
+"""Cap on CG iterations per substep and substrate (reached only by a badly conditioned step)."""
 
 ADI_PENALTY = 1e12
 """``κ·dt`` that pins Dirichlet voxels in the ADI factors (see :mod:`tme_sim.grid.adi`)."""
@@ -88,6 +101,13 @@ class Microenvironment:
             ADI on the increment (:mod:`tme_sim.grid.adi`), with the same coupling terms inside
             the solve; its steady state is exact for any dt, so dt can be ~10× larger with better
             accuracy. 2D only. Costs five extra field-sized arrays and ~2.5× an LOD substep.
+            ``"implicit"``: backward Euler on the unsplit operator solved by warm-started CG
+            (:mod:`tme_sim.grid.implicit`): exact steady state and exact vessels for any dt,
+            unconditionally stable and positivity preserving, 2D and 3D.
+        thickness: 2D only: the depth in µm of the layer the grid stands for, so a voxel holds
+            ``dx²·thickness`` µm³ (default ``dx``, BioFVM's slab). A 2D simulation is a
+            monolayer: give one cell diameter and cell volume fractions (hence concentrations)
+            no longer depend on ``dx``. Ignored in 3D.
 
     Raises:
         GridError: bad domain/dx, duplicate or unknown substrate, unsupported dtype.
@@ -102,12 +122,13 @@ class Microenvironment:
         dtype: Any = np.float64,
         parallel: bool | None = None,
         scheme: str = "lod",
+        thickness: float | None = None,
     ) -> None:
         shape, dim = grid_shape(domain, dx)
         if scheme not in SCHEMES:
             raise GridError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
         if scheme == "adi" and dim != 2:
-            raise GridError("scheme 'adi' is for 2D grids (in 3D its three factors do not commute); use 'lod'")
+            raise GridError("scheme 'adi' is for 2D grids (in 3D its three factors do not commute); use 'implicit'")
         self.scheme: str = scheme
         self._work: np.ndarray | None = None
         self._adi_cache: tuple | None = None  # (dt, diagonal, spare, factors, base, mask, rdt, adt, dirty)
@@ -118,7 +139,16 @@ class Microenvironment:
         self.shape: tuple[int, int, int] = shape
         nz, ny, nx = shape
         self.domain: tuple[float, ...] = tuple(n * self.dx for n in (nx, ny, nz)[:dim])
-        self.voxel_volume: float = self.dx**3
+        if thickness is None:
+            thickness = self.dx
+        thickness = _finite_number(thickness, "2D layer thickness")
+        if thickness <= 0:
+            raise GridError(f"2D layer thickness must be > 0 um, got {thickness:g}")
+        self.thickness: float = self.dx if dim == 3 else float(thickness)
+        """Depth of a voxel in µm: ``dx`` in 3D; in 2D the thickness of the layer the grid
+        represents (a monolayer of cells: one cell diameter), so that volume fractions and
+        concentrations do not depend on ``dx``."""
+        self.voxel_volume: float = self.dx * self.dx * self.thickness
         self.n_voxels: int = nx * ny * nz
         try:
             self.dtype = np.dtype(dtype)
@@ -145,6 +175,8 @@ class Microenvironment:
         self.names: list[str] = names
         self._index = {n: s for s, n in enumerate(names)}
         self.n_substrates: int = len(subs)
+        self.last_iterations = np.zeros(self.n_substrates, np.int64)
+        """``scheme = "implicit"``: CG iterations of the last substep, per substrate."""
         self.parallel = parallel
         self.time: float = 0.0
         # automatic kernel choice: seconds per value·substep of (serial, parallel), call counter
@@ -292,9 +324,9 @@ class Microenvironment:
         return (flat % nx) // K.BLOCK
 
     def _build_masks(self) -> None:
-        """CSR arrays of the Dirichlet voxels grouped by (substrate, z-plane) and (substrate, y-row)."""
+        """CSR arrays of the Dirichlet voxels grouped by (substrate, work item of the second pass:
+        y-row in 3D, column block in 2D), and the lines through them along each axis."""
         S = self.n_substrates
-        nz, ny, nx = self.shape
         subs = [np.full(self._masks[s][0].size, s, np.int64) for s in sorted(self._masks)]
         flats = [self._masks[s][0] for s in sorted(self._masks)]
         vals = [self._masks[s][1] for s in sorted(self._masks)]
@@ -311,11 +343,91 @@ class Microenvironment:
             ptr[:, ngroup] = starts[1:].reshape(S, ngroup)[:, -1]
             return ptr, flat[order].copy(), val[order].astype(self.dtype)
 
-        self._mk = csr(flat // (ny * nx), nz)
-        self._mj = csr(self._pass2_group(flat), self._n_pass2)
-        self._mj_zero = np.zeros_like(self._mj[2])
+        self._dir_by_pass2 = csr(self._pass2_group(flat), self._n_pass2)
+        self._dir_zero = np.zeros_like(self._dir_by_pass2[2])
+        self._line_shapes = [self._dirichlet_lines(axis) for axis in range(self.dim)]
+        self._coef_key = None
         self._adi_cache = None  # the ADI factorisations depend on the masks
         self._coupling_key = None
+
+    def _dirichlet_lines(self, axis: int) -> tuple[np.ndarray, ...]:
+        """The grid lines along ``axis`` (0 = x, 1 = y, 2 = z) that cross a Dirichlet voxel.
+
+        Returns ``(ptr (S, G+1), base, stride, length, offset (L,), sub (L,), fixed, value (E,))``:
+        lines grouped by (substrate, work item of the pass that sweeps this axis — z-plane for x
+        and y in 3D, y-row for z; row block for x and column block for y in 2D), each with its
+        first flat voxel ``base``, ``stride`` and ``length``; ``offset`` into the concatenated
+        per-voxel arrays ``fixed`` (bool) and ``value`` of all lines.
+        """
+        S = self.n_substrates
+        nz, ny, nx = self.shape
+        n_axis, stride = ((nx, 1), (ny, nx), (nz, nx * ny))[axis]
+        if self.dim == 3:
+            n_groups = nz if axis < 2 else ny
+        else:
+            n_groups = ((ny if axis == 0 else nx) + K.BLOCK - 1) // K.BLOCK
+        counts = np.zeros((S, n_groups), np.int64)
+        parts: list[tuple[np.ndarray, ...]] = []
+        for s in range(S):
+            if s not in self._masks:
+                continue
+            flat, vals = self._masks[s]
+            if axis == 0:
+                base = np.unique(flat - flat % nx)
+            elif axis == 1:
+                base = np.unique((flat // (ny * nx)) * ny * nx + flat % nx)
+            else:
+                base = np.unique(flat % (ny * nx))
+            if self.dim == 3:
+                group = base // (ny * nx) if axis < 2 else (base // nx) % ny
+            else:
+                group = (base // nx if axis == 0 else base % nx) // K.BLOCK
+            order = np.lexsort((base, group))
+            base, group = base[order], group[order]
+            counts[s] = np.bincount(group, minlength=n_groups)
+            dense = np.zeros(self.n_voxels, bool)
+            dense[flat] = True
+            dval = np.zeros(self.n_voxels)
+            dval[flat] = vals
+            idx = base[:, None] + np.arange(n_axis)[None, :] * stride
+            parts.append((np.full(base.size, s, np.int64), base, dense[idx].ravel(), dval[idx].ravel()))
+        ptr = np.zeros((S, n_groups + 1), np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts.ravel())]).astype(np.int64)
+        ptr[:, :n_groups] = starts[:-1].reshape(S, n_groups)
+        ptr[:, n_groups] = starts[1:].reshape(S, n_groups)[:, -1]
+        sub = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        base = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        fixed = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, bool)
+        value = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0)
+        n_lines = base.size
+        length = np.full(n_lines, n_axis, np.int64)
+        offset = np.arange(n_lines, dtype=np.int64) * n_axis
+        return ptr, base, np.full(n_lines, stride, np.int64), length, offset, sub, fixed, value
+
+    def _dirichlet_line_tables(self, dt: float) -> list[tuple[np.ndarray, ...]]:
+        """Per axis, the kernel table ``(ptr, base, stride, length, offset, inv, g, add, buffer)``
+        of the lines through Dirichlet voxels, factorised for ``dt`` (3 tables; unused axes
+        empty)."""
+        tables = []
+        for axis in range(3):
+            if axis >= self.dim:
+                e = np.zeros(0, np.int64)
+                z = np.zeros(0, self.dtype)
+                tables.append((np.zeros((self.n_substrates, 2), np.int64), e, e, e, e, z, z, z, z))
+                continue
+            ptr, base, stride, length, offset, sub, fixed, value = self._line_shapes[axis]
+            rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
+            adt = np.array([p.decay * dt / self.dim for p in self.substrates])
+            lo, hi = 2 * axis, 2 * axis + 1
+            inv, g, add = (np.empty(fixed.size) for _ in range(3))
+            K.dirichlet_line_factors(
+                sub, length, offset, fixed, value, rdt, adt,
+                self._bc_kind[:, lo] != 0, self._bc_kind[:, hi] != 0,
+                self._bc_value[:, lo].copy(), self._bc_value[:, hi].copy(), inv, g, add,
+            )  # fmt: skip
+            cast = [np.ascontiguousarray(a, dtype=self.dtype) for a in (inv, g, add)]
+            tables.append((ptr, base, stride, length, offset, *cast, np.empty(fixed.size, self.dtype)))
+        return tables
 
     # ------------------------------------------------------------------ cells
     def voxel_index(self, positions: np.ndarray) -> np.ndarray:
@@ -454,6 +566,7 @@ class Microenvironment:
                     self._bc_value[s, hi],
                 )
             out += [inv.astype(self.dtype), g.astype(self.dtype), add.astype(self.dtype)]
+        out += self._dirichlet_line_tables(dt)
         self._coef = tuple(out)
         self._coef_key = dt
         return self._coef
@@ -471,6 +584,17 @@ class Microenvironment:
         if self.scheme == "adi":
             F = np.multiply(self._A + self._C, dt, dtype=self.dtype)
             self._coupling = (F, np.multiply(self._B, dt, dtype=self.dtype), *self._adi_factors(dt))
+        elif self.scheme == "implicit":
+            F = np.multiply(self._A + self._C, dt, dtype=self.dtype)
+            dtB = np.multiply(self._B, dt, dtype=self.dtype)
+            inv_diag = np.empty(self._c.shape, self.dtype)
+            ptr, flat, _ = self._dir_by_pass2
+            for s, p in enumerate(self.substrates):
+                I.inverse_diagonal(
+                    inv_diag[s], s, p.diffusion * dt / self.dx**2, p.decay * dt, self._bc_kind,
+                    flat, int(ptr[s, 0]), int(ptr[s, -1]), self._occ, dtB,
+                )  # fmt: skip
+            self._coupling = (F, dtB, inv_diag)
         else:
             self._coupling = (cast(dt * self._A), cast(1.0 / (1.0 + dt * self._B)), cast(dt * self._C))
         self._coupling_key = dt
@@ -531,7 +655,7 @@ class Microenvironment:
         if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
             raise GridError(f"n_steps must be a positive integer, got {n_steps!r}")
         n_steps = int(n_steps)
-        inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z = self._coefficients(dt)
+        inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z, lines_x, lines_y, lines_z = self._coefficients(dt)
         coupling = self._coupling_arrays(dt)
         c = self._c
         c2 = c.reshape(self.n_substrates, self.n_voxels)
@@ -540,17 +664,16 @@ class Microenvironment:
         t0 = time.perf_counter()
         if self.scheme == "adi":
             self._advance_adi(dt, n_steps, par, coupling)
+        elif self.scheme == "implicit":
+            self._advance_implicit(dt, n_steps, par, coupling)
         elif self.dim == 3:
-            mk_ptr, mk_flat, mk_val = self._mk
-            mj_ptr, mj_flat, mj_val = self._mj
             fn = K.step_3d_parallel if par else K.step_3d_serial
             fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
-               mk_ptr, mk_flat, mk_val, mj_ptr, mj_flat, mj_val, self._occ_ptr, self._occ, *coupling)  # fmt: skip
+               lines_x, lines_y, lines_z, *self._dir_by_pass2, self._occ_ptr, self._occ, *coupling)  # fmt: skip
         else:
-            mb_ptr, mb_flat, mb_val = self._mj
             fn = K.step_2d_parallel if par else K.step_2d_serial
-            fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y,
-               mb_ptr, mb_flat, mb_val, self._occ_ptr, self._occ, *coupling)  # fmt: skip
+            fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, lines_x, lines_y,
+               *self._dir_by_pass2, self._occ_ptr, self._occ, *coupling)  # fmt: skip
         self._record_speed(par, time.perf_counter() - t0, n_steps)
         self.time += n_steps * dt
         self._check(par)
@@ -565,10 +688,30 @@ class Microenvironment:
         rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
         adt = np.array([p.decay * dt for p in self.substrates])
         F, B, inv_x, g_x, inv_y, g_y, _, _ = coupling
-        m_ptr, m_flat, m_val = self._mj
         fn = A.adi_2d_parallel if par else A.adi_2d_serial
         fn(c, c2, res, res2, n_steps, rdt, adt, self._bc_kind, self._bc_value, inv_x, g_x, inv_y, g_y,
-           m_ptr, m_flat, m_val, self._mj_zero, self._occ_ptr, self._occ, F, B)  # fmt: skip
+           *self._dir_by_pass2, self._dir_zero, self._occ_ptr, self._occ, F, B)  # fmt: skip
+
+    def _advance_implicit(self, dt: float, n_steps: int, par: bool, coupling: tuple[np.ndarray, ...]) -> None:
+        """``n_steps`` backward-Euler substeps solved by CG (see :mod:`tme_sim.grid.implicit`)."""
+        if self._work is None:
+            self._work = np.zeros_like(self._c)
+            self._scratch = tuple(np.zeros(self.shape, self.dtype) for _ in range(3))
+        c = self._c
+        S = self.n_substrates
+        c2 = c.reshape(S, self.n_voxels)
+        rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
+        adt = np.array([p.decay * dt for p in self.substrates])
+        scale = np.max(c.reshape(S, -1), axis=1).astype(np.float64)
+        scale = np.maximum(scale, np.max(self._bc_value, axis=1))
+        for s, (_, vals) in self._masks.items():
+            scale[s] = max(scale[s], float(vals.max()))
+        tol = IMPLICIT_RTOL * np.where(scale > 0, scale, 1.0)
+        F, dtB, inv_diag = coupling
+        ptr, flat, _ = self._dir_by_pass2
+        fn = I.implicit_parallel if par else I.implicit_serial
+        fn(c, c2, self._work, *self._scratch, inv_diag, n_steps, rdt, adt, self._bc_kind, self._bc_value,
+           ptr, flat, self._occ, F, dtB, tol, IMPLICIT_MAX_ITER, self.last_iterations)  # fmt: skip
 
     def check(self) -> None:
         """Raise :class:`FieldError` if any value is NaN or negative (one line: substrate, time,

@@ -52,6 +52,7 @@ from tme_sim.model.setup import (
     BoundaryPulses,
     available_memory,
     estimate_memory,
+    layer_thickness,
     placement_count,
     placement_positions,
     resolve_substrates,
@@ -137,6 +138,7 @@ class TMEModel(mesa.Model):
                 self.substrates,
                 dtype=dtype,
                 scheme=scenario.time.diffusion_scheme,
+                thickness=layer_thickness(scenario),
             )
         except ConfigError:
             raise

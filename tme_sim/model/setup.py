@@ -4,6 +4,7 @@ placements and pulsed boundaries. Plain functions of the scenario (and a generat
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -56,6 +57,29 @@ def resolve_substrates(scenario: Scenario) -> list[SubstrateParams]:
             raise ConfigError(f"{key}: {exc}") from None
         out.append(params)
     return out
+
+
+def layer_thickness(scenario: Scenario) -> float | None:
+    """Depth (µm) of a 2D grid's voxels: ``domain.thickness``, else one cell diameter — of the
+    type placed in the largest number at the start (the tissue that makes up the layer) — a 2D
+    run is a monolayer, so volume fractions and concentrations do not depend on ``dx``. ``None``
+    in 3D (cubic voxels). Warns when voxels are smaller than that cell (a cell's whole uptake
+    then lands in one voxel narrower than the cell)."""
+    counts: dict[str, int] = {}
+    for p in scenario.initial_cells:
+        counts[p.type] = counts.get(p.type, 0) + placement_count(p, scenario.domain.dim)
+    main = max(counts, key=lambda t: counts[t]) if counts else None
+    radius = scenario.cell_types[main].volume.radius if main in scenario.cell_types else PLACEMENT_CELL_RADIUS
+    diameter = 2.0 * radius
+    if scenario.domain.dx < diameter:
+        warnings.warn(
+            f"domain.dx = {scenario.domain.dx:g} um is smaller than a cell (diameter {diameter:g} um): each cell's "
+            "secretion and uptake land in the one voxel holding its centre",
+            stacklevel=2,
+        )
+    if scenario.domain.dim == 3:
+        return None
+    return scenario.domain.thickness if scenario.domain.thickness is not None else diameter
 
 
 def estimate_memory(scenario: Scenario, n_cells: int) -> float:
