@@ -68,7 +68,7 @@ def test_cv_scores_the_hybrid_and_its_parts_from_the_same_fits():
     cfg = TrainConfig(model="hybrid", epochs=20, patience=20, **{**FAST, "mlp_epochs": 30})
     rep = cross_validate(ds, net, {"hybrid": cfg}, k=4, seeds=[0], scramble_seeds=1, keep_predictions=True)
     names = [r["model"] for r in rep.rows()]
-    assert names == ["ridge", "hybrid", "hybrid/linear", "hybrid/network", "hybrid/mlp", "hybrid/no-network"]
+    assert names == ["mean", "ridge", "hybrid", "hybrid/linear", "hybrid/network", "hybrid/mlp", "hybrid/no-network"]
     p = {k: np.array(v[0]) for k, v in rep.predictions.items()}
     assert np.allclose(
         p["hybrid"], 0.5 * p["hybrid/linear"] + 0.1 * p["hybrid/network"] + 0.4 * p["hybrid/mlp"], atol=1e-5
@@ -76,7 +76,7 @@ def test_cv_scores_the_hybrid_and_its_parts_from_the_same_fits():
     assert np.allclose(p["hybrid/no-network"], (0.5 * p["hybrid/linear"] + 0.4 * p["hybrid/mlp"]) / 0.9, atol=1e-6)
     assert rep.models["hybrid"].fold_seconds == rep.models["hybrid/mlp"].fold_seconds
     assert len(rep.models["hybrid"].scrambled_pooled_r) == 1
-    assert rep.rows()[1]["pooled_r"] > rep.rows()[1]["scrambled_r"] + 0.3
+    assert rep.rows()[2]["pooled_r"] > rep.rows()[2]["scrambled_r"] + 0.3
     assert "hybrid/no-network" in format_table(rep)
 
 

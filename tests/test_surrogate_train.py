@@ -89,7 +89,7 @@ def test_cross_validate_runs_models_on_same_folds():
     cfgs = {"mlp": TrainConfig(model="mlp", epochs=30, hidden=16, threads=1)}
     rep = cross_validate(ds, net, cfgs, k=4, seeds=[0, 1], scramble_seeds=1)
     rows = {r["model"]: r for r in rep.rows()}
-    assert set(rows) == {"ridge", "mlp"}
+    assert set(rows) == {"mean", "ridge", "mlp"}
     assert len(rep.models["mlp"].pooled_r) == 2 and len(rep.models["mlp"].scrambled_pooled_r) == 1
     assert len(rep.models["ridge"].scrambled_pooled_r) == 2
     assert rows["ridge"]["pooled_r"] > rows["ridge"]["scrambled_r"]
@@ -101,10 +101,12 @@ def test_ridge_baseline_on_ligand_screen_protocol():
     """The ridge row of the CV table reproduces the figure measured with this protocol (≈ 0.72)."""
     ds = load_dataset(lembas_dir())
     rep = cross_validate(ds, None, {}, k=5, seeds=[0, 1, 2])
-    row = rep.rows()[0]
+    rows = {r["model"]: r for r in rep.rows()}
+    row = rows["ridge"]
     assert 0.69 < row["pooled_r"] < 0.75
     assert 0.58 < row["median_r"] < 0.68
-    assert row["scrambled_r"] < 0.3
+    # on scrambled targets nested selection picks a strong penalty: ridge falls to the per-output mean
+    assert row["scrambled_r"] < rows["mean"]["pooled_r"] + 0.03 < row["pooled_r"] - 0.2
 
 
 def test_paired_protocol_holds_out_only_predictable_conditions():
@@ -124,8 +126,10 @@ def test_ridge_baseline_on_paired_protocol_matches_published_lembas_figure():
     """Under the LEMBAS paper's own CV design, ridge already reaches its published r ≈ 0.80."""
     ds = load_dataset(lembas_dir())
     rep = cross_validate(ds, None, {}, seeds=[0], protocol="paired")
-    row = rep.rows()[0]
-    assert rep.n_evaluated == 85 and 0.78 < row["pooled_r"] < 0.85 and row["scrambled_r"] < 0.35
+    rows = {r["model"]: r for r in rep.rows()}
+    row = rows["ridge"]
+    assert rep.n_evaluated == 85 and 0.78 < row["pooled_r"] < 0.85
+    assert row["scrambled_r"] < rows["mean"]["pooled_r"] + 0.03
     assert "paired protocol" in format_table(rep)
 
 
@@ -159,7 +163,7 @@ def test_cross_validate_scores_unseen_variants_from_the_same_fits():
         ds, net, {"signaling": cfg}, k=4, seeds=[0], scramble_seeds=0, unseen_variants=["keep", "substitute"]
     )
     names = [r["model"] for r in rep.rows()]
-    assert names == ["ridge", "signaling", "signaling/substitute"]
+    assert names == ["mean", "ridge", "signaling", "signaling/substitute"]
     a, b = rep.models["signaling"], rep.models["signaling/substitute"]
     assert a.fold_seconds == b.fold_seconds and len(a.seen_pooled_r) == 1 and a.fold_cpu_seconds[0] > 0
     # every input of this synthetic set occurs in several conditions: no unseen inputs, same scores

@@ -155,8 +155,14 @@ def validate(
 
 
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file.")]) -> None:
-    """Describe an output file: scenario, snapshots, cell counts, completeness."""
+def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file or a surrogate artifact (.pt).")]) -> None:
+    """Describe an output file (scenario, snapshots, cell counts, completeness) or a surrogate
+    artifact (its recipe, training command and cross-validation table)."""
+    if path.suffix == ".pt":
+        from tme_sim.intracellular.neural.artifact import describe_artifact
+
+        typer.echo(describe_artifact(path))
+        return
     from tme_sim.io import describe
 
     typer.echo(describe(path))

@@ -17,7 +17,6 @@ Expected mistakes raise :class:`~tme_sim.errors.TMEError` (``error: ...``, exit 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -87,9 +86,18 @@ def _progress(quiet: bool):
 
 
 def train_and_save(
-    cfg_train: Any, ds: Any, net: Any, out: Path, *, quiet: bool = False, command: str = ""
+    cfg_train: Any,
+    ds: Any,
+    net: Any,
+    out: Path,
+    *,
+    quiet: bool = False,
+    command: str = "",
+    cv: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one model on all of ``ds``, save the artifact and its report (JSON, PNG)."""
+    """Train one model on all of ``ds``, save the artifact and its report (JSON, PNG); ``cv``:
+    the CV summary of this exact recipe (:func:`~tme_sim.training.cv.recipe_cv_summary`), stored
+    in the report as ``cv``."""
     from tme_sim.intracellular.neural.artifact import save_artifact
     from tme_sim.intracellular.neural.networks import HybridSignaling, SignalingNetwork
     from tme_sim.training.cv import per_output_r, pooled_r
@@ -113,6 +121,8 @@ def train_and_save(
         "data_sha256": ds.sha256(),
         "n_conditions": ds.n,
     }
+    if cv is not None:
+        report["cv"] = cv
     if isinstance(model, HybridSignaling):  # what build_network/fit decided from the data
         report["hybrid_logit_eps"] = model.logit_eps
         report["mlp_gated_inputs"] = [
@@ -171,9 +181,16 @@ def train(
     model: Annotated[str | None, typer.Option(help="signaling (default), hybrid or mlp.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: 1).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Artifact (.pt) to write.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
+    cv_report: Annotated[
+        Path | None,
+        typer.Option(
+            help="cv_report.json of `tme train cv` run with this same recipe on this same data: its table is "
+            "stored in the artifact (checked: data hash and settings must match) and shown by `tme info`."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a surrogate on all conditions and save it as an artifact (with a report .json/.png)."""
@@ -210,8 +227,18 @@ def train(
 
     if target.exists() and not force:
         raise OutputError(f"{target}: exists (use --force to overwrite)")
+    cv = None
+    if cv_report is not None:
+        from tme_sim.training.cv import load_report, recipe_cv_summary
+
+        if not cv_report.is_file():
+            raise ConfigError(f"{cv_report}: CV report not found")
+        try:
+            cv = recipe_cv_summary(load_report(cv_report), tcfg, ds.sha256())
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--cv-report {cv_report}: {exc}") from None
     t0 = time.perf_counter()
-    rep = train_and_save(tcfg, ds, net, target, quiet=quiet, command=" ".join(["tme train", *sys.argv[2:]]))
+    rep = train_and_save(tcfg, ds, net, target, quiet=quiet, command=" ".join(["tme train", *sys.argv[2:]]), cv=cv)
     typer.echo(
         f"wrote {target} ({tcfg.model}, {rep['training']['epochs']} epochs, "
         f"{time.perf_counter() - t0:.0f} s; fit r = {rep['train_pooled_r']:.3f})"
@@ -224,8 +251,12 @@ def cv_command(
     outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
     network: Annotated[str | None, typer.Option(help="Network TSV.")] = None,
     models: Annotated[
-        str, typer.Option(help="Comma-separated: signaling, mlp, hybrid (ridge always runs).")
-    ] = "signaling,mlp",
+        str,
+        typer.Option(
+            help="Comma-separated: signaling, mlp, hybrid. The baselines mean (per-output training mean), ridge "
+            "(alpha by nested CV) and mlp (settings fixed in advance) always run beside them."
+        ),
+    ] = "signaling",
     folds: Annotated[int, typer.Option(help="Number of folds (whole conditions held out).")] = 5,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds of the fold splits.")] = "0,1,2",
     scramble_seeds: Annotated[
@@ -254,7 +285,7 @@ def cv_command(
     ] = "",
     threads: Annotated[
         int | None,
-        typer.Option(help="torch threads per fit (default: min(2, cores) shared among the --jobs workers)."),
+        typer.Option(help="torch threads per fit (default: 1; --jobs N runs N workers x 1 thread)."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Training TOML whose \\[train] table to use.")
@@ -278,6 +309,8 @@ def cv_command(
         raise ConfigError(f"--protocol: unknown protocol {protocol!r} (known: kfold, paired)")
     base = load_train_toml(config).train if config is not None else TrainConfig()
     names = [m.strip() for m in models.split(",") if m.strip()]
+    if names and "mlp" not in names:  # a baseline beside every model
+        names.insert(0, "mlp")
     configs: dict[str, TrainConfig] = {}
     for nm in names:
         if nm not in ("signaling", "mlp", "hybrid"):
@@ -298,8 +331,6 @@ def cv_command(
                 upd["unseen_inputs"] = unseen_inputs
         if threads is not None:
             upd["threads"] = threads
-        elif base.threads is None and jobs > 1:  # workers share the cores instead of oversubscribing them
-            upd["threads"] = max(1, min(2, os.cpu_count() or 1) // jobs)
         configs[nm] = base.model_copy(update=upd)
     variants = [v.strip() for v in unseen_variants.split(",") if v.strip()]
     for v in variants:
@@ -328,6 +359,7 @@ def cv_command(
             protocol=protocol,
             unseen_variants=variants,
         )
+    rep.command = " ".join(["tme train cv", *sys.argv[3:]])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
     typer.echo(format_table(rep))

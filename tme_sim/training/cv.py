@@ -141,6 +141,9 @@ class ModelScores:
     seen_pooled_r: list[float] = field(default_factory=list)
     unseen_pooled_r: list[float] = field(default_factory=list)
     fold_cpu_seconds: list[float] = field(default_factory=list)
+    #: per fit (seed-major, fold order): the settings nested selection chose inside that training
+    #: fold (e.g. ``{"alpha": 0.3}``); empty dicts for settings fixed in advance
+    fold_settings: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         def m(v: list[float]) -> float:
@@ -179,6 +182,13 @@ class CVReport:
     protocol: str = "kfold"
     n_folds: int = 0
     n_evaluated: int = 0
+    #: model → how its settings were chosen (nested CV inside each training fold, or fixed in
+    #: advance) — the honesty statement of the table
+    selection: dict[str, str] = field(default_factory=dict)
+    #: model → its full settings (TrainConfig dump; the ridge grid for ridge)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the command line that produced the report (set by the CLI)
+    command: str = ""
 
     def rows(self) -> list[dict[str, Any]]:
         return [m.row() for m in self.models.values()]
@@ -187,6 +197,29 @@ class CVReport:
         d = asdict(self)
         d["table"] = self.rows()
         return d
+
+
+#: ridge penalties searched by the nested selection of the ridge baseline (:func:`select_ridge_alpha`)
+RIDGE_ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: inner folds of nested selection (inside each outer training fold)
+INNER_FOLDS = 5
+
+
+def select_ridge_alpha(
+    x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = RIDGE_ALPHAS, k: int = INNER_FOLDS, seed: int = 0
+) -> float:
+    """The ridge penalty with the lowest mean squared error over ``k`` inner folds of whole
+    conditions of (``x`` (n, n_in), ``y`` (n, n_out)) — the training rows of one outer fold only,
+    so the held-out fold plays no part in the choice (nested CV)."""
+    folds = condition_folds(len(x), min(k, len(x)), seed)
+    err = []
+    for a in alphas:
+        sq = 0.0
+        for te in folds:
+            tr = np.setdiff1d(np.arange(len(x)), te)
+            sq += float(((RidgeModel(a).fit(x[tr], y[tr]).predict(x[te]) - y[te]) ** 2).sum())
+        err.append(sq)
+    return float(alphas[int(np.argmin(err))])
 
 
 def _fit_predict(
@@ -198,15 +231,22 @@ def _fit_predict(
     te: np.ndarray,
     y_train: np.ndarray,
     variants: tuple[str, ...] = (),
-) -> tuple[np.ndarray, float, int, float, dict[str, np.ndarray]]:
+    seed: int = 0,
+) -> tuple[np.ndarray, float, int, float, dict[str, np.ndarray], dict[str, Any]]:
     """Fit on rows ``tr`` and predict rows ``te``: (predictions, wall s, epochs, CPU s of this
-    process, {variant: predictions}). ``variants``: other ``unseen_inputs`` strategies whose
-    predictions are also returned, from the same trained signaling model (not timed)."""
+    process, {variant: predictions}, settings chosen inside this fold). ``variants``: other
+    ``unseen_inputs`` strategies whose predictions are also returned, from the same trained
+    signaling model (not timed)."""
     t0 = time.perf_counter()
     c0 = time.process_time()
+    if name == "mean":
+        pred = np.repeat(np.asarray(y_train, float).mean(0, keepdims=True), len(te), axis=0)
+        return pred, time.perf_counter() - t0, 0, time.process_time() - c0, {}, {}
     if name == "ridge":
-        m = RidgeModel().fit(data.inputs[tr], y_train)
-        return m.predict(data.inputs[te]), time.perf_counter() - t0, 0, time.process_time() - c0, {}
+        alpha = select_ridge_alpha(data.inputs[tr], y_train, seed=seed)
+        m = RidgeModel(alpha).fit(data.inputs[tr], y_train)
+        sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return m.predict(data.inputs[te]), sec, 0, cpu, {}, {"alpha": alpha}
     assert cfg is not None
     model = build_network(cfg, data.subset(tr), network)
     res = fit(model, data.inputs[tr], y_train, cfg)
@@ -224,7 +264,7 @@ def _fit_predict(
                 part.set_input_map(None)
         handle_unseen_inputs(model, data.inputs[tr], cfg.model_copy(update={"unseen_inputs": v}))
         extra[v] = predict(model, data.inputs[te])
-    return pred, sec, res.epochs, cpu, extra
+    return pred, sec, res.epochs, cpu, extra, dict(getattr(res, "chosen", {}) or {})
 
 
 def hybrid_parts(cfg: TrainConfig) -> tuple[str, ...]:
@@ -264,16 +304,15 @@ def _hybrid_part_predictions(model: HybridSignaling, cfg: TrainConfig, x: np.nda
     return out
 
 
-def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int, float, dict[str, np.ndarray]]:
+def _job(args: tuple) -> tuple[tuple, np.ndarray, float, int, float, dict[str, np.ndarray], dict[str, Any]]:
     """One fit: (key, predictions for the held-out rows, seconds, epochs, CPU seconds, variant
-    predictions). Runs in a worker."""
+    predictions, settings chosen by nested selection). Runs in a worker."""
     key, name, cfg, data, network, tr, te, y_train, variants = args
-    if cfg is not None:
-        from tme_sim.training.train import set_threads
+    from tme_sim.training.train import set_threads
 
-        set_threads(cfg.threads)
-    pred, sec, ep, cpu, extra = _fit_predict(name, cfg, data, network, tr, te, y_train, variants)
-    return key, pred, sec, ep, cpu, extra
+    set_threads(cfg.threads if cfg is not None else 1)
+    seed = 1_000 * int(key[1]) + int(key[2])  # inner folds differ by outer seed index and fold
+    return (key, *_fit_predict(name, cfg, data, network, tr, te, y_train, variants, seed))
 
 
 def cross_validate(
@@ -284,6 +323,7 @@ def cross_validate(
     k: int = 5,
     seeds: tuple[int, ...] | list[int] = (0, 1, 2),
     ridge: bool = True,
+    mean: bool = True,
     scramble: bool = True,
     scramble_seeds: int | None = 1,
     progress: ProgressFn | None = None,
@@ -306,7 +346,7 @@ def cross_validate(
         for nm, cfg in configs.items()
         if cfg.model in ("signaling", "hybrid")
     }
-    names = ["ridge"] if ridge else []
+    names = (["mean"] if mean else []) + (["ridge"] if ridge else [])
     for nm, cfg in configs.items():  # each model followed by its variant and part rows
         names += [nm, *(f"{nm}/{v}" for v in variants_of.get(nm, ())), *(f"{nm}/{p}" for p in hybrid_parts(cfg))]
     scores = {n: ModelScores(n) for n in names}
@@ -326,13 +366,13 @@ def cross_validate(
         for te in folds:
             perms.append(scr_rng.permutation(n - len(te)))
         for nm in names:
-            if nm not in configs and nm != "ridge":
+            if nm not in configs and nm not in ("ridge", "mean"):
                 continue  # a variant row: filled from its base model's jobs
             cfg = configs.get(nm)
             vs = variants_of.get(nm, ())
             if cfg is not None:
                 cfg = cfg.model_copy(update={"seed": seed})
-            do_scr = scramble and (nm == "ridge" or si < n_scr)
+            do_scr = scramble and (nm in ("ridge", "mean") or si < n_scr)
             for fi, te in enumerate(folds):
                 tr = np.setdiff1d(np.arange(n), te)
                 job_args.append(((nm, si, fi, False), nm, cfg, data, network, tr, te, data.outputs[tr], vs))
@@ -340,13 +380,13 @@ def cross_validate(
                     y_scr = data.outputs[tr][perms[fi]]
                     job_args.append(((nm, si, fi, True), nm, cfg, data, network, tr, te, y_scr, vs))
     # slow models first so that parallel workers finish together
-    job_args.sort(key=lambda a: (a[1] == "ridge", a[1] == "mlp"))
-    results: dict[tuple, tuple[np.ndarray, float, int, float]] = {}
+    job_args.sort(key=lambda a: (a[1] in ("ridge", "mean"), a[1] == "mlp"))
+    results: dict[tuple, tuple[np.ndarray, float, int, float, dict[str, Any]]] = {}
 
-    def store(key: tuple, pred: np.ndarray, sec: float, ep: int, cpu: float, extra: dict) -> None:
-        results[key] = (pred, sec, ep, cpu)
+    def store(key: tuple, pred: np.ndarray, sec: float, ep: int, cpu: float, extra: dict, chosen: dict) -> None:
+        results[key] = (pred, sec, ep, cpu, chosen)
         for v, pv in extra.items():  # variant rows share the fit (same seconds and epochs)
-            results[(f"{key[0]}/{v}", *key[1:])] = (pv, sec, ep, cpu)
+            results[(f"{key[0]}/{v}", *key[1:])] = (pv, sec, ep, cpu, chosen)
 
     total = len(job_args)
     done = 0
@@ -357,15 +397,15 @@ def cross_validate(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             futs = [ex.submit(_job, a) for a in job_args]
             for f in as_completed(futs):
-                key, pred, sec, ep, cpu, extra = f.result()
-                store(key, pred, sec, ep, cpu, extra)
+                key, pred, sec, ep, cpu, extra, chosen = f.result()
+                store(key, pred, sec, ep, cpu, extra, chosen)
                 done += 1
                 if progress:
                     progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", done, total)
     else:
         for a in job_args:
-            key, pred, sec, ep, cpu, extra = _job(a)
-            store(key, pred, sec, ep, cpu, extra)
+            key, pred, sec, ep, cpu, extra, chosen = _job(a)
+            store(key, pred, sec, ep, cpu, extra, chosen)
             done += 1
             if progress:
                 progress(f"{key[0]}{' scrambled' if key[3] else ''} seed {seeds[key[1]]}", done, total)
@@ -381,8 +421,9 @@ def cross_validate(
             Ps = np.zeros(data.outputs.shape)
             has_scr = False
             for fi, te in enumerate(folds):
-                pred, sec, ep, cpu = results[(nm, si, fi, False)]
+                pred, sec, ep, cpu, chosen = results[(nm, si, fi, False)]
                 P[te] = pred
+                scores[nm].fold_settings.append(chosen)
                 scores[nm].fold_seconds.append(sec)
                 scores[nm].fold_epochs.append(ep)
                 scores[nm].fold_cpu_seconds.append(cpu)
@@ -413,7 +454,24 @@ def cross_validate(
         protocol=protocol,
         n_folds=n_folds,
         n_evaluated=n_eval,
+        selection={nm: selection_statement(nm, configs.get(nm.split("/")[0])) for nm in names},
+        settings={
+            **({"ridge": {"alphas": list(RIDGE_ALPHAS), "inner_folds": INNER_FOLDS}} if ridge else {}),
+            **{nm: cfg.model_dump() for nm, cfg in configs.items()},
+        },
     )
+
+
+def selection_statement(name: str, cfg: TrainConfig | None) -> str:
+    """How the settings of the row ``name`` were chosen (stored in the report beside the table)."""
+    if name == "mean":
+        return "no settings: each output's mean over the training conditions of the fold"
+    if name == "ridge":
+        return (
+            f"nested CV: alpha chosen from {list(RIDGE_ALPHAS)} by {INNER_FOLDS}-fold CV (mean squared error) "
+            "on the training conditions of each fold"
+        )
+    return "fixed in advance: the settings in settings[model] (no selection on the test folds)"
 
 
 def load_report(path: str | Path) -> CVReport:
@@ -432,6 +490,9 @@ def load_report(path: str | Path) -> CVReport:
         protocol=d.get("protocol", "kfold"),
         n_folds=d.get("n_folds", d["k"]),
         n_evaluated=d.get("n_evaluated", d["n_conditions"]),
+        selection=d.get("selection", {}),
+        settings=d.get("settings", {}),
+        command=d.get("command", ""),
     )
 
 
@@ -457,6 +518,7 @@ def merge_reports(reports: list[CVReport]) -> CVReport:
                 "seen_pooled_r",
                 "unseen_pooled_r",
                 "fold_cpu_seconds",
+                "fold_settings",
             ):
                 getattr(m, f).extend(getattr(sc, f))
     return CVReport(
@@ -471,6 +533,8 @@ def merge_reports(reports: list[CVReport]) -> CVReport:
         protocol=first.protocol,
         n_folds=first.n_folds,
         n_evaluated=first.n_evaluated,
+        selection=first.selection,
+        settings=first.settings,
     )
 
 
@@ -502,6 +566,8 @@ def format_table(report: CVReport) -> str:
         "seen r / unseen r: pooled r over held-out conditions whose inputs all occur in that fold's "
         "training conditions / over those with an input absent from training"
     )
+    for nm, how in report.selection.items():
+        lines.append(f"settings of {nm}: {how}")
     return "\n".join(lines)
 
 
@@ -543,3 +609,38 @@ def plot_report(report: CVReport, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+#: training settings that do not change the trained model's recipe (how it runs, not what it is)
+RUNTIME_SETTINGS = ("threads", "device", "seed")
+
+
+def recipe_cv_summary(report: CVReport, cfg: TrainConfig, data_sha256: str, model: str | None = None) -> dict[str, Any]:
+    """The part of a CV report that an artifact trained with ``cfg`` on data ``data_sha256``
+    carries: the table (the recipe's row and every baseline), protocol, seeds, selection, command.
+
+    Raises ValueError when the report is not of this recipe: other data, no row ``model``
+    (default ``cfg.model``), or settings that differ from ``cfg`` in anything but
+    :data:`RUNTIME_SETTINGS`."""
+    name = model or cfg.model
+    if report.data_sha256 != data_sha256:
+        raise ValueError("the CV report was run on other data (data sha256 differs)")
+    if name not in report.models or name not in report.settings:
+        raise ValueError(f"the CV report has no row {name!r} with settings (it has: {', '.join(report.models)})")
+    want = {k: v for k, v in cfg.model_dump().items() if k not in RUNTIME_SETTINGS}
+    got = {k: v for k, v in report.settings[name].items() if k not in RUNTIME_SETTINGS}
+    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if diff:
+        raise ValueError(f"the CV report's {name!r} settings differ from this recipe in: {', '.join(diff)}")
+    return {
+        "model": name,
+        "protocol": report.protocol,
+        "k": report.k,
+        "seeds": report.seeds,
+        "n_conditions": report.n_conditions,
+        "n_evaluated": report.n_evaluated,
+        "data_sha256": report.data_sha256,
+        "table": report.rows(),
+        "selection": report.selection,
+        "command": report.command,
+    }

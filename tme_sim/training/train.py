@@ -61,7 +61,7 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(10, ge=1)
     batch_size: int | None = Field(None, ge=1, description="conditions per step; None = full batch")
     seed: int = 0
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch threads (None = 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # signaling network
     max_iter: int = Field(150, ge=5)
@@ -74,6 +74,11 @@ class TrainConfig(BaseModel):
         description="bound ρ(diag(f'(z*))|W|) at the training steady states (jacobian) or ρ(|W|) (global)",
     )
     input_amplitude: float = 3.0
+    output_link: Literal["affine", "logit"] = Field(
+        "affine",
+        description="signaling network outputs: affine (scale·x + offset of each TF node's state) or logit "
+        "(sigmoid of it: activities in (0, 1) that saturate; needs targets in [0, 1])",
+    )
     baseline_state: float | None = Field(0.25, description="initial biases put every node at this state")
     l2: float = Field(1e-5, ge=0)
     bias_l2: float = Field(1e-5, ge=0)
@@ -222,8 +227,9 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (default: all cores, at most 2 — this runs beside other work)."""
-    n = threads or max(1, min(2, os.cpu_count() or 1))
+    """Set torch's intra-op threads (default 1: the fits are small and run beside other work; more
+    cores are used by running jobs in parallel, ``--jobs``, not by threads that oversubscribe them)."""
+    n = threads or 1
     torch.set_num_threads(n)
     return n
 
@@ -252,6 +258,7 @@ def build_network(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None)
         prescale=cfg.prescale,
         baseline_state=cfg.baseline_state,
         seed=cfg.seed,
+        output_link=cfg.output_link if cfg.model == "signaling" else "affine",
     )
     if cfg.model == "signaling":
         return rnn
@@ -377,7 +384,12 @@ def fit(
     yv = torch.as_tensor(y[val], dtype=torch.float32, device=dev)
     if isinstance(model, SignalingNetwork):
         with torch.no_grad():
-            model.output_offset.copy_(yt.mean(0) - model.output_scale * model(xt).mean(0))
+            xo = model.steady_state(xt)[model.output_nodes].T.mean(0)
+            target = yt.mean(0)
+            if model.output_link == "logit":
+                _check_logit_targets(y)
+                target = torch.logit(target.clamp(0.01, 0.99))
+            model.output_offset.copy_(target - model.output_scale * xo)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

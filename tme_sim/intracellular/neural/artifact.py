@@ -297,3 +297,41 @@ def load_artifact(path: str | os.PathLike, device: str | torch.device | None = N
     dev = torch.device(device) if device is not None else default_device()
     model = model.to(dev).eval()
     return Surrogate(model=model, meta=blob, path=p, device=dev)
+
+
+def describe_artifact(path: str | os.PathLike) -> str:
+    """A plain-text description of an artifact (``tme info MODEL.pt``): what it is, what it was
+    trained on and with which command, and the cross-validation table of its exact recipe (the
+    ``cv`` entry of its training report; a note when it has none)."""
+    s = load_artifact(path, device="cpu")
+    meta, tr = s.meta, s.meta.get("training", {}) or {}
+    lines = [
+        f"{s.path}: {s.kind} surrogate, {len(s.input_names)} inputs -> {len(s.output_names)} outputs",
+        f"  data sha256 {meta.get('data_sha256', '')[:16]}, "
+        f"network sha256 {meta.get('network_sha256', '')[:16] or '-'}",
+        f"  written by tme-sim {meta.get('package_version', '?')} (torch {meta.get('torch_version', '?')})",
+    ]
+    if tr.get("command"):
+        lines.append(f"  trained with: {tr['command']}")
+    if "train_pooled_r" in tr:
+        lines.append(f"  fit on its training data: pooled r {tr['train_pooled_r']:.3f} (not a held-out score)")
+    cv = tr.get("cv")
+    if not cv:
+        lines.append("  cross-validation: none recorded for this recipe (no held-out score)")
+        return "\n".join(lines)
+    lines.append(
+        f"  cross-validation of this recipe ({cv.get('protocol', '?')} protocol, {cv.get('k', '?')} folds, "
+        f"seeds {cv.get('seeds', [])}, {cv.get('n_conditions', '?')} conditions; data sha256 matches: "
+        f"{'yes' if cv.get('data_sha256') == meta.get('data_sha256') else 'NO'}):"
+    )
+    if cv.get("command"):
+        lines.append(f"    command: {cv['command']}")
+    lines.append(f"    {'model':<12} {'pooled r':>9} {'median TF r':>12} {'seen r':>7} {'unseen r':>9} {'s/fold':>7}")
+    for row in cv.get("table", []):
+        lines.append(
+            f"    {row['model']:<12} {row['pooled_r']:>9.3f} {row['median_r']:>12.3f} {row['seen_r']:>7.3f} "
+            f"{row['unseen_r']:>9.3f} {row['seconds_per_fold']:>7.1f}"
+        )
+    for nm, how in (cv.get("selection") or {}).items():
+        lines.append(f"    settings of {nm}: {how}")
+    return "\n".join(lines)

@@ -759,6 +759,7 @@ class FastSignaling:
         self.scale = m.output_scale.detach().cpu().numpy().astype(np.float32)
         self.offset = m.output_offset.detach().cpu().numpy().astype(np.float32)
         self.leak = np.float32(m.leak)
+        self.logit_link = getattr(m, "output_link", "affine") == "logit"
         self.x_zero: np.ndarray | None = None
         if self.warm_start:
             # zero-input steady state, tighter than tol so the warm start adds no error of its own
@@ -846,6 +847,8 @@ class FastSignaling:
             max_iterations=int(it.max(initial=0)),
             not_converged=int((it >= self.max_iter).sum()),
         )
+        if self.logit_link:  # the module's output_map: sigmoid of the affine output
+            out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
         return out
 
 

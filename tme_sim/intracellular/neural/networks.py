@@ -33,6 +33,8 @@ import torch
 from torch import nn
 
 LEAK = 0.01
+#: output links of :class:`SignalingNetwork` (see its ``output_link``)
+OUTPUT_LINKS = ("affine", "logit")
 
 
 def activation(z: torch.Tensor, leak: float = LEAK) -> torch.Tensor:
@@ -210,8 +212,14 @@ class SignalingNetwork(nn.Module):
         baseline_state: float | None = 0.25,
         seed: int = 0,
         input_map: list[list[float]] | np.ndarray | None = None,
+        output_link: str = "affine",
     ) -> None:
         super().__init__()
+        if output_link not in OUTPUT_LINKS:
+            raise ValueError(f"output_link must be one of {OUTPUT_LINKS}, got {output_link!r}")
+        #: how a TF node's state becomes an output: "affine" (``scale·x + offset``) or "logit"
+        #: (``sigmoid(scale·x + offset)``: activities in (0, 1) that saturate as measured ones do)
+        self.output_link = output_link
         self.node_names = list(node_names)
         n = len(self.node_names)
         self.n_nodes = n
@@ -332,10 +340,14 @@ class SignalingNetwork(nn.Module):
         W, _ = self.graph().matrices(self.edge_weight)
         return W @ x.detach() + c.detach()
 
+    def output_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs (B, n_out) from node states ``x`` (n_nodes, B) through :attr:`output_link`."""
+        z = (x[self.output_nodes].T * self.output_scale) + self.output_offset
+        return torch.sigmoid(z) if self.output_link == "logit" else z
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Predicted outputs (B, n_out) for inputs (B, n_in)."""
-        x = self.steady_state(u)
-        return (x[self.output_nodes].T * self.output_scale) + self.output_offset
+        return self.output_map(self.steady_state(u))
 
     @torch.no_grad()
     def impute_unseen_inputs(self, seen: np.ndarray) -> int:
@@ -480,6 +492,7 @@ class SignalingNetwork(nn.Module):
             "tol": self.tol,
             "spectral_bound": self.spectral_bound,
             **({"input_map": self.input_map.cpu().tolist()} if self.input_map is not None else {}),
+            **({"output_link": self.output_link} if self.output_link != "affine" else {}),
         }
 
 
@@ -881,4 +894,4 @@ def steady_outputs_with_drugs(model: Any, u: torch.Tensor, extra_drive: torch.Te
     c = model.drive(u) + extra_drive
     w_mat, _ = model.graph().matrices(model.edge_weight)
     x, _, _, _ = solve_steady_state(w_mat, c, model.max_iter, model.tol, model.leak)
-    return (x[model.output_nodes].T * model.output_scale) + model.output_offset
+    return model.output_map(x)
