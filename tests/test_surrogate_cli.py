@@ -45,7 +45,7 @@ def test_train_errors_are_tme_errors(tmp_path):
     assert isinstance(r.exception, DataError) and "nope.csv" in str(r.exception)
     data = csv_data(tmp_path / "d.csv")
     r = CliRunner().invoke(train_app, ["--data", str(data), "--out", str(tmp_path / "m.pt"), "-q"])
-    assert isinstance(r.exception, ConfigError) and "--network" in str(r.exception)
+    assert isinstance(r.exception, DataError) and "missing network (--network)" in str(r.exception)
     r = CliRunner().invoke(
         train_app, ["--data", str(data), "--model", "transformer", "--out", str(tmp_path / "m.pt"), "-q"]
     )
@@ -92,3 +92,20 @@ def test_cv_command_paired_protocol_and_bad_protocol(tmp_path):
     assert "paired protocol" in r.output and "85 predictable of 103" in r.output
     r = CliRunner().invoke(train_app, ["cv", "--models", "", "--protocol", "loo", "--out-dir", str(tmp_path), "-q"])
     assert isinstance(r.exception, ConfigError) and "--protocol" in str(r.exception)
+
+
+def test_cv_on_any_lembas_folder_drops_unmatched_outputs_and_prints_plain_progress(tmp_path):
+    from tests.test_surrogate_sources import write_lembas
+
+    folder = write_lembas(tmp_path / "d", n=12)
+    args = ["cv", "--data", str(folder), "--models", "signaling,mlp", "--epochs", "3", "--mlp-epochs", "5"]
+    args += ["--folds", "3", "--seeds", "0", "--scramble-seeds", "0", "--out-dir", str(tmp_path / "cv")]
+    r = CliRunner().invoke(train_app, args)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert sum("network nodes:" in ln for ln in lines) == 1 and "2 dropped (NOTANODE, ALSO_MISSING)" in r.output
+    assert any(ln.startswith("[") and "signaling" in ln and "/" in ln for ln in lines)  # plain progress lines
+    rep = json.loads((tmp_path / "cv" / "cv_report.json").read_text())
+    assert rep["threads"] == 1  # one torch thread per job by default
+    r = CliRunner().invoke(train_app, [*args, "--unmatched", "error"])
+    assert isinstance(r.exception, DataError) and "'NOTANODE', 'ALSO_MISSING'" in str(r.exception)

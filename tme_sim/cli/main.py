@@ -253,11 +253,13 @@ def _mount_subcommands() -> None:
     """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
     from tme_sim.cli.drugs import drugs_app
     from tme_sim.cli.importers import import_app
+    from tme_sim.cli.explain import explain_command
     from tme_sim.cli.scenarios import scenarios_app
     from tme_sim.cli.sweep import analyze_command, sweep_command
     from tme_sim.cli.train import train_app
 
     app.add_typer(train_app, name="train", help="Train and cross-validate neural intracellular surrogates.")
+    app.command(name="explain")(explain_command)
     app.command(name="sweep")(sweep_command)
     app.command(name="analyze")(analyze_command)
     app.add_typer(drugs_app, name="drugs", help="Drug libraries, dose-matrix screens and toxicity.")

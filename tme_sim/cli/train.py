@@ -54,27 +54,75 @@ def _load_inputs(
     annotation: str | None,
     model: str,
     input_columns: list[str] | None = None,
+    *,
+    inputs: str | None = None,
+    unmatched: str | None = None,
 ):
-    from tme_sim.training.data import LEMBAS_FILES, lembas_dir, load_dataset, load_network
+    """The data set and network (``None`` unless the model needs one), names aligned to its nodes.
 
-    data = _expand(data) or str(lembas_dir())
-    dpath = Path(data)
-    if network is None and dpath.is_dir() and (dpath / LEMBAS_FILES["network"]).is_file():
-        network = str(dpath / LEMBAS_FILES["network"])
-    if annotation is None and dpath.is_dir() and (dpath / LEMBAS_FILES["annotation"]).is_file():
-        annotation = str(dpath / LEMBAS_FILES["annotation"])
-    ds = load_dataset(dpath, outputs=_expand(outputs), input_columns=input_columns)
-    net = None
-    if network is not None:
-        net = load_network(_expand(network), _expand(annotation))
-    elif model in ("signaling", "hybrid"):
-        raise ConfigError(f"a {model} model needs --network (or a LEMBAS data folder that contains it)")
+    Prints one summary line when names were mapped or dropped (see :mod:`tme_sim.training.sources`).
+    """
+    from tme_sim.training.sources import load_source, resolve_source
+
+    need = model in ("signaling", "hybrid")
+    src = resolve_source(
+        data,
+        inputs=inputs,
+        outputs=outputs,
+        network=network,
+        annotation=annotation,
+        unmatched=unmatched,
+        input_columns=input_columns,
+        need_network=need,
+    )
+    ds, net, line = load_source(src, with_network=need)
+    if line:
+        typer.echo(line)
     return ds, net
 
 
+class _PlainProgress:
+    """Progress as plain lines on stdout (for logs: output redirected, not a terminal).
+
+    A line is printed when the label changes, when ``completed`` reaches ``total``, and otherwise
+    at most every ``every_s`` seconds.
+    """
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.every_s = every_s
+        self.t0 = time.perf_counter()
+        self.last = -1e9
+        self.tasks: dict[int, dict[str, Any]] = {}
+
+    def __enter__(self) -> _PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0}
+        return len(self.tasks) - 1
+
+    def update(self, task: int, **kw: Any) -> None:
+        t = self.tasks[task]
+        old_label = t["description"].split(" loss ")[0]
+        t.update({k: v for k, v in kw.items() if v is not None})
+        now = time.perf_counter()
+        done = t["total"] is not None and t["completed"] >= t["total"]
+        changed = t["description"].split(" loss ")[0] != old_label
+        if changed or done or now - self.last >= self.every_s:
+            self.last = now
+            total = "?" if t["total"] is None else t["total"]
+            print(f"[{now - self.t0:7.0f} s] {t['description']}: {t['completed']}/{total}", flush=True)
+
+
 def _progress(quiet: bool):
+    """A rich progress bar on a terminal, plain lines otherwise (nothing when ``quiet``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if not quiet and not sys.stdout.isatty():
+        return _PlainProgress()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -174,10 +222,16 @@ def train(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Training TOML (\\[data], \\[train], out).")
     ] = None,
-    data: Annotated[str | None, typer.Option(help="LEMBAS folder, inputs TSV, .h5ad or .csv.")] = None,
-    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Data folder, dataset.toml, inputs TSV, .h5ad or .csv (docs/omics.md).")
+    ] = None,
+    inputs: Annotated[str | None, typer.Option(help="Inputs TSV (instead of, or overriding, --data).")] = None,
+    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when the inputs are a TSV).")] = None,
     network: Annotated[str | None, typer.Option(help="Network TSV (signaling model).")] = None,
     annotation: Annotated[str | None, typer.Option(help="Annotation TSV (code -> gene symbol).")] = None,
+    unmatched: Annotated[
+        str | None, typer.Option(help="Inputs/outputs that are not network nodes: drop (default) or error.")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="signaling (default), hybrid or mlp.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
@@ -219,6 +273,8 @@ def train(
         annotation or dcfg.annotation,
         tcfg.model,
         dcfg.input_columns,
+        inputs=inputs,
+        unmatched=unmatched,
     )
     target = out or (Path(_expand(out_cfg)) if out_cfg else None)
     if target is None:
@@ -247,9 +303,17 @@ def train(
 
 @train_app.command("cv")
 def cv_command(
-    data: Annotated[str | None, typer.Option(help="LEMBAS folder (default: the shared ligand screen).")] = None,
-    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when --data is an inputs TSV).")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data folder, dataset.toml, inputs TSV, .h5ad or .csv (default: the shared ligand screen)."),
+    ] = None,
+    inputs: Annotated[str | None, typer.Option(help="Inputs TSV (instead of, or overriding, --data).")] = None,
+    outputs: Annotated[str | None, typer.Option(help="Outputs TSV (when the inputs are a TSV).")] = None,
     network: Annotated[str | None, typer.Option(help="Network TSV.")] = None,
+    annotation: Annotated[str | None, typer.Option(help="Annotation TSV (code -> gene symbol).")] = None,
+    unmatched: Annotated[
+        str | None, typer.Option(help="Inputs/outputs that are not network nodes: drop (default) or error.")
+    ] = None,
     models: Annotated[
         str,
         typer.Option(
@@ -340,7 +404,10 @@ def cv_command(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-    ds, net = _load_inputs(data, outputs, network, None, "mlp" if names == ["mlp"] else "signaling")
+    need = any(nm in ("signaling", "hybrid") for nm in names)
+    ds, net = _load_inputs(
+        data, outputs, network, annotation, "signaling" if need else "mlp", inputs=inputs, unmatched=unmatched
+    )
     with _progress(quiet) as prog:
         task = prog.add_task("cross-validation", total=None)
 

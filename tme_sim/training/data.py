@@ -331,9 +331,14 @@ def load_dataset(
 
 
 def check_fits_network(data: Dataset, net: PriorNetwork, data_name: str = "data") -> None:
-    """Raise :class:`DataError` if an input or output of ``data`` is not a node of ``net``."""
+    """Raise :class:`DataError` if inputs or outputs of ``data`` are not nodes of ``net`` (all named at once)."""
     nodes = set(net.node_names)
+    parts = []
     for kind, names in (("input", data.input_names), ("output", data.output_names)):
-        for n in names:
-            if n not in nodes:
-                raise DataError(f"{data_name}: {kind} {n!r} is not a node of the network {net.source}")
+        bad = [n for n in names if n not in nodes]
+        if len(bad) == 1:
+            parts.append(f"{kind} {bad[0]!r} is not a node")
+        elif bad:
+            parts.append(f"{len(bad)} {kind}s are not nodes ({', '.join(map(repr, bad))})")
+    if parts:
+        raise DataError(f"{data_name}: {'; '.join(parts)} of the network {net.source}")
