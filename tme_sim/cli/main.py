@@ -252,8 +252,8 @@ def compare(
 def _mount_subcommands() -> None:
     """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
     from tme_sim.cli.drugs import drugs_app
-    from tme_sim.cli.importers import import_app
     from tme_sim.cli.explain import explain_command
+    from tme_sim.cli.importers import import_app
     from tme_sim.cli.scenarios import scenarios_app
     from tme_sim.cli.sweep import analyze_command, sweep_command
     from tme_sim.cli.train import train_app
