@@ -266,6 +266,13 @@ def train(
     except Exception as exc:
         raise ConfigError(f"train options: {str(exc).splitlines()[-1].strip()}") from None
     dpath = data or dcfg.path or None
+    from tme_sim.training.midas import is_midas_folder
+
+    if dpath and is_midas_folder(_expand(dpath) or ""):
+        _phospho_train(
+            _expand(dpath) or "", out or (Path(_expand(out_cfg) or "") if out_cfg else None), force, tcfg.seed
+        )
+        return
     ds, net = _load_inputs(
         dpath,
         outputs or dcfg.outputs,
@@ -365,7 +372,16 @@ def cv_command(
     ] = "kfold",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold)."""
+    """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold).
+
+    A MIDAS phosphoprotein folder (``MD-*.csv`` or ``midas.toml``, e.g. ``hepatocytes-cno``) runs the
+    leave-one-combination-out and leave-one-ligand-out CV of :mod:`tme_sim.training.phospho_cv` instead.
+    """
+    from tme_sim.training.midas import is_midas_folder
+
+    if data is not None and is_midas_folder(_expand(data) or ""):
+        _phospho_cv(_expand(data) or "", out_dir, seeds, quiet)
+        return
     from tme_sim.training.cv import cross_validate, format_table, write_report
     from tme_sim.training.train import TrainConfig, load_train_toml
 
@@ -431,6 +447,61 @@ def cv_command(
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
     typer.echo(format_table(rep))
     typer.echo(f"wrote {out_dir / 'cv_report.json'} and {out_dir / 'cv_report.png'}")
+
+
+def _phospho_train(data: str, target: Path | None, force: bool, seed: int) -> None:
+    """``tme train`` on a MIDAS folder: the phospho ensemble (:mod:`tme_sim.training.phospho`) as ``.npz``."""
+    import torch
+
+    from tme_sim.errors import OutputError
+    from tme_sim.intracellular.neural.phospho import save_phospho
+    from tme_sim.training.midas import load_midas
+    from tme_sim.training.phospho import FloorConfig, train_phospho
+
+    if target is None:
+        raise ConfigError("no output: give --out model.npz")
+    if target.suffix != ".npz":
+        raise ConfigError(f"{target}: a phospho surrogate is written as .npz")
+    if target.exists() and not force:
+        raise OutputError(f"{target}: exists (use --force to overwrite)")
+    torch.set_num_threads(1)
+    t0 = time.process_time()
+    sur = train_phospho(load_midas(data), FloorConfig(seed=seed))
+    sur.meta["command"] = " ".join(["tme train", *sys.argv[2:]])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp.npz")
+    save_phospho(tmp, sur)
+    tmp.replace(target)
+    typer.echo(
+        f"wrote {target} (phospho ensemble of {len(sur.members)}, {time.process_time() - t0:.0f} CPU s; "
+        f"fit r = {sur.meta['train_r']:.3f})"
+    )
+
+
+def _phospho_cv(data: str, out_dir: Path, seeds: str, quiet: bool) -> None:
+    """``tme train cv`` on a MIDAS folder: every phospho model on both protocols, one report."""
+    import torch
+
+    from tme_sim.training.midas import load_midas
+    from tme_sim.training.phospho_cv import cross_validate_phospho, format_phospho_table, write_phospho_report
+
+    try:
+        seed = int(seeds.split(",")[0])
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    torch.set_num_threads(1)
+    ds = load_midas(data)
+    with _progress(quiet) as prog:
+        task = prog.add_task("cross-validation", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total, description=label)
+
+        rep = cross_validate_phospho(ds, seed=seed, progress=progress)
+    rep["command"] = " ".join(["tme train", *sys.argv[2:]])
+    path = write_phospho_report(rep, out_dir)
+    typer.echo(format_phospho_table(rep))
+    typer.echo(f"wrote {path} and {out_dir / 'cv_report.png'}")
 
 
 @train_app.command("cv-merge")

@@ -34,5 +34,10 @@ class CellTypeModel(ABC):
         ``conc``: (P, len(drugs)) exposure concentrations in nM. Returns float64 (P,).
         """
 
+    def replicates(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """(B, P) replicate death fractions of the last :meth:`death_fraction` call (a bootstrap over
+        cells, or ensemble members) for intervals; None where the model has no uncertainty."""
+        return None
+
     def describe(self) -> str:
         return f"{self.name} ({self.role})"

@@ -10,7 +10,10 @@ HDF5 layout (``screen.h5``; concentrations in nM, kills as fractions)::
         death/<type>       (m, k) fraction dead at the end of the exposure
         kill/<type>        (m, k) drug-induced kill (baseline-corrected)
         efficacy, toxicity_max, selective (m, k); window (m, k) uint8
-        synergy/<type>/<method>/delta, reference (m, k), attrs score
+        synergy/<type>/<method>/delta, reference (m, k), attrs score (and score_ci: lo, hi)
+        ci/efficacy, ci/toxicity_max, ci/kill/<type> (2, m, k): central interval (lo, hi) over
+                           replicates (bootstrap over cells / ensemble members), when there are any
+        window_support (m, k): fraction of replicates in which the point is inside the window
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def iso_efficacy(pair: PairResult, level: float) -> dict[str, Any] | None:
         "doses": (float(pair.doses[0][i]), float(pair.doses[1][j])),
         "efficacy": float(pair.efficacy[i, j]),
         "toxicity": {h: float(k[i, j]) for h, k in pair.toxicity.items()},
+        "ci": {name: (float(lo[i, j]), float(hi[i, j])) for name, (lo, hi) in pair.ci.items()},
+        "window_support": None if pair.window_support is None else float(pair.window_support[i, j]),
     }
 
 
@@ -74,8 +79,13 @@ def summary_rows(result: ScreenResult) -> list[dict[str, Any]]:
         }
         for m in next(iter(p.synergy.values()), {}):
             row[f"{m}_tumor"] = float(np.mean([p.synergy[t][m].score for t in tumors]))
+            if len(tumors) == 1 and tumors[0] in p.synergy_ci:
+                row[f"{m}_tumor_ci"] = p.synergy_ci[tumors[0]][m]
             if healthy:
-                row[f"{m}_tox"] = float(max(p.synergy[h][m].score for h in healthy))
+                worst = max(healthy, key=lambda h: p.synergy[h][m].score)
+                row[f"{m}_tox"] = float(p.synergy[worst][m].score)
+                if worst in p.synergy_ci:
+                    row[f"{m}_tox_ci"] = p.synergy_ci[worst][m]
         rows.append(row)
     return rows
 
@@ -109,8 +119,8 @@ def print_summary(result: ScreenResult, console: Any = None) -> None:
         for r in rows:
             cells = [r["pair"]]
             for m in methods:
-                tox = f" / {100 * r[f'{m}_tox']:+.1f}" if f"{m}_tox" in r else ""
-                cells.append(f"{100 * r[f'{m}_tumor']:+.1f}{tox}")
+                tox = f" / {100 * r[f'{m}_tox']:+.1f}{_ci(r.get(f'{m}_tox_ci'))}" if f"{m}_tox" in r else ""
+                cells.append(f"{100 * r[f'{m}_tumor']:+.1f}{_ci(r.get(f'{m}_tumor_ci'))}{tox}")
             ts.add_row(*cells)
         console.print(ts)
     healthy = [n for n, role in result.cell_types if role == "healthy"]
@@ -126,14 +136,29 @@ def print_summary(result: ScreenResult, console: Any = None) -> None:
             if iso is None:
                 t2.add_row(r["pair"], "not reached", "-", *["-"] * len(healthy))
                 continue
+            ci = iso.get("ci", {})
             t2.add_row(
                 r["pair"],
                 f"{iso['doses'][0]:.3g} / {iso['doses'][1]:.3g}",
-                f"{iso['efficacy']:.2f}",
-                *[f"{iso['toxicity'][h]:.2f}" for h in healthy],
+                f"{iso['efficacy']:.2f}{_ci(ci.get('efficacy'), 1)}",
+                *[f"{iso['toxicity'][h]:.2f}{_ci(ci.get(f'kill/{h}'), 1)}" for h in healthy],
             )
         console.print(t2)
     console.print("synergy = mean excess over the reference on combination doses (> 0: synergy)")
+    if any(p.ci for p in result.pairs):
+        console.print(
+            "\\[lo, hi]: central interval over replicates (bootstrap over cells, or ensemble members); "
+            "a synergy score differs from 0 only where its interval excludes 0"
+        )
+
+
+def _ci(ci: tuple[float, float] | None, scale: float = 100.0) -> str:
+    """`` [lo, hi]`` (in percentage points unless ``scale`` = 1), or nothing."""
+    if ci is None:
+        return ""
+    if scale == 1:
+        return f" \\[{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f" \\[{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]"
 
 
 # --------------------------------------------------------------------------- HDF5
@@ -175,6 +200,12 @@ def write_hdf5(result: ScreenResult, path: str | Path, *, force: bool = False, c
                     sg.attrs["score"] = res.score
                     sg.create_dataset("delta", data=res.delta)
                     sg.create_dataset("reference", data=res.reference)
+                    if ct in pr.synergy_ci:
+                        sg.attrs["score_ci"] = pr.synergy_ci[ct][meth]
+            for name, (lo, hi) in pr.ci.items():
+                g.create_dataset(f"ci/{name}", data=np.stack([lo, hi]))
+            if pr.window_support is not None:
+                g.create_dataset("window_support", data=pr.window_support)
     return p
 
 

@@ -49,6 +49,7 @@ from tme_sim.drugs.effects import compile_targets, sample_masks, target_modulati
 from tme_sim.errors import ConfigError
 from tme_sim.intracellular.boolean import load_network
 from tme_sim.screening.cell_models import CellTypeModel, Role
+from tme_sim.screening.phospho_model import PhosphoCellModel
 from tme_sim.screening.synergy import METHODS, SynergyResult, synergy
 from tme_sim.units import Time, to_unit
 
@@ -178,7 +179,17 @@ class BooleanModel(CellTypeModel):
             ki &= ~ko
             self.network.advance(state, dt, rng, knockout=ko, knockin=ki)  # in place
             dead |= np.asarray(state[:, self.death_idx]).astype(bool).any(axis=1)
-        return dead.reshape(p_points, c).mean(axis=1)
+        self._dead = dead.reshape(p_points, c)
+        return self._dead.mean(axis=1)
+
+    def replicates(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Paired bootstrap over the cells of the last call: (n, P). Every dose point used the same
+        per-cell random numbers, so one resample of cell indices is applied to all points."""
+        dead = getattr(self, "_dead", None)
+        if dead is None or n < 1:
+            return None
+        idx = rng.integers(0, dead.shape[1], size=(n, dead.shape[1]))
+        return np.stack([dead[:, i].mean(axis=1) for i in idx])
 
 
 # --------------------------------------------------------------------------- screen config
@@ -189,7 +200,7 @@ class ScreenCellType(BaseModel):
 
     name: str
     role: Role
-    model: Literal["dependency", "boolean", "surrogate"]
+    model: Literal["dependency", "boolean", "surrogate", "phospho"]
     description: str = ""
     # dependency
     essential: dict[str, float] = Field(default_factory=dict)
@@ -208,6 +219,10 @@ class ScreenCellType(BaseModel):
     artifact: str | None = None
     death_outputs: dict[str, float] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
+    # phospho (trained phosphoprotein surrogate; artifact and death_outputs as read-out weights)
+    cell_type: str | None = None
+    stimuli: list[str] = Field(default_factory=list)
+    inhibitor_nodes: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> ScreenCellType:
@@ -219,8 +234,8 @@ class ScreenCellType(BaseModel):
             raise ValueError("a dependency model needs essential and/or toxic nodes")
         if self.model == "boolean" and (self.network is None or not self.death_nodes):
             raise ValueError("a boolean model needs network and death_nodes")
-        if self.model == "surrogate" and self.artifact is None:
-            raise ValueError("a surrogate model needs artifact")
+        if self.model in ("surrogate", "phospho") and self.artifact is None:
+            raise ValueError(f"a {self.model} model needs artifact")
         return self
 
 
@@ -247,6 +262,8 @@ class ScreenConfig(BaseModel):
     tumor_kill: float = Field(default=0.5, ge=0, le=1)
     healthy_kill: float = Field(default=0.2, ge=0, le=1)
     synergy: list[str] = Field(default_factory=lambda: list(METHODS))
+    bootstrap: int = Field(default=100, ge=0, le=10_000, description="replicates for intervals (0: none)")
+    interval: float = Field(default=0.9, gt=0, lt=1, description="central interval of the replicates")
     doses: dict[str, list[Any] | DoseRange] = Field(default_factory=dict)
     cell_types: list[ScreenCellType] = Field(min_length=1)
 
@@ -362,6 +379,8 @@ def _cell_type_model(ct: ScreenCellType, cfg: ScreenConfig, base: Path, source: 
             time_scale=ct.time_scale,
             source=source,
         )
+    if ct.model == "phospho":
+        return PhosphoCellModel.from_config(ct, base, source)
     from tme_sim.screening.surrogate_model import SurrogateModel
 
     assert ct.artifact is not None
@@ -369,6 +388,75 @@ def _cell_type_model(ct: ScreenCellType, cfg: ScreenConfig, base: Path, source: 
 
 
 # --------------------------------------------------------------------------- running a screen
+
+
+def _outcomes(
+    death: dict[str, np.ndarray],
+    death_u: dict[str, np.ndarray],
+    zero: int,
+    tumors: list[str],
+    healthy: list[str],
+    t_kill: float,
+    h_kill: float,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Kill per type (baseline-corrected), efficacy, worst toxicity and window of one dose matrix."""
+    kill = {}
+    for name, dm in death.items():
+        d0 = death_u[name][zero]
+        kill[name] = (dm - d0) / (1.0 - d0) if d0 < 1.0 else np.zeros(dm.shape)
+    efficacy = np.mean([kill[t] for t in tumors], axis=0)
+    tox_max = np.max([kill[h] for h in healthy], axis=0) if healthy else np.zeros(efficacy.shape)
+    window = efficacy >= t_kill
+    for h in healthy:
+        window &= kill[h] <= h_kill
+    return kill, efficacy, tox_max, window
+
+
+def _replicate_intervals(
+    pr: PairResult,
+    death_u: dict[str, np.ndarray],
+    reps_u: dict[str, np.ndarray],
+    sel: np.ndarray,
+    shape: tuple[int, int],
+    zero: int,
+    tumors: list[str],
+    healthy: list[str],
+    thresholds: tuple[float, float],
+    methods: Sequence[str],
+    q: float,
+) -> None:
+    """Fill ``pr.ci``, ``pr.synergy_ci`` and ``pr.window_support`` from replicate death fractions.
+
+    Replicate ``b`` of a type with replicates uses its ``b``-th (cycled) replicate everywhere, the
+    zero-dose baseline included; types without replicates keep their point values."""
+    n = max(r.shape[0] for r in reps_u.values())
+    eff, tox, win = [], [], []
+    kills: dict[str, list[np.ndarray]] = {k: [] for k in pr.kill}
+    scores: dict[str, dict[str, list[float]]] = {k: {m: [] for m in methods} for k in reps_u}
+    for b in range(n):
+        du = {k: (reps_u[k][b % reps_u[k].shape[0]] if k in reps_u else v) for k, v in death_u.items()}
+        death = {k: du[k][sel].reshape(shape) for k in pr.kill}
+        kill, e, t, w = _outcomes(death, du, zero, tumors, healthy, *thresholds)
+        eff.append(e)
+        tox.append(t)
+        win.append(w)
+        for k, v in kill.items():
+            kills[k].append(v)
+        for k in reps_u:
+            for m in methods:
+                scores[k][m].append(synergy(pr.doses[0], pr.doses[1], kill[k], m).score)
+
+    def band(x: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        arr = np.stack(x)
+        return np.quantile(arr, q, axis=0), np.quantile(arr, 1.0 - q, axis=0)
+
+    pr.ci = {"efficacy": band(eff), "toxicity_max": band(tox)}
+    pr.ci.update({f"kill/{k}": band(v) for k, v in kills.items()})
+    pr.synergy_ci = {
+        k: {m: (float(np.quantile(v, q)), float(np.quantile(v, 1.0 - q))) for m, v in ms.items()}
+        for k, ms in scores.items()
+    }
+    pr.window_support = np.mean(win, axis=0)
 
 
 @dataclass
@@ -385,6 +473,13 @@ class PairResult:
     selective: np.ndarray
     window: np.ndarray
     synergy: dict[str, dict[str, SynergyResult]] = field(default_factory=dict)
+    #: central intervals over replicates (bootstrap over cells or ensemble members): name → (lo, hi)
+    #: for "efficacy", "toxicity_max" and "kill/<type>" (m, k) matrices
+    ci: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: (lo, hi) of each synergy score: type → method → (lo, hi)
+    synergy_ci: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    #: fraction of replicates in which each dose point is inside the window (m, k)
+    window_support: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -477,49 +572,47 @@ def run_screen(
     rng = np.random.default_rng(screen.config.seed if seed is None else seed)
     timings: dict[str, float] = {}
     death_u: dict[str, np.ndarray] = {}
+    reps_u: dict[str, np.ndarray] = {}
     for model in screen.cell_types:
         t0 = time.perf_counter()
         sub = np.random.default_rng(rng.integers(2**63))
         death_u[model.name] = np.asarray(
             model.death_fraction(drugs, uniq, screen.config.exposure, sub), dtype=np.float64
         )
+        reps = model.replicates(screen.config.bootstrap, sub) if screen.config.bootstrap > 0 else None
+        if reps is not None:
+            reps_u[model.name] = np.asarray(reps, dtype=np.float64)
         timings[model.name] = time.perf_counter() - t0
+    n_rep = max((r.shape[0] for r in reps_u.values()), default=0)
+    q = (1.0 - screen.config.interval) / 2.0
 
     t0 = time.perf_counter()
     results = []
     offset = 0
+    tumors = [m.name for m in screen.cell_types if m.role == "tumor"]
+    healthy = [m.name for m in screen.cell_types if m.role == "healthy"]
     for (a, b), pts in zip(pairs, blocks, strict=True):
         shape = (grids[a].size, grids[b].size)
         sel = inverse[offset : offset + pts.shape[0]]
         offset += pts.shape[0]
         death = {m.name: death_u[m.name][sel].reshape(shape) for m in screen.cell_types}
-        kill = {}
-        for m in screen.cell_types:
-            d0 = death_u[m.name][zero]
-            kill[m.name] = (death[m.name] - d0) / (1.0 - d0) if d0 < 1.0 else np.zeros(shape)
-        tumors = [m.name for m in screen.cell_types if m.role == "tumor"]
-        healthy = [m.name for m in screen.cell_types if m.role == "healthy"]
-        efficacy = np.mean([kill[t] for t in tumors], axis=0)
-        toxicity = {h: kill[h] for h in healthy}
-        tox_max = np.max([kill[h] for h in healthy], axis=0) if healthy else np.zeros(shape)
-        window = efficacy >= t_kill
-        for h in healthy:
-            window &= kill[h] <= h_kill
+        kill, efficacy, tox_max, window = _outcomes(death, death_u, zero, tumors, healthy, t_kill, h_kill)
         syn = {name: {meth: synergy(grids[a], grids[b], k, meth) for meth in methods} for name, k in kill.items()}
-        results.append(
-            PairResult(
-                drugs=(a, b),
-                doses=(np.asarray(grids[a]), np.asarray(grids[b])),
-                death=death,
-                kill=kill,
-                efficacy=efficacy,
-                toxicity=toxicity,
-                toxicity_max=tox_max,
-                selective=efficacy - tox_max,
-                window=window,
-                synergy=syn,
-            )
+        pr = PairResult(
+            drugs=(a, b),
+            doses=(np.asarray(grids[a]), np.asarray(grids[b])),
+            death=death,
+            kill=kill,
+            efficacy=efficacy,
+            toxicity={h: kill[h] for h in healthy},
+            toxicity_max=tox_max,
+            selective=efficacy - tox_max,
+            window=window,
+            synergy=syn,
         )
+        if n_rep:
+            _replicate_intervals(pr, death_u, reps_u, sel, shape, zero, tumors, healthy, (t_kill, h_kill), methods, q)
+        results.append(pr)
     timings["synergy"] = time.perf_counter() - t0
     return ScreenResult(
         drugs=names,
