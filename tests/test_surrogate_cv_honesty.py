@@ -146,3 +146,12 @@ def test_cli_ships_the_recipes_cv_table_and_refuses_another_recipes(tmp_path):
     assert "    mlp " in r.output and "    ridge " in r.output
     r = CliRunner().invoke(train_app, [*ok, "--force", "--epochs", "30"])
     assert r.exit_code != 0 and "differ from this recipe in: epochs" in str(r.exception), r.output
+
+
+def test_selection_statement_says_when_settings_were_not_fixed_in_advance():
+    from tme_sim.training.cv import selection_statement
+
+    assert selection_statement("signaling", TrainConfig()).startswith("fixed in advance")
+    note = "lr chosen on fold 0 of seed 0"
+    assert selection_statement("signaling", TrainConfig(selection_note=note)).endswith(note)
+    assert selection_statement("mean", None).startswith("no settings")
