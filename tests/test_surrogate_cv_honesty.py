@@ -118,3 +118,40 @@ def test_logit_output_link_trains_saves_and_runs_fast(tmp_path):
     s = load_artifact(path, device="cpu")
     np.testing.assert_allclose(s.predict(ds.inputs, fast=False), p, atol=1e-6)
     assert json.dumps(s.meta["model_config"]["output_link"]) == '"logit"'
+
+
+def test_cli_ships_the_recipes_cv_table_and_refuses_another_recipes(tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.test_surrogate_cli import csv_data
+    from tme_sim.cli.main import app
+    from tme_sim.cli.train import train_app
+
+    data = csv_data(tmp_path / "d.csv", n=24)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[data]\npath = "{data}"\n[train]\nmodel = "mlp"\nlr = 0.003\nepochs = 20\npatience = 20\n')
+    cv_dir = tmp_path / "cv"
+    args = ["cv", "--config", str(recipe), "--data", str(data), "--models", "mlp", "--mlp-epochs", "20"]
+    r = CliRunner().invoke(train_app, [*args, "--folds", "3", "--seeds", "0", "--out-dir", str(cv_dir), "-q"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[2].startswith("mean") and "settings of ridge: nested CV" in r.output
+    report = json.loads((cv_dir / "cv_report.json").read_text())
+    assert report["command"].startswith("tme train cv") and report["selection"]["mlp"].startswith("fixed")
+    out = tmp_path / "m.pt"
+    ok = ["--config", str(recipe), "--out", str(out), "-q", "--cv-report", str(cv_dir / "cv_report.json")]
+    r = CliRunner().invoke(train_app, ok)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["info", str(out)])
+    assert r.exit_code == 0 and "cross-validation of this recipe (kfold protocol" in r.output, r.output
+    assert "    mlp " in r.output and "    ridge " in r.output
+    r = CliRunner().invoke(train_app, [*ok, "--force", "--epochs", "30"])
+    assert r.exit_code != 0 and "differ from this recipe in: epochs" in str(r.exception), r.output
+
+
+def test_selection_statement_says_when_settings_were_not_fixed_in_advance():
+    from tme_sim.training.cv import selection_statement
+
+    assert selection_statement("signaling", TrainConfig()).startswith("fixed in advance")
+    note = "lr chosen on fold 0 of seed 0"
+    assert selection_statement("signaling", TrainConfig(selection_note=note)).endswith(note)
+    assert selection_statement("mean", None).startswith("no settings")

@@ -471,6 +471,8 @@ def selection_statement(name: str, cfg: TrainConfig | None) -> str:
             f"nested CV: alpha chosen from {list(RIDGE_ALPHAS)} by {INNER_FOLDS}-fold CV (mean squared error) "
             "on the training conditions of each fold"
         )
+    if cfg is not None and cfg.selection_note:
+        return f"the settings in settings[model], chosen as follows: {cfg.selection_note}"
     return "fixed in advance: the settings in settings[model] (no selection on the test folds)"
 
 

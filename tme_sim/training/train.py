@@ -62,6 +62,11 @@ class TrainConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="conditions per step; None = full batch")
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (None = 1)")
+    selection_note: str | None = Field(
+        None,
+        description="how these settings were chosen, in words (e.g. on which data or folds); shown as the "
+        "row's selection statement in CV reports, so a table says when settings were not fixed in advance",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # signaling network
     max_iter: int = Field(150, ge=5)
