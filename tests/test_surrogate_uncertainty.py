@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from tme_sim.errors import ConfigError
 from tme_sim.training.data import Dataset
-from tme_sim.training.uncertainty import conformal_quantile, interval_cv
+from tme_sim.training.uncertainty import conformal_quantile, ensemble_interval, interval_cv
 
 
 def noisy_linear(n=200, n_in=6, n_out=5, noise=0.2, seed=0) -> Dataset:
@@ -58,9 +58,26 @@ def test_intervals_command_mlp(tmp_path):
     ]
     (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
     args = ["intervals", "--data", str(tmp_path / "d.csv"), "--model", "mlp", "--members", "3", "--folds", "3"]
-    args += ["--epochs", "30", "--seeds", "0,1", "--out-dir", str(tmp_path / "iv"), "-q"]
+    args += ["--epochs", "30", "--seeds", "0,1", "--out-dir", str(tmp_path / "iv"), "-q", "--at", "i0=1"]
     r = CliRunner().invoke(train_app, args)
     assert r.exit_code == 0, r.output
     assert "calibrated (J+aB)" in r.output and "calibrated coverage over seeds [0, 1]" in r.output
     rep = json.loads((tmp_path / "iv" / "intervals_report.json").read_text())
     assert len(rep) == 2 and rep[0]["model"] == "mlp" and 0 <= rep[0]["calibrated"]["coverage"] <= 1
+    at = rep[0]["at"]
+    assert at["low"]["o0"] < at["mean"]["o0"] < at["high"]["o0"]
+    r = CliRunner().invoke(train_app, [*args[:-2], "--at", "nope=1"])
+    assert isinstance(r.exception, ConfigError) and "--at: 'nope'" in str(r.exception)
+
+
+def test_ensemble_interval_at_new_inputs_covers_fresh_draws():
+    ds = noisy_linear(n=300, seed=3)
+    truth = np.random.default_rng(3)  # replay noisy_linear's draws to get its true weights
+    truth.random((300, ds.inputs.shape[1]))
+    w = truth.normal(size=(ds.inputs.shape[1], ds.outputs.shape[1]))
+    rng = np.random.default_rng(9)
+    x = (rng.random((200, ds.inputs.shape[1])) < 0.4).astype(np.float32)
+    y = x @ w + 0.2 * rng.standard_normal((200, ds.outputs.shape[1]))
+    mean, lo, hi = ensemble_interval(ds, None, "ridge", None, x, members=10, level=0.8)
+    assert mean.shape == lo.shape == hi.shape == y.shape and (hi > lo).all()
+    assert 0.7 <= ((y >= lo) & (y <= hi)).mean() <= 0.9

@@ -226,7 +226,7 @@ def train(
     model: Annotated[str | None, typer.Option(help="signaling (default), hybrid or mlp.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: min(2, cores)).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: 1).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Artifact (.pt) to write.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -245,6 +245,8 @@ def train(
     for key, val in (("model", model), ("epochs", epochs), ("seed", seed), ("threads", threads)):
         if val is not None:
             upd[key] = val
+    if threads is None and tcfg.threads is None:  # one thread per job: 2 on a busy machine can be 70x slower
+        upd["threads"] = 1
     try:
         tcfg = TrainConfig.model_validate({**tcfg.model_dump(), **upd})
     except Exception as exc:
@@ -445,6 +447,10 @@ def intervals_command(
         Path | None, typer.Option("--config", "-c", help="Training TOML whose \\[train] table to use.")
     ] = None,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+    at: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE: also fit the ensemble on all conditions and print the interval here."),
+    ] = None,
     out_dir: Annotated[Path, typer.Option(help="Folder for intervals_report.json.")] = Path("outputs/intervals"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -484,6 +490,35 @@ def intervals_command(
     if len(reports) > 1:
         cov = [r["calibrated"]["coverage"] for r in reports]
         typer.echo(f"calibrated coverage over seeds {seed_list}: mean {np.mean(cov):.3f} (min {min(cov):.3f})")
+    if at:
+        from tme_sim.training.data import load_annotation
+        from tme_sim.training.explain import parse_assignments
+        from tme_sim.training.sources import resolve_source
+        from tme_sim.training.uncertainty import ensemble_interval
+
+        src = resolve_source(data, inputs=inputs, outputs=outputs, network=network, annotation=annotation)
+        labels = load_annotation(src.annotation) if src.annotation else {}
+        names = {n.upper(): i for i, n in enumerate(ds.input_names)}
+        names.update({labels[n].upper(): i for i, n in enumerate(ds.input_names) if n in labels})
+        u = np.zeros((1, len(ds.input_names)), dtype=np.float32)
+        for name, v in parse_assignments(at, "--at").items():
+            if name.upper() not in names:
+                raise ConfigError(f"--at: {name!r} is not an input of the data (inputs: {', '.join(ds.input_names)})")
+            u[0, names[name.upper()]] = v
+        mean, lo, hi = ensemble_interval(ds, net, model, cfg, u, members=members, seed=seed_list[0], level=level)
+        typer.echo(
+            f"{100 * level:.0f} % intervals at {', '.join(at)} (ensemble of {members} fitted on all conditions):"
+        )
+        for j in np.argsort(-np.abs(mean[0] - ds.outputs.mean(0)))[:20]:
+            label = labels.get(ds.output_names[j], ds.output_names[j])
+            typer.echo(f"  {label:<12} {mean[0, j]:>7.3f}  [{lo[0, j]:.3f}, {hi[0, j]:.3f}]")
+        for r in reports:
+            r["at"] = {
+                "inputs": at,
+                "mean": dict(zip(ds.output_names, mean[0].tolist(), strict=True)),
+                "low": dict(zip(ds.output_names, lo[0].tolist(), strict=True)),
+                "high": dict(zip(ds.output_names, hi[0].tolist(), strict=True)),
+            }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "intervals_report.json").write_text(json.dumps(reports, indent=1))
     typer.echo(f"wrote {out_dir / 'intervals_report.json'}")
