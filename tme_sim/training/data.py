@@ -204,10 +204,29 @@ def load_annotation(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def _read_sif(p: Path) -> pd.DataFrame:
+    """A SIF network as a ``source``/``target``/``sign`` table (errors name the line)."""
+    rows = []
+    for i, line in enumerate(p.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts or line.lstrip().startswith("#"):
+            continue
+        if len(parts) != 3:
+            raise DataError(f"{p}: line {i}: expected 'source sign target', got {line.strip()!r}")
+        rows.append((parts[0], parts[1], parts[2]))
+    if not rows:
+        raise DataError(f"{p}: no edges")
+    return pd.DataFrame(rows, columns=["source", "sign", "target"])
+
+
 def load_network(path: str | os.PathLike, annotation: str | os.PathLike | None = None) -> PriorNetwork:
-    """Load a signed directed network TSV (``source``, ``target``, signs; see module docstring)."""
+    """Load a signed directed network TSV (``source``, ``target``, signs; see module docstring),
+    or a ``.sif`` file (whitespace-separated ``source sign target`` lines, sign 1/-1, no header)."""
     p = _need_file(path, "network")
-    df = _read_table(p, "\t", index_col=None)
+    if p.suffix.lower() == ".sif":
+        df = _read_sif(p)
+    else:
+        df = _read_table(p, "\t", index_col=None)
     for col in ("source", "target"):
         if col not in df.columns:
             raise DataError(f"{p}: missing column {col!r} (have: {', '.join(map(str, df.columns))})")
