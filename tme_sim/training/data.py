@@ -164,6 +164,12 @@ def _numeric(df: pd.DataFrame, path: Path) -> np.ndarray:
     return conv.to_numpy(dtype=np.float64)
 
 
+def _some(names: list[str], shown: int = 10) -> str:
+    """``'a', 'b', ... (+N more)``: every name up to ``shown``."""
+    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(map(repr, names[:shown])) + more
+
+
 def load_lembas(inputs_tsv: str | os.PathLike, outputs_tsv: str | os.PathLike) -> Dataset:
     """Load a LEMBAS ligand table and TF-activity table (same conditions, in any order)."""
     pin, pout = _need_file(inputs_tsv, "inputs"), _need_file(outputs_tsv, "outputs")
@@ -172,11 +178,14 @@ def load_lembas(inputs_tsv: str | os.PathLike, outputs_tsv: str | os.PathLike) -
     rows_in = [str(r) for r in din.index]
     rows_out = [str(r) for r in dout.index]
     missing = [r for r in rows_in if r not in set(rows_out)]
-    if missing:
-        raise DataError(f"{pout}: condition {missing[0]!r} of {pin.name} has no row here")
     extra = [r for r in rows_out if r not in set(rows_in)]
+    parts = []
+    if missing:
+        parts.append(f"{_some(missing)} of {pin.name} {'has' if len(missing) == 1 else 'have'} no row here")
     if extra:
-        raise DataError(f"{pout}: row {extra[0]!r} is not a condition of {pin.name}")
+        parts.append(f"{_some(extra)} {'is' if len(extra) == 1 else 'are'} not in {pin.name}")
+    if parts:
+        raise DataError(f"{pout}: condition(s) {'; '.join(parts)}")
     pos = {r: i for i, r in enumerate(rows_out)}
     order = np.array([pos[r] for r in rows_in])
     return Dataset(
