@@ -13,7 +13,7 @@ What is timed (all in this one process, so ratios are comparable on a busy machi
   with many trajectories MaBoSS's per-run setup is amortised: 500 trajectories cost ~2-5× more
   per trajectory than 10000 in our runs, so this is the demanding reference);
 * ``Boolean engine``: ``BooleanNetwork.advance`` of the same network, n cells, same horizon;
-* ``tnf-fate MLP``: the distilled TNF cell-fate surrogate (16 inputs → 8 SiLU → 4 fate
+* ``tnf-fate MLP``: the distilled TNF cell-fate surrogate (16 inputs → 32 → 32 SiLU → 4 fate
   probabilities, ``tme train distill``; the same decision MaBoSS makes, so this is the
   like-for-like row), one ``Surrogate.predict`` call for n cells with distinct random inputs —
   ``fast`` = :class:`tme_sim.intracellular.neural.inference.FastMLP` (the default on CPU: the fused numba kernel,

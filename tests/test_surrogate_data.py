@@ -58,8 +58,11 @@ def test_lembas_tables_and_errors(tmp_path):
     with pytest.raises(DataError, match=r"nan.tsv: row 'c1', column 'T2'"):
         load_lembas(lig, nan)
     short = write(tmp_path / "short.tsv", "\tT1\tT2\nc1\t0.3\t0.4\n")
-    with pytest.raises(DataError, match=r"short.tsv: condition 'c2'"):
+    with pytest.raises(DataError, match=r"short.tsv: condition\(s\) 'c2', 'c3' of .* have no row here"):
         load_lembas(lig, short)
+    odd = write(tmp_path / "odd.tsv", "\tT1\tT2\nc1\t0.3\t0.4\nc2\t1\t1\nx9\t1\t1\n")
+    with pytest.raises(DataError, match=r"'c3' of .* has no row here; 'x9' is not in"):
+        load_lembas(lig, odd)
     with pytest.raises(DataError, match=r"missing.tsv: outputs file not found"):
         load_lembas(lig, tmp_path / "missing.tsv")
     dup = write(tmp_path / "dup.tsv", "\tT1\tT2\nc1\t1\t2\nc1\t1\t2\n")

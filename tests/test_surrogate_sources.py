@@ -105,3 +105,18 @@ def test_align_rejects_bad_map_and_duplicates(tmp_path):
         align_to_network(ds, net, mapping={"T1": "T2"})
     aligned, _ = align_to_network(ds, net, unmatched="drop")
     assert aligned.output_names == ["T1", "T2"] and np.array_equal(aligned.outputs, ds.outputs)
+
+
+def test_sif_network(tmp_path):
+    from tme_sim.training.data import load_network
+
+    p = tmp_path / "pkn.sif"
+    p.write_text("# a comment\nL1 1 K\nL2 -1 K\nK 1 T1\n\nK 1 T2\n")
+    net = load_network(p)
+    assert net.node_names == ["K", "L1", "L2", "T1", "T2"] and sorted(net.sign.tolist()) == [-1, 1, 1, 1]
+    p.write_text("L1 1 K\nL2 K\n")
+    with pytest.raises(DataError, match=r"line 2: expected 'source sign target'"):
+        load_network(p)
+    p.write_text("L1 2 K\n")
+    with pytest.raises(DataError, match=r"expected -1, 0 or 1"):
+        load_network(p)

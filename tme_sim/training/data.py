@@ -164,6 +164,12 @@ def _numeric(df: pd.DataFrame, path: Path) -> np.ndarray:
     return conv.to_numpy(dtype=np.float64)
 
 
+def _some(names: list[str], shown: int = 10) -> str:
+    """``'a', 'b', ... (+N more)``: every name up to ``shown``."""
+    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(map(repr, names[:shown])) + more
+
+
 def load_lembas(inputs_tsv: str | os.PathLike, outputs_tsv: str | os.PathLike) -> Dataset:
     """Load a LEMBAS ligand table and TF-activity table (same conditions, in any order)."""
     pin, pout = _need_file(inputs_tsv, "inputs"), _need_file(outputs_tsv, "outputs")
@@ -172,11 +178,14 @@ def load_lembas(inputs_tsv: str | os.PathLike, outputs_tsv: str | os.PathLike) -
     rows_in = [str(r) for r in din.index]
     rows_out = [str(r) for r in dout.index]
     missing = [r for r in rows_in if r not in set(rows_out)]
-    if missing:
-        raise DataError(f"{pout}: condition {missing[0]!r} of {pin.name} has no row here")
     extra = [r for r in rows_out if r not in set(rows_in)]
+    parts = []
+    if missing:
+        parts.append(f"{_some(missing)} of {pin.name} {'has' if len(missing) == 1 else 'have'} no row here")
     if extra:
-        raise DataError(f"{pout}: row {extra[0]!r} is not a condition of {pin.name}")
+        parts.append(f"{_some(extra)} {'is' if len(extra) == 1 else 'are'} not in {pin.name}")
+    if parts:
+        raise DataError(f"{pout}: condition(s) {'; '.join(parts)}")
     pos = {r: i for i, r in enumerate(rows_out)}
     order = np.array([pos[r] for r in rows_in])
     return Dataset(
@@ -204,10 +213,29 @@ def load_annotation(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def _read_sif(p: Path) -> pd.DataFrame:
+    """A SIF network as a ``source``/``target``/``sign`` table (errors name the line)."""
+    rows = []
+    for i, line in enumerate(p.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts or line.lstrip().startswith("#"):
+            continue
+        if len(parts) != 3:
+            raise DataError(f"{p}: line {i}: expected 'source sign target', got {line.strip()!r}")
+        rows.append((parts[0], parts[1], parts[2]))
+    if not rows:
+        raise DataError(f"{p}: no edges")
+    return pd.DataFrame(rows, columns=["source", "sign", "target"])
+
+
 def load_network(path: str | os.PathLike, annotation: str | os.PathLike | None = None) -> PriorNetwork:
-    """Load a signed directed network TSV (``source``, ``target``, signs; see module docstring)."""
+    """Load a signed directed network TSV (``source``, ``target``, signs; see module docstring),
+    or a ``.sif`` file (whitespace-separated ``source sign target`` lines, sign 1/-1, no header)."""
     p = _need_file(path, "network")
-    df = _read_table(p, "\t", index_col=None)
+    if p.suffix.lower() == ".sif":
+        df = _read_sif(p)
+    else:
+        df = _read_table(p, "\t", index_col=None)
     for col in ("source", "target"):
         if col not in df.columns:
             raise DataError(f"{p}: missing column {col!r} (have: {', '.join(map(str, df.columns))})")
