@@ -209,3 +209,20 @@ def test_phospho_intracellular_kind_turns_drug_levels_into_apoptosis(tmp_path: P
     assert state[0, 0] == 0 and state[2, 0] > state[1, 0] > 0
     with pytest.raises(Exception, match="not among"):
         im.drug_effects_for([lib.drugs["tpca1"]])
+
+
+def test_cli_bad_midas_folder_is_one_line_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "MD-x.csv").write_text("TR:a,TR:b\n1,0\n")
+    for args in (
+        ["train", "cv", "--data", str(tmp_path / "bad")],
+        ["train", "--data", str(tmp_path / "bad"), "--out", str(tmp_path / "m.npz")],
+    ):
+        r = subprocess.run([sys.executable, "-m", "tme_sim", *args], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().startswith("error:") and "no DA:/DV: columns" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
