@@ -24,6 +24,8 @@ from tme_sim.screening.simulate import simulate_doses
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "tme_sim" / "scenarios"
 LIB = SCEN / "drugs.toml"
+#: birinapant + a tpca1 with made-up PK (the shipped tpca1 has no human PK): for the dosing tests
+LIB_PK = Path(__file__).parent / "data" / "drugs_pk_fixture.toml"
 BND = SCEN / "networks" / "tnf_cellfate.bnd"
 CFG = SCEN / "networks" / "tnf_cellfate.cfg"
 
@@ -146,7 +148,7 @@ def test_resolved_scenario_round_trips_through_json(tmp_path):
     sched = '[{ kind = "bolus", amount = "5 mg", start = "10 min", every = "1 h", count = 2 }]'
     p = small_scenario(
         tmp_path,
-        drugs_section=f'[drugs]\nlibrary = "{LIB}"\n[drugs.given.birinapant]\n'
+        drugs_section=f'[drugs]\nlibrary = "{LIB_PK}"\n[drugs.given.birinapant]\n'
         f"[drugs.given.tpca1]\nschedule = {sched}\n",
     )
     sc = load_scenario(p)
@@ -209,7 +211,7 @@ def test_plasma_pk_sets_face_and_vessel_values_each_step(tmp_path):
     p = small_scenario(
         tmp_path,
         drugs_section=f"""[drugs]
-library = "{LIB}"
+library = "{LIB_PK}"
 [drugs.given.birinapant]
 schedule = [{{ kind = "infusion", rate = "1 mg/h", duration = "20 min", start = "5 min" }}]
 [drugs.given.tpca1]
@@ -250,7 +252,7 @@ def test_checkpoint_restart_continues_dosing_bit_identically(tmp_path):
     p = small_scenario(
         tmp_path,
         drugs_section=f"""[drugs]
-library = "{LIB}"
+library = "{LIB_PK}"
 [drugs.given.birinapant]
 schedule = [{{ kind = "infusion", rate = "0.05 mg/h", duration = "60 min", start = "10 min" }}]
 [drugs.given.tpca1]

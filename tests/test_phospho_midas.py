@@ -124,3 +124,105 @@ def test_hepatocytes_floor_beats_additive_per_cell_type() -> None:
     for cell in data.cell_types:
         assert r[("floor", cell)]["pooled_r"] > r[("additive", cell)]["pooled_r"]
     json.dumps(rep)  # the report is plain JSON
+
+
+LIB = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "drugs_liver.toml"
+
+
+def test_screen_with_trained_models_has_intervals(tmp_path: Path) -> None:
+    from tme_sim.screening.screen import build_screen, run_screen
+
+    data = load_midas(write_synthetic_midas(tmp_path / "syn"))
+    save_phospho(tmp_path / "s.npz", train_phospho(data, FloorConfig(members=3, steps=300)))
+    common = {
+        "model": "phospho",
+        "artifact": "s.npz",
+        "stimuli": ["L1"],
+        "inhibitor_nodes": {"Xi": "MEK12", "Yi": "PI3K"},
+        "death_outputs": {"r1": 1.0, "r2": 1.0},
+    }
+    cfg = {
+        "library": str(LIB),
+        "exposure": "30 min",
+        "n_doses": 4,
+        "synergy": ["bliss", "hsa"],
+        "cell_types": [
+            {"name": "tumor", "role": "tumor", "cell_type": "CanB", **common},
+            {"name": "liver", "role": "healthy", "cell_type": "PriA", **common},
+        ],
+    }
+    res = run_screen(build_screen(cfg, base=tmp_path), ["trametinib", "alpelisib"])
+    pr = res.pairs[0]
+    lo, hi = pr.ci["efficacy"]
+    assert lo.shape == pr.efficacy.shape and (lo <= pr.efficacy + 1e-12).all() and (pr.efficacy <= hi + 1e-12).all()
+    assert pr.efficacy.max() > 0.1  # the inhibitors act on the signature
+    for m in ("bliss", "hsa"):
+        a, b = pr.synergy_ci["tumor"][m]
+        assert a <= b
+    assert pr.window_support is not None and pr.window_support.shape == pr.window.shape
+    bad = {**cfg, "cell_types": [{**cfg["cell_types"][0], "cell_type": "Nope"}]}
+    with pytest.raises(Exception, match="cell_type: 'Nope' not in the surrogate"):
+        build_screen(bad, base=tmp_path)
+
+
+def test_boolean_bootstrap_is_paired_over_cells() -> None:
+    from tme_sim.screening.screen import BooleanModel
+
+    model = BooleanModel.__new__(BooleanModel)
+    dead = np.zeros((3, 50), dtype=bool)
+    dead[1, :25] = True
+    dead[2, :] = True
+    model._dead = dead
+    reps = model.replicates(200, np.random.default_rng(0))
+    assert reps.shape == (200, 3)
+    assert (reps[:, 0] == 0).all() and (reps[:, 2] == 1).all()
+    assert 0.3 < reps[:, 1].mean() < 0.7 and reps[:, 1].std() > 0.02
+
+
+def test_phospho_intracellular_kind_turns_drug_levels_into_apoptosis(tmp_path: Path) -> None:
+    from tme_sim.config.drugs import load_library
+    from tme_sim.intracellular.base import Signals, intracellular_kind
+    from tme_sim.intracellular.phospho import PhosphoIntracellularConfig
+
+    data = load_midas(write_synthetic_midas(tmp_path / "syn"))
+    save_phospho(tmp_path / "s.npz", train_phospho(data, FloorConfig(members=2, steps=300)))
+    cls = intracellular_kind("phospho")
+    assert cls is not None
+    cfg = PhosphoIntracellularConfig(
+        artifact="s.npz",
+        cell_type="CanB",
+        stimuli=["L1"],
+        inhibitor_nodes={"Xi": "MEK12", "Yi": "PI3K"},
+        signature={"r1": 1.0, "r2": 1.0},
+        apoptosis_base="0.0001 1/min",
+        apoptosis_max="0.002 1/min",
+    )
+    im = cls.from_config(cfg, tmp_path)
+    lib = load_library(LIB)
+    im.set_drug_effects(im.drug_effects_for([lib.drugs["trametinib"], lib.drugs["alpelisib"]]))
+    assert im.required_signals() == ["trametinib", "alpelisib"]
+    conc = np.array([[0.0, 0.0], [1.0, 0.0], [100.0, 100.0]])
+    state = im.initial_state(3, np.random.default_rng(0))
+    out = im.update(Signals(["trametinib", "alpelisib"], conc), state, 6.0, np.random.default_rng(0))
+    apo = out["apoptosis_rate"]
+    assert apo[0] == pytest.approx(0.0001) and apo[0] < apo[1] < apo[2] <= 0.002
+    assert state[0, 0] == 0 and state[2, 0] > state[1, 0] > 0
+    with pytest.raises(Exception, match="not among"):
+        im.drug_effects_for([lib.drugs["tpca1"]])
+
+
+def test_cli_bad_midas_folder_is_one_line_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "MD-x.csv").write_text("TR:a,TR:b\n1,0\n")
+    for args in (
+        ["train", "cv", "--data", str(tmp_path / "bad")],
+        ["train", "--data", str(tmp_path / "bad"), "--out", str(tmp_path / "m.npz")],
+    ):
+        r = subprocess.run([sys.executable, "-m", "tme_sim", *args], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().startswith("error:") and "no DA:/DV: columns" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()

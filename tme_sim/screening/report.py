@@ -75,6 +75,10 @@ def summary_rows(result: ScreenResult) -> list[dict[str, Any]]:
             "window": p.window_fraction,
             "best_selective": float(p.selective[i, j]),
             "best_doses": (float(p.doses[0][i]), float(p.doses[1][j])),
+            "best_efficacy": float(p.efficacy[i, j]),
+            "best_toxicity": float(p.toxicity_max[i, j]),
+            "best_ci": {name: (float(lo[i, j]), float(hi[i, j])) for name, (lo, hi) in p.ci.items()},
+            "best_window_support": None if p.window_support is None else float(p.window_support[i, j]),
             "iso": iso,
         }
         for m in next(iter(p.synergy.values()), {}):
@@ -100,16 +104,28 @@ def print_summary(result: ScreenResult, console: Any = None) -> None:
     rows = summary_rows(result)
     methods = [k[: -len("_tumor")] for k in rows[0] if k.endswith("_tumor")] if rows else []
     t = Table(title=f"Drug pairs (window: tumor kill ≥ {tk:.0%} and every healthy kill ≤ {hk:.0%})")
-    for col in ("pair", "max efficacy", "window", "best selective", "at doses (nM)"):
+    cols = ["pair", "max efficacy", "window", "best selective", "at doses (nM)"]
+    with_ci = any(r["best_ci"] for r in rows)
+    if with_ci:
+        cols += ["tumor kill there", "worst healthy kill there", "in window (replicates)"]
+    for col in cols:
         t.add_column(col, justify="left" if col == "pair" else "right", no_wrap=col == "pair")
     for r in rows:
-        t.add_row(
+        cells = [
             r["pair"],
             f"{r['max_efficacy']:.2f}",
             f"{r['window']:.2f}",
             f"{r['best_selective']:+.2f}",
             f"{r['best_doses'][0]:.3g} / {r['best_doses'][1]:.3g}",
-        )
+        ]
+        if with_ci:
+            ci = r["best_ci"]
+            cells += [
+                f"{r['best_efficacy']:.2f}{_ci(ci.get('efficacy'), 1)}",
+                f"{r['best_toxicity']:.2f}{_ci(ci.get('toxicity_max'), 1)}",
+                "-" if r["best_window_support"] is None else f"{r['best_window_support']:.0%}",
+            ]
+        t.add_row(*cells)
     console.print(t)
     if methods:
         ts = Table(title="Synergy (percentage points; tumor / worst healthy type)")

@@ -150,6 +150,8 @@ def cross_validate_phospho(
                 if len(sel) == 0:
                     continue
                 p, t = pred[sel], tab.y[sel]
+                if not np.isfinite(p).any():  # the model does not apply to this protocol (additive on ligands)
+                    continue
                 rsel = ref[sel]
                 okref = rsel >= 0
                 base = tab.y[rsel[okref]]
