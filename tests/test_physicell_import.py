@@ -121,11 +121,14 @@ def test_every_translated_number_round_trips(sample, tmp_path):
             up = float(s.find("uptake_rate").text)
             sec = float(s.find("secretion_rate").text)
             entry = ct.get("secretion", {}).get(ident(s.get("name")))
-            if up == 0 and sec == 0 and float(s.find("net_export_rate").text) == 0:
+            target = float(s.find("secretion_target").text)
+            if up == 0 and sec == 0 and float(s.find("net_export_rate").text) == 0 and target == 0:
                 assert entry is None
             else:
                 assert num(entry["uptake_rate"], "1/min") == up
                 assert num(entry["secretion_rate"], "1/min") == sec
+                unit = "mmHg" if s.get("name") == "oxygen" else ""
+                assert num(entry["saturation"], unit) == target
 
     rules_file = config / "cell_rules.csv"
     rows = _rules_rows(rules_file)
