@@ -10,7 +10,9 @@ snapshot interval (PhysiCell: full data, SVG off; tme-sim: HDF5 snapshots and it
 checkpoints). Prints per run and as medians: whole-process wall and CPU seconds (start-up, output,
 everything) and the simulation loop alone (PhysiCell's "Total simulation runtime"; tme-sim's
 ``wall_seconds`` in the output file), and the PhysiCell / tme-sim ratios. ``--days`` shortens the
-runs on a busy machine (the ratios are per same simulated time); ``--json`` saves the numbers.
+runs on a busy machine (the ratios are per same simulated time); ``--json`` saves the numbers;
+``--adi`` adds a tme-sim arm with its own diffusion numerics (ADI at 0.1 min) beside the imported
+scenario's PhysiCell numerics (LOD at 0.01 min).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from physicell_runs import build_physicell, import_scenario, run_physicell, run_tme
+from physicell_runs import ADI, build_physicell, import_scenario, run_physicell, run_tme
 
 
 def main() -> None:
@@ -35,6 +37,11 @@ def main() -> None:
         "--build", type=Path, default=Path(tempfile.gettempdir()) / "pc_race", help="PhysiCell build folder"
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument(
+        "--adi",
+        action="store_true",
+        help="also race tme-sim with its ADI diffusion at 0.1 min (imported: LOD 0.01 min)",
+    )
     args = ap.parse_args()
 
     minutes = args.days * 1440.0
@@ -46,29 +53,34 @@ def main() -> None:
     print("\n| run | simulator | threads | wall s | CPU s | loop s |")
     print("|---:|---|---:|---:|---:|---:|")
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    sims = ["PhysiCell", "tme-sim"] + (["tme-sim ADI"] if args.adi else [])
     for th in args.threads:
         for rep in range(args.repeats):
-            for sim in ("PhysiCell", "tme-sim"):
+            for sim in sims:
                 if sim == "PhysiCell":
                     t = run_physicell(where, minutes, th, args.seed, work / f"pc_{th}_{rep}")
                 else:
-                    t = run_tme(scenario, minutes, th, args.seed, work / f"tme_{th}_{rep}.h5")
+                    extra = ADI if sim == "tme-sim ADI" else ()
+                    t = run_tme(scenario, minutes, th, args.seed, work / f"tme_{th}_{rep}.h5", extra)
                 results.setdefault(str(th), {}).setdefault(sim, []).append(vars(t))
                 print(f"| {rep + 1} | {sim} | {th} | {t.wall:.2f} | {t.cpu:.2f} | {t.loop:.2f} |", flush=True)
 
     print("\n## Medians and ratios (PhysiCell / tme-sim; > 1: tme-sim faster)\n")
-    print("| threads | PhysiCell wall s | tme-sim wall s | wall ratio | PhysiCell CPU s | tme-sim CPU s | CPU ratio "
-          "| PhysiCell loop s | tme-sim loop s | loop ratio |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| threads | tme-sim arm | PhysiCell wall s | tme-sim wall s | wall ratio | PhysiCell CPU s | tme-sim CPU s "
+          "| CPU ratio | PhysiCell loop s | tme-sim loop s | loop ratio |")  # fmt: skip
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for th, by_sim in results.items():
         med = {
             s: {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "loop")} for s, runs in by_sim.items()
         }
-        pc, tm = med["PhysiCell"], med["tme-sim"]
-        cells = []
-        for k in ("wall", "cpu", "loop"):
-            cells += [f"{pc[k]:.2f}", f"{tm[k]:.2f}", f"{pc[k] / tm[k]:.1f}×" if tm[k] > 0 else "n/a"]
-        print(f"| {th} | " + " | ".join(cells) + " |")
+        pc = med["PhysiCell"]
+        for arm in sims[1:]:
+            tm = med[arm]
+            cells = []
+            for k in ("wall", "cpu", "loop"):
+                cells += [f"{pc[k]:.2f}", f"{tm[k]:.2f}", f"{pc[k] / tm[k]:.1f}×" if tm[k] > 0 else "n/a"]
+            label = "ADI 0.1 min" if arm.endswith("ADI") else "as imported (LOD 0.01 min)"
+            print(f"| {th} | {label} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"project": args.project, "days": args.days, "results": results}, indent=1))
 

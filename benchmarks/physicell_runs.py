@@ -123,8 +123,16 @@ def import_scenario(project: str, dest: Path) -> Path:
     return write_scenario(result, dest, force=True)
 
 
-def run_tme(scenario: Path, minutes: float, threads: int, seed: int, out: Path) -> Timing:
-    """``tme run`` in a fresh process (imports, compilation cache, output, everything)."""
+#: tme-sim's own diffusion numerics: Douglas–Rachford ADI at 0.1 min (exact steady state; the
+#: imported scenario keeps PhysiCell's LOD at 0.01 min)
+ADI = ("time.diffusion_scheme='adi'", "time.diffusion_dt='0.1 min'")
+
+
+def run_tme(
+    scenario: Path, minutes: float, threads: int, seed: int, out: Path, overrides: tuple[str, ...] = ()
+) -> Timing:
+    """``tme run`` in a fresh process (imports, compilation cache, output, everything); ``overrides``
+    are extra ``--set KEY=VALUE`` items."""
     import h5py
 
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -134,6 +142,8 @@ def run_tme(scenario: Path, minutes: float, threads: int, seed: int, out: Path) 
         sys.executable, "-m", "tme_sim", "run", str(scenario), "--out", str(out),
         "--set", f"duration='{minutes:g} min'", "--set", f"seed={seed}", "--quiet",
     ]  # fmt: skip
+    for item in overrides:
+        cmd += ["--set", item]
     c0 = _cpu_children()
     timing, _ = _timed(cmd, scenario.parent, env)
     timing.cpu = _cpu_children() - c0

@@ -121,11 +121,14 @@ def test_every_translated_number_round_trips(sample, tmp_path):
             up = float(s.find("uptake_rate").text)
             sec = float(s.find("secretion_rate").text)
             entry = ct.get("secretion", {}).get(ident(s.get("name")))
-            if up == 0 and sec == 0 and float(s.find("net_export_rate").text) == 0:
+            target = float(s.find("secretion_target").text)
+            if up == 0 and sec == 0 and float(s.find("net_export_rate").text) == 0 and target == 0:
                 assert entry is None
             else:
                 assert num(entry["uptake_rate"], "1/min") == up
                 assert num(entry["secretion_rate"], "1/min") == sec
+                unit = "mmHg" if s.get("name") == "oxygen" else ""
+                assert num(entry["saturation"], unit) == target
 
     rules_file = config / "cell_rules.csv"
     rows = _rules_rows(rules_file)
@@ -328,3 +331,45 @@ def test_imported_sample_runs(sample, tmp_path, capsys):
 
     pop = read_population(out)
     assert pop["live"].sum() > 0
+
+
+def test_intracellular_blocks_go_through_the_registry(tmp_path):
+    from tme_sim.importers import intracellular as reg
+
+    cfg = _project(tmp_path)
+    xml = cfg / "PhysiCell_settings.xml"
+    block = '<intracellular type="fake_kind"><bnd_filename>x.bnd</bnd_filename></intracellular>'
+    xml.write_text(xml.read_text().replace("</secretion>", "</secretion>" + block))
+    # no translator: one warning naming the setting, the cells run without it
+    result = import_physicell(cfg)
+    assert "intracellular" not in result.doc["cell_types"]["tumor"]
+    assert any(k == "cell_definitions.tumor.intracellular" and "fake_kind" in v for k, v in result.warnings)
+
+    seen = {}
+
+    def translate(element, project_dir, warnings, cell_type):
+        seen["args"] = (element.find("bnd_filename").text, project_dir, cell_type)
+        return {"kind": "rules"}
+
+    reg.register_intracellular("fake_kind", translate)
+    try:
+        result = import_physicell(cfg)
+    finally:
+        reg._TRANSLATORS.pop("fake_kind")
+    assert result.doc["cell_types"]["tumor"]["intracellular"] == {"kind": "rules"}
+    assert seen["args"] == ("x.bnd", cfg.parent, "tumor")
+
+
+def test_toml_writer_round_trips_awkward_names_and_values():
+    from tme_sim.importers.toml_writer import dumps
+
+    doc = {
+        "name": 'a "quoted" name',
+        "n": 3,
+        "x": 0.1,
+        "flag": True,
+        "list": ["1 um", "2 um"],
+        "table": {"key with space": {"inner": 1.5e-300}, "empty": {}},
+        "rows": [{"a": 1, "b": [[1.0, 2.0]]}, {"a": 2, "b": []}],
+    }
+    assert tomllib.loads(dumps(doc)) == doc

@@ -413,7 +413,7 @@ def _secretion(r: _Reader, ph: Node, cell: str, subs: dict[str, str]) -> dict[st
             "uptake_rate": _fmt(r.num(s.child("uptake_rate"), 0.0), "1/min"),
             "net_export": _fmt(r.num(s.child("net_export_rate"), 0.0), f"{u}*um**3/min" if u else "um**3/min"),
         }
-        if any(float(v.split()[0]) != 0.0 for k, v in entry.items() if k != "saturation"):
+        if any(float(v.split()[0]) != 0.0 for v in entry.values()):  # a target alone matters to rules
             out[name] = entry
     return out
 
