@@ -177,3 +177,14 @@ def test_implicit_scheme_serial_equals_parallel_bit_for_bit(dim):
 def test_unknown_scheme_is_a_grid_error():
     with pytest.raises(GridError, match="scheme must be one of"):
         Microenvironment((100.0, 100.0), 20.0, ["oxygen"], scheme="cg")
+
+
+def test_implicit_scheme_resumes_bit_for_bit_from_its_state():
+    a = _tissue("implicit")
+    a.advance(0.1, 3)
+    state = a.state_dict()
+    a.advance(0.1, 4)
+    b = _tissue("implicit")
+    b.load_state_dict(state)
+    b.advance(0.1, 4)
+    assert np.array_equal(a.species_first(), b.species_first())

@@ -173,6 +173,7 @@ def test_hypoxic_regions_have_more_lactate_and_vegfa(seed: int) -> None:
     # 10× PhysiCell's O2 uptake: a hypoxic core within 2 h in this small, well-supplied box (with the
     # exact-steady-state ADI grid the default uptake leaves a 140 µm disc normoxic here)
     doc["cell_types"]["tumor"]["secretion"]["oxygen"]["uptake_rate"] = "100 1/min"
+    doc["cell_types"]["tumor"]["params"]["o2_uptake_km"] = "0 mmHg"  # linear, as this case was designed
     m = run(doc, seed, 2)
     o2 = m.micro.field("oxygen").ravel()
     lac = m.micro.field("lactate").ravel()

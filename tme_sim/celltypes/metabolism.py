@@ -12,6 +12,13 @@ Metabolism (all types, arrays over the cells of a type)
   partly glycolytic even in normoxia — Warburg — others mostly oxidative) and 2 lactate per glucose.
   Lactate uptake (``secretion.lactate.uptake_rate``) is scaled by ``1 − h`` (oxidative cells burn
   lactate; Sonveaux et al., J Clin Invest 2008, 118:3930).
+* **oxygen uptake** (Michaelis–Menten when ``o2_uptake_km > 0``): the linear uptake rate becomes
+  ``U(c) = U0 · (o2_uptake_reference + K) / (c + K)``, so consumption ``U(c)·c`` equals the
+  scenario's ``U0·c`` at ``o2_uptake_reference`` (38 mmHg) and stays nearly constant down to
+  ``K`` (~1 mmHg): respiration is saturated far below tissue O2, so O2 falls to zero at a finite
+  depth (a necrotic core) instead of decaying exponentially as with linear uptake
+  (``K = 0``: PhysiCell's linear uptake, the default). Re-evaluated every phenotype step from
+  the sampled O2 (implicit in the solver, so stable at any step).
 * Hypoxia raises VEGFA and CCL2 secretion (handled by the rule sets via :func:`hypoxia_level`).
 
 Recruitment
@@ -43,6 +50,8 @@ METABOLISM_PARAM_UNITS: dict[str, str] = {
     "pasteur_factor": "",
     "glycolytic_fraction": "",
     "lactate_yield": "",
+    "o2_uptake_km": "mmHg",
+    "o2_uptake_reference": "mmHg",
 }
 
 #: defaults (value, unit) with their sources (see the module docstring)
@@ -52,6 +61,8 @@ METABOLISM_DEFAULTS: dict[str, tuple[str | float, str]] = {
     "pasteur_factor": (3.0, ""),  # hypoxic glucose uptake ×3 (order of the Pasteur effect in tumor lines)
     "glycolytic_fraction": (0.1, ""),  # fraction of glucose → lactate in normoxia (non-tumor cells)
     "lactate_yield": (2.0, ""),  # glycolysis: 1 glucose → 2 lactate
+    "o2_uptake_km": ("0 mmHg", "mmHg"),  # 0 = linear uptake (PhysiCell); see the module docstring
+    "o2_uptake_reference": ("38 mmHg", "mmHg"),  # O2 at which U(c) equals the configured uptake rate
 }
 
 
@@ -108,9 +119,14 @@ class MetabolicRules(CellRules):
         return hypoxia_level(conc[:, self.o2], p["hypoxic_o2"], p["normoxic_o2"])
 
     def apply_metabolism(self, ctx: BehaviorContext, slots: np.ndarray, conc: np.ndarray, h: np.ndarray) -> None:
-        """Glucose uptake (Pasteur), lactate export (glycolysis) and lactate uptake for ``slots``."""
+        """O2 uptake (Michaelis–Menten), glucose uptake (Pasteur), lactate export (glycolysis) and
+        lactate uptake for ``slots``."""
         st = ctx.store
         p = self.params
+        km = p["o2_uptake_km"]
+        if km > 0:
+            scale = (p["o2_uptake_reference"] + km) / (np.maximum(conc[:, self.o2], 0.0) + km)
+            st.uptake_rate[slots, self.o2] = self.uptake_rate[self.o2] * scale
         if self.glc is None:
             return
         u_glc = self.uptake_rate[self.glc] * (1.0 + (p["pasteur_factor"] - 1.0) * h)

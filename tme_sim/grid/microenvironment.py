@@ -788,6 +788,8 @@ class Microenvironment:
             "coupling_A": self._A.copy(),
             "coupling_B": self._B.copy(),
             "coupling_C": self._C.copy(),
+            # the implicit scheme's warm start: CG results depend on it, so a resumed run needs it
+            "warm_start": self._work.copy() if self.scheme == "implicit" and self._work is not None else np.zeros(0),
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -822,6 +824,12 @@ class Microenvironment:
                 np.asarray(d["coupling_B"], dtype=np.float64).reshape(S, -1),
                 np.asarray(d["coupling_C"], dtype=np.float64).reshape(S, -1),
             )
+            warm = np.asarray(d.get("warm_start", np.zeros(0)))
+            if self.scheme == "implicit" and warm.shape == self._c.shape:
+                self._work = warm.astype(self.dtype, copy=True)
+                self._scratch = tuple(np.zeros(self.shape, self.dtype) for _ in range(3))
+            elif self.scheme == "implicit":
+                self._work = None
         except KeyError as exc:
             raise GridError(f"checkpoint of the grid lacks key {exc.args[0]!r}") from None
         self._coef_key = None

@@ -71,7 +71,7 @@ def layer_thickness(scenario: Scenario) -> float | None:
     main = max(counts, key=lambda t: counts[t]) if counts else None
     radius = scenario.cell_types[main].volume.radius if main in scenario.cell_types else PLACEMENT_CELL_RADIUS
     diameter = 2.0 * radius
-    if scenario.domain.dx < diameter:
+    if 0 < scenario.domain.dx < diameter:
         warnings.warn(
             f"domain.dx = {scenario.domain.dx:g} um is smaller than a cell (diameter {diameter:g} um): each cell's "
             "secretion and uptake land in the one voxel holding its centre",
