@@ -246,6 +246,7 @@ def compare(
 def _mount_subcommands() -> None:
     """Mount the sub-commands that live in their own packages (their heavy imports stay lazy)."""
     from tme_sim.cli.drugs import drugs_app
+    from tme_sim.cli.network import network_app
     from tme_sim.cli.scenarios import scenarios_app
     from tme_sim.cli.sweep import analyze_command, sweep_command
     from tme_sim.cli.train import train_app
@@ -255,6 +256,7 @@ def _mount_subcommands() -> None:
     app.command(name="analyze")(analyze_command)
     app.add_typer(drugs_app, name="drugs", help="Drug libraries, dose-matrix screens and toxicity.")
     app.add_typer(scenarios_app, name="scenarios", help="List the shipped scenarios or copy one to edit.")
+    app.add_typer(network_app, name="network", help="Run a MaBoSS network on its own (state probabilities over time).")
 
 
 _mount_subcommands()

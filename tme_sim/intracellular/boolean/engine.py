@@ -52,7 +52,7 @@ import numba
 
 from tme_sim.intracellular.boolean.expressions import CodeGen, Expr, NodeRef, walk
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 #: Cells per parallel work item (fixed, so chunking never changes results).
 CHUNK = 256
@@ -128,7 +128,7 @@ def refresh(k, s, v, r, fr):
 _ADVANCE = """
 
 @njit(cache=True, error_model="numpy", parallel={parallel})
-def {fname}(state, duration, seeds, frozen, v, err, events):
+def {fname}(state, duration, seeds, frozen, v, err, events, tick):
     n = state.shape[0]
     per_cell = frozen.shape[0] == n
     nchunk = (n + CHUNK - 1) // CHUNK
@@ -168,10 +168,15 @@ def {fname}(state, duration, seeds, frozen, v, err, events):
                         break
                     if total <= 0.0:
                         break
-                x, u = _uniform(x)
-                t += -np.log(1.0 - u) / total
-                if t > duration:
-                    break
+                if tick > 0.0:  # MaBoSS's discrete time: each transition takes tick
+                    t += tick
+                    if t >= duration:
+                        break
+                else:
+                    x, u = _uniform(x)
+                    t += -np.log(1.0 - u) / total
+                    if t > duration:
+                        break
                 x, u = _uniform(x)
                 target = u * total
                 pick = -1
