@@ -78,11 +78,13 @@ def test_cli_writes_probtraj_csv(tmp_path, capsys):
     [
         (["missing.bnd"], "missing.bnd: file not found"),
         (["ab.bnd", "bad.cfg"], "bad.cfg:1: unknown setting 'max_tim'"),
+        (["ab.bnd", "--out", "nowhere/p.csv"], "does not exist"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, files, fragment):
     (tmp_path / "ab.bnd").write_text(BND)
     (tmp_path / "bad.cfg").write_text("max_tim = 3;")
-    code, _, err = call(["network", "run", *[str(tmp_path / f) for f in files]], capsys)
+    args = [f if f.startswith("-") else str(tmp_path / f) for f in files]
+    code, _, err = call(["network", "run", *args], capsys)
     assert code == 2
     assert err.startswith("error: ") and fragment in err and err.count("\n") == 1

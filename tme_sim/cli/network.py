@@ -35,10 +35,12 @@ def run_command(
     from tme_sim.intracellular.boolean import load_network
     from tme_sim.intracellular.boolean.probtraj import probability_trajectory
 
-    net = load_network(bnd, list(cfgs) if cfgs else None)
-    n = samples if samples is not None else int(net.settings.get("sample_count", 10_000))
     if out is not None and out.is_dir():
         raise TMEError(f"--out {out} is a folder; give a file name such as probtraj.csv")
+    if out is not None and not out.parent.is_dir():
+        raise TMEError(f"--out {out}: folder {out.parent} does not exist")
+    net = load_network(bnd, list(cfgs) if cfgs else None)
+    n = samples if samples is not None else int(net.settings.get("sample_count", 10_000))
     traj = probability_trajectory(
         net, n, np.random.default_rng(seed), max_time=max_time, time_tick=time_tick, knockout=knockout, knockin=knockin
     )
