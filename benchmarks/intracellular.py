@@ -24,10 +24,18 @@ figure is the best of ``--repeats`` runs, for MaBoSS and for us alike; MaBoSS is
 after the engine runs. Ratios are MaBoSS CPU per trajectory / our CPU per cell-update (the
 machine is shared, CPU time is the robust figure); "wall" ratios are given beside them.
 
+``--corpus DIR`` instead benchmarks every model of a MaBoSS corpus (``../shared/data/maboss-models``):
+for each ``.bnd`` with the first ``.cfg`` of its folder that both engines accept, the *first load*
+(a fresh process with an empty kernel cache: parse, build and compile this network, then advance 10
+cells; wall, CPU of the process, peak memory) and the *whole trajectory* like for like: ``--samples``
+trajectories from the .cfg's initial state to its ``max_time`` (capped at 100), one thread, CPU per
+trajectory for cMaBoSS (``sample_count``, ``thread_count = 1``) and for us (one ``advance`` call).
+
 Usage::
 
     python benchmarks/intracellular.py            # 1e3 .. 1e6 cells
     python benchmarks/intracellular.py --quick    # 1e3 .. 1e5 cells, fewer repeats
+    python benchmarks/intracellular.py --corpus ../shared/data/maboss-models
 """
 
 from __future__ import annotations
@@ -153,12 +161,115 @@ def run_update(model: BooleanIntracellular, n: int, seed: int) -> dict[str, Time
     return timers
 
 
+_FIRST_LOAD = """
+import resource, sys, time
+w0, c0 = time.perf_counter(), time.process_time()
+import numpy as np
+from tme_sim.intracellular.boolean import load_network
+net = load_network(sys.argv[1], sys.argv[2:])
+rng = np.random.default_rng(0)
+net.advance(net.initial_state(10, rng), 1.0, rng, parallel=False)
+kind = "bits" if net.uses_bit_engine else type(net.kernels()).__name__
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - w0, time.process_time() - c0, r.ru_maxrss / 1024, net.n_nodes, kind)
+"""
+
+
+def corpus_runs(root: Path) -> list[tuple[Path, Path]]:
+    """(bnd, cfg): each .bnd with the first .cfg of its folder that we load (MaBoSS is asked later)."""
+    runs = []
+    for bnd in sorted(root.rglob("*.bnd")):
+        for cfg in sorted(bnd.parent.glob("*.cfg")):
+            try:
+                load_network(bnd, cfg)
+            except Exception:
+                continue
+            runs.append((bnd, cfg))
+            break
+    return runs
+
+
+def maboss_trajectory_cpu(bnd: Path, cfg: Path, samples: int, max_time: float) -> float | None:
+    """cMaBoSS CPU seconds per trajectory (1 thread), or None if MaBoSS is absent or rejects the files."""
+    try:
+        import maboss
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for f in (bnd, cfg):  # pymaboss decodes UTF-8; MaBoSS itself reads bytes
+            data = f.read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+            out = Path(tmp) / f.name
+            out.write_text(text, encoding="utf-8")
+            files.append(out)
+        try:
+            sim = maboss.load(str(files[0]), str(files[1]), cmaboss=True)
+            sim.update_parameters(sample_count=samples, thread_count=1, max_time=max_time)
+            c0 = time.process_time()
+            sim.run(only_final_state=True)
+            return (time.process_time() - c0) / samples
+        except Exception:
+            return None
+
+
+def corpus_benchmark(root: Path, samples: int) -> None:
+    import os
+    import subprocess
+
+    print(
+        f"MaBoSS corpus {root}: {samples:,} trajectories per engine, 1 thread, max_time as in the .cfg "
+        "(capped at 100). First load: fresh process, empty kernel cache (numba's package-level kernels "
+        "are compiled once per machine and not counted). CPU in seconds; the machine may be shared.\n"
+    )
+    head = (
+        f"{'model':<44} {'nodes':>5} {'kernels':>12} {'load wall':>9} {'load CPU':>8} {'load MB':>7} "
+        f"{'us/traj ours':>12} {'us/traj MaBoSS':>14} {'x MaBoSS':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for bnd, cfg in corpus_runs(root):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "TME_SIM_CACHE_DIR": cache, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+            out = subprocess.run(
+                [sys.executable, "-c", _FIRST_LOAD, str(bnd), str(cfg)], env=env, capture_output=True, text=True
+            )
+        if out.returncode != 0:
+            print(f"{bnd.relative_to(root)!s:<44} first load failed: {out.stderr.strip().splitlines()[-1]}")
+            continue
+        wall, cpu, mb, n_nodes, kind = out.stdout.split()
+        net = load_network(bnd, cfg)
+        max_time = min(float(net.settings.get("max_time", 100.0)), 100.0)
+        rng = np.random.default_rng(0)
+        net.advance(net.initial_state(10, rng), 1.0, rng, parallel=False)  # compile outside the timing
+        state = net.initial_state(samples, rng)
+        c0 = time.process_time()
+        net.advance(state, max_time, rng, parallel=False)
+        ours = (time.process_time() - c0) / samples
+        mab = maboss_trajectory_cpu(bnd, cfg, samples, max_time)
+        ratio = f"{mab / ours:.0f}x" if mab else "-"
+        mab_s = f"{mab * 1e6:.2f}" if mab else "-"
+        name = str(bnd.relative_to(root))
+        print(
+            f"{name:<44} {n_nodes:>5} {kind:>12} {float(wall):>9.1f} {float(cpu):>8.1f} {float(mb):>7.0f} "
+            f"{ours * 1e6:>12.2f} {mab_s:>14} {ratio:>8}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, default=None, help="benchmark every model of this MaBoSS corpus")
+    ap.add_argument("--samples", type=int, default=10_000, help="trajectories per engine with --corpus")
     ap.add_argument("--quick", action="store_true", help="1e3..1e5 cells, fewer repeats")
     ap.add_argument("--repeats", type=int, default=None, help="runs per figure (best is kept)")
     ap.add_argument("--sizes", type=str, default=None, help="comma-separated cell counts")
     args = ap.parse_args()
+    if args.corpus is not None:
+        corpus_benchmark(args.corpus, args.samples)
+        return
     sizes = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
     if args.sizes:
         sizes = [int(float(x)) for x in args.sizes.split(",")]

@@ -34,16 +34,16 @@ def state(rows) -> np.ndarray:
     return np.array(rows, dtype=np.uint8)
 
 
-@pytest.fixture(params=["bits", "generic"])
+@pytest.fixture(params=["bits", "generic", "table"])
 def engine(request):
-    """Every semantic test runs on both engines (bit-packed and generic)."""
+    """Every semantic test runs on every engine (bit-packed, generated generic, table-driven)."""
     return request.param
 
 
 def make(engine: str, bnd: str, cfg: str | None = None, *, name: str) -> BooleanNetwork:
     net = BooleanNetwork.from_text(bnd, cfg, name=name)
-    if engine == "generic":
-        net.engine = "generic"
+    if engine in ("generic", "table"):
+        net.engine = engine
     else:
         assert net.uses_bit_engine
     return net
@@ -269,7 +269,7 @@ def test_results_independent_of_threads_and_kernel(tnf, engine):
         err = np.zeros(1, dtype=np.int32)
         ev = np.zeros(1, dtype=np.int64)
         frozen = np.zeros((1, tnf.n_nodes), dtype=np.uint8)
-        tnf.kernels().advance_seq(part, 6.0, seeds[100:101], frozen, tnf._variable_vector(), err, ev)
+        tnf.kernels().advance_seq(part, 6.0, seeds[100:101], frozen, tnf._variable_vector(), err, ev, 0.0)
     np.testing.assert_array_equal(part[0], full[100])
     assert ev[0] > 0
 

@@ -12,6 +12,7 @@ from tme_sim.errors import NetworkFormatError, TMEError
 from tme_sim.intracellular.boolean import BooleanNetwork, load_network
 from tme_sim.intracellular.boolean.expressions import evaluate, parse_expression
 from tme_sim.intracellular.boolean.maboss_format import parse_bnd_text, parse_cfg_text
+from tme_sim.intracellular.boolean.tableengine import TableKernels
 
 NETWORKS = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "networks"
 
@@ -38,6 +39,30 @@ def test_precedence_and_keywords():
     assert ev("A && !B || B", st) == 1.0
     assert ev("A ^ C", st) == 0.0
     assert ev("A XOR B", st) == 1.0
+    # MaBoSS (BooleanGrammar.y): XOR binds looser than OR, and keywords are case-insensitive
+    assert ev("A | C ^ C", st) == 0.0  # (A | C) ^ C; it would be 1 if XOR bound tighter
+    assert ev("C ^ C | A", st) == 0.0
+    assert ev("A Or B xor C", st) == 0.0
+    assert ev("Not A and C", st) == 0.0
+
+
+def test_maboss_functions():
+    assert ev("log(8, 2)") == pytest.approx(3.0)
+    assert ev("exp(3, 2)") == pytest.approx(8.0)
+    assert ev("log(exp(1.5))") == pytest.approx(1.5)
+    assert ev("exp(A, 2) * $k", {"A": 1}, {"k": 2}) == pytest.approx(4.0)
+    with pytest.raises(NetworkFormatError, match=r"x\.bnd:1: unknown function 'pow'"):
+        parse_expression("pow(2, 3)", "x.bnd")
+    with pytest.raises(NetworkFormatError, match=r"log\(\) takes 1 or 2 arguments, got 3"):
+        parse_expression("log(1, 2, 3)")
+
+
+def test_deep_expressions_are_one_line_errors_not_recursion_errors():
+    chain = " & ".join(f"A{i}" for i in range(3000))  # flat chains are balanced: they load
+    assert ev(chain, {f"A{i}": 1 for i in range(3000)}) == 1.0
+    for text in ("(" * 3000 + "A" + ")" * 3000, "!" * 3000 + "A", "1" + " + 1" * 3000):
+        with pytest.raises(NetworkFormatError, match=r"^x\.bnd:1: expression (nested|more than)"):
+            parse_expression(text, "x.bnd")
 
 
 def test_arithmetic_comparison_and_conditional():
@@ -58,8 +83,6 @@ def test_arithmetic_comparison_and_conditional():
 def test_expression_syntax_errors():
     with pytest.raises(NetworkFormatError, match=r"x\.bnd:2: syntax error"):
         parse_expression("A &\n& ) B", "x.bnd")
-    with pytest.raises(NetworkFormatError, match="function calls are not supported"):
-        parse_expression("exp(A)")
     with pytest.raises(NetworkFormatError, match="unexpected character"):
         parse_expression("A % B")
 
@@ -159,6 +182,7 @@ def test_bit_engine_rates_match_generic_rates_on_all_states(bnd, cfg):
     want = np.array([_reference_rates(net, row) for row in states])
     np.testing.assert_allclose(net.flip_rates(states, engine="bits"), want)
     np.testing.assert_allclose(net.flip_rates(states), want)
+    np.testing.assert_allclose(net.flip_rates(states, engine="table"), want)
     net2 = net.with_variables(**{k: 0.3 for k in net.variables})  # class values follow the variables
     want2 = np.array([_reference_rates(net2, row) for row in states])
     np.testing.assert_allclose(net2.flip_rates(states, engine="bits"), want2)
@@ -170,6 +194,7 @@ def test_bit_engine_rates_match_on_the_tnf_model():
     assert sorted(net.class_values().tolist()) == pytest.approx([1 / 24, 1.0])
     s = (np.random.default_rng(0).random((4000, net.n_nodes)) < 0.5).astype(np.uint8)
     np.testing.assert_array_equal(net.flip_rates(s, engine="bits"), net.flip_rates(s))
+    np.testing.assert_array_equal(net.flip_rates(s, engine="table"), net.flip_rates(s))
 
 
 def test_networks_outside_the_bit_engine_use_the_generic_one():
@@ -182,6 +207,8 @@ def test_networks_outside_the_bit_engine_use_the_generic_one():
     s[:, 0] = 1
     ev = big.advance(s, 1.0, np.random.default_rng(0))
     assert ev.sum() > 0 and s[:, 69].mean() > 0.2  # N69 copies N0 at rate 1
+    assert isinstance(big.kernels(), TableKernels)  # no per-network compile above 64 nodes
+    np.testing.assert_array_equal(big.flip_rates(s, engine="table"), big.flip_rates(s))
     with pytest.raises(RuntimeError, match="bit engine is not used"):
         big.flip_rates(s, engine="bits")
     # a rate that expands to more than MAX_LEAVES cases (8 nodes inside arithmetic: 256 cases)
@@ -263,7 +290,10 @@ def test_unknown_node_error_names_file_and_line(tmp_path):
         ("Nod A { logic = A; }", r"x\.bnd:1: syntax error: expected 'Node'"),
         ("Node A { rate_up = $k; }", r"x\.bnd:1: undefined variable \$k in rate_up of A"),
         ("Node A { rate_up = @logic ? 1 : 0; }", r"x\.bnd:1: rate_up of A uses @logic but the node has no"),
-        ("Node A {\n logic = A;\n logic = !A; }", r"x\.bnd:3: attribute 'logic' of node A given twice"),
+        ("Node A { rate_up = @k; logic = A; }", r"x\.bnd:1: unknown attribute @k in rate_up of A"),
+        ("Node A { logic = A; k = @j; j = @k; rate_up = @k; }", r"x\.bnd:1: circular alias @k in rate_up of A"),
+        ('Node A { logic = A;\n description = "open', r"x\.bnd:2: unterminated string"),
+        ("Node A { logic = A; in_graph = FALSE; rate_up = @in_graph; }", r"x\.bnd:1: unknown node 'FALSE'"),
         ("Node A { logic = A; } /* open", r"x\.bnd:1: unterminated /\* comment"),
         ("", r"x\.bnd:1: no Node block found"),
     ],
@@ -278,8 +308,9 @@ def test_bnd_errors(tmp_path, text, pattern):
     ("text", "pattern"),
     [
         ("A.istate = 1;\nZ.istate = 0;", r"x\.cfg:2: unknown node 'Z'"),
-        ("A.istate = 2;", r"x\.cfg:1: A.istate must be 0, 1 or -1"),
+        ("A.istate = A;", r"x\.cfg:1: A.istate cannot use node 'A'"),
         ("A.colour = 2;", r"x\.cfg:1: unknown node setting 'colour'"),
+        ("$a = TRUTH;", r"x\.cfg:1: \$a cannot use node 'TRUTH'"),
         ("max_tim = 3;", r"x\.cfg:1: unknown setting 'max_tim'"),
         ("$a = $b + 1;", r"x\.cfg:1: undefined variable \$b"),
         ("$a = A;", r"x\.cfg:1: \$a cannot use node 'A'"),
@@ -332,3 +363,69 @@ def test_tnf_model_has_31_nodes_and_published_initial_state():
     assert (s == s[0]).all()
     for nm in ("Apoptosis", "NonACD", "Survival", "TNF"):
         assert nm in net.output_nodes
+
+
+# --------------------------------------------------------------------------- MaBoSS's grammar
+
+
+MABOSS_STYLE_BND = """\
+NODE A {
+  LOGIC_note = "a note that
+spans lines, with \\"quotes\\"";
+  logic = b OR C;
+  slow = $k * log(exp(1));
+  rate_up = @logic ? @slow : 0;
+  rate_down = Not @logic ? 1 : 0;
+}
+b : !C;
+C, C
+"""
+
+MABOSS_STYLE_CFG = """\
+$k = 0.5;
+b.ISTATE = TRUE;
+C.istate = 0.3;   // MaBoSS: any non-negative value is a Boolean
+A.istate = -1;
+C.is_internal = true;
+MAX_TIME = 5; discrete_time = FALSE;
+"""
+
+
+def test_maboss_grammar_as_users_write_it(tmp_path):
+    bnd = tmp_path / "m.bnd"
+    bnd.write_bytes(("// caf\xe9 (Latin-1)\n" + MABOSS_STYLE_BND).encode("latin-1"))
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text(MABOSS_STYLE_CFG)
+    extra = tmp_path / "later.cfg"
+    extra.write_text("$k = 2; A.istate = 0;")  # a second .cfg of the same run overrides
+    net = load_network(bnd, [cfg, extra])
+    assert net.node_names == ["A", "b", "C"]
+    assert net.variables["k"] == 2.0
+    assert net.istate_prob.tolist() == [0.0, 1.0, 1.0]
+    assert net.output_nodes == ["A", "b"]
+    assert net.settings["max_time"] == 5.0 and net.settings["discrete_time"] == 0.0
+    state = np.array([[0, 1, 0], [1, 0, 0]], dtype=np.uint8)
+    # @slow is the alias of the node's attribute: $k * log(exp(1)) = 2 when A is off and its logic on
+    assert net.flip_rates(state)[:, 0].tolist() == [2.0, 1.0]
+    assert net.flip_rates(state, engine="bits")[:, 0].tolist() == [2.0, 1.0]
+    spec = parse_bnd_text(MABOSS_STYLE_BND, "m.bnd").nodes[0]
+    assert spec.attrs["LOGIC_note"] == 'a note that\nspans lines, with "quotes"'
+
+
+def test_attribute_given_twice_keeps_the_last_like_maboss():
+    net = BooleanNetwork.from_text("Node A { logic = A; logic = !A; }")
+    assert net.flip_rates(np.array([[0]], dtype=np.uint8)).tolist() == [[1.0]]
+
+
+def test_rate_classes_are_grouped_by_value_not_text():
+    bnd = "Node A { logic = B; rate_up = @logic ? $u_A : 0; rate_down = @logic ? 0 : $d_A; }\n"
+    bnd += "Node B { logic = A; rate_up = @logic ? $u_B : 0; rate_down = @logic ? 0 : 1; }\n"
+    net = BooleanNetwork.from_text(bnd, "$u_A = 1; $d_A = 1; $u_B = 1;")
+    assert len(net.class_values()) == 1
+    state = np.array([[0, 1], [1, 0], [0, 0]], dtype=np.uint8)
+    before = net.flip_rates(state, engine="bits")
+    net.variables["u_A"] = 3.0  # splits the class: the kernels are regrouped, rates follow
+    after = net.flip_rates(state, engine="bits")
+    assert len(net.class_values()) == 2
+    assert after[0, 0] == 3.0 and before[0, 0] == 1.0
+    assert np.array_equal(after, net.flip_rates(state))

@@ -64,7 +64,7 @@ NETWORKS = [
     ("networks/bnd_empty.bnd", "bnd_empty.bnd:1: no Node block found"),
     ("networks/bnd_missing_brace.bnd", "bnd_missing_brace.bnd:26: syntax error"),
     ("networks/bnd_unknown_node.bnd", "bnd_unknown_node.bnd:25: unknown node 'RIP1ubx' in logic of IKK"),
-    ("networks/cfg_bad_istate.cfg", "cfg_bad_istate.cfg:15: FADD.istate must be 0, 1 or -1"),
+    ("networks/cfg_bad_istate.cfg", "cfg_bad_istate.cfg:15: FADD.istate cannot use node 'FADD'"),
     ("networks/cfg_bad_value.cfg", "cfg_bad_value.cfg:3: $TransRate cannot use node 'one'"),
     ("networks/cfg_missing_semicolon.cfg", "cfg_missing_semicolon.cfg:6: syntax error: expected ';'"),
     ("networks/cfg_unknown_node.cfg", "cfg_unknown_node.cfg:15: unknown node 'FADDX'"),

@@ -254,6 +254,7 @@ def _mount_subcommands() -> None:
     from tme_sim.cli.drugs import drugs_app
     from tme_sim.cli.explain import explain_command
     from tme_sim.cli.importers import import_app
+    from tme_sim.cli.network import network_app
     from tme_sim.cli.scenarios import scenarios_app
     from tme_sim.cli.sweep import analyze_command, sweep_command
     from tme_sim.cli.train import train_app
@@ -265,6 +266,7 @@ def _mount_subcommands() -> None:
     app.add_typer(drugs_app, name="drugs", help="Drug libraries, dose-matrix screens and toxicity.")
     app.add_typer(scenarios_app, name="scenarios", help="List the shipped scenarios or copy one to edit.")
     app.add_typer(import_app, name="import", help="Translate other simulators' projects (PhysiCell) into scenarios.")
+    app.add_typer(network_app, name="network", help="Run a MaBoSS network on its own (state probabilities over time).")
 
 
 _mount_subcommands()

@@ -9,11 +9,12 @@ rates of a whole cell fit in a few bit masks.
 Compilation (:func:`generate_bit_source`): every ``rate_up`` / ``rate_down`` expression is expanded
 into *terms* ``gate -> leaf``: ``c ? a : b`` splits on ``c``, and a node (or ``@logic``) used inside
 arithmetic is split by Shannon expansion (node = 1 / node = 0), until each leaf depends on
-``$variables`` and numbers only. Leaves that are the constant 0 are dropped; the others are
-grouped into *rate classes* by their source text. The generated ``masks(w, nf, v, m)`` computes,
-with branch-free bit operations on the state word ``w``, for every class ``c`` the mask ``m[c]``
-of nodes whose current flip rate is that class's value (``rate_up`` terms gated by "node off",
-``rate_down`` terms by "node on"; ``nf`` clears frozen nodes). The gates of one node are
+``$variables`` and numbers only. Leaves that are the constant 0 are dropped; the others are grouped
+into *rate classes* by their value after constant folding with the current variables (so ``$u_X =
+1`` and ``1`` share a class; regrouped if changed variables split a class). The generated ``masks(w,
+nf, v, m)`` computes, with branch-free bit operations on the state word ``w``, for every class ``c``
+the mask ``m[c]`` of nodes whose current flip rate is that class's value (``rate_up`` terms gated by
+"node off", ``rate_down`` terms by "node on"; ``nf`` clears frozen nodes). The gates of one node are
 mutually exclusive, so each node is in at most one mask, and the flip rate of node ``j`` is the
 value of the class whose mask holds bit ``j`` (0 if none).
 
@@ -51,16 +52,20 @@ from tme_sim.intracellular.boolean.expressions import (
     CodeGen,
     Cond,
     Expr,
+    FuncCall,
     NodeRef,
     Num,
     Unary,
     VarRef,
+    call_source,
+    children,
     evaluate,
     is_boolean,
+    replace_children,
     walk,
 )
 
-BIT_ENGINE_VERSION = "1"
+BIT_ENGINE_VERSION = "2"
 
 #: Most nodes a bit-packed network may have (one uint64 word per cell).
 MAX_NODES = 64
@@ -238,13 +243,8 @@ def _substitute(e: Expr, target: Expr, value: float) -> Expr:
     def sub(x: Expr) -> Expr:
         if same(x):
             return Num(x.line, value)
-        if isinstance(x, Unary):
-            return Unary(x.line, x.op, sub(x.arg))
-        if isinstance(x, Binary):
-            return Binary(x.line, x.op, sub(x.left), sub(x.right))
-        if isinstance(x, Cond):
-            return Cond(x.line, sub(x.cond), sub(x.then), sub(x.other))
-        return x
+        kids = children(x)
+        return replace_children(x, [sub(k) for k in kids]) if kids else x
 
     return sub(e)
 
@@ -352,6 +352,8 @@ class BitCodeGen:
             return f"({self.numeric(e.left)} {e.op} {self.numeric(e.right)})"
         if isinstance(e, Cond) and not is_boolean(e):
             return f"({self.numeric(e.then)} if {self.bits(e.cond)} != _0 else {self.numeric(e.other)})"
+        if isinstance(e, FuncCall):
+            return call_source(e.name, [self.numeric(a) for a in e.args])
         return f"float({self.bits(e)})"
 
 
@@ -370,6 +372,7 @@ class BitProgram:
 
     source: str
     class_sources: list[str]  # numba source of each class value (over ``v``)
+    class_members: list[list[str]]  # every distinct leaf source grouped into each class
 
 
 _TEMPLATE = '''\
@@ -400,6 +403,13 @@ def _mix(z):
 def class_values(v, out):
     """Value of every rate class for the variable vector v."""
 {class_body}
+
+
+@njit(cache=True, error_model="numpy")
+def classes_consistent(v):
+    """True when every leaf of each class still has its class's value for v (else regroup)."""
+{check_body}
+    return True
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -452,11 +462,12 @@ def pack_rows(mask):
 _KERNELS = """
 
 @njit(cache=True, error_model="numpy", parallel={parallel})
-def {aname}(state, duration, seeds, setm, setv, frz, v, cval, err, events):
+def {aname}(state, duration, seeds, setm, setv, frz, v, cval, err, events, tick):
     # state: (n, N_NODES) 0/1 array of any numeric dtype, advanced in place. For each cell i the
     # bits in setm[a] are first set to setv[a] (a = i if setm/setv have n rows, else 0) and the
     # bits in frz[b] cannot flip. cval: class values (class_values). err[i] = node + 1 on a
-    # negative/NaN rate; events[i] = number of transitions.
+    # negative/NaN rate; events[i] = number of transitions. tick > 0: MaBoSS's discrete time (each
+    # transition takes exactly tick time units; one at t = duration is not made).
     n = state.shape[0]
     nchunk = (n + CHUNK - 1) // CHUNK
     last_s = setm.shape[0] - 1
@@ -498,10 +509,15 @@ def {aname}(state, duration, seeds, setm, setv, frz, v, cval, err, events):
                         total += cval[c] * float(popcount(m[c]))
                 if not (total > 0.0):
                     break
-                x, e = exponential(x)
-                t += e / total
-                if t > duration:
-                    break
+                if tick > 0.0:
+                    t += tick
+                    if t >= duration:
+                        break
+                else:
+                    x, e = exponential(x)
+                    t += e / total
+                    if t > duration:
+                        break
                 x, u = _uniform(x)
                 bit = _0
                 if total == np.inf:
@@ -580,15 +596,38 @@ def generate_bit_source(
     rate_down: list[Expr],
     variable_names: list[str],
     chunk: int,
+    variable_values: np.ndarray | None = None,
 ) -> BitProgram | None:
-    """Source of the bit-engine module for one network, or None if the network is unsupported."""
+    """Source of the bit-engine module for one network, or None if the network is unsupported.
+
+    Rate classes: with ``variable_values`` (float64, ``variable_names`` order) the rate leaves are
+    grouped by their *value* after constant folding (``$u_X`` that are all 1 and the literal 1 make
+    one class); the module's ``classes_consistent(v)`` tells when changed variables break that
+    grouping (the caller then regenerates). Without it, leaves are grouped by their source text.
+    """
     if len(node_names) > MAX_NODES or not node_names:
         return None
     node_index = {nm: i for i, nm in enumerate(node_names)}
     var_index = {nm: i for i, nm in enumerate(variable_names)}
     gen = BitCodeGen(node_index, var_index)
     leafgen = CodeGen(node_index, var_index)
-    classes: dict[str, int] = {}
+    classes: dict[object, int] = {}
+    members: list[list[str]] = []
+
+    def class_of(leaf: Expr) -> int:
+        src = leafgen.numeric(leaf)
+        if variable_values is None:
+            key: object = src
+        else:
+            val = evaluate(leaf, variables=lambda nm: float(variable_values[var_index[nm]]))
+            key = ("value", "nan" if val != val else val)
+        c = classes.setdefault(key, len(classes))
+        if c == len(members):
+            members.append([])
+        if src not in members[c]:
+            members[c].append(src)
+        return c
+
     # (class, self_on, @logic truth or None) -> node mask: terms gated only by @logic (or nothing)
     groups: dict[tuple[int, bool, bool | None], int] = {}
     singles: dict[int, list[str]] = {}  # class -> other terms (bit j only)
@@ -604,7 +643,7 @@ def generate_bit_source(
                 for gate, leaf in expand_terms(expr):
                     if not any(isinstance(x, VarRef) for x in walk(leaf)) and evaluate(leaf) == 0.0:
                         continue  # constant zero rate: never flips
-                    c = classes.setdefault(leafgen.numeric(leaf), len(classes))
+                    c = class_of(leaf)
                     if not gate or (len(gate) == 1 and isinstance(gate[0][0], AtRef)):
                         key = (c, self_on, gate[0][1] if gate else None)
                         groups[key] = groups.get(key, 0) | (1 << j)
@@ -616,7 +655,7 @@ def generate_bit_source(
                     singles.setdefault(c, []).append(f"({' & '.join(parts)} & _B{j})")
     except Unsupported:
         return None
-    class_sources = list(classes)
+    class_sources = [m[0] for m in members]
     consts = [f"_S{d} = np.uint64({d})" for d in range(max(len(node_names), 1))]
     consts += [f"_B{j} = np.uint64({1 << j})" for j in range(len(node_names))]
     mask_body = [f"    L = {_or_tree(logic_terms)}"] if logic_terms else []
@@ -634,6 +673,12 @@ def generate_bit_source(
     if not class_sources:
         mask_body.append("    pass")
     class_body = [f"    out[{c}] = {src}" for c, src in enumerate(class_sources)] or ["    pass"]
+    check_body: list[str] = []
+    for m in members:
+        for other in m[1:]:
+            a, b = f"({m[0]})", f"({other})"
+            check_body.append(f"    if not ({a} == {b} or ({a} != {a} and {b} != {b})):")
+            check_body.append("        return False")
     head = _TEMPLATE.format(
         version=BIT_ENGINE_VERSION,
         name=name,
@@ -642,10 +687,11 @@ def generate_bit_source(
         chunk=chunk,
         shift_consts="\n".join(consts),
         class_body="\n".join(class_body),
+        check_body="\n".join(check_body) or "    pass",
         mask_body="\n".join(mask_body),
     )
     kernels = [
         _KERNELS.format(parallel=par, loop=loop, aname=f"advance_{tag}", sname=f"synchronous_{tag}")
         for par, loop, tag in ((False, "range", "seq"), (True, "prange", "par"))
     ]
-    return BitProgram(source=head + "".join(kernels), class_sources=class_sources)
+    return BitProgram(source=head + "".join(kernels), class_sources=class_sources, class_members=members)

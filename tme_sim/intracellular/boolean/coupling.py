@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tme_sim.drugs.effects import DrugEffects
-from tme_sim.errors import ConfigError
+from tme_sim.errors import ConfigError, NetworkFormatError
 from tme_sim.intracellular.base import (
     BehaviorName,
     IntracellularModel,
@@ -120,6 +120,7 @@ class BooleanIntracellularConfig(BaseModel):
     knockout: list[str] = []
     knockin: list[str] = []
     initial: dict[str, float] = {}  # node -> probability of starting on (overrides the .cfg istate)
+    variables: dict[str, float] = {}  # $name -> value (overrides the .cfg; PhysiBoSS <parameters>)
     inputs: list[InputMap] = []
     outputs: list[OutputMap] = []
 
@@ -234,6 +235,11 @@ class BooleanIntracellular(IntracellularModel):
             if not p.is_file():
                 raise ConfigError(f"intracellular.{key}: file not found: {p}")
         net = load_network(bnd, cfgp)
+        if cfg.variables:
+            try:
+                net = net.with_variables(**{k.lstrip("$"): v for k, v in cfg.variables.items()})
+            except NetworkFormatError as exc:
+                raise ConfigError(f"intracellular.variables: {exc}") from None
         return cls(net, cfg, bnd_path=bnd, cfg_path=cfgp)
 
     # ------------------------------------------------------------------ interface

@@ -3,8 +3,10 @@
 Networks of up to 64 nodes whose rates expand into a few Boolean-gated constants (all MaBoSS
 models seen so far) run on the faster bit-packed engine of
 :mod:`~tme_sim.intracellular.boolean.bitengine` instead (~2.8x cheaper per transition on the TNF
-model); this generic engine handles every other network, and ``BooleanNetwork.engine =
-"generic"`` forces it (tests run the semantics on both).
+model); this generic engine handles the other networks of up to
+:data:`~tme_sim.intracellular.boolean.network.TABLE_MIN_NODES` nodes (bigger ones use the
+precompiled table-driven kernels of :mod:`~tme_sim.intracellular.boolean.tableengine`: no compile per
+network), and ``BooleanNetwork.engine = "generic"`` forces it (tests run the semantics on all three).
 
 Design: each network's rate expressions become Python source compiled by numba (no interpreter
 loop per operator; a stack-bytecode interpreter was considered but not built). Variants measured
@@ -52,7 +54,7 @@ import numba
 
 from tme_sim.intracellular.boolean.expressions import CodeGen, Expr, NodeRef, walk
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 #: Cells per parallel work item (fixed, so chunking never changes results).
 CHUNK = 256
@@ -128,7 +130,7 @@ def refresh(k, s, v, r, fr):
 _ADVANCE = """
 
 @njit(cache=True, error_model="numpy", parallel={parallel})
-def {fname}(state, duration, seeds, frozen, v, err, events):
+def {fname}(state, duration, seeds, frozen, v, err, events, tick):
     n = state.shape[0]
     per_cell = frozen.shape[0] == n
     nchunk = (n + CHUNK - 1) // CHUNK
@@ -168,10 +170,15 @@ def {fname}(state, duration, seeds, frozen, v, err, events):
                         break
                     if total <= 0.0:
                         break
-                x, u = _uniform(x)
-                t += -np.log(1.0 - u) / total
-                if t > duration:
-                    break
+                if tick > 0.0:  # MaBoSS's discrete time: each transition takes tick
+                    t += tick
+                    if t >= duration:
+                        break
+                else:
+                    x, u = _uniform(x)
+                    t += -np.log(1.0 - u) / total
+                    if t > duration:
+                        break
                 x, u = _uniform(x)
                 target = u * total
                 pick = -1

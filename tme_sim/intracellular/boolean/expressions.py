@@ -2,12 +2,19 @@
 
 The grammar is the C-like one MaBoSS uses in ``logic``, ``rate_up`` and ``rate_down``:
 
-* operands: node names (0/1), ``$variables``, numbers (``1``, ``0.5``, ``1e+100``), ``@logic``;
+* operands: node names (0/1), ``$variables``, numbers (``1``, ``0.5``, ``1e+100``), ``@logic``
+  and other ``@attribute`` aliases, the functions ``log(x)``, ``log(x, base)``, ``exp(x)`` and
+  ``exp(x, base)`` (= ``base ** x``), the only ones MaBoSS defines;
 * unary ``!`` / ``NOT``, unary ``-`` and ``+``;
 * ``*`` ``/``, then ``+`` ``-``, then ``<`` ``<=`` ``>`` ``>=``, then ``==`` ``!=``,
-  then ``&`` ``&&`` ``AND``, then ``^`` ``XOR``, then ``|`` ``||`` ``OR``,
+  then ``&`` ``&&`` ``AND``, then ``|`` ``||`` ``OR``, then ``^`` ``XOR``,
   then the conditional ``c ? a : b`` (right-associative), lowest;
 * parentheses.
+
+This is MaBoSS's own grammar (``BooleanGrammar.y``/``.l`` of sysbio-curie/MaBoSS): XOR binds
+*looser* than OR (``A | B ^ C`` is ``(A | B) ^ C``), and the keywords ``NOT AND OR XOR NODE`` are
+case-insensitive. Chains of one logical operator are built as balanced trees, and nesting deeper
+than :data:`MAX_DEPTH` is a one-line error instead of a ``RecursionError``.
 
 Every AST node carries the line it started on so the reader can report ``file:line``. Code
 generation turns an expression into a Python/numba source fragment over a state row ``s`` (uint8)
@@ -19,8 +26,11 @@ compiler assembles those fragments into one ``@njit`` function per network (see
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from tme_sim.errors import NetworkFormatError
 
@@ -45,7 +55,8 @@ _TOKEN_RE = re.compile(
   | (?P<var>\$[A-Za-z_][A-Za-z0-9_]*)
   | (?P<at>@[A-Za-z_][A-Za-z0-9_]*)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-  | (?P<str>"[^"\n]*")
+  | (?P<str>"(?:[^"\\]|\\.)*")
+  | (?P<badstr>")
   | (?P<op>&&|\|\||==|!=|<=|>=|[!&|^?:()+\-*/<>{}\[\];=,.])
     """,
     re.VERBOSE | re.DOTALL,
@@ -55,7 +66,8 @@ _TOKEN_RE = re.compile(
 def tokenize(text: str, filename: str) -> list[Token]:
     """Split MaBoSS source into tokens with line numbers; comments (``//``, ``/* */``) dropped.
 
-    ``#`` line comments are also accepted (some published .cfg files use them).
+    ``#`` line comments are also accepted (some published .cfg files use them). Strings may span
+    lines and contain backslash escapes (see :func:`unescape`).
     Raises :class:`NetworkFormatError` naming ``filename:line`` on an unexpected character.
     """
     tokens: list[Token] = []
@@ -70,9 +82,14 @@ def tokenize(text: str, filename: str) -> list[Token]:
         tok = m.group()
         if kind == "badcomment":
             raise NetworkFormatError(f"{filename}:{line}: unterminated /* comment")
+        if kind == "badstr":
+            raise NetworkFormatError(f"{filename}:{line}: unterminated string")
         if kind == "nl":
             line += 1
         elif kind == "bcomment":
+            line += tok.count("\n")
+        elif kind == "str":
+            tokens.append(Token(kind, tok, line))
             line += tok.count("\n")
         elif kind in ("ws", "lcomment"):
             pass
@@ -126,18 +143,25 @@ class Binary(Expr):
 
 
 @dataclass(frozen=True)
+class FuncCall(Expr):
+    name: str  # "log" or "exp"
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
 class Cond(Expr):
     cond: Expr
     then: Expr
     other: Expr
 
 
-_KEYWORD_OPS = {"AND": "&", "OR": "|", "XOR": "^", "NOT": "!", "and": "&", "or": "|", "xor": "^", "not": "!"}
+#: MaBoSS's keyword operators (matched case-insensitively, as its lexer does).
+_KEYWORD_OPS = {"AND": "&", "OR": "|", "XOR": "^", "NOT": "!"}
 _CANON = {"&&": "&", "||": "|"}
-# binary levels from lowest to highest precedence
+# binary levels from lowest to highest precedence (MaBoSS: XOR below OR below AND)
 _LEVELS: list[tuple[str, ...]] = [
-    ("|",),
     ("^",),
+    ("|",),
     ("&",),
     ("==", "!="),
     ("<", "<=", ">", ">="),
@@ -146,6 +170,76 @@ _LEVELS: list[tuple[str, ...]] = [
 ]
 LOGICAL_OPS = frozenset({"&", "|", "^"})
 COMPARISON_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+#: MaBoSS's built-in functions and how many arguments each takes.
+FUNCTIONS = {"log": (1, 2), "exp": (1, 2)}
+#: Deepest nesting of parentheses, unary operators, conditionals and calls accepted (the parser,
+#: and every later pass, recurse once per level; real models stay far below).
+MAX_DEPTH = 64
+#: Deepest expression tree accepted after parsing (long arithmetic chains are left-deep).
+MAX_TREE_DEPTH = 256
+#: Python frames the parser may use per nesting level (one per precedence level and a few more).
+_FRAMES_PER_LEVEL = len(_LEVELS) + 6
+
+
+def _stack_depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
+def keyword(tok: Token) -> str | None:
+    """The canonical operator of a keyword token (``AND``/``and``/``And`` -> ``&``), or None."""
+    if tok.kind != "ident":
+        return None
+    return _KEYWORD_OPS.get(tok.text.upper())
+
+
+def _balanced(op: str, items: list[Expr]) -> Expr:
+    """A balanced tree of one associative logical operator over ``items`` (same value as a chain)."""
+    while len(items) > 1:
+        items = [
+            Binary(items[k].line, op, items[k], items[k + 1]) if k + 1 < len(items) else items[k]
+            for k in range(0, len(items), 2)
+        ]
+    return items[0]
+
+
+def tree_depth(expr: Expr) -> int:
+    """Depth of an expression tree (iterative, so it cannot overflow the Python stack)."""
+    best = 0
+    stack: list[tuple[Expr, int]] = [(expr, 1)]
+    while stack:
+        e, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in children(e))
+    return best
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of ``e``."""
+    if isinstance(e, Unary):
+        return (e.arg,)
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, Cond):
+        return (e.cond, e.then, e.other)
+    if isinstance(e, FuncCall):
+        return e.args
+    return ()
+
+
+def replace_children(e: Expr, kids: list[Expr]) -> Expr:
+    """A copy of ``e`` with new direct sub-expressions (in :func:`children` order)."""
+    if isinstance(e, Unary):
+        return Unary(e.line, e.op, kids[0])
+    if isinstance(e, Binary):
+        return Binary(e.line, e.op, kids[0], kids[1])
+    if isinstance(e, Cond):
+        return Cond(e.line, kids[0], kids[1], kids[2])
+    if isinstance(e, FuncCall):
+        return FuncCall(e.line, e.name, tuple(kids))
+    return e
 
 
 class ExprParser:
@@ -155,10 +249,11 @@ class ExprParser:
         self.tokens = tokens
         self.filename = filename
         self.pos = pos
+        self.depth = 0
 
     # -- helpers
-    def peek(self) -> Token:
-        return self.tokens[self.pos]
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
 
     def next(self) -> Token:
         tok = self.tokens[self.pos]
@@ -173,6 +268,10 @@ class ExprParser:
     def describe(self, tok: Token) -> str:
         return "end of file" if tok.kind == "eof" else repr(tok.text)
 
+    def is_op(self, text: str, ahead: int = 0) -> bool:
+        tok = self.peek(ahead)
+        return tok.kind == "op" and tok.text == text
+
     def expect(self, text: str) -> Token:
         tok = self.peek()
         if tok.kind != "op" or tok.text != text:
@@ -182,19 +281,40 @@ class ExprParser:
     def _binop(self, tok: Token) -> str | None:
         if tok.kind == "op":
             return _CANON.get(tok.text, tok.text)
-        if tok.kind == "ident" and tok.text in _KEYWORD_OPS and _KEYWORD_OPS[tok.text] != "!":
-            return _KEYWORD_OPS[tok.text]
-        return None
+        op = keyword(tok)
+        return op if op != "!" else None
+
+    def _enter(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expression nested more than {MAX_DEPTH} levels deep", tok)
 
     # -- grammar
     def parse_expr(self) -> Expr:
+        """One expression; the result's tree depth is at most :data:`MAX_TREE_DEPTH`."""
+        start = self.peek()
+        if self.depth:
+            return self._parse_cond()
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, _stack_depth() + MAX_DEPTH * _FRAMES_PER_LEVEL + 100))
+        try:
+            expr = self._parse_cond()
+        finally:
+            sys.setrecursionlimit(limit)
+        if tree_depth(expr) > MAX_TREE_DEPTH:
+            raise self.error(f"expression more than {MAX_TREE_DEPTH} operators deep", start)
+        return expr
+
+    def _parse_cond(self) -> Expr:
         cond = self._parse_level(0)
         tok = self.peek()
         if tok.kind == "op" and tok.text == "?":
+            self._enter(tok)
             self.next()
-            then = self.parse_expr()
+            then = self._parse_cond()
             self.expect(":")
-            other = self.parse_expr()
+            other = self._parse_cond()
+            self.depth -= 1
             return Cond(cond.line, cond, then, other)
         return cond
 
@@ -202,9 +322,16 @@ class ExprParser:
         if level == len(_LEVELS):
             return self._parse_unary()
         left = self._parse_level(level + 1)
+        ops = _LEVELS[level]
+        if ops[0] in LOGICAL_OPS:  # associative: collect the chain, build it balanced
+            items = [left]
+            while self._binop(self.peek()) == ops[0]:
+                self.next()
+                items.append(self._parse_level(level + 1))
+            return _balanced(ops[0], items)
         while True:
             op = self._binop(self.peek())
-            if op is None or op not in _LEVELS[level]:
+            if op is None or op not in ops:
                 return left
             self.next()
             right = self._parse_level(level + 1)
@@ -212,12 +339,13 @@ class ExprParser:
 
     def _parse_unary(self) -> Expr:
         tok = self.peek()
-        if (tok.kind == "op" and tok.text in ("!", "-", "+")) or (
-            tok.kind == "ident" and _KEYWORD_OPS.get(tok.text) == "!"
-        ):
+        if (tok.kind == "op" and tok.text in ("!", "-", "+")) or keyword(tok) == "!":
+            self._enter(tok)
             self.next()
             op = "!" if tok.kind == "ident" else tok.text
-            return Unary(tok.line, op, self._parse_unary())
+            arg = self._parse_unary()
+            self.depth -= 1
+            return Unary(tok.line, op, arg)
         return self._parse_primary()
 
     def _parse_primary(self) -> Expr:
@@ -228,15 +356,36 @@ class ExprParser:
             return VarRef(tok.line, tok.text[1:])
         if tok.kind == "at":
             return AtRef(tok.line, tok.text[1:])
-        if tok.kind == "ident" and tok.text not in _KEYWORD_OPS:
-            if self.peek().kind == "op" and self.peek().text == "(":
-                raise self.error(f"syntax error: function calls are not supported ({tok.text}(...))", tok)
+        if tok.kind == "ident" and keyword(tok) is None:
+            if self.is_op("("):
+                return self._parse_call(tok)
             return NodeRef(tok.line, tok.text)
         if tok.kind == "op" and tok.text == "(":
-            inner = self.parse_expr()
+            self._enter(tok)
+            inner = self._parse_cond()
             self.expect(")")
+            self.depth -= 1
             return inner
         raise self.error(f"syntax error: unexpected {self.describe(tok)} in expression", tok)
+
+    def _parse_call(self, name: Token) -> Expr:
+        if name.text not in FUNCTIONS:
+            known = ", ".join(FUNCTIONS)
+            raise self.error(f"unknown function {name.text!r} (MaBoSS defines {known})", name)
+        self._enter(name)
+        self.expect("(")
+        args: list[Expr] = []
+        if not self.is_op(")"):
+            args.append(self._parse_cond())
+            while self.is_op(","):
+                self.next()
+                args.append(self._parse_cond())
+        self.expect(")")
+        self.depth -= 1
+        lo, hi = FUNCTIONS[name.text]
+        if not lo <= len(args) <= hi:
+            raise self.error(f"{name.text}() takes {lo} or {hi} arguments, got {len(args)}", name)
+        return FuncCall(name.line, name.text, tuple(args))
 
 
 def parse_expression(text: str, filename: str = "<expr>") -> Expr:
@@ -253,17 +402,32 @@ def parse_expression(text: str, filename: str = "<expr>") -> Expr:
 
 
 def walk(expr: Expr):
-    """Yield every sub-expression (pre-order)."""
-    yield expr
-    if isinstance(expr, Unary):
-        yield from walk(expr.arg)
-    elif isinstance(expr, Binary):
-        yield from walk(expr.left)
-        yield from walk(expr.right)
-    elif isinstance(expr, Cond):
-        yield from walk(expr.cond)
-        yield from walk(expr.then)
-        yield from walk(expr.other)
+    """Yield every sub-expression (pre-order, iterative)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        stack.extend(reversed(children(e)))
+
+
+def unescape(text: str) -> str:
+    """The value of a MaBoSS string literal's body: ``\\n \\t \\" \\\\`` ... decoded like MaBoSS's lexer
+    (an unknown escape keeps its backslash)."""
+    table = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+    table.update({"'": "'", '"': '"', "\\": "\\"})
+    return re.sub(r"\\(.)", lambda m: table.get(m.group(1), m.group(0)), text, flags=re.DOTALL)
+
+
+def call(name: str, args: list[float]) -> float:
+    """Value of a MaBoSS function: ``log(x)``, ``log(x, b)`` = ln x / ln b, ``exp(x)``, ``exp(x, b)`` = b ** x
+    (IEEE results for bad arguments, as in MaBoSS's C++ and in the compiled kernels)."""
+    a = [np.float64(x) for x in args]
+    with np.errstate(all="ignore"):
+        if name == "log":
+            out = np.log(a[0]) if len(a) == 1 else np.log(a[0]) / np.log(a[1])
+        else:
+            out = np.exp(a[0]) if len(a) == 1 else np.power(a[1], a[0])
+    return float(out)
 
 
 def is_boolean(expr: Expr) -> bool:
@@ -311,6 +475,8 @@ def evaluate(
             return {"!": float(a == 0.0), "-": -a, "+": a}[e.op]
         if isinstance(e, Cond):
             return ev(e.then) if ev(e.cond) != 0.0 else ev(e.other)
+        if isinstance(e, FuncCall):
+            return call(e.name, [ev(a) for a in e.args])
         assert isinstance(e, Binary)
         a = ev(e.left)
         if e.op == "&":
@@ -387,4 +553,13 @@ class CodeGen:
         if isinstance(e, Cond) and not is_boolean(e):
             c = self.boolean(e.cond, logic_src)
             return f"({self.numeric(e.then, logic_src)} if {c} else {self.numeric(e.other, logic_src)})"
+        if isinstance(e, FuncCall):
+            return call_source(e.name, [self.numeric(a, logic_src) for a in e.args])
         return f"(1.0 if {self.boolean(e, logic_src)} else 0.0)"
+
+
+def call_source(name: str, args: list[str]) -> str:
+    """numba source of a MaBoSS function call on argument sources (see :func:`call`)."""
+    if name == "log":
+        return f"np.log({args[0]})" if len(args) == 1 else f"(np.log({args[0]}) / np.log({args[1]}))"
+    return f"np.exp({args[0]})" if len(args) == 1 else f"np.power({args[1]}, {args[0]})"

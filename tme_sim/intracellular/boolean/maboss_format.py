@@ -10,16 +10,27 @@ Supported ``.bnd`` content::
     }
     $var = 0.5;                      // variables may also be declared here
 
+    A : B & !C;                      // short form: a node with only a logic (also "A, B & !C;")
+
 A node without ``logic`` keeps any rate it does not define at 0 (MaBoSS treats it as an input
-that only moves through its explicit rates). Supported ``.cfg`` content::
+that only moves through its explicit rates). Any other attribute may be used in expressions as
+``@name`` (an alias, replaced by its expression); ``@logic`` is the node's logic. An attribute
+given twice keeps the last value, as in MaBoSS. Strings may span lines and hold escapes.
+``$var = ...;`` in a .bnd is a tme-sim extension (MaBoSS wants variables in the .cfg).
+
+Supported ``.cfg`` content (several .cfg files may be read in order, later ones overriding)::
 
     $TransRate = 1/24;               // variables (expressions of earlier variables allowed)
-    TNF.istate = 1;                  // 0, 1, or -1 (random, p = 0.5); unspecified nodes are random
+    TNF.istate = 1;                  // < 0: random (p = 0.5); otherwise on if non-zero (MaBoSS);
+                                     // unspecified nodes are random
     [A, B].istate = 0.3 [0, 1], 0.7 [1, 0];   // joint random initial state
     Survival.is_internal = 0;        // also refstate
     time_tick = 0.5; max_time = 100; sample_count = 10000;   // other MaBoSS settings are kept
+    discrete_time = TRUE;            // TRUE / FALSE (any case) are 1 / 0 in .cfg expressions
 
-Every mistake raises :class:`~tme_sim.errors.NetworkFormatError` with ``file:line``.
+Node attributes and setting names are case-insensitive, as are the keywords ``NOT AND OR XOR
+NODE``. Files that are not UTF-8 are read as Latin-1 (MaBoSS reads bytes). Every mistake raises
+:class:`~tme_sim.errors.NetworkFormatError` with ``file:line``.
 """
 
 from __future__ import annotations
@@ -29,14 +40,19 @@ from pathlib import Path
 
 from tme_sim.errors import NetworkFormatError
 from tme_sim.intracellular.boolean.expressions import (
+    MAX_TREE_DEPTH,
     AtRef,
     Expr,
     ExprParser,
     NodeRef,
     Num,
     VarRef,
+    children,
     evaluate,
+    replace_children,
     tokenize,
+    tree_depth,
+    unescape,
     walk,
 )
 
@@ -63,6 +79,10 @@ KNOWN_SETTINGS = frozenset(
         "pop_sample_count",
     }
 )
+#: Node settings of a .cfg (case-insensitive, as in MaBoSS).
+NODE_SETTINGS = ("istate", "is_internal", "refstate", "in_graph")
+#: Constants MaBoSS's .cfg lexer knows (case-insensitive).
+CFG_CONSTANTS = {"TRUE": 1.0, "FALSE": 0.0}
 
 
 @dataclass
@@ -108,16 +128,24 @@ class CfgModel:
     is_internal: dict[str, tuple[bool, int]] = field(default_factory=dict)
     refstate: dict[str, tuple[int, int]] = field(default_factory=dict)
     settings: dict[str, float] = field(default_factory=dict)
+    in_graph: dict[str, tuple[bool, int]] = field(default_factory=dict)
 
 
 def _read(path: str | Path) -> tuple[str, str]:
+    """(text, file name): UTF-8, else Latin-1 (published MaBoSS files are); binary files are errors."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise NetworkFormatError(f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise NetworkFormatError(f"{p}: cannot read ({type(exc).__name__})") from None
+    if b"\0" in data:
+        raise NetworkFormatError(f"{p}: cannot read (a binary file, not MaBoSS text)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
     return text, p.name
 
 
@@ -134,6 +162,9 @@ def parse_bnd_text(text: str, filename: str = "<bnd>") -> BndModel:
             p.expect("=")
             variables[tok.text[1:]] = (p.parse_expr(), tok.line)
             p.expect(";")
+            continue
+        if tok.kind == "ident" and tok.text.lower() != "node" and (p.is_op(":") or p.is_op(",")):
+            _short_form(p, tok, nodes, seen)
             continue
         if tok.kind != "ident" or tok.text.lower() != "node":
             raise p.error(f"syntax error: expected 'Node', found {p.describe(tok)}", tok)
@@ -154,12 +185,11 @@ def parse_bnd_text(text: str, filename: str = "<bnd>") -> BndModel:
                     atok,
                 )
             attr = atok.text
-            if attr in spec.attr_lines:
-                raise p.error(f"attribute {attr!r} of node {name} given twice", atok)
+            spec.attrs.pop(attr, None)  # given twice: the last one counts (MaBoSS)
             p.expect("=")
             value: Expr | str
             if p.peek().kind == "str":
-                value = p.next().text[1:-1]
+                value = unescape(p.next().text[1:-1])
             else:
                 value = p.parse_expr()
             p.expect(";")
@@ -177,14 +207,65 @@ def parse_bnd_text(text: str, filename: str = "<bnd>") -> BndModel:
     return BndModel(filename=filename, nodes=nodes, variables=variables)
 
 
+def _short_form(p: ExprParser, tok, nodes: list[NodeSpec], seen: dict[str, int]) -> None:
+    """``NAME : expr [;]`` or ``NAME , expr [;]`` (a node with a logic only); ``targets, factors``
+    (the header of a BoolNet file) is skipped, as MaBoSS does."""
+    sep = p.next()
+    if sep.text == "," and tok.text == "targets" and p.peek().kind == "ident" and p.peek().text == "factors":
+        p.next()
+    else:
+        if tok.text in seen:
+            raise p.error(f"node {tok.text!r} defined twice (first at line {seen[tok.text]})", tok)
+        seen[tok.text] = tok.line
+        spec = NodeSpec(name=tok.text, line=tok.line, logic=p.parse_expr())
+        spec.attr_lines["logic"] = tok.line
+        nodes.append(spec)
+    if p.is_op(";"):
+        p.next()
+
+
+def resolve_aliases(bnd: BndModel) -> None:
+    """Replace every ``@name`` other than ``@logic`` by the expression of the node's attribute
+    ``name`` (MaBoSS's aliases), in place; unknown, string or circular aliases are errors."""
+
+    def expand(spec: NodeSpec, e: Expr, attr: str, active: tuple[str, ...]) -> Expr:
+        if isinstance(e, AtRef) and e.name != "logic":
+            value = spec.attrs.get(e.name)
+            where = f"in {attr} of {spec.name}"
+            if value is None:
+                raise NetworkFormatError(f"{bnd.filename}:{e.line}: unknown attribute @{e.name} {where}")
+            if isinstance(value, str):
+                raise NetworkFormatError(f"{bnd.filename}:{e.line}: @{e.name} {where} is a string")
+            if e.name in active:
+                raise NetworkFormatError(f"{bnd.filename}:{e.line}: circular alias @{e.name} {where}")
+            return expand(spec, value, attr, (*active, e.name))
+        kids = children(e)
+        if not kids:
+            return e
+        new = [expand(spec, k, attr, active) for k in kids]
+        if all(a is b for a, b in zip(new, kids, strict=True)):
+            return e
+        return replace_children(e, new)
+
+    for spec in bnd.nodes:
+        for attr in RATE_ATTRS:
+            expr = getattr(spec, attr)
+            if expr is not None:
+                setattr(spec, attr, expand(spec, expr, attr, ()))
+
+
 def check_bnd(bnd: BndModel, variables: dict[str, float]) -> None:
-    """Reject unknown nodes / variables / ``@`` names, with ``file:line``."""
+    """Reject unknown nodes / variables / ``@`` names, with ``file:line`` (aliases already resolved)."""
     names = {n.name for n in bnd.nodes}
     for spec in bnd.nodes:
         for attr in RATE_ATTRS:
             expr = getattr(spec, attr)
             if expr is None:
                 continue
+            if tree_depth(expr) > MAX_TREE_DEPTH:
+                raise NetworkFormatError(
+                    f"{bnd.filename}:{expr.line}: {attr} of {spec.name} is more than {MAX_TREE_DEPTH} operators deep"
+                )
             for sub in walk(expr):
                 if isinstance(sub, NodeRef) and sub.name not in names:
                     raise NetworkFormatError(
@@ -195,7 +276,7 @@ def check_bnd(bnd: BndModel, variables: dict[str, float]) -> None:
                         f"{bnd.filename}:{sub.line}: undefined variable ${sub.name} in {attr} of {spec.name}"
                     )
                 if isinstance(sub, AtRef):
-                    if sub.name != "logic" or attr == "logic":
+                    if attr == "logic":
                         raise NetworkFormatError(
                             f"{bnd.filename}:{sub.line}: '@{sub.name}' is not allowed in {attr} of {spec.name}"
                         )
@@ -205,7 +286,10 @@ def check_bnd(bnd: BndModel, variables: dict[str, float]) -> None:
                         )
 
 
-def _eval_const(expr: Expr, variables: dict[str, float], filename: str, what: str) -> float:
+def _eval_const(expr: Expr, variables: dict[str, float], filename: str, what: str, constants: bool = False) -> float:
+    """Value of a node-free expression; with ``constants``, ``TRUE``/``FALSE`` (any case) are 1/0."""
+    if constants:
+        expr = _fold_constants(expr)
     for sub in walk(expr):
         if isinstance(sub, NodeRef):
             raise NetworkFormatError(f"{filename}:{sub.line}: {what} cannot use node {sub.name!r}")
@@ -216,18 +300,34 @@ def _eval_const(expr: Expr, variables: dict[str, float], filename: str, what: st
     return evaluate(expr, variables=variables.__getitem__)
 
 
-def parse_cfg_text(text: str, filename: str = "<cfg>", node_names: set[str] | None = None) -> CfgModel:
-    """Parse .cfg source. With ``node_names``, unknown nodes are errors (``file:line``)."""
+def _fold_constants(e: Expr) -> Expr:
+    if isinstance(e, NodeRef) and e.name.upper() in CFG_CONSTANTS:
+        return Num(e.line, CFG_CONSTANTS[e.name.upper()])
+    kids = children(e)
+    if not kids:
+        return e
+    return replace_children(e, [_fold_constants(k) for k in kids])
+
+
+def parse_cfg_text(
+    text: str, filename: str = "<cfg>", node_names: set[str] | None = None, base: CfgModel | None = None
+) -> CfgModel:
+    """Parse .cfg source. With ``node_names``, unknown nodes are errors (``file:line``).
+
+    ``base``: the model of earlier .cfg files of the same run; this file's lines are added to it
+    (its variables are visible here, later values override earlier ones), as MaBoSS does with
+    several ``-c`` files.
+    """
     tokens = tokenize(text, filename)
     p = ExprParser(tokens, filename)
-    cfg = CfgModel(filename=filename)
+    cfg = base if base is not None else CfgModel(filename=filename)
 
     def check_node(name: str, tok_line: int) -> None:
         if node_names is not None and name not in node_names:
             raise NetworkFormatError(f"{filename}:{tok_line}: unknown node {name!r}")
 
     def number(expr: Expr, what: str) -> float:
-        return _eval_const(expr, cfg.variables, filename, what)
+        return _eval_const(expr, cfg.variables, filename, what, constants=True)
 
     while p.peek().kind != "eof":
         tok = p.next()
@@ -250,7 +350,7 @@ def parse_cfg_text(text: str, filename: str = "<cfg>", node_names: set[str] | No
                     raise p.error(f"syntax error: expected ',' or ']', found {p.describe(sep)}", sep)
             p.expect(".")
             atok = p.next()
-            if atok.kind != "ident" or atok.text != "istate":
+            if atok.kind != "ident" or atok.text.lower() != "istate":
                 raise p.error(f"syntax error: expected 'istate' after [...]., found {p.describe(atok)}", atok)
             p.expect("=")
             cfg.joint_istates.append(_parse_joint(p, names, tok.line, cfg, number))
@@ -259,6 +359,7 @@ def parse_cfg_text(text: str, filename: str = "<cfg>", node_names: set[str] | No
             p.expect(";")
         elif tok.kind == "ident" and "." in tok.text:
             node, _, attr = tok.text.partition(".")
+            attr = attr.lower()
             check_node(node, tok.line)
             p.expect("=")
             if attr == "istate":
@@ -271,33 +372,34 @@ def parse_cfg_text(text: str, filename: str = "<cfg>", node_names: set[str] | No
                     p.expect(";")
                     continue
                 val = number(expr, f"{node}.istate")
-                if val == -1:
-                    prob = 0.5
-                elif val in (0.0, 1.0):
-                    prob = val
-                else:
-                    raise NetworkFormatError(
-                        f"{filename}:{tok.line}: {node}.istate must be 0, 1 or -1 (random), got {val:g}"
-                    )
+                if val != val:
+                    raise NetworkFormatError(f"{filename}:{tok.line}: {node}.istate is NaN")
+                # MaBoSS: a negative value means random, any other value is a Boolean
+                prob = 0.5 if val < 0 else float(val != 0.0)
                 cfg.istate[node] = (prob, tok.line)
                 cfg.joint_istates = [j for j in cfg.joint_istates if node not in j.nodes]
-            elif attr in ("is_internal", "refstate"):
+            elif attr in NODE_SETTINGS:
                 val = number(p.parse_expr(), f"{node}.{attr}")
                 if attr == "is_internal":
                     cfg.is_internal[node] = (val != 0.0, tok.line)
+                elif attr == "in_graph":
+                    cfg.in_graph[node] = (val != 0.0, tok.line)
                 else:
                     cfg.refstate[node] = (int(val), tok.line)
             else:
                 raise NetworkFormatError(
-                    f"{filename}:{tok.line}: unknown node setting {attr!r} (expected istate, is_internal or refstate)"
+                    f"{filename}:{tok.line}: unknown node setting {attr!r} (expected {', '.join(NODE_SETTINGS)})"
                 )
             p.expect(";")
         elif tok.kind == "ident":
-            if tok.text not in KNOWN_SETTINGS:
+            key = tok.text.lower()
+            if key not in KNOWN_SETTINGS:
                 raise NetworkFormatError(f"{filename}:{tok.line}: unknown setting {tok.text!r}")
             p.expect("=")
-            cfg.settings[tok.text] = number(p.parse_expr(), tok.text)
+            cfg.settings[key] = number(p.parse_expr(), tok.text)
             p.expect(";")
+        elif tok.kind == "op" and tok.text == ";":
+            continue  # an empty statement (MaBoSS's grammar allows it)
         else:
             raise p.error(f"syntax error: unexpected {p.describe(tok)}", tok)
     return cfg
@@ -345,10 +447,19 @@ def read_bnd(path: str | Path) -> BndModel:
     return parse_bnd_text(text, name)
 
 
-def read_cfg(path: str | Path, node_names: set[str] | None = None) -> CfgModel:
-    """Read and parse a .cfg file."""
-    text, name = _read(path)
-    return parse_cfg_text(text, name, node_names)
+def read_cfg(
+    path: str | Path | list[str | Path] | tuple[str | Path, ...], node_names: set[str] | None = None
+) -> CfgModel:
+    """Read and parse a .cfg file, or several in order (later files override earlier ones)."""
+    paths = list(path) if isinstance(path, list | tuple) else [path]
+    if not paths:
+        raise NetworkFormatError("no .cfg file given")
+    cfg: CfgModel | None = None
+    for one in paths:
+        text, name = _read(one)
+        cfg = parse_cfg_text(text, name, node_names, base=cfg)
+    assert cfg is not None
+    return cfg
 
 
 def resolve_variables(bnd: BndModel, cfg: CfgModel | None) -> dict[str, float]:

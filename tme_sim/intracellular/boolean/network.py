@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from tme_sim.errors import NetworkFormatError
-from tme_sim.intracellular.boolean import bitengine, engine
+from tme_sim.intracellular.boolean import bitengine, engine, tableengine
 from tme_sim.intracellular.boolean.expressions import AtRef, Cond, Expr, Num
 from tme_sim.intracellular.boolean.maboss_format import (
     BndModel,
@@ -27,6 +27,7 @@ from tme_sim.intracellular.boolean.maboss_format import (
     parse_cfg_text,
     read_bnd,
     read_cfg,
+    resolve_aliases,
     resolve_variables,
 )
 
@@ -38,6 +39,13 @@ Mask = np.ndarray | None
 #: cell-update), so it is only used from 1e6 cells on; on a quiet machine it should pay earlier.
 #: Results are identical either way, so this is only a speed setting.
 PARALLEL_MIN_CELLS = 1_000_000
+
+#: Networks that do not fit the bit engine use the table-driven kernels above this many nodes, and
+#: the per-network generated kernels at or below it. Measured on the 31-node TNF model (1 thread,
+#: shared machine, CPU): generated code 76 ns per transition but a compile that grows with the
+#: model (the issue measured 108 s CPU / 893 MB for 133 nodes); table-driven 249 ns per transition
+#: and no compile per network (about 1 s to load).
+TABLE_MIN_NODES = 64
 
 
 def cell_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -80,10 +88,14 @@ class BooleanNetwork:
     source_hash: str = ""
     _index: dict[str, int] = field(init=False, repr=False)
     _kernels: ModuleType | None = field(init=False, repr=False, default=None)
+    _table: tableengine.TableKernels | None = field(init=False, repr=False, default=None)
     _bits: ModuleType | None = field(init=False, repr=False, default=None)
     _bits_checked: bool = field(init=False, repr=False, default=False)
-    #: ``"auto"``: bit-packed kernels when the network fits them, else generic; ``"generic"``: always
-    #: the generic kernels (both are exact Gillespie; their random streams differ).
+    #: ``"auto"``: bit-packed kernels when the network fits them, else the table-driven kernels
+    #: (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled: no per-network compile)
+    #: above :data:`TABLE_MIN_NODES` nodes and generated ones below;
+    #: ``"table"``: always the table-driven kernels; ``"generic"``: always
+    #: the generated generic kernels (all exact Gillespie; the bit engine draws other random numbers).
     engine: str = field(init=False, default="auto")
     _var_names: list[str] = field(init=False, repr=False)
 
@@ -98,6 +110,7 @@ class BooleanNetwork:
     def from_models(cls, bnd: BndModel, cfg: CfgModel | None, name: str | None = None) -> BooleanNetwork:
         """Resolve names and defaults of parsed .bnd/.cfg models."""
         variables = resolve_variables(bnd, cfg)
+        resolve_aliases(bnd)
         check_bnd(bnd, variables)
         names = [spec.name for spec in bnd.nodes]
         logic: list[Expr | None] = []
@@ -166,6 +179,17 @@ class BooleanNetwork:
         """Nodes not marked ``is_internal`` in the .cfg."""
         return [nm for nm, hidden in zip(self.node_names, self.internal, strict=True) if not hidden]
 
+    @property
+    def discrete_tick(self) -> float:
+        """``time_tick`` when the .cfg sets ``discrete_time`` (MaBoSS: every transition then takes
+        exactly one tick instead of an exponential time), else 0.0 (continuous time)."""
+        if not self.settings.get("discrete_time", 0.0):
+            return 0.0
+        tick = float(self.settings.get("time_tick", 1.0))
+        if not (tick > 0.0 and np.isfinite(tick)):
+            raise NetworkFormatError(f"{self.name}: discrete_time needs a positive time_tick, got {tick:g}")
+        return tick
+
     def node_mask(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
         """A bool ``(n_nodes,)`` mask that is True on ``names``."""
         m = np.zeros(self.n_nodes, dtype=bool)
@@ -173,14 +197,26 @@ class BooleanNetwork:
             m[self.index(nm)] = True
         return m
 
-    def kernels(self) -> ModuleType:
-        """The compiled kernel module (generated and imported on first use, cached on disk)."""
+    def kernels(self) -> ModuleType | tableengine.TableKernels:
+        """The non-bit kernels: the table-driven ones (``engine = "table"``, or "auto" above
+        :data:`TABLE_MIN_NODES` nodes: built in a Python pass, no compilation per network), else
+        the generated module (compiled on first use, cached on disk)."""
+        use_table = self.engine == "table" or (self.engine == "auto" and self.n_nodes > TABLE_MIN_NODES)
+        return self._table_kernels() if use_table else self._generated_kernels()
+
+    def _generated_kernels(self) -> ModuleType:
         if self._kernels is None:
             src = engine.generate_source(
                 self.name, self.node_names, self.logic, self.rate_up, self.rate_down, self._var_names
             )
             self._kernels = engine.load_kernels(src)
         return self._kernels
+
+    def _table_kernels(self) -> tableengine.TableKernels:
+        if self._table is None:
+            table = tableengine.build_table(self.node_names, self.logic, self.rate_up, self.rate_down, self._var_names)
+            self._table = tableengine.TableKernels(table)
+        return self._table
 
     def bit_kernels(self) -> ModuleType | None:
         """The bit-packed kernel module (:mod:`~tme_sim.intracellular.boolean.bitengine`), or None
@@ -194,16 +230,20 @@ class BooleanNetwork:
                 self.rate_down,
                 self._var_names,
                 engine.CHUNK,
+                self._variable_vector(),
             )
             self._bits = engine.load_kernels(prog.source) if prog is not None else None
             self._bits_checked = True
+        elif self._bits is not None and not self._bits.classes_consistent(self._variable_vector()):
+            self._bits_checked = False  # changed variables split a rate class: regroup
+            return self.bit_kernels()
         return self._bits
 
     @property
     def uses_bit_engine(self) -> bool:
         """True when :meth:`advance` / :meth:`step_synchronous` run the bit-packed kernels."""
-        if self.engine not in ("auto", "generic"):
-            raise ValueError(f"engine must be 'auto' or 'generic', got {self.engine!r}")
+        if self.engine not in ("auto", "generic", "table"):
+            raise ValueError(f"engine must be 'auto', 'generic' or 'table', got {self.engine!r}")
         return self.engine == "auto" and self.bit_kernels() is not None
 
     def class_values(self) -> np.ndarray:
@@ -256,7 +296,7 @@ class BooleanNetwork:
         if duration is not None:
             events = np.zeros(n, dtype=np.int64)
             fn = bk.advance_par if par else bk.advance_seq
-            fn(state, float(duration), seeds, setm, setv, frozen, v, cval, err, events)
+            fn(state, float(duration), seeds, setm, setv, frozen, v, cval, err, events, self.discrete_tick)
         else:
             events = np.zeros(0, dtype=np.int64)
             fn = bk.synchronous_par if par else bk.synchronous_seq
@@ -387,7 +427,7 @@ class BooleanNetwork:
         err = np.zeros(n, dtype=np.int32)
         k = self.kernels()
         fn = k.advance_par if _use_parallel(n, parallel) else k.advance_seq
-        fn(state, float(duration), seeds, frozen, self._variable_vector(), err, events)
+        fn(state, float(duration), seeds, frozen, self._variable_vector(), err, events, self.discrete_tick)
         self._raise_rate_error(err)
         return events
 
@@ -429,12 +469,13 @@ class BooleanNetwork:
     def flip_rates(self, state: np.ndarray, *, engine: str = "generic") -> np.ndarray:
         """Flip rate of every node in every row of ``state`` (float64 ``(n, n_nodes)``; for tests).
 
-        ``engine="generic"``: the generic engine's compiled rate expressions; ``"bits"``: the bit
+        ``engine="generic"``: the generic engine's compiled rate expressions; ``"table"``: the
+        table-driven kernels' rate programs; ``"bits"``: the bit
         engine's rate-class masks (raises if the network does not use the bit engine).
         """
         self._check_state(state)
-        if engine not in ("generic", "bits"):
-            raise ValueError(f"engine must be 'generic' or 'bits', got {engine!r}")
+        if engine not in ("generic", "table", "bits"):
+            raise ValueError(f"engine must be 'generic', 'table' or 'bits', got {engine!r}")
         if engine == "bits":
             bk = self.bit_kernels()
             if bk is None:
@@ -442,7 +483,7 @@ class BooleanNetwork:
             out = np.empty((state.shape[0], self.n_nodes))
             bk.flip_rates(state, self._variable_vector(), np.append(self.class_values(), 0.0), out)
             return out
-        k = self.kernels()
+        k = self._generated_kernels() if engine == "generic" else self._table_kernels()
         v = self._variable_vector()
         out = np.empty((state.shape[0], self.n_nodes))
         for i in range(state.shape[0]):  # diagnostic helper, not used in time stepping
@@ -469,14 +510,17 @@ class BooleanNetwork:
             source_hash=self.source_hash,
         )
         new._kernels = self._kernels
+        new._table = self._table
         new._bits = self._bits
         new._bits_checked = self._bits_checked
         new.engine = self.engine
         return new
 
 
-def load_network(bnd: str | Path, cfg: str | Path | None = None) -> BooleanNetwork:
-    """Read a MaBoSS ``.bnd`` (and optional ``.cfg``) into a :class:`BooleanNetwork`.
+def load_network(
+    bnd: str | Path, cfg: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None
+) -> BooleanNetwork:
+    """Read a MaBoSS ``.bnd`` (and optional ``.cfg``, or several read in order) into a :class:`BooleanNetwork`.
 
     Syntax errors, unknown nodes and undefined variables raise
     :class:`~tme_sim.errors.NetworkFormatError` as ``"<file>:<line>: <message>"``.
@@ -487,7 +531,7 @@ def load_network(bnd: str | Path, cfg: str | Path | None = None) -> BooleanNetwo
     cfg_model = read_cfg(cfg, {s.name for s in bnd_model.nodes}) if cfg is not None else None
     net = BooleanNetwork.from_models(bnd_model, cfg_model, Path(bnd).stem)
     h = hashlib.sha256(Path(bnd).read_bytes())
-    if cfg is not None:
-        h.update(b"\0" + Path(cfg).read_bytes())
+    for one in [] if cfg is None else list(cfg) if isinstance(cfg, list | tuple) else [cfg]:
+        h.update(b"\0" + Path(one).read_bytes())
     net.source_hash = h.hexdigest()
     return net
