@@ -18,8 +18,9 @@ file and its wall time ``T``), then:
   snapshot (each dataset resize, each data write, the final flush) — every point of a snapshot
   write is hit once.
 
-Every file left behind is then opened with plain ``h5py`` and with
-``xarray.open_dataset(f, group="fields", engine="h5netcdf")``; the committed snapshots
+Every file left behind is then opened with ``h5py`` in SWMR read mode (a killed SWMR writer
+leaves "open for write" flags that plain readers refuse) and with
+``xarray.open_dataset(f, group="fields", engine="h5netcdf", driver_kwds={"swmr": True})``; the committed snapshots
 (:func:`tme_sim.io.committed_snapshots`) must have consistent lengths and be bit-identical to
 the same snapshots of the reference run. The table says, per trial, when it was killed, whether
 the file opened, how many snapshots it holds and whether they match.
@@ -203,7 +204,8 @@ def check_file(path: Path, reference: Path | None) -> dict:
         out.update(consistent=True, match=True)
         return out
     try:
-        with h5py.File(path, "r") as fh:
+        # a killed writer leaves SWMR "open for write" flags: plain readers refuse, SWMR readers open it
+        with h5py.File(path, "r", swmr=True, locking=False) as fh:
             out["h5py"] = True
             if "cells" not in fh or "population" not in fh or "fields" not in fh:
                 # killed while the file was being created: nothing was committed yet
@@ -239,7 +241,7 @@ def check_file(path: Path, reference: Path | None) -> dict:
                     out["match"] = bool(same)
             else:
                 out["match"] = True
-        ds = xr.open_dataset(path, group="fields", engine="h5netcdf")
+        ds = xr.open_dataset(path, group="fields", engine="h5netcdf", driver_kwds={"swmr": True, "locking": False})
         try:
             ds["concentration"].isel(time=slice(0, out["snapshots"])).values  # noqa: B018
             out["xarray"] = True

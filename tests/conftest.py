@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tme_sim" / "scenarios"
+# Many tests write scenarios into tmp_path that name networks, artifacts and libraries of the
+# repository by absolute path: allow that here (what --allow-outside-paths does); the tests of the
+# confinement itself (test_security.py) remove it.
+os.environ.setdefault("TME_ALLOW_OUTSIDE_PATHS", "1")
 SHARED_DATA = Path(os.environ.get("TME_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
@@ -27,3 +31,15 @@ def small_spheroid_overrides() -> dict[str, str]:
         "time.diffusion_dt": '"0.1 min"',
         "output.interval": '"30 min"',
     }
+
+
+@pytest.fixture(autouse=True)
+def _close_parked_hdf5_handles():
+    """Tests inject write errors into healthy HDF5 files: close the handles a real failure parks
+    (``tme_sim.io._POISONED``), so that later in-process CLI calls exit normally."""
+    yield
+    io = __import__("sys").modules.get("tme_sim.io")
+    while io is not None and io._POISONED:
+        fh = io._POISONED.pop()
+        if fh.id.valid:
+            fh.close()

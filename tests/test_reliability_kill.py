@@ -14,12 +14,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import xarray as xr
 
-from tme_sim.io import CELL_COLUMNS, committed_snapshots, describe, read_cells, read_events, read_population
+from tme_sim.io import (
+    CELL_COLUMNS,
+    committed_snapshots,
+    describe,
+    open_output,
+    read_cells,
+    read_events,
+    read_population,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "data" / "tiny_spheroid.toml"
@@ -58,7 +65,7 @@ def kill_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _check_committed(path: Path, ref: Path) -> int:
     """Open ``path`` with h5py and xarray; committed snapshots consistent and equal to ``ref``."""
-    with h5py.File(path, "r") as fh:
+    with open_output(path) as fh:
         if "population" not in fh:  # killed while the file was being laid out: nothing committed
             return 0
         k = committed_snapshots(fh)
@@ -72,7 +79,7 @@ def _check_committed(path: Path, ref: Path) -> int:
             "population/counts",
         ):
             assert fh[name].shape[0] >= k, (path, name)
-        with h5py.File(ref, "r") as rf:
+        with open_output(ref) as rf:
             assert k <= committed_snapshots(rf)
             if k:
                 end = int(c["offset"][k - 1] + c["count"][k - 1])
@@ -80,7 +87,7 @@ def _check_committed(path: Path, ref: Path) -> int:
                 np.testing.assert_array_equal(p["counts"][:k], rf["population/counts"][:k])
                 for name, _ in CELL_COLUMNS:
                     np.testing.assert_array_equal(c[name][:end], rf["cells"][name][:end])
-    with xr.open_dataset(path, group="fields", engine="h5netcdf") as ds:
+    with xr.open_dataset(path, group="fields", engine="h5netcdf", driver_kwds={"swmr": True, "locking": False}) as ds:
         assert ds.sizes["time"] >= k
         ds["concentration"].isel(time=slice(0, k)).load()
     return k
@@ -98,7 +105,7 @@ def test_every_killed_file_opens_and_holds_its_committed_snapshots(kill_results:
     assert fr[0] < 0.2 and fr[-1] > 0.7
     # kills inside a snapshot write: the child killed itself at several HDF5 operations
     assert len(point_trials) >= 10 and all(t["killed"] for t in point_trials)
-    with h5py.File(ref, "r") as rf:
+    with open_output(ref) as rf:
         n_ref = committed_snapshots(rf)
     seen = []
     for t in trials:
@@ -130,7 +137,7 @@ def test_readers_and_info_on_a_killed_file(kill_results: dict) -> None:
     f = killed[0]
     info = describe(f)
     assert "INCOMPLETE" in info and "last good snapshot" in info
-    with h5py.File(f, "r") as fh:
+    with open_output(f) as fh:
         k = committed_snapshots(fh)
         assert not fh.attrs["complete"]
     assert read_population(f)["time"].nunique() == k

@@ -52,5 +52,9 @@ class OutputError(TMEError):
     """An output file exists (and --force was not given), is missing, or is not a tme-sim file."""
 
 
+class OutputWriteError(OutputError):
+    """Writing an output or checkpoint failed (disk full, I/O error, read-only file system)."""
+
+
 class ResourceError(TMEError):
     """A scenario would not fit in memory; refused before allocating."""

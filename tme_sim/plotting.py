@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,6 +17,7 @@ from tme_sim.config.suggest import close_match
 from tme_sim.errors import OutputError
 from tme_sim.io import (
     committed_snapshots,
+    open_output,
     read_attrs,
     read_cells,
     read_events,
@@ -87,7 +87,7 @@ CELL_ALPHA = 0.55  # translucent discs: the field stays visible under the cells
 
 
 def _species_index(path: str | Path, name: str) -> tuple[list[str], int]:
-    with h5py.File(path, "r") as fh:
+    with open_output(path) as fh:
         species = [s.decode() if isinstance(s, bytes) else s for s in fh["fields/species"][:]]
     if name not in species:
         hint = close_match(name, species)
@@ -100,7 +100,7 @@ def _species_index(path: str | Path, name: str) -> tuple[list[str], int]:
 def field_range(path: str | Path, name: str) -> tuple[float, float]:
     """(min, max) of field ``name`` over every snapshot of the run: one colour scale for all figures."""
     _, j = _species_index(path, name)
-    with h5py.File(path, "r") as fh:
+    with open_output(path) as fh:
         conc = fh["fields/concentration"]
         k = min(committed_snapshots(fh), conc.shape[0])
         lo, hi = np.inf, -np.inf
@@ -125,7 +125,7 @@ def column_range(path: str | Path, column: str) -> tuple[float, float]:
 
 def _field_slice(path: str | Path, name: str, snapshot_time: float) -> tuple[np.ndarray, float, str] | None:
     _, j = _species_index(path, name)
-    with h5py.File(path, "r") as fh:
+    with open_output(path) as fh:
         g = fh["fields"]
         if g["time"].shape[0] == 0:
             return None

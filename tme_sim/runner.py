@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time as wallclock
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 
 from tme_sim.config import Scenario, load_scenario, scenario_json
 from tme_sim.errors import ConfigError, OutputError, RunInterrupted, TMEError
-from tme_sim.io import OutputWriter, committed_snapshots
+from tme_sim.io import OutputWriter, committed_snapshots, open_output
 from tme_sim.io.checkpoint import restore_model, write_checkpoint
 from tme_sim.io.interrupt import StopObserver, graceful_stop
+from tme_sim.io.lock import OutputLock
 from tme_sim.io.observers import (
     CheckpointObserver,
     Observer,
@@ -21,6 +23,7 @@ from tme_sim.io.observers import (
     scenario_observers,
 )
 from tme_sim.model import TMEModel
+from tme_sim.paths import safe_file_name
 from tme_sim.units import parse_duration
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
@@ -29,7 +32,7 @@ DEFAULT_OUTPUT_DIR = Path("outputs")
 def default_output_path(scenario: Scenario) -> Path:
     if scenario.output.path:
         return Path(scenario.output.path)
-    return DEFAULT_OUTPUT_DIR / f"{scenario.name}.h5"
+    return DEFAULT_OUTPUT_DIR / f"{safe_file_name(scenario.name, 'name')}.h5"
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -81,26 +84,64 @@ def run_scenario(
 ) -> Path:
     """Run a scenario and write its HDF5 output; returns the output path.
 
-    Every expected mistake raises a :class:`~tme_sim.errors.TMEError` before any file is written;
-    an existing output is refused unless ``force`` (or ``resume``, which continues it from its
-    checkpoint).
+    Every expected mistake raises a :class:`~tme_sim.errors.TMEError` before any file is written.
+    The output is locked for this process first (:class:`~tme_sim.io.lock.OutputLock`: a second
+    writer is refused); an existing output or checkpoint is refused unless ``force`` (or
+    ``resume``, which continues it from its checkpoint) and replaced only when the new file exists.
     """
     sc, minutes = prepare(scenario, overrides=overrides, duration=duration)
     out_path = Path(out) if out is not None else default_output_path(sc)
-    if resume:
-        return resume_run(sc, out_path, minutes, seed=seed, progress=progress, extra_observers=extra_observers)
-    if out_path.exists() and not force:
-        raise OutputError(f"{out_path}: exists; use --force to overwrite or --out to choose another file")
     if out_path.is_dir():
         raise OutputError(f"{out_path}: is a directory")
+    if resume:
+        if not out_path.exists():
+            raise OutputError(f"{out_path}: no output to resume (run without --resume first)")
+        with OutputLock(out_path):
+            return resume_run(sc, out_path, minutes, seed=seed, progress=progress, extra_observers=extra_observers)
+    _refuse_existing(out_path, force)  # early, before the model is built; checked again under the lock
     model = build_scenario_model(sc, seed=seed)  # validates everything that needs the model before writing
     configured = scenario_observers(sc.output.observers, out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if force and out_path.exists():
-        out_path.unlink()
-    ckpt = checkpoint_path(out_path)
+    _make_parent(out_path)
+    with OutputLock(out_path):
+        _refuse_existing(out_path, force)
+        ckpt = checkpoint_path(out_path)
+        if force:
+            ckpt.unlink(missing_ok=True)  # the new output replaces the old one atomically when created
+        _write_new(sc, model, out_path, ckpt, minutes, configured + (extra_observers or []), progress)
+    return out_path
+
+
+def _refuse_existing(out: Path, force: bool) -> None:
+    """Refuse to replace an output or a checkpoint without ``force``."""
+    if force:
+        return
+    if out.exists() or out.is_symlink():
+        raise OutputError(f"{out}: exists; use --force to overwrite or --out to choose another file")
+    ckpt = checkpoint_path(out)
     if ckpt.exists():
-        ckpt.unlink()
+        raise OutputError(
+            f"{ckpt}: a checkpoint of an earlier run exists (its output is gone); use --force to discard it"
+        )
+
+
+def _make_parent(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out.parent}: the output folder is not writable")
+
+
+def _write_new(
+    sc: Scenario,
+    model: TMEModel,
+    out_path: Path,
+    ckpt: Path,
+    minutes: float,
+    more_observers: list[Observer],
+    progress: bool,
+) -> None:
     writer = OutputWriter.create(
         out_path,
         model,
@@ -112,9 +153,8 @@ def run_scenario(
     observers: list[Observer] = [OutputObserver(writer, sc.output.interval)]
     if sc.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, sc.output.checkpoint_interval))
-    observers += configured + (extra_observers or [])
+    observers += more_observers
     execute(model, minutes, observers, writer, progress, checkpoint=ckpt)
-    return out_path
 
 
 def execute(
@@ -137,6 +177,9 @@ def execute(
             obs.planned_minutes = minutes
     ok = False
     t0 = wallclock.perf_counter()
+    if not writer.broken:
+        writer.set_attr("planned_minutes", model.time + minutes)
+        writer.fh.flush()
     try:
         with graceful_stop() as flag:
             observers = [*observers, StopObserver(flag)]
@@ -155,7 +198,8 @@ def execute(
                 raise stopped from None
         ok = True
     finally:
-        writer.fh.attrs["wall_seconds"] = wallclock.perf_counter() - t0
+        if not writer.broken:
+            writer.set_attr("wall_seconds", wallclock.perf_counter() - t0)
         writer.close(complete=ok)
 
 
@@ -177,14 +221,14 @@ def _run_with_progress(model: TMEModel, minutes: float, observers: list[Observer
         model.run_for(minutes, observers)
 
 
-def _check_output_not_behind(writer: Any, time: float, interval: float, out: Path) -> None:
+def _check_output_not_behind(fh: Any, time: float, interval: float, out: Path) -> None:
     """Refuse to resume when the output lacks snapshots taken before the checkpoint.
 
     The output is flushed (not fsynced) after each snapshot, the checkpoint is fsynced: after a
     power failure the checkpoint can be ahead of the output, and continuing would leave a gap.
     """
-    k = committed_snapshots(writer.fh)
-    times = writer.fh["cells/snapshot_time"][:k]
+    k = committed_snapshots(fh)
+    times = fh["cells/snapshot_time"][:k]
     kept = times[times <= time + 1e-9]
     expected = math.floor(time / interval + 1e-9) * interval if interval > 0 else 0.0
     last = float(kept[-1]) if kept.size else -math.inf
@@ -204,7 +248,11 @@ def resume_run(
     progress: bool,
     extra_observers: list[Observer] | None = None,
 ) -> Path:
-    """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total."""
+    """Continue the run whose output is ``out`` from its checkpoint until ``minutes`` in total.
+
+    The caller holds ``out``'s lock. Everything is checked (checkpoint, seed, duration, the output
+    readable and not behind the checkpoint) before the output is touched.
+    """
     ckpt = checkpoint_path(out)
     if not out.exists():
         raise OutputError(f"{out}: no output to resume (run without --resume first)")
@@ -216,18 +264,17 @@ def resume_run(
     remaining = round(minutes / model.dt_mech) - model.n_mech_steps
     if remaining <= 0:
         raise OutputError(f"{out}: already ran {model.time:g} of {minutes:g} min; nothing to resume")
+    with open_output(out) as fh:
+        _check_output_not_behind(fh, model.time, scenario.output.interval, out)
+    observers_more = scenario_observers(scenario.output.observers, out) + (extra_observers or [])
     writer = OutputWriter.reopen(out)
-    try:
-        _check_output_not_behind(writer, model.time, scenario.output.interval, out)
-    except OutputError:
-        writer.fh.close()
-        raise
     writer.truncate_after(model.time)
+    writer.go_live()
     out_obs = OutputObserver(writer, scenario.output.interval, initial=False)
     observers: list[Observer] = [out_obs]
     if scenario.output.checkpoint_interval > 0:
         observers.append(CheckpointObserver(ckpt, scenario.output.checkpoint_interval))
-    observers += scenario_observers(scenario.output.observers, out) + (extra_observers or [])
+    observers += observers_more
     # observers schedule from the absolute simulated time so a resumed run writes the same snapshots
     execute(model, remaining * model.dt_mech, observers, writer, progress, checkpoint=ckpt)
     return out

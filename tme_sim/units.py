@@ -17,19 +17,55 @@ metabolites in ``mM``; ``cell`` is not a unit (counts are plain ints).
 
 from __future__ import annotations
 
+import math
+import re
 from functools import lru_cache
 from typing import Annotated, Any
 
 import pint
 from pydantic import BeforeValidator, PlainSerializer
 
+
 # the on-disk cache (platformdirs user cache) cuts registry start-up from ~1 s to ~0.05 s
-ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=":auto:")
+def _registry() -> pint.UnitRegistry:
+    try:
+        return pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=":auto:")
+    except OSError:  # read-only or missing $HOME: no on-disk cache, just a slower start
+        return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+ureg = _registry()
 Q_ = ureg.Quantity
+
+
+#: longest quantity string accepted (pint evaluates expressions: bound the work before it does)
+MAX_QUANTITY_LENGTH = 80
+#: largest exponent allowed after ``**`` or ``^`` (units like um**3 need 3)
+MAX_EXPONENT = 4
+_EXPONENT = re.compile(r"(\*\*|\^)\s*")
+_LITERAL_EXPONENT = re.compile(r"[-+]?\d+(\.\d+)?")
+
+
+def check_expression(text: str) -> None:
+    """Refuse quantity strings that would make pint work unboundedly (``9**9**9``, huge inputs).
+
+    Length at most :data:`MAX_QUANTITY_LENGTH`; every ``**``/``^`` followed by a literal number of
+    magnitude at most :data:`MAX_EXPONENT` that is not itself raised to a power. Raises ``ValueError``.
+    """
+    if len(text) > MAX_QUANTITY_LENGTH:
+        raise ValueError(f"quantity string too long ({len(text)} characters; at most {MAX_QUANTITY_LENGTH})")
+    for m in _EXPONENT.finditer(text):
+        rest = text[m.end() :]
+        lit = _LITERAL_EXPONENT.match(rest)
+        if lit is None or abs(float(lit.group())) > MAX_EXPONENT or _EXPONENT.match(rest[lit.end() :].lstrip()):
+            raise ValueError(
+                f"exponent in {text!r} not allowed: write a plain number of at most {MAX_EXPONENT} after ** or ^"
+            )
 
 
 @lru_cache(maxsize=512)
 def _parse(text: str) -> pint.Quantity:
+    check_expression(text)
     return ureg.Quantity(text)
 
 
@@ -42,6 +78,8 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
     if isinstance(value, bool):
         raise ValueError(f"expected a quantity in {unit}, got a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number")
         if allow_dimensionless or unit in ("", "1", "dimensionless"):
             return float(value)
         raise ValueError(f'missing unit: write it as a string with units, e.g. "{value} {unit}"')
@@ -50,6 +88,10 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
     elif isinstance(value, str):
         try:
             q = _parse(value.strip())
+        except ValueError as exc:
+            if "not allowed" in str(exc) or "too long" in str(exc):
+                raise
+            raise ValueError(f"cannot parse {value!r} as a quantity ({type(exc).__name__})") from None
         except Exception as exc:  # pint raises several error types
             raise ValueError(f"cannot parse {value!r} as a quantity ({type(exc).__name__})") from None
         if not isinstance(q, pint.Quantity):
@@ -59,9 +101,14 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
     else:
         raise ValueError(f'expected a quantity string such as "1 {unit}", got {type(value).__name__}')
     try:
-        return float(q.to(unit).magnitude)
+        out = float(q.to(unit).magnitude)
     except pint.DimensionalityError:
         raise ValueError(f"wrong unit in {value!r}: expected something convertible to {unit}") from None
+    except (OverflowError, TypeError, ValueError, ArithmeticError):
+        raise ValueError(f"{value!r}: not a finite number in {unit}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{value!r} is not a finite number")
+    return out
 
 
 def quantity(unit: str) -> Any:

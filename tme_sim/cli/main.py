@@ -44,6 +44,12 @@ def _root(
     _DEBUG["on"] = debug
 
 
+def _allow_outside(allow: bool) -> None:
+    """``--allow-outside-paths``: lift the confinement of input files (see :mod:`tme_sim.paths`)."""
+    if allow:
+        os.environ["TME_ALLOW_OUTSIDE_PATHS"] = "1"
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario TOML file, or the name of a shipped one (tumor_immune).")],
@@ -60,6 +66,9 @@ def run(
     ] = False,
     port: Annotated[int, typer.Option(help="Port of --view's page (0 = any free port).", min=0, max=65535)] = 5006,
     show: Annotated[bool, typer.Option("--show/--no-show", help="With --view: open a browser tab.")] = False,
+    allow_outside_paths: Annotated[
+        bool, typer.Option("--allow-outside-paths", help="Allow input files outside the scenario's folder.")
+    ] = False,
 ) -> None:
     """Run a scenario and write one HDF5 file (and optionally its figures).
 
@@ -69,6 +78,7 @@ def run(
     from tme_sim.config import parse_set_options
     from tme_sim.runner import run_scenario
 
+    _allow_outside(allow_outside_paths)
     extra = []
     live = None
     if view:
@@ -128,11 +138,15 @@ def run(
 def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario TOML file, or the name of a shipped one.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario key: KEY=VALUE.")] = None,
+    allow_outside_paths: Annotated[
+        bool, typer.Option("--allow-outside-paths", help="Allow input files outside the scenario's folder.")
+    ] = False,
 ) -> None:
     """Check a scenario (schema, units, substrates, cell types, networks) without running it.
 
     Lists every problem found, one per line, with a "did you mean" for misspelt keys and choices.
     """
+    _allow_outside(allow_outside_paths)
     from tme_sim.config import load_scenario, parse_set_options
     from tme_sim.errors import TMEError
     from tme_sim.runner import build_scenario_model
@@ -304,6 +318,17 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[
     return tuple(errors), tuple(exits), tuple(aborts)
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``; after a failed HDF5 write without HDF5's atexit close, which would retry
+    the failed flush and can crash the process (see :mod:`tme_sim.io`)."""
+    io = sys.modules.get("tme_sim.io")
+    if io is not None and io.hdf5_poisoned():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and exit status 2 for expected mistakes."""
     from tme_sim.errors import RunInterrupted, TMEError
@@ -317,12 +342,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rc)
     except RunInterrupted as exc:
         typer.echo(f"interrupted: {exc}", err=True)
-        sys.exit(130)
+        _exit(130)
     except TMEError as exc:
         if debug:
             raise
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        sys.exit(2)
+        _exit(2)
     except click_exits as exc:
         sys.exit(getattr(exc, "exit_code", 0))
     except click_aborts:

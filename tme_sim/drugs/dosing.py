@@ -50,6 +50,7 @@ from tme_sim.config.drugs import FACES, Drug, DrugLibrary, DrugsConfig, Entry, G
 from tme_sim.drugs.pk import OneCompartment
 from tme_sim.errors import ConfigError
 from tme_sim.grid import make_substrate
+from tme_sim.paths import confined_path
 
 if TYPE_CHECKING:
     from tme_sim.config import Scenario
@@ -89,8 +90,7 @@ class ResolvedDrug:
 def library_path(scenario: Scenario) -> Path:
     """The drug library file named by ``[drugs].library`` (relative to the scenario's folder)."""
     assert scenario.drugs is not None
-    p = Path(scenario.drugs.library)
-    return p if p.is_absolute() else scenario_dir(scenario) / p
+    return confined_path(scenario.drugs.library, scenario_dir(scenario), "drugs.library")
 
 
 def _resolve_one(drug: Drug, given: GivenDrug, lib: DrugLibrary) -> ResolvedDrug:

@@ -79,6 +79,7 @@ from tme_sim.intracellular.base import (
     Signals,
     behavior_unit,
 )
+from tme_sim.paths import confined_path
 from tme_sim.units import Time, to_unit
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ class SurrogateIntracellular(IntracellularModel):
         """Load the artifact named in ``cfg`` (relative to ``base_dir``, the scenario's folder)."""
         from tme_sim.intracellular.neural.artifact import load_artifact
 
-        path = (Path(base_dir) / cfg.artifact).resolve()
+        path = confined_path(cfg.artifact, Path(base_dir), "intracellular.artifact")
         if not path.is_file():
             raise ArtifactError(f"intracellular.artifact: file not found: {path}")
         if cfg.device == "cuda":

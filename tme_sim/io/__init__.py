@@ -16,20 +16,35 @@ Layout of one run's file::
     /events           time, kind, id, other_id, type, x, y, z (kind names in attr ``kinds``)
 
 Every dataset is chunked and resizable; the file is flushed after each snapshot so a run killed
-at any moment leaves a readable file holding every committed snapshot. The file is written with
-HDF5's default (oldest compatible) format bounds, never ``libver="latest"``: a version-3
-superblock carries "file is open for write" consistency flags that a killed writer never
-clears, and plain readers then refuse the file until ``h5clear -s`` (measured: 0 of 5 killed
-``latest`` files opened, 5 of 5 with the default bounds). Readers derive the number of
-snapshots from the datasets themselves (:func:`committed_snapshots`), not from the root
-attributes, so a file killed in the middle of a snapshot still reads consistently.
+at any moment leaves a readable file holding every committed snapshot. Readers derive the
+number of snapshots from the datasets themselves (:func:`committed_snapshots`), not from the
+root attributes, so a file killed in the middle of a snapshot still reads consistently.
+
+Live files: the writer works in HDF5's SWMR mode (single writer, multiple readers; file format
+``libver="latest"``), so :func:`open_output` and every reader built on it can read a file while
+a run writes it and sees the snapshots committed at its last flush. A version-3 superblock
+carries "open for write" flags that a killed writer never clears; plain readers refuse such a
+file, so :func:`open_output` falls back to SWMR reading (which accepts it), and ``--resume``
+clears the flags (:mod:`tme_sim.io.superblock`, like ``h5clear -s``) after all its checks.
+Exclusive writing is the lock file of :mod:`tme_sim.io.lock`; HDF5's own file locking is off so
+readers never get ``BlockingIOError``. The skeleton is laid out under a per-process temporary
+name (``<out>.part-<pid>``) and renamed when complete.
+
+A failed write (disk full, I/O error, read-only file system) raises :class:`OutputWriteError`
+naming the errno. HDF5 cannot close such a file safely (it retries the failed flush and can
+crash the process), so the handle is parked, never closed (:func:`hdf5_poisoned`); the file on
+disk keeps every snapshot flushed before the error and ``--resume`` continues from the last
+checkpoint once there is space.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +55,10 @@ import pandas as pd
 
 from tme_sim import __version__
 from tme_sim.cells import CORE_COLUMNS, DEATH_NAMES, PHASE_NAMES, CellStore
-from tme_sim.errors import OutputError
+from tme_sim.errors import OutputError, OutputWriteError
 from tme_sim.events import EVENT_DTYPE, EVENT_KINDS
+from tme_sim.io.lock import holder
+from tme_sim.io.superblock import clear_status_flags, status_flags
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -134,6 +151,53 @@ def _make_scale(ds: h5py.Dataset, name: str) -> None:
     ds.make_scale(name)
 
 
+#: HDF5 handles whose last write failed: never closed or garbage-collected (see the module docstring)
+_POISONED: list[Any] = []
+
+
+def hdf5_poisoned() -> bool:
+    """Whether a write failed in this process; the CLI then exits without HDF5's atexit close."""
+    return bool(_POISONED)
+
+
+def write_failure(path: str | Path, what: str, exc: BaseException, handle: Any = None) -> OutputWriteError:
+    """The one-line error of a failed write (errno named when HDF5 reports one); parks ``handle``."""
+    if handle is not None:
+        _POISONED.append(handle)
+        silence_hdf5_dealloc()
+    code = getattr(exc, "errno", None)
+    if not code:
+        m = re.search(r"errno = (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    reason = f"{os.strerror(code)} (errno {code})" if code else " ".join(str(exc).split())[:160]
+    return OutputWriteError(f"{path}: {what} failed: {reason}")
+
+
+def silence_hdf5_dealloc() -> None:
+    """After a failed write, h5py objects freed while the error unwinds report the same failure
+    from ``__dealloc__`` ("Exception ignored …" tracebacks on stderr): drop those, keep others."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_tme_hdf5", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        text = f"{unraisable.err_msg or ''} {unraisable.exc_value!r} {unraisable.object!r}"
+        if "h5py" in text or "id ref count" in text or "ObjectID" in text:
+            return
+        previous(unraisable)
+
+    hook._tme_hdf5 = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _open_live(path: Path) -> h5py.File:
+    """Open an output for appending; in SWMR mode when its format allows (version-3 superblock)."""
+    fh = h5py.File(path, "r+", libver="latest", locking=False)
+    if status_flags(path) is not None:
+        fh.swmr_mode = True
+    return fh
+
+
 class OutputWriter:
     """Writes one run's HDF5 file. Create with :meth:`create`, call :meth:`snapshot`, then :meth:`close`."""
 
@@ -141,6 +205,8 @@ class OutputWriter:
         self.path = path
         self.fh = fh
         self.n_snapshots = committed_snapshots(fh)
+        #: a write failed: the handle is parked and nothing more is written (module docstring)
+        self.broken = False
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -155,10 +221,34 @@ class OutputWriter:
         scenario_json: str = "",
     ) -> OutputWriter:
         path = Path(path)
-        # the skeleton is built under a temporary name and renamed when complete: a run killed while
-        # the file is being laid out leaves no output (rather than an unreadable one)
-        part = path.with_name(path.name + ".part")
-        fh = h5py.File(part, "w")  # default libver: see module docstring
+        # the skeleton is built under a per-process temporary name and renamed when complete: a run
+        # killed while the file is being laid out leaves no output (rather than an unreadable one)
+        part = path.with_name(f"{path.name}.part-{os.getpid()}")
+        silence_hdf5_dealloc()
+        try:
+            fh = h5py.File(part, "w-", libver="latest", locking=False)
+        except (OSError, RuntimeError) as exc:
+            raise write_failure(part, "creating the output", exc) from None
+        try:
+            cls._lay_out(fh, model, write_fields, write_cells, scenario_toml, scenario_json)
+            fh.close()
+            os.replace(part, path)
+            return cls(path, _open_live(path))
+        except (OSError, RuntimeError) as exc:
+            err = write_failure(path, "creating the output", exc, fh)
+            part.unlink(missing_ok=True)
+            raise err from None
+
+    @classmethod
+    def _lay_out(
+        cls,
+        fh: h5py.File,
+        model: TMEModel,
+        write_fields: bool,
+        write_cells: bool,
+        scenario_toml: str,
+        scenario_json: str,
+    ) -> None:
         a = fh.attrs
         a["schema"] = SCHEMA
         a["version"] = __version__
@@ -170,10 +260,13 @@ class OutputWriter:
         a["cell_types"] = json.dumps(model.type_names)
         a["substrates"] = json.dumps(model.substrate_names)
         a["complete"] = False
+        a["committed"] = 0  # the commit mark: written after each snapshot's data is flushed
         a["last_snapshot"] = -1
         a["last_time"] = np.nan
         a["write_fields"] = write_fields
         a["write_cells"] = write_cells
+        a["planned_minutes"] = np.nan  # set when the run starts; attributes cannot be added in SWMR mode
+        a["wall_seconds"] = np.nan
         meta = fh.create_group("meta")
         meta.create_dataset("scenario_json", data=scenario_json, dtype=_STR)
         meta.create_dataset("scenario_toml", data=scenario_toml, dtype=_STR)
@@ -181,9 +274,6 @@ class OutputWriter:
         cls._create_cells(fh, model)
         cls._create_population(fh, model)
         cls._create_events(fh)
-        fh.close()
-        os.replace(part, path)
-        return cls(path, h5py.File(path, "a"))
 
     @staticmethod
     def _create_fields(fh: h5py.File, model: TMEModel) -> None:
@@ -281,17 +371,34 @@ class OutputWriter:
 
     @classmethod
     def reopen(cls, path: str | Path) -> OutputWriter:
-        """Open an existing output for appending (resume)."""
+        """Open an existing output for appending (resume; the caller checked it with :func:`open_output`).
+
+        Clears the "open for write" flags a killed writer left; not yet in SWMR mode, so that
+        :meth:`truncate_after` may shrink datasets (then call :meth:`go_live`).
+        """
+        silence_hdf5_dealloc()
         try:
-            fh = h5py.File(path, "a")
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot be reopened for appending ({exc.__class__.__name__})") from None
-        if fh.attrs.get("schema") != SCHEMA:
-            fh.close()
-            raise OutputError(f"{path}: not a tme-sim output (schema {SCHEMA!r} expected)")
+            clear_status_flags(path)
+            fh = h5py.File(path, "r+", libver="latest", locking=False)
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{path}: cannot be reopened for appending ({exc})") from None
+        for name in ("planned_minutes", "wall_seconds"):  # files written before live outputs
+            if name not in fh.attrs:
+                fh.attrs[name] = np.nan
+        if "committed" not in fh.attrs:
+            fh.attrs["committed"] = committed_snapshots(fh)
         fh.attrs["complete"] = False
         fh.flush()
         return cls(Path(path), fh)
+
+    def go_live(self) -> None:
+        """Switch to SWMR mode so readers can open the file while it is written."""
+        if status_flags(self.path) is not None and not self.fh.swmr_mode:
+            self.fh.swmr_mode = True
+
+    def set_attr(self, name: str, value: Any) -> None:
+        """Overwrite an existing root attribute in place (the only way in SWMR mode)."""
+        self.fh.attrs.modify(name, value)
 
     def truncate_after(self, time: float) -> None:
         """Drop everything recorded after ``time`` (min), and any half-written snapshot.
@@ -332,13 +439,25 @@ class OutputWriter:
         for name in EVENT_DTYPE.names:
             e[name].resize(ke, axis=0)
         self.n_snapshots = ks
-        fh.attrs["last_snapshot"] = ks - 1
-        fh.attrs["last_time"] = last_kept if ks else np.nan
+        fh.attrs.modify("committed", ks)
+        fh.attrs.modify("last_snapshot", ks - 1)
+        fh.attrs.modify("last_time", last_kept if ks else np.nan)
         fh.flush()
 
     # ------------------------------------------------------------------ writing
     def snapshot(self, model: TMEModel) -> None:
-        """Append one snapshot (fields, cells, population, pending events) and flush."""
+        """Append one snapshot (fields, cells, population, pending events) and flush.
+
+        A failed write raises :class:`OutputWriteError`; the file keeps the earlier snapshots."""
+        if self.broken:
+            raise OutputWriteError(f"{self.path}: an earlier write failed")
+        try:
+            self._snapshot(model)
+        except (OSError, RuntimeError) as exc:
+            self.broken = True
+            raise write_failure(self.path, f"writing the snapshot at t = {model.time:g} min", exc, self.fh) from None
+
+    def _snapshot(self, model: TMEModel) -> None:
         fh = self.fh
         k = self.n_snapshots
         t = model.time
@@ -372,10 +491,14 @@ class OutputWriter:
         p = fh["population"]
         _append(p["time"], np.array([t]))
         _append(p["counts"], model.population_counts()[None])
-        fh.attrs["last_snapshot"] = k
-        fh.attrs["last_time"] = t
-        self.n_snapshots = k + 1
+        fh.attrs.modify("last_snapshot", k)
+        fh.attrs.modify("last_time", t)
         fh.flush()
+        # two-phase commit: the mark is written only once the data are. A write that fails (disk
+        # full) can leave extents on disk whose data never arrived; the mark then does not count them
+        fh.attrs.modify("committed", k + 1)
+        fh.flush()
+        self.n_snapshots = k + 1
 
     def write_events(self, model: TMEModel) -> None:
         ev = model.events.drain()
@@ -387,9 +510,13 @@ class OutputWriter:
 
     def sync(self) -> None:
         """Flush and fsync the output (so a checkpoint taken now is never ahead of it on disk)."""
-        if not self.fh.id.valid:
+        if self.broken or not self.fh.id.valid:
             return
-        self.fh.flush()
+        try:
+            self.fh.flush()
+        except (OSError, RuntimeError) as exc:
+            self.broken = True
+            raise write_failure(self.path, "flushing the output", exc, self.fh) from None
         try:
             os.fsync(self.fh.id.get_vfd_handle())
         except (OSError, ValueError, TypeError):  # pragma: no cover - non-POSIX drivers
@@ -397,24 +524,61 @@ class OutputWriter:
 
     def close(self, complete: bool = True) -> None:
         """Mark the file ``complete`` (only on a clean end of the run), flush and close it."""
-        if not self.fh.id.valid:
+        if self.broken or not self.fh.id.valid:
             return
-        self.fh.attrs["complete"] = bool(complete)
-        self.fh.flush()
-        self.fh.close()
+        try:
+            self.fh.attrs.modify("complete", bool(complete))
+            self.fh.flush()
+            self.fh.close()
+        except (OSError, RuntimeError) as exc:
+            self.broken = True
+            raise write_failure(self.path, "closing the output", exc, self.fh) from None
 
 
 # ---------------------------------------------------------------------------------- readers
+
+
+#: what h5py raises for a damaged or foreign file once it is open (missing groups, bad types, …)
+DAMAGED = (KeyError, ValueError, TypeError, IndexError, OSError, RuntimeError, json.JSONDecodeError)
+
+
+def reading(fn: Any) -> Any:
+    """Decorator of readers: a damaged file is a one-line :class:`OutputError`, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(path, *args, **kwargs)
+        except OutputError:
+            raise
+        except DAMAGED as exc:
+            what = " ".join(str(exc).split())[:120]
+            raise OutputError(f"{path}: damaged or not a tme-sim output ({exc.__class__.__name__}: {what})") from None
+
+    return wrapper
+
+
+def open_output(path: str | Path) -> h5py.File:
+    """Open a tme-sim output for reading, also while a run writes it or after its writer died.
+
+    Raises :class:`OutputError` (one line) for a missing, foreign or unfinished file.
+    """
+    return _open(path)
 
 
 def _open(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise OutputError(f"{path}: no such file")
+    if not path.is_file():
+        raise OutputError(f"{path}: not a file")
     try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise OutputError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
+        fh = h5py.File(path, "r", locking=False)
+    except OSError:
+        try:  # written now (SWMR) or its writer died: SWMR reading accepts the "open for write" flags
+            fh = h5py.File(path, "r", swmr=True, locking=False)
+        except OSError as exc:
+            raise OutputError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
     if fh.attrs.get("schema") != SCHEMA:
         fh.close()
         raise OutputError(f"{path}: not a tme-sim output (schema {SCHEMA!r} expected)")
@@ -429,8 +593,9 @@ def committed_snapshots(fh: h5py.File) -> int:
     """Number of snapshots fully written to ``fh`` (derived from the datasets, not the attributes).
 
     A snapshot counts when its time and population rows exist, its field frame exists (when
-    fields are written) and its cell rows exist (when cells are written). A run killed in the
-    middle of writing a snapshot leaves at most that one snapshot partial; it is not counted.
+    fields are written), its cell rows exist (when cells are written) and the commit mark (root
+    attribute ``committed``, absent in older files) counts it. A run killed in the middle of
+    writing a snapshot leaves at most that one snapshot partial; it is not counted.
     """
     c = fh["cells"]
     p = fh["population"]
@@ -446,9 +611,12 @@ def committed_snapshots(fh: h5py.File) -> int:
             count = c["count"][:k]
             while k and offset[k - 1] + count[k - 1] > rows:
                 k -= 1
+    if "committed" in fh.attrs:
+        k = min(k, int(fh.attrs["committed"]))
     return int(k)
 
 
+@reading
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Root attributes (schema, version, seed, complete, last_snapshot, …) as plain Python."""
     with _open(path) as fh:
@@ -461,12 +629,14 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         return out
 
 
+@reading
 def read_stored_scenario(path: str | Path) -> dict[str, Any]:
     """The resolved scenario stored in the file."""
     with _open(path) as fh:
         return json.loads(fh["meta/scenario_json"][()].decode())
 
 
+@reading
 def open_fields(path: str | Path) -> xr.Dataset:
     """The fields as an xarray Dataset (same as ``xarray.open_dataset(path, group="fields", engine="h5netcdf")``)."""
     import xarray as xr
@@ -492,10 +662,16 @@ def open_fields(path: str | Path) -> xr.Dataset:
                 coords=coords,
             )
     if consistent:
-        return xr.open_dataset(path, group="fields", engine="h5netcdf")
+        return xr.open_dataset(path, group="fields", engine="h5netcdf", driver_kwds=_h5_read_kwds(path))
     return ds
 
 
+def _h5_read_kwds(path: str | Path) -> dict[str, bool]:
+    """h5py.File keywords that read ``path``: SWMR mode when a writer has it open or died (flags set)."""
+    return {"swmr": status_flags(path) not in (None, 0), "locking": False}
+
+
+@reading
 def snapshot_times(path: str | Path) -> np.ndarray:
     """Times (min) of the committed snapshots."""
     with _open(path) as fh:
@@ -554,6 +730,7 @@ def _label_columns(df: pd.DataFrame, c: h5py.Group) -> pd.DataFrame:
     return df
 
 
+@reading
 def read_cells(
     path: str | Path,
     snapshot: int | None = -1,
@@ -589,6 +766,7 @@ def read_cells(
         return _label_columns(df, c)
 
 
+@reading
 def species_units(path: str | Path) -> dict[str, str]:
     """Unit of each field species (reads the ``species_units`` attribute, or an older file's JSON ``units``)."""
     with _open(path) as fh:
@@ -606,6 +784,7 @@ def species_units(path: str | Path) -> dict[str, str]:
         return dict.fromkeys(names, raw)
 
 
+@reading
 def read_fields(path: str | Path) -> xr.Dataset:
     """Fields as an xarray Dataset with one variable per species (``oxygen[time, y, x]``…), each
     with its CF ``units`` attribute; coordinates in min and µm."""
@@ -626,6 +805,7 @@ def read_fields(path: str | Path) -> xr.Dataset:
     return res
 
 
+@reading
 def read_states(path: str | Path, cell_type: str, snapshot: int | None = -1) -> pd.DataFrame:
     """Intracellular states of one type: index = cell id, columns = node (or output) names.
 
@@ -658,6 +838,7 @@ def read_states(path: str | Path, cell_type: str, snapshot: int | None = -1) -> 
         return pd.DataFrame(vals, index=pd.Index(ids, name="id"), columns=cols)
 
 
+@reading
 def read_population(path: str | Path) -> pd.DataFrame:
     """Long table: time (min), type, live, apoptotic, necrotic, lysed."""
     with _open(path) as fh:
@@ -687,6 +868,7 @@ def _committed_events(fh: h5py.File) -> int:
     return int(np.sum(g["time"][:m] <= last + 1e-9))
 
 
+@reading
 def read_events(path: str | Path) -> pd.DataFrame:
     """Events table: time, kind (name), id, other_id, type (name), x, y, z."""
     with _open(path) as fh:
@@ -713,6 +895,7 @@ def to_anndata(path: str | Path, cell_type: str, snapshot: int = -1):
     return anndata.AnnData(X=states.to_numpy(), obs=obs, var=pd.DataFrame(index=list(states.columns)))
 
 
+@reading
 def describe(path: str | Path) -> str:
     """A human summary of an output file (used by ``tme info``)."""
     a = read_attrs(path)
@@ -729,7 +912,14 @@ def describe(path: str | Path) -> str:
         f"scenario:   {a.get('scenario')}  ({a.get('dim')}D)  seed {a.get('seed')}  created {a.get('created')}",
         f"substrates: {', '.join(a.get('substrates', []))}",
     ]
-    if a.get("complete"):
+    pid = holder(path)
+    if pid is not None:
+        planned = a.get("planned_minutes")
+        now = float(times[-1]) if n_snap else 0.0
+        done = f" of {planned:g} min ({100 * now / planned:.0f}%)" if planned and np.isfinite(planned) else ""
+        who = f"pid {pid}, " if pid > 0 else ""
+        lines.append(f"status:     RUNNING ({who}{n_snap} snapshots so far, t = {now:g} min{done})")
+    elif a.get("complete"):
         lines.append(
             f"status:     complete ({n_snap} snapshots, last at {times[-1]:g} min)"
             if n_snap
@@ -741,7 +931,7 @@ def describe(path: str | Path) -> str:
         )
     else:
         lines.append("status:     INCOMPLETE — no snapshot was committed")
-    if "wall_seconds" in a:
+    if np.isfinite(a.get("wall_seconds", np.nan)):
         lines.append(f"wall time:  {a['wall_seconds']:.1f} s")
     if counts is not None:
         for name, row in zip(a.get("cell_types", []), counts, strict=False):

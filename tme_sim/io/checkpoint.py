@@ -21,6 +21,7 @@ import numpy as np
 from tme_sim import __version__
 from tme_sim.config import scenario_json
 from tme_sim.errors import OutputError
+from tme_sim.io import silence_hdf5_dealloc, write_failure
 
 if TYPE_CHECKING:
     from tme_sim.model import TMEModel
@@ -64,45 +65,66 @@ def _read_dict(g: h5py.Group) -> dict[str, Any]:
 def write_checkpoint(model: TMEModel, path: Path, output_snapshots: int | None = None) -> Path:
     """Write ``model``'s state to ``path`` atomically (temp file, fsync, rename)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")  # per process: never another writer's file
     try:
-        _write_file(model, tmp, output_snapshots)
+        _write_file(model, tmp, output_snapshots, path)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:  # disk full, I/O error: the previous checkpoint stays as it was
+        tmp.unlink(missing_ok=True)
+        raise write_failure(path, "writing the checkpoint", exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
     return path
 
 
-def _write_file(model: TMEModel, tmp: Path, output_snapshots: int | None) -> None:
-    with h5py.File(tmp, "w") as fh:
-        fh.attrs["schema"] = CHECKPOINT_SCHEMA
-        fh.attrs["version"] = __version__
-        fh.attrs["scenario_json"] = scenario_json(model.scenario)
-        fh.attrs["seed"] = model.seed_value
-        fh.attrs["intracellular"] = json.dumps({str(t): im.identity() for t, im in model.intracellular.items()})
-        if output_snapshots is not None:
-            fh.attrs["output_snapshots"] = output_snapshots
-        _write_dict(fh.create_group("state"), model.state_dict())
+def _write_file(model: TMEModel, tmp: Path, output_snapshots: int | None, label: Path) -> None:
+    silence_hdf5_dealloc()
+    try:
+        fh = h5py.File(tmp, "w-", locking=False)
+    except (OSError, RuntimeError) as exc:
+        raise write_failure(label, "creating the checkpoint", exc) from None
+    try:
+        _fill(fh, model, output_snapshots)
+        fh.close()
+    except (OSError, RuntimeError) as exc:
+        raise write_failure(label, "writing the checkpoint", exc, fh) from None  # parks the handle
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _fill(fh: h5py.File, model: TMEModel, output_snapshots: int | None) -> None:
+    fh.attrs["schema"] = CHECKPOINT_SCHEMA
+    fh.attrs["version"] = __version__
+    fh.attrs["scenario_json"] = scenario_json(model.scenario)
+    fh.attrs["seed"] = model.seed_value
+    fh.attrs["intracellular"] = json.dumps({str(t): im.identity() for t, im in model.intracellular.items()})
+    if output_snapshots is not None:
+        fh.attrs["output_snapshots"] = output_snapshots
+    _write_dict(fh.create_group("state"), model.state_dict())
 
 
 def restore_model(model: TMEModel, path: Path) -> None:
     """Load a checkpoint into a freshly built model of the same scenario."""
     path = Path(path)
     if not path.exists():
-        raise OutputError(f"{path}: no checkpoint to resume from (set output.checkpoint_interval)")
+        raise OutputError(
+            f"{path}: no checkpoint to resume from (none was written: set output.checkpoint_interval, or the "
+            "run stopped before its first checkpoint)"
+        )
     try:
-        fh = h5py.File(path, "r")
+        fh = h5py.File(path, "r", locking=False)
     except OSError:
         raise OutputError(f"{path}: checkpoint is not readable") from None
     with fh:

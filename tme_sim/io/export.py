@@ -31,6 +31,7 @@ from tme_sim.errors import OutputError
 from tme_sim.io import (
     CELL_UNITS,
     open_fields,
+    open_output,
     read_attrs,
     read_cells,
     read_events,
@@ -46,9 +47,8 @@ LABELS = ("snapshot", "time", "id", "type", "phase", "dead", "death", "clone", "
 
 
 def _state_types(path: str | Path) -> list[str]:
-    import h5py
 
-    with h5py.File(path, "r") as fh:
+    with open_output(path) as fh:
         return list(fh["cells/state"]) if "cells/state" in fh else []
 
 

@@ -47,6 +47,7 @@ import pandas as pd
 import tme_sim
 from tme_sim.errors import OutputError
 from tme_sim.io import read_attrs
+from tme_sim.paths import safe_file_name
 from tme_sim.runner import run_scenario
 from tme_sim.sweep.config import Sweep
 from tme_sim.sweep.design import Design, RunSpec, build_design, plan_runs
@@ -606,7 +607,7 @@ def check_out_dir(sweep: Sweep, out_dir: str | Path, runs: Sequence[RunSpec]) ->
 
 def default_out_dir(sweep: Sweep) -> Path:
     """``outputs/sweeps/<sweep name>`` under the current directory."""
-    return Path("outputs") / "sweeps" / sweep.name
+    return Path("outputs") / "sweeps" / safe_file_name(sweep.name, "name")
 
 
 __all__ = [

@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from tme_sim.io import (
     committed_snapshots,
+    open_output,
     read_attrs,
     read_cells,
     read_events,
@@ -115,7 +115,7 @@ class FileSource(Source):
         self.path = Path(path)
         attrs = read_attrs(self.path)
         doc = read_stored_scenario(self.path)
-        with h5py.File(self.path, "r") as fh:
+        with open_output(self.path) as fh:
             n = committed_snapshots(fh)
             g = fh["fields"]
             dx = float(g["x"][1] - g["x"][0]) if g["x"].shape[0] > 1 else 1.0
@@ -166,7 +166,7 @@ class FileSource(Source):
     def field(self, k: int, species: str) -> np.ndarray | None:
         if not self._has_fields or species not in self.meta["substrates"]:
             return None
-        with h5py.File(self.path, "r") as fh:
+        with open_output(self.path) as fh:
             g = fh["fields"]
             t = g["time"][:]
             i = int(np.argmin(np.abs(t - self._times[k])))

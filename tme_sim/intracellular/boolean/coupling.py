@@ -43,6 +43,7 @@ from tme_sim.intracellular.base import (
 )
 from tme_sim.intracellular.boolean import bitengine
 from tme_sim.intracellular.boolean.network import BooleanNetwork, cell_seeds, load_network
+from tme_sim.paths import confined_path
 from tme_sim.units import Time, to_unit
 
 if TYPE_CHECKING:
@@ -229,8 +230,8 @@ class BooleanIntracellular(IntracellularModel):
     def from_config(cls, cfg: BooleanIntracellularConfig, base_dir: Path) -> BooleanIntracellular:
         """Load the network named in ``cfg`` (paths relative to ``base_dir``, the scenario's folder)."""
         base = Path(base_dir)
-        bnd = (base / cfg.bnd).resolve()
-        cfgp = (base / cfg.cfg).resolve()
+        bnd = confined_path(cfg.bnd, base, "intracellular.bnd")
+        cfgp = confined_path(cfg.cfg, base, "intracellular.cfg")
         for key, p in (("bnd", bnd), ("cfg", cfgp)):
             if not p.is_file():
                 raise ConfigError(f"intracellular.{key}: file not found: {p}")

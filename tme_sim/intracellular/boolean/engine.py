@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 import sys
 import tempfile
 import threading
@@ -296,7 +297,14 @@ def generate_source(
 
 
 def cache_dir() -> Path:
-    """Folder for generated kernel modules (``$TME_SIM_CACHE_DIR`` or ``~/.cache/tme_sim/boolean``)."""
+    """Folder for generated kernel modules (``$TME_SIM_CACHE_DIR`` or ``~/.cache/tme_sim/boolean``).
+
+    Generated modules are imported and numba loads pickled index files next to them, so the
+    folder must be private: a directory (not a link) owned by this user that neither group nor
+    others can write, and likewise its parent. When it is not (or cannot be created), a fresh
+    ``mkdtemp`` folder (0700) of this process is used: never a predictable shared path, where
+    another user could plant files that would then be executed.
+    """
     env = os.environ.get("TME_SIM_CACHE_DIR")
     if env:
         base = Path(env)
@@ -304,16 +312,41 @@ def cache_dir() -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg) if xdg else Path.home() / ".cache") / "tme_sim"
     d = base / "boolean"
+    if _private_dir(d):
+        return d
+    return _session_dir()
+
+
+def _owned_private(path: Path) -> bool:
+    """``path`` is a real directory owned by this user and not writable by group or others."""
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        probe = d / f".probe{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-        return d
+        st = os.lstat(path)
     except OSError:
-        d = Path(tempfile.gettempdir()) / f"tme_sim_boolean_{os.getuid() if hasattr(os, 'getuid') else 0}"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return False
+    uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _private_dir(d: Path) -> bool:
+    """Create ``d`` (0700) if needed; whether it and its parent are private and writable."""
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        d.mkdir(exist_ok=True, mode=0o700)
+    except OSError:
+        return False
+    if not (_owned_private(d) and _owned_private(d.parent)):
+        return False
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+_SESSION: dict[str, Path] = {}
+
+
+def _session_dir() -> Path:
+    """A private folder for this process only (``tempfile.mkdtemp``: unpredictable name, mode 0700)."""
+    if "dir" not in _SESSION:
+        _SESSION["dir"] = Path(tempfile.mkdtemp(prefix="tme_sim_boolean_"))
+    return _SESSION["dir"]
 
 
 _LOCK = threading.Lock()
