@@ -155,3 +155,19 @@ def test_selection_statement_says_when_settings_were_not_fixed_in_advance():
     note = "lr chosen on fold 0 of seed 0"
     assert selection_statement("signaling", TrainConfig(selection_note=note)).endswith(note)
     assert selection_statement("mean", None).startswith("no settings")
+
+
+def test_mlp_baseline_does_not_inherit_the_recipes_selection_note(tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.test_surrogate_cli import csv_data
+    from tme_sim.cli.train import train_app
+
+    data = csv_data(tmp_path / "d.csv", n=24)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[data]\npath = "x"\n[train]\nmodel = "signaling"\nselection_note = "tuned on fold 0"\n')
+    args = ["cv", "--config", str(recipe), "--data", str(data), "--models", "mlp", "--mlp-epochs", "10"]
+    r = CliRunner().invoke(train_app, [*args, "--folds", "3", "--seeds", "0", "--out-dir", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "cv_report.json").read_text())
+    assert report["selection"]["mlp"].startswith("fixed in advance")

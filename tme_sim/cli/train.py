@@ -402,6 +402,8 @@ def cv_command(
         upd: dict[str, Any] = {"model": nm}
         if nm == "mlp":
             upd.update({"lr": 3e-3, "epochs": mlp_epochs, "patience": mlp_epochs})
+            if base.model != "mlp":  # the baseline: fixed in advance, not the recipe's selection note
+                upd["selection_note"] = None
         else:
             if nm == "hybrid":
                 upd["mlp_epochs"] = mlp_epochs
