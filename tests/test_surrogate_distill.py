@@ -113,3 +113,19 @@ def test_distilled_surrogate_agrees_with_engine(tmp_path):
     assert p.sum() == pytest.approx(1.0, abs=1e-5)
     again = evaluate_artifact(out, BND, CFG)  # the saved file is the scored model
     assert again["all"]["argmax_agreement"] == pytest.approx(s["surrogate_vs_engine"]["all"]["argmax_agreement"])
+
+
+@pytest.mark.skipif(not BND.is_file(), reason="TNF network not present")
+def test_distill_command_prints_held_out_groups(tmp_path):
+    from typer.testing import CliRunner
+
+    from tme_sim.cli.train import train_app
+
+    out = tmp_path / "t.pt"
+    args = ["distill", "--out", str(out), "--trajectories", "20", "--train-conditions", "60"]
+    args += ["--test-conditions", "30", "--epochs", "20", "--hidden", "4", "--layers", "1", "-q"]
+    r = CliRunner().invoke(train_app, args)
+    assert r.exit_code == 0, r.output
+    for group in ("all", "levels", "combos", "both"):
+        assert any(line.startswith(group) for line in r.output.splitlines()), group
+    assert out.is_file() and out.with_suffix(".json").is_file()

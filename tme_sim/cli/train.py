@@ -104,6 +104,7 @@ class _PlainProgress:
 
     def add_task(self, description: str, total: int | None = None) -> int:
         self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0}
+        print(f"[{time.perf_counter() - self.t0:7.0f} s] {description}: started", flush=True)
         return len(self.tasks) - 1
 
     def update(self, task: int, **kw: Any) -> None:
