@@ -273,7 +273,11 @@ def cv_command(
     """Cross-validate on held-out conditions and print the table (pooled r, median TF r, scrambled r, s/fold)."""
     from tme_sim.training.cv import cross_validate, format_table, write_report
     from tme_sim.training.train import TrainConfig, load_train_toml
+    from tme_sim.training.viability import detect_kind
 
+    if data is not None and detect_kind(_expand(data)) == "viability":
+        _viability_cv(_expand(data), out_dir, threads, folds, quiet, epochs)
+        return
     if protocol not in ("kfold", "paired"):
         raise ConfigError(f"--protocol: unknown protocol {protocol!r} (known: kfold, paired)")
     base = load_train_toml(config).train if config is not None else TrainConfig()
@@ -332,6 +336,31 @@ def cv_command(
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
     typer.echo(format_table(rep))
     typer.echo(f"wrote {out_dir / 'cv_report.json'} and {out_dir / 'cv_report.png'}")
+
+
+def _viability_cv(
+    data: str, out_dir: Path, threads: int | None, folds: int, quiet: bool, epochs: int | None = None
+) -> None:
+    """``tme train cv`` on a drug × dose × cell-line viability folder (whole lines held out)."""
+    from tme_sim.training.drug_models import DrugFitConfig
+    from tme_sim.training.viability import load_viability
+    from tme_sim.training.viability_cv import cross_validate_viability, format_viability_table
+
+    vd = load_viability(data)
+    cfg = DrugFitConfig(threads=threads or 1)
+    if epochs is not None:
+        cfg.epochs = epochs
+    with _progress(quiet) as prog:
+        task = prog.add_task("viability cross-validation", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total, description=label)
+
+        rep = cross_validate_viability(vd, cfg, k=folds, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "cv_report.json").write_text(json.dumps(rep.to_json(), indent=1))
+    typer.echo(format_viability_table(rep))
+    typer.echo(f"wrote {out_dir / 'cv_report.json'}")
 
 
 @train_app.command("cv-merge")
