@@ -101,7 +101,7 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path):
 
     rep = cross_validate_viability(load_viability(tmp_path / "v"), DrugFitConfig(epochs=300, members=2))
     rows = {r["model"]: r for r in rep.to_json()["table"]}
-    assert set(rows) == {"drug-dose mean", "ridge", "drug-target"}
+    assert set(rows) == {"drug-dose mean", "ridge", "drug-target", "drug-target + ridge"}
     for key in ("pooled_r", "median_r", "scrambled_r", "seconds_per_fold", "cpu_seconds_per_fold", "specific_r"):
         assert key in rows["ridge"]
     # sensitivity follows gene G1: the omics models explain line-specific variation
@@ -121,6 +121,16 @@ def test_cli_cv_writes_report(tmp_path):
     assert rep["kind"] == "viability"
     assert [row["model"] for row in rep["table"]][:3] == ["drug-dose mean", "ridge", "drug-target"]
     assert "line-specific r" in r.stdout
+    model = tmp_path / "m.pt"
+    cmd = ["train", "--data", str(tmp_path / "v"), "--out", str(model), "--cv-report", str(out / "cv_report.json")]
+    r = subprocess.run([sys.executable, "-m", "tme_sim", *cmd, "--epochs", "20", "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "tme_sim", "info", str(model)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "cross-validation (held-out cell lines)" in r.stdout and "drug-target" in r.stdout
+    # the same command refuses to overwrite, with one error line
+    r = subprocess.run([sys.executable, "-m", "tme_sim", *cmd, "-q"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "exists" in r.stderr
 
 
 @needs_data

@@ -155,10 +155,15 @@ def validate(
 
 
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file.")]) -> None:
-    """Describe an output file: scenario, snapshots, cell counts, completeness."""
+def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file or a drug-response artifact (.pt).")]) -> None:
+    """Describe an output file (scenario, snapshots, cell counts, completeness) or a drug-response artifact (.pt)."""
     from tme_sim.io import describe
 
+    if path.suffix == ".pt":
+        from tme_sim.training.viability_train import describe_drug_artifact
+
+        typer.echo(describe_drug_artifact(path))
+        return
     typer.echo(describe(path))
 
 

@@ -84,7 +84,7 @@ class DrugModelSpec:
 class DrugFitConfig:
     """Training settings of :class:`DrugResponseModel` (fixed in advance; see docs/drug_models.md)."""
 
-    epochs: int = 800
+    epochs: int = 600
     lr: float = 0.03
     steps: int = 3  # network hops of the linear propagation
     edge_init: float = 0.1
@@ -94,9 +94,10 @@ class DrugFitConfig:
     offtarget_init: float = 1e-3
     offtarget_lr_scale: float = 1.0  # learning-rate factor of the off-target layer
     seed: int = 0
-    members: int = 5
+    members: int = 3
     bootstrap: bool = True
     early_stopping: bool = True  # stop at the best epoch on each member's out-of-bootstrap lines
+    patience: int = 150  # epochs without improvement of that out-of-bag loss before stopping
     threads: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -314,6 +315,8 @@ def fit_model(
             if v < best:
                 best, best_epoch = v, ep
                 best_state = copy.deepcopy(model.state_dict())
+            elif ep - best_epoch >= cfg.patience:
+                break
         (loss + model.penalty()).backward()
         opt.step()
         sched.step()
