@@ -169,10 +169,17 @@ def validate(
 
 
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="An output HDF5 file or a surrogate artifact (.pt).")]) -> None:
-    """Describe an output file (scenario, snapshots, cell counts, completeness) or a surrogate
-    artifact (its recipe, training command and cross-validation table)."""
+def info(
+    path: Annotated[Path, typer.Argument(help="An output HDF5 file, a surrogate or a drug-response artifact (.pt).")],
+) -> None:
+    """Describe an output file (scenario, snapshots, cell counts, completeness) or an artifact (.pt:
+    a surrogate's recipe, training command and cross-validation table, or a drug-response model's)."""
     if path.suffix == ".pt":
+        from tme_sim.training.viability_train import describe_drug_artifact, is_drug_artifact
+
+        if is_drug_artifact(path):
+            typer.echo(describe_drug_artifact(path))
+            return
         from tme_sim.intracellular.neural.artifact import describe_artifact
 
         typer.echo(describe_artifact(path))

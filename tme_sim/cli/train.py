@@ -245,13 +245,19 @@ def train(
         Path | None,
         typer.Option(
             help="cv_report.json of `tme train cv` run with this same recipe on this same data: its table is "
-            "stored in the artifact (checked: data hash and settings must match) and shown by `tme info`."
+            "stored in the artifact (checked: data hash and settings must match) and shown by `tme info`. "
+            "For drug-response (viability) data it replaces running the CV."
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a surrogate on all conditions and save it as an artifact (with a report .json/.png)."""
     if ctx.invoked_subcommand is not None:
+        return
+    from tme_sim.training.viability import detect_kind
+
+    if data is not None and config is None and detect_kind(_expand(data)) == "viability":
+        _viability_train(_expand(data), out, force, threads, epochs, cv_report, quiet)
         return
     from tme_sim.training.train import DataConfig, TrainConfig, load_train_toml
 
@@ -389,6 +395,11 @@ def cv_command(
         return
     from tme_sim.training.cv import cross_validate, format_table, write_report
     from tme_sim.training.train import TrainConfig, load_train_toml
+    from tme_sim.training.viability import detect_kind
+
+    if data is not None and detect_kind(_expand(data)) == "viability":
+        _viability_cv(_expand(data), out_dir, threads, folds, quiet, epochs, jobs)
+        return
 
     if protocol not in ("kfold", "paired"):
         raise ConfigError(f"--protocol: unknown protocol {protocol!r} (known: kfold, paired)")
@@ -509,6 +520,78 @@ def _phospho_cv(data: str, out_dir: Path, seeds: str, quiet: bool) -> None:
     path = write_phospho_report(rep, out_dir)
     typer.echo(format_phospho_table(rep))
     typer.echo(f"wrote {path} and {out_dir / 'cv_report.png'}")
+
+
+def _viability_train(
+    data: str,
+    out: Path | None,
+    force: bool,
+    threads: int | None,
+    epochs: int | None,
+    cv_report: Path | None,
+    quiet: bool,
+) -> None:
+    """``tme train`` on a viability folder: CV (or ``--cv-report``), then the ensemble on all data."""
+    from tme_sim.errors import OutputError
+    from tme_sim.training.drug_models import DrugFitConfig
+    from tme_sim.training.viability import load_viability
+    from tme_sim.training.viability_train import train_viability
+
+    if out is None:
+        raise ConfigError("no output: give --out model.pt")
+    if out.exists() and not force:
+        raise OutputError(f"{out}: exists (use --force to overwrite)")
+    rep = None
+    if cv_report is not None:
+        if not cv_report.is_file():
+            raise ConfigError(f"{cv_report}: CV report not found")
+        try:
+            rep = json.loads(cv_report.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{cv_report}: not a JSON CV report") from None
+    vd = load_viability(data)
+    cfg = DrugFitConfig(threads=threads or 1)
+    if epochs is not None:
+        cfg.epochs = epochs
+    with _progress(quiet) as prog:
+        task = prog.add_task("viability cross-validation", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total, description=label)
+
+        summary = train_viability(vd, out, cfg, cv_report=rep, progress=progress)
+    typer.echo(f"wrote {out} and {out.with_suffix('.json')} (fit r {summary['fit_pooled_r']:.3f}; with its CV report)")
+
+
+def _viability_cv(
+    data: str,
+    out_dir: Path,
+    threads: int | None,
+    folds: int,
+    quiet: bool,
+    epochs: int | None = None,
+    jobs: int = 1,
+) -> None:
+    """``tme train cv`` on a drug × dose × cell-line viability folder (whole lines held out)."""
+    from tme_sim.training.drug_models import DrugFitConfig
+    from tme_sim.training.viability import load_viability
+    from tme_sim.training.viability_cv import cross_validate_viability, format_viability_table
+
+    vd = load_viability(data)
+    cfg = DrugFitConfig(threads=threads or 1)
+    if epochs is not None:
+        cfg.epochs = epochs
+    with _progress(quiet) as prog:
+        task = prog.add_task("viability cross-validation", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total, description=label)
+
+        rep = cross_validate_viability(vd, cfg, k=folds, progress=progress, jobs=jobs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "cv_report.json").write_text(json.dumps(rep.to_json(), indent=1))
+    typer.echo(format_viability_table(rep))
+    typer.echo(f"wrote {out_dir / 'cv_report.json'}")
 
 
 @train_app.command("cv-merge")

@@ -84,7 +84,7 @@ class DrugModelSpec:
 class DrugFitConfig:
     """Training settings of :class:`DrugResponseModel` (fixed in advance; see docs/drug_models.md)."""
 
-    epochs: int = 800
+    epochs: int = 600
     lr: float = 0.03
     steps: int = 3  # network hops of the linear propagation
     edge_init: float = 0.1
@@ -92,9 +92,12 @@ class DrugFitConfig:
     l2_omics: float = 1e-3  # L2 on the omics weights (B, P)
     l2_edges: float = 1e-4  # L2 on the deviation of edge weights from their initial value
     offtarget_init: float = 1e-3
+    offtarget_lr_scale: float = 1.0  # learning-rate factor of the off-target layer
     seed: int = 0
-    members: int = 5
+    members: int = 3
     bootstrap: bool = True
+    early_stopping: bool = True  # stop at the best epoch on each member's out-of-bootstrap lines
+    patience: int = 150  # epochs without improvement of that out-of-bag loss before stopping
     threads: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -125,27 +128,32 @@ class DrugTargetLayer(nn.Module):
         self.register_buffer("off_mask", torch.as_tensor(mask, dtype=torch.float32))
         self.log_k = nn.Parameter(torch.zeros(len(tp)))  # log potency per known edge (data units)
         self.eff_logit = nn.Parameter(torch.full((len(tp),), 2.0))  # efficacy ≈ 0.88 at start
-        self.log_h = nn.Parameter(torch.zeros(n_drugs))  # Hill slope per drug (log)
+        self.h_logit = nn.Parameter(torch.zeros(n_drugs))  # Hill slope per drug, in (0.3, 3)
         self.off_log_k = nn.Parameter(torch.zeros(n_drugs))  # one off-target potency per drug
-        self.off_eff = nn.Parameter(torch.full((n_drugs, n_nodes), float(offtarget_init)))
+        # efficacy = sigmoid(logit): never stuck at 0, so the data can pull a real off-target up
+        self.off_logit = nn.Parameter(torch.full((n_drugs, n_nodes), math.log(offtarget_init / (1 - offtarget_init))))
 
     def off_efficacy(self) -> torch.Tensor:
         """(n_drugs, n_nodes) off-target efficacies in [0, 1] (0 outside the candidate mask)."""
-        return self.off_eff.clamp(0.0, 1.0) * self.off_mask
+        return torch.sigmoid(self.off_logit) * self.off_mask
+
+    def hill(self) -> torch.Tensor:
+        """(n_drugs,) Hill slopes, bounded to (0.3, 3): steeper curves turn the line shifts into cliffs."""
+        return 0.3 + 2.7 * torch.sigmoid(self.h_logit - 1.3)
 
     def known_log_keep(self, conc: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
         """log Π (1 - inhibition) of the known targets, per condition and edge: (n, n_edges)."""
         logc = torch.log(conc.clamp_min(1e-12))[:, self.t_drug]
         if shift is not None:
             logc = logc - shift[:, self.t_drug]
-        occ = torch.sigmoid(torch.exp(self.log_h)[self.t_drug] * (logc - self.log_k)) * (conc[:, self.t_drug] > 0)
+        occ = torch.sigmoid(self.hill()[self.t_drug] * (logc - self.log_k)) * (conc[:, self.t_drug] > 0)
         return torch.log1p(-(occ * torch.sigmoid(self.eff_logit)).clamp(max=1 - 1e-6))
 
     def off_log_keep(self, conc: torch.Tensor) -> torch.Tensor:
         """log Π_d (1 - occ_d a_dn) of the off-targets: (n, n_nodes). No line shift: it depends on the
         concentrations only, so callers evaluate it on the distinct concentration rows."""
         logc = torch.log(conc.clamp_min(1e-12))
-        occ = torch.sigmoid(torch.exp(self.log_h) * (logc - self.off_log_k)) * (conc > 0)
+        occ = torch.sigmoid(self.hill() * (logc - self.off_log_k)) * (conc > 0)
         eff = self.off_efficacy()
         out = torch.zeros(conc.shape[0], self.n_nodes, dtype=conc.dtype, device=conc.device)
         for d in range(self.n_drugs):
@@ -194,6 +202,8 @@ class DrugResponseModel(nn.Module):
     def __init__(self, spec: DrugModelSpec, n_features: int, cfg: DrugFitConfig) -> None:
         super().__init__()
         self.spec, self.cfg, self.n_features = spec, cfg, n_features
+        self.stopped_epoch = cfg.epochs
+        self.max_shift = 3.0  # a line's potency shift is bounded to ± this many log units (e-fold)
         nidx = {n: i for i, n in enumerate(spec.nodes)}
         didx = {d: i for i, d in enumerate(spec.drugs)}
         oidx = {o: i for i, o in enumerate(spec.outputs)}
@@ -225,7 +235,6 @@ class DrugResponseModel(nn.Module):
         self.dep_omics = nn.Parameter(torch.zeros(n_features, n_r, n_o))
         self.pot_omics = nn.Parameter(torch.zeros(n_features, len(spec.drugs)))
         self.base = nn.Parameter(torch.zeros(n_o))
-        self.base_omics = nn.Parameter(torch.zeros(n_features, n_o))
 
     def forward(self, conc: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """``conc`` (n, n_drugs), ``feats`` (n, n_features) → outputs (n, n_outputs)."""
@@ -240,15 +249,17 @@ class DrugResponseModel(nn.Module):
         d_off = -((1.0 - torch.exp(off_keep[:, not_t])) @ infl[not_t])[inv]
         # target nodes: known inhibition (with the line's potency shift) times off-target keep
         known = torch.zeros(conc.shape[0], len(tn), dtype=conc.dtype, device=conc.device)
-        known = known.index_add(1, self.t_pos, tl.known_log_keep(conc, feats @ self.pot_omics))
+        known = known.index_add(
+            1, self.t_pos, tl.known_log_keep(conc, self.max_shift * torch.tanh(feats @ self.pot_omics / self.max_shift))
+        )
         u_t = 1.0 - torch.exp(known + off_keep[:, tn][inv])
         d_ro = d_off - u_t @ infl[tn]  # change of read-out node activity
         dep = nn.functional.softplus(self.dep_bias + torch.einsum("nf,fro->nro", feats, self.dep_omics))
-        return self.base + feats @ self.base_omics + torch.einsum("nr,nro->no", d_ro, dep * self.ro_sign)
+        return self.base + torch.einsum("nr,nro->no", d_ro, dep * self.ro_sign)
 
     def penalty(self) -> torch.Tensor:
         c = self.cfg
-        om = (self.dep_omics**2).sum() + (self.pot_omics**2).sum() + (self.base_omics**2).sum()
+        om = (self.dep_omics**2).sum() + (self.pot_omics**2).sum()
         return (
             c.l1_offtarget * self.targets.off_efficacy().sum() + c.l2_omics * om + c.l2_edges * self.network.penalty()
         )
@@ -276,19 +287,47 @@ def fit_model(
     model = DrugResponseModel(spec, feats.shape[1], cfg)
     with torch.no_grad():
         model.base.copy_(torch.as_tensor(np.asarray(y, dtype=np.float32).max(0)))
+        # potencies start at each drug's median tested concentration (where the curve has slope)
+        c = np.asarray(conc, dtype=np.float64)
+        med = np.array([np.median(c[c[:, d] > 0, d]) if (c[:, d] > 0).any() else 1.0 for d in range(c.shape[1])])
+        log_med = torch.as_tensor(np.log(med), dtype=torch.float32)
+        model.targets.log_k.copy_(log_med[model.targets.t_drug])
+        model.targets.off_log_k.copy_(log_med)
     xc = torch.as_tensor(np.asarray(conc, dtype=np.float32))
     xf = torch.as_tensor(np.asarray(feats, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
     wt = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))[:, None]
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    off = [model.targets.off_logit]
+    rest = [p for p in model.parameters() if p is not model.targets.off_logit]
+    opt = torch.optim.Adam([{"params": rest}, {"params": off, "lr": cfg.lr * cfg.offtarget_lr_scale}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
-    for _ in range(cfg.epochs):
+    # rows of weight 0 (out of a bootstrap resample) watch for over-fitting: keep the best epoch
+    val = None if wt is None or not cfg.early_stopping else (wt[:, 0] == 0)
+    if val is not None and not bool(val.any()):
+        val = None
+    best, best_state, best_epoch = math.inf, None, cfg.epochs
+    for ep in range(cfg.epochs):
         opt.zero_grad()
         err = (model(xc, xf) - yt) ** 2
         loss = (err * wt).sum() / (wt.sum() * yt.shape[1]) if wt is not None else err.mean()
+        if val is not None and ep % 10 == 0:
+            v = float(err[val].mean().detach())
+            if v < best:
+                best, best_epoch = v, ep
+                best_state = copy.deepcopy(model.state_dict())
+            elif ep - best_epoch >= cfg.patience:
+                break
         (loss + model.penalty()).backward()
         opt.step()
         sched.step()
+    if val is not None and best_state is not None:
+        with torch.no_grad():
+            v = float(((model(xc, xf) - yt) ** 2)[val].mean())
+        if v > best:
+            model.load_state_dict(best_state)
+        else:
+            best_epoch = cfg.epochs
+    model.stopped_epoch = best_epoch
     model.eval()
     return model
 
@@ -302,7 +341,8 @@ def predict_model(model: DrugResponseModel, conc: np.ndarray, feats: np.ndarray)
 
 class DrugEnsemble:
     """``cfg.members`` models (seeds ``cfg.seed + i``), each on a bootstrap resample of the groups
-    (cell lines) when ``cfg.bootstrap``; prediction = member mean, interval = member quantiles."""
+    (cell lines) when ``cfg.bootstrap`` (its out-of-bag lines decide when to stop training,
+    ``cfg.early_stopping``); prediction = member mean, interval = member quantiles."""
 
     def __init__(self, spec: DrugModelSpec, cfg: DrugFitConfig) -> None:
         self.spec, self.cfg = spec, cfg
@@ -314,7 +354,7 @@ class DrugEnsemble:
         self.members = []
         for i in range(self.cfg.members):
             w = None
-            if self.cfg.bootstrap and i > 0 and groups is not None:  # member 0 sees all data
+            if self.cfg.bootstrap and groups is not None:
                 rng = np.random.default_rng(self.cfg.seed + 1000 + i)
                 g = np.unique(groups)
                 counts = np.bincount(np.searchsorted(g, rng.choice(g, len(g))), minlength=len(g))

@@ -123,7 +123,12 @@ class ViabilityData:
         return inv.ravel()
 
     def spec(self, offtarget_nodes: list[str] | None = None) -> DrugModelSpec:
-        """The model structure: drugs, network nodes, known targets, read-out layer."""
+        """The model structure: drugs, network nodes, known targets, read-out layer. Off-target
+        candidates default to every node that is a known target of some drug of the panel (nodes
+        known to bind such drugs): one viability read-out cannot place an off-target among all
+        network nodes."""
+        if offtarget_nodes is None:
+            offtarget_nodes = sorted({t for _, t in self.targets})
         net = self.network
         nodes = list(net.node_names)
         edges = [(nodes[a], nodes[b], int(s)) for a, b, s in zip(net.src, net.dst, net.sign, strict=True)]
@@ -220,7 +225,7 @@ def load_viability(path: str | os.PathLike) -> ViabilityData:
         (str(a), str(b), int(np.sign(s) or 1)) for a, b, s in zip(dr["source"], dr["target"], sign, strict=True)
     ]
     # targets and read-out nodes absent from the network become isolated nodes of it
-    extra = sorted({t for _, t in targets} | {a for a, _, _ in readouts} - set(net.node_names))
+    extra = sorted(({t for _, t in targets} | {a for a, _, _ in readouts}) - set(net.node_names))
     if extra:
         net = PriorNetwork(list(net.node_names) + extra, net.src, net.dst, net.sign, net.source, net.names)
     folds = None
@@ -297,5 +302,6 @@ class OmicsFeatures:
         return np.column_stack([pcs, (mflags > 0).astype(float), gx])
 
     def transform(self, data: ViabilityData) -> np.ndarray:
-        """(n_lines, n_features)."""
-        return (self._raw(data) - self.state["f_mu"]) / self.state["f_sd"]
+        """(n_lines, n_features), clipped to ±3 s.d. (a rare mutation or an outlying line must not
+        give one line an extreme input)."""
+        return np.clip((self._raw(data) - self.state["f_mu"]) / self.state["f_sd"], -3.0, 3.0)

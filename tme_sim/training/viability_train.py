@@ -1,0 +1,151 @@
+"""Train the drug-target viability ensemble on all conditions and save it with its CV report.
+
+The artifact (``torch.save`` of a plain dict, loaded with ``weights_only=True``) holds the
+ensemble (:meth:`~tme_sim.training.drug_models.DrugEnsemble.state_dict`), the fitted omics
+features, the drug, line and gene names, the training data's SHA-256 and the cross-validation
+report of the same data and settings (``tme train cv``), so that every artifact ships with its
+held-out scores. ``tme info model.pt`` prints :func:`describe_drug_artifact`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tme_sim.errors import DataError, OutputError
+from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
+from tme_sim.training.viability import ViabilityData
+from tme_sim.training.viability_cv import cross_validate_viability, drug_target_features, format_viability_table
+
+FORMAT = "tme-sim drug-response ensemble v1"
+
+
+def _plain(x: Any) -> Any:
+    """Numpy arrays and scalars → lists and floats (the artifact loads with ``weights_only``)."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def train_viability(
+    data: ViabilityData,
+    out: str | os.PathLike,
+    cfg: DrugFitConfig | None = None,
+    *,
+    cv_report: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Fit the ensemble on all of ``data`` and write ``out`` (.pt) plus ``out`` .json (the summary).
+
+    ``cv_report``: a ``cv_report.json`` of the same data (checked by SHA-256); ``None`` runs the
+    cross-validation first.
+    """
+    import torch
+
+    cfg = cfg or DrugFitConfig()
+    if cv_report is None:
+        rep = cross_validate_viability(data, cfg, progress=progress)
+        cv_report = rep.to_json()
+    elif cv_report.get("data_sha256") != data.sha256():
+        raise DataError("the CV report is of other data (data_sha256 differs); run 'tme train cv' on this data")
+    torch.set_num_threads(cfg.threads or 1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    lines = np.arange(len(data.line_names))
+    feats = drug_target_features(data, lines, int(cv_report.get("config", {}).get("n_components", 20)))
+    f = feats.transform(data)
+    ens = DrugEnsemble(data.spec(), cfg).fit(data.conc, f[data.line], data.y[:, None], data.line)
+    fit_r = float(np.corrcoef(ens.predict(data.conc, f[data.line])[0][:, 0], data.y)[0, 1])
+    summary = {
+        "format": FORMAT,
+        "kind": "viability",
+        "drugs": data.drug_names,
+        "cell_lines": data.line_names,
+        "n_conditions": data.n,
+        "data_sha256": data.sha256(),
+        "sources": data.sources,
+        "config": asdict(cfg),
+        "fit_pooled_r": fit_r,
+        "fit_seconds": time.perf_counter() - t0,
+        "fit_cpu_seconds": time.process_time() - c0,
+        "cv_report": cv_report,
+    }
+    blob = {
+        **summary,
+        "ensemble": ens.state_dict(),
+        "features": {"n_components": feats.n_components, "genes": feats.genes, "state": _plain(feats.state)},
+    }
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(_plain_blob(blob), tmp)
+    os.replace(tmp, p)
+    p.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _plain_blob(blob: dict[str, Any]) -> dict[str, Any]:
+    ens = blob["ensemble"]
+    rest = {k: _plain(v) for k, v in blob.items() if k != "ensemble"}
+    return {**rest, "ensemble": {**_plain({k: v for k, v in ens.items() if k != "members"}), "members": ens["members"]}}
+
+
+def load_drug_artifact(path: str | os.PathLike) -> dict[str, Any]:
+    """The artifact's dict (``ensemble`` rebuilt as a :class:`DrugEnsemble` under ``model``)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise OutputError(f"{p}: artifact not found")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a non-artifact file
+        raise DataError(f"{p}: not a readable artifact ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise DataError(f"{p}: not a tme-sim drug-response artifact")
+    blob["model"] = DrugEnsemble.from_state_dict(blob["ensemble"])
+    return blob
+
+
+def is_drug_artifact(path: str | os.PathLike) -> bool:
+    try:
+        load_drug_artifact(path)
+    except (DataError, OutputError):
+        return False
+    return True
+
+
+def describe_drug_artifact(path: str | os.PathLike) -> str:
+    """Human summary (``tme info``): what it was trained on and its cross-validation table."""
+    b = load_drug_artifact(path)
+    cfg = b["config"]
+    lines = [
+        f"file:       {path}",
+        f"artifact:   {b['format']} ({b['kind']})",
+        f"trained on: {b['n_conditions']} conditions, {len(b['drugs'])} drugs, {len(b['cell_lines'])} cell lines; "
+        f"data sha256 {b['data_sha256'][:12]}",
+        f"model:      {cfg['members']} members, {cfg['epochs']} epochs max, network steps {cfg['steps']}; "
+        f"fit r {b['fit_pooled_r']:.3f}",
+        "cross-validation (held-out cell lines):",
+    ]
+    rep = b["cv_report"]
+    for r in rep.get("table", []):
+        lines.append(
+            f"  {r['model']:<20} pooled r {r['pooled_r']:.3f}  "
+            f"line-specific r {r.get('specific_r', float('nan')):.3f}  cpu s/fold {r['cpu_seconds_per_fold']:.1f}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["describe_drug_artifact", "format_viability_table", "load_drug_artifact", "train_viability"]
