@@ -226,3 +226,31 @@ def test_cli_bad_midas_folder_is_one_line_error(tmp_path: Path) -> None:
         assert r.stderr.strip().startswith("error:") and "no DA:/DV: columns" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_liver_hcc_scenario_builds_and_drugs_act_through_the_surrogate() -> None:
+    """The shipped liver scenario: both types run the trained surrogate; a constant plasma level of
+    trametinib raises the tumor's signature loss above the hepatocytes' (TGFa context)."""
+    from tme_sim.config import load_scenario
+    from tme_sim.model import TMEModel
+
+    path = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "liver_hcc.toml"
+    sc = load_scenario(
+        path,
+        {
+            "drugs.given.trametinib": '{ plasma = "30 nM" }',
+            "drugs.given.alpelisib": '{ plasma = "0 nM" }',
+            "vessels.density": "0.2",
+        },
+    )
+    m = TMEModel(sc)
+    assert {"tumor", "hepatocyte"} <= set(m.scenario.cell_types)
+    m.run_for(60.0)
+    loss = {}
+    st = m.store
+    for name in ("tumor", "hepatocyte"):
+        t = m.type_names.index(name)
+        assert m.intracellular[t].kind == "phospho"
+        sel = np.flatnonzero((st.type[: st.n] == t) & (st.death[: st.n] == 0))
+        loss[name] = float(np.mean(st.istate[t][st.istate_row[sel], 0]))
+    assert loss["tumor"] > 0.2 > loss["hepatocyte"]
