@@ -48,11 +48,15 @@ NAMES_2D = ["oxygen", "glucose", "IFNG", "TNF", "CXCL9", "lactate", "IL10", "TGF
 NAMES_3D = ["oxygen", "glucose"]
 
 
-def make_grid(shape: tuple[int, ...], n_sub: int, dtype, full: bool, seed: int = 0) -> Microenvironment:
+def make_grid(
+    shape: tuple[int, ...], n_sub: int, dtype, full: bool, seed: int = 0, scheme: str = "lod"
+) -> Microenvironment:
     """A grid of ``shape`` voxels (nx, ny[, nz]) of 20 µm with ``n_sub`` shipped substrates."""
     dx = 20.0
     names = (NAMES_2D if len(shape) == 2 else NAMES_3D)[:n_sub]
-    m = Microenvironment(tuple(n * dx for n in shape), dx, [get_substrate(n) for n in names], dtype=dtype)
+    m = Microenvironment(
+        tuple(n * dx for n in shape), dx, [get_substrate(n) for n in names], dtype=dtype, scheme=scheme
+    )
     if not full:
         return m
     rng = np.random.default_rng(seed)
@@ -130,9 +134,7 @@ def schemes_3d(bw: float, repeats: int, threads: list[int], shape=(75, 75, 75), 
     )
     print(head)
     for scheme, dt in (("lod", 0.01), ("implicit", 0.1)):
-        m = make_grid(shape, 2, np.float64, True)
-        m.scheme = scheme
-        m._coupling_key = None
+        m = make_grid(shape, 2, np.float64, True, scheme=scheme)
         start = m.species_first()
         n = round(minutes / dt)
         for t in threads:
