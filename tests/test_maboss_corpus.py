@@ -20,8 +20,10 @@ numba compilation of each network on first use; kernels are cached on disk).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,6 +43,7 @@ if not CORPUS.is_dir():
 
 MAX_TIME = 100.0
 _WORK = Path(tempfile.mkdtemp(prefix="tme_maboss_corpus_"))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 DEFAULT_CFG = _WORK / "default.cfg"
 DEFAULT_CFG.write_text("max_time = 5;\ntime_tick = 0.5;\n")
 
