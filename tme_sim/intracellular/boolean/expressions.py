@@ -148,6 +148,13 @@ LOGICAL_OPS = frozenset({"&", "|", "^"})
 COMPARISON_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 
+#: deepest nesting (parentheses, negations, conditionals) and longest operator chain of one
+#: expression: deeper input is refused with a one-line error instead of exhausting the stack here
+#: or in the tree walks that compile it (real networks nest a few levels, chain a few dozen terms)
+MAX_NESTING = 100
+MAX_CHAIN = 400
+
+
 class ExprParser:
     """Recursive-descent parser over a token list (shared with the .bnd/.cfg readers)."""
 
@@ -155,6 +162,12 @@ class ExprParser:
         self.tokens = tokens
         self.filename = filename
         self.pos = pos
+        self.depth = 0
+
+    def _nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"expression nested more than {MAX_NESTING} levels deep")
 
     # -- helpers
     def peek(self) -> Token:
@@ -188,24 +201,32 @@ class ExprParser:
 
     # -- grammar
     def parse_expr(self) -> Expr:
-        cond = self._parse_level(0)
-        tok = self.peek()
-        if tok.kind == "op" and tok.text == "?":
-            self.next()
-            then = self.parse_expr()
-            self.expect(":")
-            other = self.parse_expr()
-            return Cond(cond.line, cond, then, other)
-        return cond
+        self._nest()
+        try:
+            cond = self._parse_level(0)
+            tok = self.peek()
+            if tok.kind == "op" and tok.text == "?":
+                self.next()
+                then = self.parse_expr()
+                self.expect(":")
+                other = self.parse_expr()
+                return Cond(cond.line, cond, then, other)
+            return cond
+        finally:
+            self.depth -= 1
 
     def _parse_level(self, level: int) -> Expr:
         if level == len(_LEVELS):
             return self._parse_unary()
         left = self._parse_level(level + 1)
+        terms = 1
         while True:
             op = self._binop(self.peek())
             if op is None or op not in _LEVELS[level]:
                 return left
+            terms += 1
+            if terms > MAX_CHAIN:
+                raise self.error(f"expression chains more than {MAX_CHAIN} terms with {op!r}")
             self.next()
             right = self._parse_level(level + 1)
             left = Binary(left.line, op, left, right)
@@ -217,7 +238,11 @@ class ExprParser:
         ):
             self.next()
             op = "!" if tok.kind == "ident" else tok.text
-            return Unary(tok.line, op, self._parse_unary())
+            self._nest()
+            try:
+                return Unary(tok.line, op, self._parse_unary())
+            finally:
+                self.depth -= 1
         return self._parse_primary()
 
     def _parse_primary(self) -> Expr:
