@@ -40,6 +40,7 @@ checkpoint once there is space.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -266,6 +267,7 @@ class OutputWriter:
         a["write_fields"] = write_fields
         a["write_cells"] = write_cells
         a["planned_minutes"] = np.nan  # set when the run starts; attributes cannot be added in SWMR mode
+        a["data_sha256"] = np.zeros(32, dtype=np.uint8)  # set on a clean close (see data_sha256)
         a["wall_seconds"] = np.nan
         meta = fh.create_group("meta")
         meta.create_dataset("scenario_json", data=scenario_json, dtype=_STR)
@@ -385,6 +387,8 @@ class OutputWriter:
         for name in ("planned_minutes", "wall_seconds"):  # files written before live outputs
             if name not in fh.attrs:
                 fh.attrs[name] = np.nan
+        if "data_sha256" not in fh.attrs:
+            fh.attrs["data_sha256"] = np.zeros(32, dtype=np.uint8)
         if "committed" not in fh.attrs:
             fh.attrs["committed"] = committed_snapshots(fh)
         fh.attrs["complete"] = False
@@ -527,6 +531,9 @@ class OutputWriter:
         if self.broken or not self.fh.id.valid:
             return
         try:
+            if complete and "data_sha256" in self.fh.attrs:
+                self.fh.flush()
+                self.fh.attrs.modify("data_sha256", np.frombuffer(data_sha256(self.fh), dtype=np.uint8))
             self.fh.attrs.modify("complete", bool(complete))
             self.fh.flush()
             self.fh.close()
@@ -536,6 +543,43 @@ class OutputWriter:
 
 
 # ---------------------------------------------------------------------------------- readers
+
+
+def data_sha256(fh: h5py.File) -> bytes:
+    """SHA-256 of every dataset of the fields, cells, population and events groups (names, dtypes,
+    shapes, values; read in slices of ~16 MB). Stored as ``data_sha256`` when a run closes cleanly."""
+
+    h = hashlib.sha256()
+    names: list[str] = []
+    for g in ("fields", "cells", "population", "events"):
+        if g in fh:
+            fh[g].visititems(lambda n, o, g=g: names.append(f"{g}/{n}") if isinstance(o, h5py.Dataset) else None)
+    for name in sorted(names):
+        ds = fh[name]
+        h.update(f"{name}|{ds.dtype.str}|{ds.shape}|".encode())
+        if ds.dtype.kind in "OSU":
+            h.update(json.dumps([str(v) for v in np.ravel(ds.asstr()[()])]).encode())
+            continue
+        if ds.ndim == 0 or ds.shape[0] == 0:
+            h.update(np.ascontiguousarray(ds[()]).tobytes())
+            continue
+        row = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        step = max(1, (16 << 20) // row)
+        for a in range(0, ds.shape[0], step):
+            h.update(np.ascontiguousarray(ds[a : a + step]).tobytes())
+    return h.digest()
+
+
+def verify_output(path: str | Path) -> bool:
+    """Check a complete output against its stored ``data_sha256``; False when it has none (older
+    or unfinished files). A mismatch (bytes changed after the run) is an :class:`OutputError`."""
+    with _open(path) as fh:
+        stored = np.asarray(fh.attrs.get("data_sha256", np.zeros(0, np.uint8)), dtype=np.uint8)
+        if not bool(fh.attrs.get("complete", False)) or stored.size != 32 or not stored.any():
+            return False
+        if data_sha256(fh) != stored.tobytes():
+            raise OutputError(f"{path}: data checksum mismatch (the file was corrupted or changed after the run)")
+    return True
 
 
 #: what h5py raises for a damaged or foreign file once it is open (missing groups, bad types, …)
@@ -626,6 +670,8 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         for k in ("cell_types", "substrates"):
             if k in out:
                 out[k] = json.loads(out[k])
+        if "data_sha256" in out:
+            out["data_sha256"] = bytes(np.asarray(out["data_sha256"], dtype=np.uint8)).hex()
         return out
 
 
@@ -931,6 +977,8 @@ def describe(path: str | Path) -> str:
         )
     else:
         lines.append("status:     INCOMPLETE — no snapshot was committed")
+    if pid is None and a.get("complete"):
+        lines.append(f"checksum:   {'ok (SHA-256 of the data)' if verify_output(path) else 'none stored'}")
     if np.isfinite(a.get("wall_seconds", np.nan)):
         lines.append(f"wall time:  {a['wall_seconds']:.1f} s")
     if counts is not None:

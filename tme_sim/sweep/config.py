@@ -118,6 +118,34 @@ class SweepFile(_Strict):
     options: DesignOptions = DesignOptions()
 
 
+#: most runs (design points x replicates) a sweep may plan: a bigger plan is refused before the
+#: design is built (a typo such as samples = 1e9 would otherwise allocate for minutes)
+MAX_RUNS = 1_000_000
+
+
+def _check_plan_size(doc: SweepFile, params: tuple, points: tuple, path: Path) -> None:
+    """Refuse a sweep whose number of runs exceeds :data:`MAX_RUNS`, counted without building it."""
+    d = max(len(params), 1)
+    if doc.design == "grid":
+        n = 1
+        for prm in params:
+            n *= len(prm.values) if prm.values is not None else int(prm.num or 1)
+    elif doc.design == "list":
+        n = len(points)
+    elif doc.design == "salib-sobol":
+        n = int(doc.samples or 0) * (2 * d + 2)
+    elif doc.design == "morris":
+        n = int(doc.samples or 0) * (d + 1)
+    else:
+        n = int(doc.samples or 0)
+    total = n * int(doc.replicates)
+    if total > MAX_RUNS:
+        raise ConfigError(
+            f"{path}: the sweep plans {total:,} runs ({n:,} points x {doc.replicates:,} replicates), more than "
+            f"{MAX_RUNS:,}; reduce samples, grid points or replicates"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # resolved form
 
@@ -510,6 +538,7 @@ def load_sweep(
     if overlap:
         raise ConfigError(f"{path}: fixed.{sorted(overlap)[0]}: also a swept parameter")
 
+    _check_plan_size(doc, params, points, path)
     sweep = Sweep(
         path=path.resolve(),
         text=text,

@@ -16,6 +16,8 @@ An artifact is one ``torch.save`` file holding plain Python data and tensors onl
     package_version   tme_sim version that wrote it; torch_version likewise
     data_sha256       hash of the training data (:meth:`tme_sim.training.data.Dataset.sha256`)
     network_sha256    hash of the prior-knowledge network (signaling models)
+    weights_sha256    hash of ``state_dict`` (:func:`weights_sha256`); a mismatch on loading means
+                      the file was corrupted or edited (artifacts written before it have none)
     training          free-form dict: training config, CV summary, command line, timings
 
 :func:`load_artifact` refuses anything else with :class:`~tme_sim.errors.ArtifactError`, and
@@ -24,6 +26,7 @@ An artifact is one ``torch.save`` file holding plain Python data and tensors onl
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +96,21 @@ def save_artifact(
         "network_sha256": network_sha256,
         "training": _plain(training or {}),
     }
+    blob["weights_sha256"] = weights_sha256(blob["state_dict"])
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, p)
     return p
+
+
+def weights_sha256(state: dict[str, Any]) -> str:
+    """SHA-256 of a ``state_dict``: names, dtypes, shapes and bytes of every tensor, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _plain(obj: Any) -> Any:
@@ -284,14 +298,19 @@ def load_artifact(path: str | os.PathLike, device: str | torch.device | None = N
         raise ArtifactError(
             f"{p}: artifact format version {blob.get('format_version')!r}, this tme-sim reads {FORMAT_VERSION}"
         )
-    for key in ("model_kind", "model_config", "state_dict", "input_names", "output_names"):
-        if key not in blob:
-            raise ArtifactError(f"{p}: artifact lacks {key!r}")
-    model = network_from_config(blob["model_kind"], blob["model_config"])
+    _check_blob(p, blob)
+    try:
+        model = network_from_config(blob["model_kind"], blob["model_config"])
+    except ArtifactError as exc:
+        raise ArtifactError(f"{p}: {exc}") from None
+    except (TypeError, KeyError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
+        raise ArtifactError(
+            f"{p}: model_config does not build a {blob['model_kind']!r} model ({type(exc).__name__})"
+        ) from None
     try:
         model.load_state_dict(blob["state_dict"])
-    except RuntimeError as exc:
-        raise ArtifactError(f"{p}: weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise ArtifactError(f"{p}: weights do not fit the model ({str(exc).splitlines()[0][:160]})") from None
     if model.n_inputs != len(blob["input_names"]) or model.n_outputs != len(blob["output_names"]):
         raise ArtifactError(f"{p}: input/output names do not match the model's sizes")
     dev = torch.device(device) if device is not None else default_device()
@@ -335,3 +354,25 @@ def describe_artifact(path: str | os.PathLike) -> str:
     for nm, how in (cv.get("selection") or {}).items():
         lines.append(f"    settings of {nm}: {how}")
     return "\n".join(lines)
+
+
+def _check_blob(p: Path, blob: dict[str, Any]) -> None:
+    """Types of the metadata, the weights' checksum (when stored) and finiteness; ArtifactError names the key."""
+    for key in ("model_kind", "model_config", "state_dict", "input_names", "output_names"):
+        if key not in blob:
+            raise ArtifactError(f"{p}: artifact lacks {key!r}")
+    if not isinstance(blob["model_kind"], str) or not isinstance(blob["model_config"], dict):
+        raise ArtifactError(f"{p}: model_kind must be a string and model_config a table")
+    for key in ("input_names", "output_names"):
+        names = blob[key]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise ArtifactError(f"{p}: {key} must be a non-empty list of names")
+    state = blob["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ArtifactError(f"{p}: state_dict must map names to tensors")
+    stored = blob.get("weights_sha256")
+    if stored is not None and stored != weights_sha256(state):
+        raise ArtifactError(f"{p}: weights checksum mismatch (the file was corrupted or edited after training)")
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ArtifactError(f"{p}: weight {k!r} holds NaN or infinite values")
