@@ -170,3 +170,22 @@ def test_explain_command_prints_path_and_knockout(tmp_path):
     assert isinstance(r.exception, TMEError) and "no input 'NOPE'" in str(r.exception)
     r = CliRunner().invoke(app, ["explain", str(pt), "--input", "IN0=1", "-k", "NOPE"])
     assert isinstance(r.exception, TMEError) and "--knockout: 'NOPE'" in str(r.exception)
+
+
+def test_hybrid_is_explained_through_its_network_part():
+    from tme_sim.intracellular.neural.networks import HybridSignaling
+
+    net, planted = planted_network(2)
+    hyb = HybridSignaling(
+        {
+            "node_names": net.node_names,
+            "src": net.src.numpy(),
+            "dst": net.dst.numpy(),
+            "sign": net.sign.numpy(),
+            "input_nodes": net.input_nodes.numpy(),
+            "output_nodes": net.output_nodes.numpy(),
+        }
+    )
+    hyb.rnn = net
+    ex = explain(hyb, np.array([1.0, 0.0]))
+    assert [ex.node_names[i] for i in ex.main_path(0)[0]] == planted
