@@ -28,7 +28,7 @@ engine). Infinite values: the lowest active node of the first infinite class fli
 Networks with more than 64 nodes, whose expansion exceeds :data:`MAX_LEAVES` leaves for one
 rate expression, or whose module would exceed :data:`MAX_SOURCE_CHARS`, are not supported here;
 :func:`generate_bit_source` returns ``None`` and the
-caller uses the table-driven kernels (:mod:`~tme_sim.intracellular.boolean.tableengine`).
+caller uses the generic (per-node-rate) kernels instead.
 
 Randomness is the same per-cell SplitMix64 stream scheme as the generic engine (one uint64 seed
 per cell from the caller's Generator), so results do not depend on threads or chunking.

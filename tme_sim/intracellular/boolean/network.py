@@ -40,11 +40,12 @@ Mask = np.ndarray | None
 #: Results are identical either way, so this is only a speed setting.
 PARALLEL_MIN_CELLS = 1_000_000
 
-# Why networks that do not fit the bit engine use the table-driven kernels by default. Measured
-# on the 31-node TNF model (1 thread, shared machine, CPU): generated code 76 ns per transition
-# but a compile that grows with the model (the issue measured 108 s CPU / 893 MB for 133 nodes;
-# MaBoSS's p53/Mdm2 paper model grew past 2.5 GB); table-driven 249 ns per transition and no
-# compile per network (a synthetic 133-node model: 1.2 s CPU, 179 MB to first result).
+#: Networks that do not fit the bit engine use the table-driven kernels above this many nodes and
+#: kernels generated per network at or below it. Measured (1 thread, CPU, shared machine): the
+#: p53/Mdm2 paper model (5 nodes) generated: 4.7 s / 207 MB to first result, 76 ns per transition;
+#: table-driven: 1.0 s / 178 MB, 638 ns. A synthetic 133-node model generated: 81 s / 742 MB,
+#: 251 ns; table-driven: 1.2 s / 179 MB, 577 ns.
+TABLE_MIN_NODES = 64
 
 
 def cell_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -91,7 +92,8 @@ class BooleanNetwork:
     _bits: ModuleType | None = field(init=False, repr=False, default=None)
     _bits_checked: bool = field(init=False, repr=False, default=False)
     #: ``"auto"``: bit-packed kernels when the network fits them, else the table-driven kernels
-    #: (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled: no per-network compile);
+    #: (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled: no per-network compile)
+    #: above :data:`TABLE_MIN_NODES` nodes and generated ones at or below;
     #: ``"table"``: always the table-driven kernels; ``"generic"``: always
     #: the generated generic kernels (all exact Gillespie; the bit engine draws other random numbers).
     engine: str = field(init=False, default="auto")
@@ -196,10 +198,11 @@ class BooleanNetwork:
         return m
 
     def kernels(self) -> ModuleType | tableengine.TableKernels:
-        """The non-bit kernels: the table-driven ones (``engine`` "auto" or "table": built in a
-        Python pass, no compilation per network), or with
-        ``engine = "generic"`` the generated module (compiled on first use, cached on disk)."""
-        return self._generated_kernels() if self.engine == "generic" else self._table_kernels()
+        """The non-bit kernels: the table-driven ones (``engine = "table"``, or "auto" above
+        :data:`TABLE_MIN_NODES` nodes: built in a Python pass, no compilation per network), else
+        the generated module (compiled on first use, cached on disk)."""
+        use_table = self.engine == "table" or (self.engine == "auto" and self.n_nodes > TABLE_MIN_NODES)
+        return self._table_kernels() if use_table else self._generated_kernels()
 
     def _generated_kernels(self) -> ModuleType:
         if self._kernels is None:
