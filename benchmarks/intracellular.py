@@ -216,7 +216,7 @@ def maboss_trajectory_cpu(bnd: Path, cfg: Path, samples: int, max_time: float) -
             return None
 
 
-def corpus_benchmark(root: Path, samples: int) -> None:
+def corpus_benchmark(root: Path, samples: int, only: str | None = None) -> None:
     import os
     import subprocess
 
@@ -232,6 +232,8 @@ def corpus_benchmark(root: Path, samples: int) -> None:
     print(head)
     print("-" * len(head))
     for bnd, cfg in corpus_runs(root):
+        if only and only not in str(bnd):
+            continue
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "TME_SIM_CACHE_DIR": cache, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
             out = subprocess.run(
@@ -263,12 +265,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=None, help="benchmark every model of this MaBoSS corpus")
     ap.add_argument("--samples", type=int, default=10_000, help="trajectories per engine with --corpus")
+    ap.add_argument("--only", type=str, default=None, help="with --corpus: only .bnd paths containing this")
     ap.add_argument("--quick", action="store_true", help="1e3..1e5 cells, fewer repeats")
     ap.add_argument("--repeats", type=int, default=None, help="runs per figure (best is kept)")
     ap.add_argument("--sizes", type=str, default=None, help="comma-separated cell counts")
     args = ap.parse_args()
     if args.corpus is not None:
-        corpus_benchmark(args.corpus, args.samples)
+        corpus_benchmark(args.corpus, args.samples, args.only)
         return
     sizes = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
     if args.sizes:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
-from maboss_reference import TOL, N, maboss_final_states, max_abs_difference, ours_final_states
+from maboss_reference import TOL, N, maboss_final_states, max_abs_difference, node_marginals, ours_final_states
 
 from tme_sim.errors import NetworkFormatError
 from tme_sim.intracellular.boolean import BooleanNetwork, load_network
@@ -137,8 +137,13 @@ def test_final_states_match_cmaboss(run):
         pytest.skip(f"MaBoSS rejects this run ({why.splitlines()[0]}); checked by test_loads_exactly_what_maboss_loads")
     got = ours_final_states(ours(bnd, cfgs))
     worst, where = max_abs_difference(ref, got)
-    print(f"{run_id(run)}: {len(ref)} states, max |dp| = {worst:.4f} at {sorted(where or [])}")
+    node_worst, node = max_abs_difference(node_marginals(ref), node_marginals(got))
+    print(
+        f"{run_id(run)}: {len(ref)} states, max |dp| = {worst:.4f} at {sorted(where or [])}; "
+        f"node marginals max |dp| = {node_worst:.4f}"
+    )
     assert worst <= TOL, (worst, where)
+    assert node_worst <= TOL, (node_worst, node)
 
 
 KNOCKOUTS = [

@@ -5,8 +5,9 @@
   Gillespie (MaBoSS semantics) or a deterministic synchronous mode, with per-cell knock-outs
   and knock-ins. Networks of up to 64 nodes run bit-packed (one uint64 word per cell, flip
   rates as bit masks per rate class: :mod:`~tme_sim.intracellular.boolean.bitengine`); others
-  on per-node-rate kernels: generated per network (:mod:`~tme_sim.intracellular.boolean.engine`)
-  up to 64 nodes, table-driven and precompiled above (:mod:`~tme_sim.intracellular.boolean.tableengine`).
+  on per-node-rate kernels generated per network up to 64 nodes
+  (:mod:`~tme_sim.intracellular.boolean.engine`), precompiled table-driven ones above
+  (:mod:`~tme_sim.intracellular.boolean.tableengine`).
 * :mod:`~tme_sim.intracellular.boolean.probtraj`: state probabilities over time (``tme network run``);
   :mod:`~tme_sim.intracellular.boolean.physiboss`: PhysiBoSS ``<intracellular>`` blocks to configs.
 * :class:`BooleanIntracellular` couples a network to the simulation (inputs from signals,

@@ -25,9 +25,10 @@ its rate). Class values are evaluated once per call from the variables; a class 
 negative or NaN is an error as soon as one of its nodes is active (same contract as the generic
 engine). Infinite values: the lowest active node of the first infinite class flips at once.
 
-Networks with more than 64 nodes, or whose expansion exceeds :data:`MAX_LEAVES` leaves for one
-rate expression, are not supported here; :func:`generate_bit_source` returns ``None`` and the
-caller uses the generic engine.
+Networks with more than 64 nodes, whose expansion exceeds :data:`MAX_LEAVES` leaves for one
+rate expression, or whose module would exceed :data:`MAX_SOURCE_CHARS`, are not supported here;
+:func:`generate_bit_source` returns ``None`` and the
+caller uses the generic (per-node-rate) kernels instead.
 
 Randomness is the same per-cell SplitMix64 stream scheme as the generic engine (one uint64 seed
 per cell from the caller's Generator), so results do not depend on threads or chunking.
@@ -71,6 +72,10 @@ BIT_ENGINE_VERSION = "2"
 MAX_NODES = 64
 #: Most leaves one rate expression may expand to before the generic engine is used instead.
 MAX_LEAVES = 64
+#: Largest generated module accepted (characters). Bigger ones come from rates with many gated
+#: terms (MaBoSS's p53/Mdm2 paper model: 137 kB, whose numba compile grew past 2.5 GB of memory);
+#: the table-driven kernels run those instead. The TNF model's module is 15 kB.
+MAX_SOURCE_CHARS = 40_000
 
 
 # --------------------------------------------------------------------------- bit intrinsics
@@ -694,4 +699,7 @@ def generate_bit_source(
         _KERNELS.format(parallel=par, loop=loop, aname=f"advance_{tag}", sname=f"synchronous_{tag}")
         for par, loop, tag in ((False, "range", "seq"), (True, "prange", "par"))
     ]
-    return BitProgram(source=head + "".join(kernels), class_sources=class_sources, class_members=members)
+    source = head + "".join(kernels)
+    if len(source) > MAX_SOURCE_CHARS:
+        return None
+    return BitProgram(source=source, class_sources=class_sources, class_members=members)

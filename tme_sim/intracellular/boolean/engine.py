@@ -3,13 +3,14 @@
 Networks of up to 64 nodes whose rates expand into a few Boolean-gated constants (all MaBoSS
 models seen so far) run on the faster bit-packed engine of
 :mod:`~tme_sim.intracellular.boolean.bitengine` instead (~2.8x cheaper per transition on the TNF
-model); this generic engine handles the other networks of up to
-:data:`~tme_sim.intracellular.boolean.network.TABLE_MIN_NODES` nodes (bigger ones use the
-precompiled table-driven kernels of :mod:`~tme_sim.intracellular.boolean.tableengine`: no compile per
-network), and ``BooleanNetwork.engine = "generic"`` forces it (tests run the semantics on all three).
+model); this generic engine runs the other networks of up to
+:data:`~tme_sim.intracellular.boolean.network.TABLE_MIN_NODES` nodes (bigger ones use the precompiled
+table-driven kernels of :mod:`~tme_sim.intracellular.boolean.tableengine`: no compile per network),
+and ``BooleanNetwork.engine = "generic"`` forces it (tests run the semantics on all three).
 
 Design: each network's rate expressions become Python source compiled by numba (no interpreter
-loop per operator; a stack-bytecode interpreter was considered but not built). Variants measured
+loop per operator; the stack-bytecode interpreter of the table-driven kernels costs 2-8x more per
+transition but needs no compile per network). Variants measured
 on the TNF model (CPU time, busy 2-core machine): inlining every rate statement into a per-node
 refresh switch compiled in ~34 s; a per-node rate function reached through an ``if j == k``
 chain (LLVM turns it into a jump table) compiles in ~7 s and runs as fast within noise; updating
