@@ -151,7 +151,7 @@ COMPARISON_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 #: deepest nesting (parentheses, negations, conditionals) and longest operator chain of one
 #: expression: deeper input is refused with a one-line error instead of exhausting the stack here
 #: or in the tree walks that compile it (real networks nest a few levels, chain a few dozen terms)
-MAX_NESTING = 100
+MAX_NESTING = 40
 MAX_CHAIN = 400
 
 
