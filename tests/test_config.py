@@ -34,7 +34,7 @@ def test_units_convert_at_load_time():
         ({"time.diffusion_dt": '"0.7 min"'}, "divide time.phenotype_dt"),  # 6 min is not 0.7 min × k
         ({"initial_cells.0.type": '"fibroblast"'}, "unknown cell type 'fibroblast'"),
         ({"cell_types.tumor.mechanics.chemotaxis": '{substrate = "CXCL9"}'}, "not in [substrates]"),
-        ({"duration": '"-1 h"'}, "duration must be > 0"),
+        ({"duration": '"-1 h"'}, "duration: '-1 h' is negative; must be >= 0"),
     ],
 )
 def test_bad_values_name_the_key(overrides, fragment):

@@ -23,6 +23,7 @@ from tme_sim.io import (
     read_events,
     read_population,
     read_stored_scenario,
+    reading,
     snapshot_times,
     species_units,
 )
@@ -317,6 +318,7 @@ def figure_suffix(field: str | None, color_by: str) -> str:
     return "_".join(parts)
 
 
+@reading
 def plot_run(
     path: str | Path,
     field: str | None = None,
@@ -335,12 +337,14 @@ def plot_run(
     path = Path(path)
     attrs = read_attrs(path)
     out_dir = Path(out_dir) if out_dir else path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = path.stem
     field = field or ("oxygen" if "oxygen" in attrs["substrates"] else None)
     suffix = figure_suffix(field, color_by)
     field_limits = field_range(path, field) if field else None
     color_limits = column_range(path, color_by) if color_by != "type" else None
+    read_cells(path)  # a damaged file fails here, before anything is created
+    read_population(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for k in snapshots or [-1]:
         fig = plot_snapshot(path, k, field, color_by, field_limits=field_limits, color_limits=color_limits)

@@ -38,6 +38,9 @@ ureg = _registry()
 Q_ = ureg.Quantity
 
 
+#: largest magnitude of any quantity, in the unit the simulator uses (um, min, 1/min, ...): 1e15 um
+#: is 1000 km, 1e15 min 2e9 years; bigger values are typos that would overflow step counts and grids
+MAX_MAGNITUDE = 1e15
 #: longest quantity string accepted (pint evaluates expressions: bound the work before it does)
 MAX_QUANTITY_LENGTH = 80
 #: largest exponent allowed after ``**`` or ``^`` (units like um**3 need 3)
@@ -108,17 +111,28 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
         raise ValueError(f"{value!r}: not a finite number in {unit}") from None
     if not math.isfinite(out):
         raise ValueError(f"{value!r} is not a finite number")
+    if abs(out) > MAX_MAGNITUDE:
+        raise ValueError(f"{value!r} is implausibly large (more than {MAX_MAGNITUDE:g} {unit or '(dimensionless)'})")
     return out
 
 
+def _nonnegative(x: float, raw: Any) -> float:
+    if x < 0:
+        raise ValueError(f"{raw!r} is negative; must be >= 0")
+    return x
+
+
 def quantity(unit: str) -> Any:
-    """A pydantic field type: accepts ``"<number> <unit>"`` and stores a float in ``unit``.
+    """A pydantic field type: accepts ``"<number> <unit>"`` (finite, >= 0) and stores a float in ``unit``.
+
+    Every physical quantity of a scenario (lengths, positions in the domain, times, rates,
+    diffusivities, speeds, volumes, pressures) is non-negative; a negative one is an error.
 
     Serialises back to a string with the unit so a resolved config round-trips.
     """
     return Annotated[
         float,
-        BeforeValidator(lambda v, _u=unit: to_unit(v, _u)),
+        BeforeValidator(lambda v, _u=unit: _nonnegative(to_unit(v, _u), v)),
         PlainSerializer(lambda x, _u=unit: f"{x!r} {_u}", return_type=str, when_used="json"),
     ]
 

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from tme_sim.config.drugs import DrugsConfig
 from tme_sim.config.rules import BehaviorRule, InteractionsConfig
@@ -305,7 +305,7 @@ class Scenario(Strict):
 
     name: str
     description: str = ""
-    seed: int = 0
+    seed: StrictInt = 0  # not a boolean
     duration: Time = "1 day"
     domain: Domain
     time: TimeSteps = TimeSteps()
@@ -430,6 +430,8 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     try:
         return tomllib.loads(text), text
+    except RecursionError:
+        raise ConfigError(f"{path}: TOML nested too deeply to read") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
 
@@ -443,6 +445,10 @@ def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+#: longest ``extends`` chain (each link is read recursively; real chains have two or three)
+MAX_EXTENDS = 32
 
 
 def read_scenario(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
@@ -466,6 +472,8 @@ def read_scenario(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, 
             " scenario resolve from its folder)"
         )
     chain = (*_chain, path.resolve())
+    if len(chain) > MAX_EXTENDS:
+        raise ConfigError(f"{path}: extends: a chain of more than {MAX_EXTENDS} scenarios")
     if base_path.resolve() in chain:
         raise ConfigError(f"{path}: extends: {base!r} extends this file again (a cycle)")
     if not base_path.is_file():

@@ -618,11 +618,15 @@ def _open(path: str | Path) -> h5py.File:
         raise OutputError(f"{path}: not a file")
     try:
         fh = h5py.File(path, "r", locking=False)
-    except OSError:
-        try:  # written now (SWMR) or its writer died: SWMR reading accepts the "open for write" flags
+    except OSError as first:
+        # written now (SWMR) or its writer died: SWMR reading accepts the "open for write" flags.
+        # Only then: on a damaged file a SWMR reader retries failed reads with sleeps for minutes.
+        if "open for write" not in str(first):
+            raise OutputError(f"{path}: not a readable HDF5 file ({_reason(first)})") from None
+        try:
             fh = h5py.File(path, "r", swmr=True, locking=False)
         except OSError as exc:
-            raise OutputError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
+            raise OutputError(f"{path}: not a readable HDF5 file ({_reason(exc)})") from None
     if fh.attrs.get("schema") != SCHEMA:
         fh.close()
         raise OutputError(f"{path}: not a tme-sim output (schema {SCHEMA!r} expected)")
@@ -631,6 +635,12 @@ def _open(path: str | Path) -> h5py.File:
         fh.close()
         raise OutputError(f"{path}: INCOMPLETE — the run stopped while creating the file; no snapshot was committed")
     return fh
+
+
+def _reason(exc: BaseException) -> str:
+    """The short reason in an h5py error ("truncated file", "file signature not found", …)."""
+    m = re.search(r"\(([^()]*)\)\s*$", str(exc))
+    return m.group(1)[:80] if m else exc.__class__.__name__
 
 
 def committed_snapshots(fh: h5py.File) -> int:

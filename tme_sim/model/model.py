@@ -51,6 +51,7 @@ from tme_sim.model.intracellular_step import IntracellularStep
 from tme_sim.model.setup import (
     BoundaryPulses,
     available_memory,
+    check_settings,
     estimate_memory,
     layer_thickness,
     placement_count,
@@ -97,6 +98,7 @@ class TMEModel(mesa.Model):
 
     def __init__(self, scenario: Scenario, *, seed: int | None = None) -> None:
         self.seed_value = int(scenario.seed if seed is None else seed)
+        check_settings(scenario, self.seed_value)  # before anything is computed or allocated
         super().__init__(rng=self.seed_value)
         self.scenario = scenario
         load_plugins(list(scenario.plugins), scenario_dir(scenario))

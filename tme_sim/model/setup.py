@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -82,10 +83,39 @@ def layer_thickness(scenario: Scenario) -> float | None:
     return scenario.domain.thickness if scenario.domain.thickness is not None else diameter
 
 
+#: seeds are stored as signed 64-bit integers (outputs, checkpoints)
+MAX_SEED = 2**63 - 1
+
+
+def check_settings(scenario: Scenario, seed: int) -> None:
+    """Values the schema allows but a run cannot use: positive steps, sizes and intervals, a seed
+    that fits in 64 bits. Checked before anything is computed or allocated (:class:`ConfigError`)."""
+    if isinstance(scenario.seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed: {seed} is not an integer in [0, 2**63 - 1]")
+    for group in ("cell_types", "substrates"):
+        for name in getattr(scenario, group):
+            if not name.strip() or name != name.strip():
+                raise ConfigError(f"{group}: {name!r} is not a name (empty or with surrounding spaces)")
+    d = scenario.domain
+    if not d.dx > 0:
+        raise ConfigError(f"domain.dx: voxel size dx must be > 0 um, got {d.dx:g}")
+    for k, side in enumerate(d.size):
+        if not side > 0:
+            raise ConfigError(f"domain.size[{k}]: must be > 0 um, got {side:g}")
+    t = scenario.time
+    for key in ("diffusion_dt", "mechanics_dt", "phenotype_dt"):
+        if not getattr(t, key) > 0:
+            raise ConfigError(f"time.{key}: must be > 0 min, got {getattr(t, key):g}")
+    if not scenario.duration > 0:
+        raise ConfigError(f"duration must be > 0 min, got {scenario.duration:g}")
+    if not scenario.output.interval > 0:
+        raise ConfigError(f"output.interval: must be > 0 min, got {scenario.output.interval:g}")
+
+
 def estimate_memory(scenario: Scenario, n_cells: int) -> float:
     """Bytes a run needs at least: the grid (double-buffered) and the cells."""
     dx = scenario.domain.dx
-    voxels = math.prod(max(1, round(L / dx)) for L in scenario.domain.size)
+    voxels = math.prod(max(1.0, L / dx) for L in scenario.domain.size)  # float: no integer blow-up
     itemsize = 4 if scenario.domain.float32_fields else 8
     return voxels * len(scenario.substrates) * itemsize * 3 + n_cells * BYTES_PER_CELL_ESTIMATE
 
@@ -134,10 +164,17 @@ def placement_count(p: Placement, dim: int) -> int:
         return p.count
     if p.radius is not None:
         r0 = PLACEMENT_CELL_RADIUS
-        if dim == 3:
-            return int(0.64 * (p.radius / r0) ** 3)
-        return int(0.9 * (p.radius / r0) ** 2)
+        n = 0.64 * (p.radius / r0) ** 3 if dim == 3 else 0.9 * (p.radius / r0) ** 2
+        return int(min(n, 1e15))  # the memory estimate refuses anything that large
     return 0
+
+
+def _inside(coords: Any, domain: np.ndarray, key: str) -> None:
+    """A position given in a scenario must lie in the domain [0, size] (µm)."""
+    for d, c in enumerate(coords):
+        if not 0 <= c <= domain[d]:
+            shown = ", ".join(f"{v:g}" for v in coords)
+            raise ConfigError(f"{key}: ({shown}) um is outside the domain [0, {domain[d]:g}] um along axis {d}")
 
 
 def placement_positions(p: Placement, key: str, dim: int, domain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -147,15 +184,20 @@ def placement_positions(p: Placement, key: str, dim: int, domain: np.ndarray, rn
         for k, q in enumerate(p.points or []):
             if len(q) != dim:
                 raise ConfigError(f"{key}.points[{k}]: expected {dim} coordinates")
+            _inside(q, domain, f"{key}.points[{k}]")
             pts[k, :dim] = q
         return pts
     if p.shape in ("disc", "ball"):
         if p.radius is None:
             raise ConfigError(f"{key}.radius: required for shape {p.shape!r}")
+        if not p.radius > 0:
+            raise ConfigError(f"{key}.radius: must be > 0 um, got {p.radius:g}")
         center = np.zeros(3)
         center[:dim] = p.center if p.center is not None else domain[:dim] / 2
         if p.center is not None and len(p.center) != dim:
             raise ConfigError(f"{key}.center: expected {dim} coordinates")
+        if p.center is not None:
+            _inside(p.center, domain, f"{key}.center")
         count = placement_count(p, dim)
         # uniform in the disc/ball (area/volume-uniform radius)
         u = rng.random(count)
