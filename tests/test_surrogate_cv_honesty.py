@@ -171,3 +171,14 @@ def test_mlp_baseline_does_not_inherit_the_recipes_selection_note(tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "cv_report.json").read_text())
     assert report["selection"]["mlp"].startswith("fixed in advance")
+
+
+def test_merge_refuses_reports_of_other_recipes():
+    from tme_sim.training.cv import CVReport, merge_reports
+
+    def rep(seed: int, epochs: int) -> CVReport:
+        return CVReport(5, [seed], 10, [], {}, 1, "x", settings={"signaling": {"epochs": epochs}})
+
+    assert merge_reports([rep(0, 5), rep(1, 5)]).seeds == [0, 1]
+    with pytest.raises(ValueError, match="settings"):
+        merge_reports([rep(0, 5), rep(1, 6)])

@@ -606,9 +606,11 @@ def cv_merge_command(
         if not p.is_file():
             raise ConfigError(f"{p}: CV report not found")
     try:
-        rep = merge_reports([load_report(p) for p in reports])
+        parts = [load_report(p) for p in reports]
+        rep = merge_reports(parts)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"cv-merge: {exc}") from None
+    rep.command = "; ".join([*(r.command for r in parts if r.command), " ".join(["tme train cv-merge", *sys.argv[3:]])])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(rep, out_dir / "cv_report.json", out_dir / "cv_report.png")
     typer.echo(format_table(rep))

@@ -506,6 +506,8 @@ def merge_reports(reports: list[CVReport]) -> CVReport:
     for r in reports[1:]:
         if r.data_sha256 != first.data_sha256 or r.k != first.k or r.protocol != first.protocol:
             raise ValueError("reports differ in data, protocol or number of folds")
+        if r.settings != first.settings:
+            raise ValueError("reports differ in the models' settings (not the same recipes)")
     models: dict[str, ModelScores] = {}
     for r in reports:
         for name, sc in r.models.items():
