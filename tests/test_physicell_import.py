@@ -233,6 +233,12 @@ MALFORMED = [
         r":\d+:\d+: .*not a substrate",
     ),
     ("bad rate", "xml", (">0.001</rate>", ">fast</rate>"), r":\d+:\d+: <rate>: expected a number"),
+    (
+        "bad rate index",
+        "xml",
+        ('start_index="0"', 'start_index="first"'),
+        r":\d+:\d+: <rate start_index=...>: expected an integer",
+    ),
     ("rules: wrong column count", "rules", "tumor,oxygen,increases,cycle entry,0.003\n", r":1:1: expected 8 columns"),
     (
         "rules: half-max not a number",

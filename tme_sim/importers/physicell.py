@@ -123,6 +123,13 @@ class _Reader:
             return False
         raise ImportFormatError(f"{self.where(node)}: <{node.tag}>: expected true or false, got {node.text!r}")
 
+    def index(self, node: Node, name: str) -> int:
+        """An integer attribute (0 when absent)."""
+        value = node.attrs.get(name, "0").strip()
+        if not value.lstrip("-").isdigit():
+            raise ImportFormatError(f"{self.where(node)}: <{node.tag} {name}=...>: expected an integer, got {value!r}")
+        return int(value)
+
     @staticmethod
     def attr_flag(node: Node, name: str, default: bool = False) -> bool:
         value = node.attrs.get(name)
@@ -247,7 +254,7 @@ def _cycle(r: _Reader, ph: Node, cell: str, warn: list[tuple[str, str]]) -> dict
     pdur = cyc.child("phase_durations")
     if ptr is not None:
         for rate in ptr.all("rate"):
-            rates[(int(rate.attrs.get("start_index", 0)), int(rate.attrs.get("end_index", 0)))] = r.num(rate)
+            rates[(r.index(rate, "start_index"), r.index(rate, "end_index"))] = r.num(rate)
     elif pdur is not None:
         durs = pdur.all("duration")
         for i, d in enumerate(durs):
