@@ -20,7 +20,7 @@ import numpy as np
 
 from tme_sim.errors import DataError, OutputError
 from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
-from tme_sim.training.viability import ViabilityData
+from tme_sim.training.viability import OmicsFeatures, ViabilityData
 from tme_sim.training.viability_cv import cross_validate_viability, drug_target_features, format_viability_table
 
 FORMAT = "tme-sim drug-response ensemble v1"
@@ -116,6 +116,20 @@ def load_drug_artifact(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{p}: not a tme-sim drug-response artifact")
     blob["model"] = DrugEnsemble.from_state_dict(blob["ensemble"])
     return blob
+
+
+def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np.ndarray, np.ndarray]:
+    """Predict every condition of ``data`` (any cell lines with the same omics genes, including lines
+    never trained on) with a loaded artifact (:func:`load_drug_artifact`): the member mean (n,) and
+    the members' 5–95 % range (2, n)."""
+    if list(data.drug_names) != list(artifact["drugs"]):
+        raise DataError(f"drugs {data.drug_names} differ from the artifact's {artifact['drugs']}")
+    fs = artifact["features"]
+    feats = OmicsFeatures(int(fs["n_components"]), list(fs["genes"]))
+    feats.state = {k: np.asarray(v, dtype=np.float64) for k, v in fs["state"].items()}
+    f = feats.transform(data)
+    mean, iv = artifact["model"].predict(data.conc, f[data.line])
+    return mean[:, 0], iv[:, :, 0]
 
 
 def is_drug_artifact(path: str | os.PathLike) -> bool:
