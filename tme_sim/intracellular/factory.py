@@ -36,12 +36,14 @@ def build_intracellular(
     *,
     substrate_names: list[str],
     dosing: DrugDosing | None = None,
+    substrate_units: dict[str, str] | None = None,
 ) -> IntracellularModel:
     """Validate ``raw`` (the scenario's ``intracellular`` table at ``key``) and build the model.
 
     ``substrate_names`` are the grid's substrates (every signal the model reads must be one of
     them, a cell property or a contact count); ``dosing`` the scenario's drugs, for a ``drugs``
-    list in the table.
+    list in the table; ``substrate_units`` their units (name → unit), so that thresholds written
+    with a unit are converted to the unit of the concentration they are compared with.
     """
     kind = raw.get("kind")
     raw = dict(raw)
@@ -51,7 +53,7 @@ def build_intracellular(
         known = ", ".join(["rules", *(k for k in intracellular_kinds() if k != "abstract")])
         raise ConfigError(f"{key}.kind: expected one of {known}, got {kind!r}")
     try:
-        cfg = cls.config_class.model_validate(raw)
+        cfg = cls.config_class.model_validate(raw, context={"signal_units": substrate_units or {}})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

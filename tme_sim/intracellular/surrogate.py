@@ -39,8 +39,8 @@ Example — macrophage polarization (0 = M1-like, 1 = M2-like) from the ligand-s
     artifact = "models/macrophage_ligand_screen.pt"
     dt = "30 min"
     inputs = [
-      { signal = "ifng", input = "IFNG", K = 5.0 },    # ng/mL
-      { signal = "il4",  input = "IL4",  K = 5.0 },
+      { signal = "ifng", input = "IFNG", K = "5 ng/mL" },  # converted to the signal's unit
+      { signal = "il4",  input = "IL4",  K = "5 ng/mL" },
     ]
     outputs = [
       { behavior = "polarization", up = ["STAT6", "STAT3", "PPARG"], down = ["STAT1", "NFKB1", "IRF1"] },
@@ -68,14 +68,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tme_sim.drugs.effects import SurrogateDrugEffects
 from tme_sim.errors import ArtifactError, ConfigError
+from tme_sim.grid.substrates import SUBSTRATES
 from tme_sim.intracellular.base import (
     BehaviorName,
     IntracellularModel,
-    Number,
     Signals,
     behavior_unit,
 )
@@ -94,9 +94,39 @@ class SurrogateInput(BaseModel):
 
     signal: str
     input: str = Field(description="model input: node code (P01579) or gene symbol (IFNG)")
-    K: Number = Field(gt=0, description="half-saturation (saturating) or full scale (linear), signal unit")
+    K: float | str = Field(
+        description='half-saturation (saturating) or full scale (linear): with a unit ("5 ng/mL"), converted '
+        "to the signal's unit, or a bare number already in the signal's unit"
+    )
     scaling: Literal["saturating", "linear"] = "saturating"
     amplitude: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _k_in_signal_unit(self, info: ValidationInfo) -> SurrogateInput:
+        """Convert a ``K`` with a unit to the unit of the substrate it is compared with.
+
+        The substrates' units come from the validation context (``signal_units``: name → unit,
+        given by the model when it builds the intracellular model), else from the substrate
+        registry; a bare number is taken as already in the signal's unit."""
+        k = self.K
+        if isinstance(k, str):
+            units = (info.context or {}).get("signal_units", {})
+            unit = units.get(self.signal)
+            if unit is None and self.signal in SUBSTRATES:  # no scenario at hand: the registry's unit
+                unit = SUBSTRATES[self.signal].unit
+            if unit is None:
+                raise ValueError(
+                    f"K of input {self.input}: a value with a unit needs a substrate signal "
+                    f"(signal {self.signal!r} has no unit here); give a bare number in the signal's unit"
+                )
+            try:
+                k = to_unit(k, unit)
+            except ValueError as exc:
+                raise ValueError(f"K of input {self.input}: {exc}") from None
+        if not (isinstance(k, int | float) and np.isfinite(k) and k > 0):
+            raise ValueError(f"K of input {self.input}: must be a finite number > 0, got {self.K!r}")
+        object.__setattr__(self, "K", float(k))
+        return self
 
 
 class SurrogateOutput(BaseModel):

@@ -186,6 +186,7 @@ class TMEModel(mesa.Model):
                     key,
                     substrate_names=self.substrate_names,
                     dosing=self.dosing,
+                    substrate_units={sp.name: sp.unit for sp in self.substrates},
                 )
         self.intracellular_step = IntracellularStep(self.intracellular, self.substrate_names)
         self.tables = type_tables(scenario)
