@@ -17,6 +17,8 @@ Per run (the last snapshot unless stated):
 * lactate (mM) in hypoxic voxels (O2 < 5 mmHg) that hold tumor cells: mean and maximum;
   literature 5–25 mM in hypoxic tumor regions (Walenta et al., Cancer Res 2000, 60:916: 4–40 mM
   in cervical cancers);
+* T-cell lactate suppression: mean of the T-cell rule's factor ``1/(1 + (lactate/10 mM)²)`` over
+  live T cells (last snapshot) and the fraction of T cells suppressed by more than 20 % (lactate > 5 mM);
 * O2 (mmHg) of tumor voxels: minimum, mean;
 * CAF (fibroblast) count: live at the start and at the end, change (target ±20 %);
 * T-cell kills per T cell per day (kill events / mean live T cells / days); literature: ~2–16
@@ -112,6 +114,14 @@ def metrics(path: str) -> dict:
         out["hypoxic_tumor_voxels"] = int(hyp.sum())
         out["lactate_hypoxic_mean_mM"] = float(lac[hyp].mean()) if hyp.any() else None
         out["lactate_max_mM"] = float(lac.max())
+        # lactate suppression of live T cells: the rule's factor 1/(1 + (lac/K)²), K = 10 mM
+        tcells = last[(last["type"] == "cd8_t_cell") & alive]
+        if len(tcells):
+            tij = np.clip((tcells[xyz].to_numpy() // dx).astype(int), 0, np.array(lac.shape[::-1]) - 1)
+            lac_t = lac[tuple(tij[:, ::-1].T)]
+            factor = 1.0 / (1.0 + (lac_t / 10.0) ** 2)
+            out["tcells_lactate_factor_mean"] = float(factor.mean())
+            out["tcells_suppressed_gt_20pct"] = float((factor < 0.8).mean())
     fib0 = int(((first["type"] == "fibroblast") & ~first["dead"].astype(bool)).sum())
     fib1 = int(((last["type"] == "fibroblast") & alive).sum())
     out["caf_start"], out["caf_end"] = fib0, fib1

@@ -23,7 +23,14 @@ from tme_sim.errors import ConfigError, OutputError
 from tme_sim.io.export import export
 from tme_sim.runner import run_scenario
 
-SMALL_FLAGSHIP = {"domain.size": '["500 um", "500 um"]', "output.interval": '"20 min"'}
+SMALL_FLAGSHIP = {
+    "domain.size": '["500 um", "500 um"]',
+    "initial_cells.0.center": '["250 um", "250 um"]',
+    "initial_cells.0.radius": '"150 um"',
+    "vessels.exclude_center": '["250 um", "250 um"]',
+    "vessels.exclude_radius": '"170 um"',
+    "output.interval": '"20 min"',
+}
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,9 @@ def test_join_existing_scheduler():
         pass
 
 
-@pytest.mark.parametrize("name", ["spheroid_grid.toml", "spheroid_morris.toml", "tumor_immune_lhs.toml"])
+@pytest.mark.parametrize(
+    "name", ["spheroid_grid.toml", "spheroid_morris.toml", "tumor_immune_lhs.toml", "flagship_morris.toml"]
+)
 def test_example_sweeps_are_valid(name):
     from tme_sim.sweep.config import load_sweep
     from tme_sim.sweep.design import build_design, plan_runs

@@ -40,6 +40,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 
 SMALL_FLAGSHIP = [
     "--set", 'domain.size=["500 um", "500 um"]',
+    "--set", 'initial_cells.0.center=["250 um", "250 um"]',
+    "--set", "initial_cells.0.radius=150 um",
+    "--set", 'vessels.exclude_center=["250 um", "250 um"]',
+    "--set", "vessels.exclude_radius=170 um",
     "--set", "output.interval=30 min",
 ]  # fmt: skip
 SMALL_3D = [
