@@ -4,6 +4,7 @@ bounded unit expressions, a read-only home."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -182,3 +183,32 @@ def test_ordinary_units_still_parse() -> None:
     assert to_unit("600 um**2/min", "um**2/min") == 600.0
     assert to_unit("1 um^3", "um**3") == 1.0
     assert to_unit("2**-2 um", "um") == 0.25
+
+
+# ------------------------------------------------------------------ screens and sweeps name files too
+def test_screen_files_are_confined_to_the_screen_folder(tmp_path: Path, confined: None) -> None:
+    """A screen's network, cfg, artifact and library, like a scenario's, stay in its folder tree."""
+    from tme_sim.screening.screen import load_screen
+
+    shipped = (ROOT / "tme_sim" / "scenarios" / "screens" / "tnf_toxicity.toml").read_text()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "drugs.toml").write_text((ROOT / "tme_sim" / "scenarios" / "drugs.toml").read_text())
+    bnd = (ROOT / "tme_sim" / "scenarios" / "networks" / "tnf_cellfate.bnd").resolve()
+    text = shipped.replace('library = "../drugs.toml"', 'library = "drugs.toml"')
+    text = re.sub(r'network = "[^"]+"', f'network = "{bnd}"', text)
+    (project / "screen.toml").write_text(text)
+    with pytest.raises(ConfigError, match="outside the scenario's folder"):
+        load_screen(project / "screen.toml")
+    (project / "screen.toml").write_text(shipped)  # library = "../drugs.toml": outside too
+    with pytest.raises(ConfigError, match="library"):
+        load_screen(project / "screen.toml")
+
+
+def test_sweep_scenario_is_confined_to_the_sweep_folder(tmp_path: Path, confined: None) -> None:
+    from tme_sim.sweep.config import load_sweep
+
+    shipped = (ROOT / "tme_sim" / "scenarios" / "sweeps" / "spheroid_grid.toml").read_text()
+    (tmp_path / "sweep.toml").write_text(shipped.replace('"../spheroid.toml"', f'"{TINY}"'))
+    with pytest.raises(ConfigError, match="outside the scenario's folder"):
+        load_sweep(tmp_path / "sweep.toml")

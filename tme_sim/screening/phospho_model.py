@@ -25,6 +25,7 @@ from tme_sim.config.drugs import Drug
 from tme_sim.drugs.effects import compile_targets, target_modulation
 from tme_sim.errors import ConfigError
 from tme_sim.intracellular.neural.phospho import PhosphoSurrogate, load_phospho
+from tme_sim.paths import confined_path
 from tme_sim.screening.cell_models import CellTypeModel, Role
 
 
@@ -102,7 +103,7 @@ class PhosphoCellModel(CellTypeModel):
 
     @classmethod
     def from_config(cls, ct: Any, base: Path, source: str) -> PhosphoCellModel:
-        path = base / ct.artifact
+        path = confined_path(ct.artifact, base, f"{source}: cell_types.{ct.name}.artifact")
         if not path.is_file():
             raise ConfigError(f"{source}: cell_types.{ct.name}.artifact: file not found: {path}")
         return cls(

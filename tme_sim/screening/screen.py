@@ -48,6 +48,7 @@ from tme_sim.config.drugs import Drug, DrugLibrary, format_validation_error, loa
 from tme_sim.drugs.effects import compile_targets, sample_masks, target_modulation
 from tme_sim.errors import ConfigError
 from tme_sim.intracellular.boolean import load_network
+from tme_sim.paths import confined_path
 from tme_sim.screening.cell_models import CellTypeModel, Role
 from tme_sim.screening.phospho_model import PhosphoCellModel
 from tme_sim.screening.synergy import METHODS, SynergyResult, synergy
@@ -346,7 +347,9 @@ def build_screen(
     if isinstance(library, DrugLibrary):
         lib = library
     else:
-        lib = load_library(Path(library) if library is not None else base / cfg.library)
+        lib = load_library(
+            Path(library) if library is not None else confined_path(cfg.library, base, f"{source}: library")
+        )
     for name in cfg.doses:
         if name not in lib.drugs:
             raise ConfigError(f"{source}: doses.{name}: unknown drug (not in {lib.path})")
@@ -359,8 +362,9 @@ def _cell_type_model(ct: ScreenCellType, cfg: ScreenConfig, base: Path, source: 
         return DependencyModel(ct.name, ct.role, ct.essential, ct.toxic, ct.baseline_death)
     if ct.model == "boolean":
         assert ct.network is not None
-        bnd = base / ct.network
-        cfg_path = base / ct.cfg if ct.cfg else bnd.with_suffix(".cfg")
+        key = f"{source}: cell_types.{ct.name}"
+        bnd = confined_path(ct.network, base, f"{key}.network")
+        cfg_path = confined_path(ct.cfg, base, f"{key}.cfg") if ct.cfg else bnd.with_suffix(".cfg")
         for f, key in ((bnd, "network"), (cfg_path, "cfg")):
             if not f.is_file():
                 raise ConfigError(f"{source}: cell_types.{ct.name}.{key}: file not found: {f}")

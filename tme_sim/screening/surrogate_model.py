@@ -35,6 +35,7 @@ from torch import nn
 from tme_sim.config.drugs import Drug
 from tme_sim.errors import ArtifactError, ConfigError
 from tme_sim.intracellular.neural.networks import steady_outputs_with_drugs
+from tme_sim.paths import confined_path
 from tme_sim.screening.cell_models import CellTypeModel, Role
 
 
@@ -169,7 +170,7 @@ class SurrogateModel(CellTypeModel):
         """Build from a screen ``[[cell_types]]`` entry with ``model = "surrogate"``."""
         from tme_sim.intracellular.neural.artifact import load_artifact
 
-        path = base / ct.artifact
+        path = confined_path(ct.artifact, base, f"{source}: cell_types.{ct.name}.artifact")
         if not path.is_file():
             raise ConfigError(f"{source}: cell_types.{ct.name}.artifact: file not found: {path}")
         if not ct.death_outputs:

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tme_sim.config import load_scenario
 from tme_sim.errors import ConfigError
+from tme_sim.paths import confined_path
 from tme_sim.units import parse_duration, ureg
 
 DESIGNS = ("grid", "list", "lhs", "sobol", "salib-sobol", "morris")
@@ -491,7 +492,7 @@ def load_sweep(
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, path)) from None
 
-    scenario = (path.parent / doc.scenario).resolve()
+    scenario = confined_path(doc.scenario, path.parent, f"{path}: scenario")
     if not scenario.is_file():
         raise ConfigError(f"{path}: scenario: no such scenario file {scenario}")
 
