@@ -94,3 +94,48 @@ def test_cell_cycle_tutorial_imports_mutations_and_scaling(xml, knockout, knocki
     assert intr["dt"] == f"{float(block.findtext('settings/intracellular_dt')):g} min"
     assert intr.get("knockout") == knockout
     assert intr.get("knockin") == knockin
+
+
+def _run(doc: dict, tmp_path, tag: str) -> dict[str, int]:
+    """Run an imported scenario for 1500 min (one network update, at 1440 min); event counts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import h5py
+
+    toml, h5 = tmp_path / f"{tag}.toml", tmp_path / f"{tag}.h5"
+    toml.write_text(dumps(doc))
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "tme_sim", "run", str(toml), "--allow-outside-paths", "--duration", "1500 min"]
+    cmd += [
+        "--set",
+        "time.diffusion_dt=0.5 min",
+        "--set",
+        "time.mechanics_dt=0.5 min",
+        "-o",
+        str(h5),
+        "-q",
+        "--no-plot",
+    ]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(h5) as f:
+        kinds = json.loads(f["events"].attrs["kinds"])
+        kind = f["events/kind"][:]
+        live = f["population/counts"][:, :, 0].sum(axis=1)
+    return {"live_start": int(live[0]), **{k: int((kind == i).sum()) for i, k in enumerate(kinds)}}
+
+
+@pytest.mark.slow
+def test_imported_tnf_tutorial_runs_and_tnf_kills(tmp_path):
+    """TNF on the faces reaches the cells; at the first network update (1440 min) the network
+    sends most of them into apoptosis; without TNF none die."""
+    doc = import_physicell(TUTORIAL / "config" / "simple_tnf" / "1_Long_TNF.xml").doc
+    treated = _run(doc, tmp_path, "tnf")
+    doc["substrates"]["TNF_physicell"].pop("pulse")
+    control = _run(doc, tmp_path, "control")
+    assert control["apoptosis"] == 0 and control["necrosis"] == 0
+    alive_then = treated["live_start"] + treated["division"]
+    assert treated["apoptosis"] + treated["necrosis"] > 0.5 * alive_then
