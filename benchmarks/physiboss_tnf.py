@@ -11,7 +11,7 @@ Conditions (TNF = 10 on the four faces while on; zero flux while off):
 
 * ``continuous``: ``1_Long_TNF`` (on 10500 of every 11000 min, 10000 min simulated: always on);
 * ``pulses``: ``2_Short_TNF`` (on 2000 min, off 1440 min, period 3440 min, 12000 min simulated);
-* ``none``: ``2_Short_TNF`` with the pulse removed (control).
+* ``none``: ``2_Short_TNF`` with the pulse removed (control), 3000 min.
 
 The tutorial's 0.01 min diffusion and 0.1 min mechanics steps are coarsened (``--diffusion-dt``,
 ``--mechanics-dt``; default 0.5 min) so a run takes seconds; the network updates every 1440 min
@@ -41,10 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = (
     ROOT.parent / "shared" / "anchors" / "physicell-1.14.1" / "sample_projects_intracellular" / "boolean" / "tutorial"
 )
+#: condition -> (settings file, keep the TNF pulse, duration or None for the file's max_time)
 CONDITIONS = {
-    "continuous": ("1_Long_TNF.xml", True),
-    "pulses": ("2_Short_TNF.xml", True),
-    "none": ("2_Short_TNF.xml", False),
+    "continuous": ("1_Long_TNF.xml", True, None),
+    "pulses": ("2_Short_TNF.xml", True, None),
+    # without death the population grows exponentially: 3000 min (two network updates) suffices
+    "none": ("2_Short_TNF.xml", False, "3000 min"),
 }
 
 
@@ -57,12 +59,12 @@ def scenario(tutorial: Path, xml: str, keep_pulse: bool) -> dict:
     return doc
 
 
-def run(toml: Path, h5: Path, seed: int, dt_diff: str, dt_mech: str) -> tuple[float, float]:
+def run(toml: Path, h5: Path, seed: int, dt_diff: str, dt_mech: str, duration: str | None) -> tuple[float, float]:
     """``tme run`` one scenario; (CPU s, wall s) of the subprocess."""
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "tme_sim", "run", str(toml), "--allow-outside-paths", "--seed", str(seed)]
     cmd += ["--set", f"time.diffusion_dt={dt_diff}", "--set", f"time.mechanics_dt={dt_mech}"]
-    cmd += ["-o", str(h5), "--force", "-q", "--no-plot"]
+    cmd += ["-o", str(h5), "--force", "-q", "--no-plot"] + (["--duration", duration] if duration else [])
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = proc.stderr.read()  # the runs are quiet: a few lines at most
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("physiboss_tnf_runs"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     ap.add_argument("--diffusion-dt", default="0.5 min")
     ap.add_argument("--mechanics-dt", default="0.5 min")
     args = ap.parse_args()
@@ -106,18 +109,19 @@ def main() -> None:
         raise SystemExit(f"error: PhysiBoSS tutorial not found at {args.tutorial}")
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = []
-    for name, (xml, keep) in CONDITIONS.items():
+    for name in args.conditions:
+        xml, keep, duration = CONDITIONS[name]
         toml = args.out / f"{name}.toml"
         toml.write_text(dumps(scenario(args.tutorial, xml, keep)))
-        jobs += [(name, seed, toml, args.out / f"{name}_seed{seed}.h5") for seed in args.seeds]
+        jobs += [(name, seed, toml, args.out / f"{name}_seed{seed}.h5", duration) for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        timings = list(pool.map(lambda j: run(j[2], j[3], j[1], args.diffusion_dt, args.mechanics_dt), jobs))
+        timings = list(pool.map(lambda j: run(j[2], j[3], j[1], args.diffusion_dt, args.mechanics_dt, j[4]), jobs))
     print(
         "| condition | seed | cells ever | apoptosis | necrosis (NonACD) | alive at end"
         " | live cells every 1000 min | CPU s | wall s |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for (name, seed, _, h5), (cpu, wall) in zip(jobs, timings, strict=True):
+    for (name, seed, _, h5, _), (cpu, wall) in zip(jobs, timings, strict=True):
         r = fates(h5)
         live = " ".join(str(n) for n in r["live_by_1000"])
         print(
