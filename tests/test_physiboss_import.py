@@ -139,3 +139,18 @@ def test_imported_tnf_tutorial_runs_and_tnf_kills(tmp_path):
     assert control["apoptosis"] == 0 and control["necrosis"] == 0
     alive_then = treated["live_start"] + treated["division"]
     assert treated["apoptosis"] + treated["necrosis"] > 0.5 * alive_then
+
+
+def test_output_base_value_defaults_to_value_as_in_physiboss(tmp_path):
+    """PhysiBoSS reads a missing ``base_value`` as ``value`` (not 0)."""
+    from tme_sim.intracellular.boolean.physiboss import translate_maboss
+
+    (tmp_path / "m.bnd").write_text("Node A { logic = A; rate_up = 0; rate_down = 0; }\n")
+    (tmp_path / "m.cfg").write_text("A.istate = 1;\n")
+    block = ET.fromstring(
+        "<intracellular type='maboss'><bnd_filename>m.bnd</bnd_filename><cfg_filename>m.cfg</cfg_filename>"
+        "<mapping><output physicell_name='apoptosis' intracellular_name='A'>"
+        "<settings><action>activation</action><value>0.5</value></settings></output></mapping></intracellular>"
+    )
+    table = translate_maboss(block, tmp_path, [], "t")
+    assert table["outputs"][0]["value_on"] == table["outputs"][0]["value_off"] == "0.5 1/min"

@@ -18,7 +18,8 @@ PhysiBoSS                         tme-sim
 ``mapping/input``                  ``inputs``: ``threshold`` mode; ``action = inhibition``
                                    -> ``inverse``; ``smoothing`` not modelled when > 0
 ``mapping/output``                 ``outputs``: ``value`` when the node is on, ``base_value``
-                                   when off (``action = inhibition`` swaps them); behaviours
+                                   when off (default ``value``, as PhysiBoSS; ``action =
+                                   inhibition`` swaps them); behaviours
                                    by :data:`BEHAVIOURS`
 ``initial_values/initial_value``   ``initial`` (probability of starting on)
 ``mutations/mutation``             ``knockout`` (value 0) / ``knockin`` (value 1)
@@ -180,7 +181,8 @@ def translate_maboss(
             continue
         s = _child(out, "settings")
         on = _number(s, "value", 1.0, warnings, f"{where}.output.{node}")
-        off = _number(s, "base_value", 0.0, warnings, f"{where}.output.{node}")
+        # PhysiBoSS (MaBoSSIntracellular::initialize_intracellular_from_pugixml): base_value defaults to value
+        off = _number(s, "base_value", on, warnings, f"{where}.output.{node}")
         if (_text(s, "action", "activation") or "").lower() == "inhibition":
             on, off = off, on
         unit = UNITS[behaviour]
