@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tme_sim.intracellular.boolean.physiboss import translate_maboss
+
 if TYPE_CHECKING:
     from tme_sim.importers.xmltree import Node
 
@@ -51,3 +53,7 @@ def translate_intracellular(
         )
         return None
     return translator(element, project_dir, warnings, cell_type)
+
+
+# the translators that ship with tme-sim (registered here, above the intracellular layer)
+register_intracellular("maboss", translate_maboss)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tme_sim.errors import ConfigError
+from tme_sim.grid import SUBSTRATES, get_substrate
 from tme_sim.importers.intracellular import translate_intracellular
 from tme_sim.importers.xmltree import ImportFormatError, Node, parse_xml
 from tme_sim.rules.vocabulary import parse_behavior, parse_signal
@@ -202,8 +203,17 @@ def _substrates(
         if not pc_name:
             raise ImportFormatError(f"{r.where(var)}: <variable>: missing name attribute")
         name = ident(pc_name)
-        names[pc_name] = name
         unit = "mmHg" if name == "oxygen" else "dimensionless"
+        if name != "oxygen" and name in SUBSTRATES and get_substrate(name).unit != unit:
+            # tme-sim's own substrate of that name has a physical unit; PhysiCell's is unitless
+            warn.append(
+                (
+                    f"microenvironment_setup.{pc_name}",
+                    f"named {name}_physicell: tme-sim's {name} is in {get_substrate(name).unit}, PhysiCell's is {unit}",
+                )
+            )
+            name = f"{name}_physicell"
+        names[pc_name] = name
         u = "mmHg" if unit == "mmHg" else ""
         pps = r.req(var, "physical_parameter_set")
         sub: dict[str, Any] = {
@@ -535,6 +545,8 @@ def _cell_definitions(
         if intr is not None:
             table = translate_intracellular(intr, project, warn, pc)
             if table is not None:
+                for inp in table.get("inputs", []):
+                    inp["signal"] = subs.get(inp["signal"], inp["signal"])
                 ct["intracellular"] = table
         custom = d.child("custom_data")
         if custom is not None and custom.children:
@@ -827,9 +839,56 @@ def import_physicell(path: Path | str) -> ImportResult:
                 f"read as the sample projects' custom code does: {n_random} random cells per type",
             )
         )
+    if up is not None and _treatment_pulse(r, up, subs, subs_doc, warn):
+        others = [o for o in others if o not in _TREATMENT_KEYS]
     if others:
         warn.append(("user_parameters", f"{', '.join(others)}: read by PhysiCell custom code only"))
     return ImportResult(doc=doc, warnings=warn, files=files)
+
+
+_TREATMENT_KEYS = ("treatment", "treatment_substrate", "treatment_period", "treatment_duration")
+
+
+def _treatment_pulse(
+    r: _Reader, up: Node, subs: dict[str, str], subs_doc: dict[str, Any], warn: list[tuple[str, str]]
+) -> bool:
+    """The PhysiBoSS samples' ``treatment_function`` (custom.cpp): when ``treatment`` is true, the
+    Dirichlet faces of ``treatment_substrate`` are on from ``t mod treatment_period == 0`` until
+    ``t mod treatment_period == treatment_duration`` and off (zero flux) otherwise. That is a
+    ``[substrates.X.pulse]``; True when translated (the four parameters are then used)."""
+    if up.child("treatment") is None or up.child("treatment_substrate") is None:
+        return False
+    if not r.flag(up.child("treatment")):
+        return True  # treatment off: the custom code keeps the faces off from the first step
+    pc_name = (up.child("treatment_substrate").text or "").strip()
+    name = subs.get(pc_name)
+    sub = subs_doc.get(name) if name else None
+    faces = sub.get("boundary") if sub else None
+    if not isinstance(faces, dict) or not faces:
+        warn.append(("user_parameters.treatment", f"{pc_name!r} has no Dirichlet faces to pulse; not translated"))
+        return False
+    values = set(faces.values())
+    if len(values) != 1:
+        warn.append(("user_parameters.treatment", f"{pc_name!r}: faces with different values; not translated"))
+        return False
+    period, duration = r.num(up.child("treatment_period")), r.num(up.child("treatment_duration"))
+    if not 0 < duration <= period:
+        warn.append(("user_parameters.treatment", f"needs 0 < duration <= period, got {duration:g}, {period:g}"))
+        return False
+    sub["pulse"] = {
+        "value": values.pop(),
+        "period": _fmt(period, "min"),
+        "duration": _fmt(duration, "min"),
+        "faces": sorted(faces),
+    }
+    sub["boundary"] = "zero-flux"
+    warn.append(
+        (
+            "user_parameters.treatment",
+            f"read as the sample projects' custom code does: {pc_name} on {duration:g} min every {period:g} min",
+        )
+    )
+    return True
 
 
 def warning_block(result: ImportResult) -> str:

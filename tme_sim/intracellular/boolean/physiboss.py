@@ -18,12 +18,18 @@ PhysiBoSS                         tme-sim
 ``mapping/input``                  ``inputs``: ``threshold`` mode; ``action = inhibition``
                                    -> ``inverse``; ``smoothing`` not modelled when > 0
 ``mapping/output``                 ``outputs``: ``value`` when the node is on, ``base_value``
-                                   when off (``action = inhibition`` swaps them); behaviours
+                                   when off (default ``value``, as PhysiBoSS; ``action =
+                                   inhibition`` swaps them); behaviours
                                    by :data:`BEHAVIOURS`
 ``initial_values/initial_value``   ``initial`` (probability of starting on)
 ``mutations/mutation``             ``knockout`` (value 0) / ``knockin`` (value 1)
 ``parameters/parameter``           ``variables`` (``$name = value``)
 ================================  =========================================================
+
+``scaling``: PhysiBoSS's ``MaBoSSNetwork::run_simulation`` (``addons/PhysiBoSS/src/maboss_network.cpp``
+of the PhysiBoSS repository) runs MaBoSS for ``time_to_update / scaling`` network time units per
+update, ``time_to_update`` being ``intracellular_dt`` minutes; so ``time_scale = 1 / scaling`` per
+minute is exact.
 
 Anything that cannot be translated is left out and reported in ``warnings`` as ``(setting,
 reason)`` pairs; the caller (the PhysiCell importer) shows them. The element may be an
@@ -94,6 +100,18 @@ def _section(element, tag: str):
     return found if found is not None else _child(element, f"settings/{tag}")
 
 
+def _locate(project_dir: Path, name: str) -> Path | None:
+    """``name`` as PhysiCell opens it: relative to the folder the executable runs in (the project
+    root). The importer's guess of that root may sit below it (a settings file in
+    ``config/<sub>/``), so the guess and up to three of its parents are tried."""
+    if Path(name).is_absolute():
+        return Path(name) if Path(name).is_file() else None
+    for base in (project_dir, *list(project_dir.resolve().parents)[:3]):
+        if (base / name).is_file():
+            return (base / name).resolve()
+    return None
+
+
 def translate_maboss(
     element, project_dir: Path, warnings: list[tuple[str, str]], cell_type: str
 ) -> dict[str, Any] | None:
@@ -105,11 +123,16 @@ def translate_maboss(
     if bnd is None or cfg is None:
         warnings.append((where, "bnd_filename and cfg_filename are both needed; the cells run without a network"))
         return None
-    table: dict[str, Any] = {
-        "kind": "boolean",
-        "bnd": str((Path(project_dir) / bnd).resolve()),
-        "cfg": str((Path(project_dir) / cfg).resolve()),
-    }
+    files = {}
+    for key, name in (("bnd", bnd), ("cfg", cfg)):
+        found = _locate(Path(project_dir), name)
+        if found is None:
+            warnings.append(
+                (f"{where}.{key}_filename", f"{name} not found from {project_dir}; the cells run without a network")
+            )
+            return None
+        files[key] = str(found)
+    table: dict[str, Any] = {"kind": "boolean", **files}
     settings = _child(element, "settings")
     dt = _number(settings, "intracellular_dt", 6.0, warnings, f"{where}.settings")
     table["dt"] = f"{dt:g} min"
@@ -158,7 +181,8 @@ def translate_maboss(
             continue
         s = _child(out, "settings")
         on = _number(s, "value", 1.0, warnings, f"{where}.output.{node}")
-        off = _number(s, "base_value", 0.0, warnings, f"{where}.output.{node}")
+        # PhysiBoSS (MaBoSSIntracellular::initialize_intracellular_from_pugixml): base_value defaults to value
+        off = _number(s, "base_value", on, warnings, f"{where}.output.{node}")
         if (_text(s, "action", "activation") or "").lower() == "inhibition":
             on, off = off, on
         unit = UNITS[behaviour]
