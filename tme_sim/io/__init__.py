@@ -617,14 +617,14 @@ def _open(path: str | Path) -> h5py.File:
     if not path.is_file():
         raise OutputError(f"{path}: not a file")
     try:
-        fh = h5py.File(path, "r", locking=False)
+        fh = _open_h5(path, swmr=False)
     except OSError as first:
         # written now (SWMR) or its writer died: SWMR reading accepts the "open for write" flags.
         # Only then: on a damaged file a SWMR reader retries failed reads with sleeps for minutes.
         if "open for write" not in str(first):
             raise OutputError(f"{path}: not a readable HDF5 file ({_reason(first)})") from None
         try:
-            fh = h5py.File(path, "r", swmr=True, locking=False)
+            fh = _open_h5(path, swmr=True)
         except OSError as exc:
             raise OutputError(f"{path}: not a readable HDF5 file ({_reason(exc)})") from None
     if fh.attrs.get("schema") != SCHEMA:
@@ -635,6 +635,18 @@ def _open(path: str | Path) -> h5py.File:
         fh.close()
         raise OutputError(f"{path}: INCOMPLETE — the run stopped while creating the file; no snapshot was committed")
     return fh
+
+
+def _open_h5(path: Path, *, swmr: bool) -> h5py.File:
+    """Open read-only without taking HDF5's file lock (a writer may hold it), or with the lock
+    settings of a handle this process already has open on the file (xarray's, say): HDF5 refuses
+    a second handle whose locking differs ("file locking flag values don't match")."""
+    try:
+        return h5py.File(path, "r", swmr=swmr, locking=False)
+    except OSError as exc:
+        if "locking flag" not in str(exc):
+            raise
+        return h5py.File(path, "r", swmr=swmr)
 
 
 def _reason(exc: BaseException) -> str:
