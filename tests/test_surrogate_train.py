@@ -212,3 +212,31 @@ def test_cross_validate_hybrid_keep_row_undoes_the_substitution():
     p, keep = np.array(rep.predictions["hybrid"][0]), np.array(rep.predictions["hybrid/keep"][0])
     differ = np.flatnonzero(np.abs(p - keep).max(1) > 1e-7)
     assert differ.tolist() == [5]  # only the condition with the unseen input changes
+
+
+def test_state_spread_penalty_is_zero_for_uniform_states_and_pushes_dead_nodes_up():
+    import torch
+
+    from tme_sim.intracellular.neural.networks import state_spread_penalty
+
+    top = 0.8
+    # 3 nodes whose states over many conditions are exactly uniform on [0, top]: no penalty
+    grid = torch.linspace(0.0, top, 2001)
+    x = grid.repeat(3, 1)
+    assert float(state_spread_penalty(x, top)) == pytest.approx(0.0, abs=1e-5)
+    # a node never active (all states < 0) is penalised, and the gradient raises its states
+    dead = torch.full((1, 5), -0.2, requires_grad=True)
+    pen = state_spread_penalty(dead, top)
+    pen.backward()
+    assert float(pen) > 0.5 and bool((dead.grad < 0).all())
+
+
+def test_frozen_input_weight_and_state_penalty_options_train():
+    ds, net = synthetic()
+    cfg = TrainConfig(
+        epochs=40, lr=0.03, threads=1, max_iter=100, train_input_weight=False, state_penalty=1e-3, input_amplitude=2.0
+    )
+    model = build_network(cfg, ds, net)
+    res = fit(model, ds.inputs, ds.outputs, cfg)
+    assert np.allclose(model.input_weight.detach().numpy(), 2.0)
+    assert res.train_loss < res.history[0]["train_loss"]

@@ -30,6 +30,7 @@ from tme_sim.intracellular.neural.networks import (
     check_unit_interval,
     in_unit_interval,
     reduced_rank_ridge_fit,
+    state_spread_penalty,
     to_logit,
 )
 from tme_sim.training.data import Dataset, PriorNetwork, check_fits_network, expand_path
@@ -79,6 +80,10 @@ class TrainConfig(BaseModel):
         description="bound ρ(diag(f'(z*))|W|) at the training steady states (jacobian) or ρ(|W|) (global)",
     )
     input_amplitude: float = 3.0
+    train_input_weight: bool = Field(
+        True,
+        description="learn each input's scale onto its node (False: keep input_amplitude, as LEMBAS does)",
+    )
     output_link: Literal["affine", "logit"] = Field(
         "affine",
         description="signaling network outputs: affine (scale·x + offset of each TF node's state) or logit "
@@ -89,6 +94,13 @@ class TrainConfig(BaseModel):
     bias_l2: float = Field(1e-5, ge=0)
     sign_penalty: float = Field(1e-4, ge=0)
     spectral_penalty: float = Field(1.0, ge=0)
+    state_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the penalty that keeps each node's steady state spread over [0, state_max] "
+        "across the batch's conditions (networks.state_spread_penalty; LEMBAS uses 1e-5); 0 = off",
+    )
+    state_max: float = Field(1 / 1.2, gt=0, le=1, description="upper end of the state_penalty interval")
     spectral_iterations: int = Field(
         10, ge=1, description="power iterations per step of the spectral-radius estimate (warm-started)"
     )
@@ -395,7 +407,8 @@ def fit(
                 _check_logit_targets(y)
                 target = torch.logit(target.clamp(0.01, 0.99))
             model.output_offset.copy_(target - model.output_scale * xo)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        model.input_weight.requires_grad_(cfg.train_input_weight)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = (float("inf"), -1)
@@ -423,7 +436,11 @@ def fit(
                 idx = order[a : a + bs]
                 xb, yb = xt[idx], yt[idx]
             opt.zero_grad(set_to_none=True)
-            pred = out_fn(xb)
+            if isinstance(model, SignalingNetwork):
+                states = model.steady_state(xb)
+                pred = model.output_map(states)
+            else:
+                pred = out_fn(xb)
             loss = torch.mean((pred - yb) ** 2)
             if isinstance(model, SignalingNetwork):
                 gain = model.last_gain() if cfg.spectral_mode == "jacobian" else None
@@ -435,6 +452,8 @@ def fit(
                     gain=gain,
                     spectral_iterations=cfg.spectral_iterations,
                 )
+                if cfg.state_penalty > 0:
+                    reg = reg + cfg.state_penalty * state_spread_penalty(states, cfg.state_max)
             else:
                 reg = torch.zeros((), device=dev)
             (loss + reg).backward()

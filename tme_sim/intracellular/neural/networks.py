@@ -496,6 +496,27 @@ class SignalingNetwork(nn.Module):
         }
 
 
+def state_spread_penalty(x: torch.Tensor, state_max: float = 1 / 1.2) -> torch.Tensor:
+    """Penalty that keeps every node's steady state spread over ``[0, state_max]`` across conditions.
+
+    ``x`` (n_nodes, B): node states of a batch of conditions. Per node, the squared gaps between
+    its mean and ``state_max/2``, its variance and ``state_max²/12`` (a uniform distribution on
+    the interval), its minimum and 0 and its maximum and ``state_max`` are summed over nodes, plus
+    ``-max`` for nodes whose maximum is ≤ 0 (never active). This is the "uniform" state loss of
+    LEMBAS (Nilsson et al. 2022, ``bionetwork.uniformLossBatch``; ``state_max = 1/1.2``, the
+    inverse of its output-projection amplitude). Without it most nodes of the ligand-screen graph
+    end in the leaky regime (max state < 0 in every condition) or constant, so no signal passes
+    through them and the network cannot fit its training data.
+    """
+    mean = x.mean(1)
+    var = ((x - mean[:, None]) ** 2).mean(1)
+    hi = x.max(1).values
+    lo = x.min(1).values
+    pen = ((mean - state_max / 2) ** 2).sum() + ((var - state_max**2 / 12) ** 2).sum()
+    pen = pen + ((hi - state_max) ** 2).sum() + (lo**2).sum()
+    return pen - hi[hi.detach() <= 0].sum()
+
+
 def input_map_tensor(m: np.ndarray | list | None, n_inputs: int) -> torch.Tensor | None:
     """An input mixing matrix (n_in, n_in) as a float32 tensor, or None for None or the identity."""
     if m is None:
