@@ -164,8 +164,8 @@ def cross_validate_phospho(
                     pred[te] = mem.mean(0)
                     inner = [g & ~m for _, g in groups if (g & ~m).any()]
                     half = conformal_halfwidth(tab, tr, inner, name, seed, q=0.9)
-                    lo[te] = pred[te] - half[tab.cell[te]]
-                    hi[te] = pred[te] + half[tab.cell[te]]
+                    lo[te] = pred[te] - half[tab.cell[te]][:, None]
+                    hi[te] = pred[te] + half[tab.cell[te]][:, None]
                 else:
                     pred[te] = model.predict(tab, te)
                 cpu += time.process_time() - c0
