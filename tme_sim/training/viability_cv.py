@@ -45,7 +45,13 @@ import pandas as pd
 from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
 from tme_sim.training.viability import OmicsFeatures, ViabilityData
 from tme_sim.training.viability_stack import ALPHAS as SHAPE_ALPHAS
-from tme_sim.training.viability_stack import FEATURE_SETS, RANKS, blend_weight, dose_shape_ridge
+from tme_sim.training.viability_stack import (
+    FEATURE_SETS,
+    RANKS,
+    MeanCurveCorrection,
+    blend_weight,
+    dose_shape_ridge,
+)
 
 #: ridge penalties tried by the inner cross-validation of the ridge baseline
 RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -150,7 +156,8 @@ class DrugTargetFold:
     interval: np.ndarray
     oob: np.ndarray
     l2_omics: float
-    oob_mse: dict[float, float]
+    oob_mse: dict[Any, float]
+    mean_curve: bool = False
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -161,12 +168,13 @@ def fit_drug_target(
     cfg: DrugFitConfig,
     n_components: int = 20,
     l2_choices: tuple[float, ...] = L2_OMICS_CHOICES,
-) -> tuple[DrugEnsemble, OmicsFeatures, np.ndarray, float, dict[float, float]]:
+) -> tuple[DrugEnsemble, OmicsFeatures, np.ndarray, float, dict[Any, float], MeanCurveCorrection | None]:
     """Fit the ensemble on the rows ``tr`` (mask). With several ``l2_choices`` (omics L2), one ensemble
     per value is fitted and the one with the lowest error on its members' out-of-bag training lines is
     kept (the same bootstrap resamples for every value), so the choice is nested. Returns the ensemble,
-    its omics features, the out-of-bag predictions of the training rows (n_tr,), the L2 kept and every
-    candidate's out-of-bag mean squared error."""
+    its omics features, the out-of-bag predictions of the training rows (n_tr,), the L2 kept, every
+    candidate's out-of-bag mean squared error, and the mean-curve correction when it lowers that
+    error (else ``None``; the predictions then are the ensemble's alone)."""
     features = drug_target_features(data, np.unique(data.line[tr]), n_components)
     feats = features.transform(data)
     x_tr, f_tr, y_tr, g_tr = data.conc[tr], feats[data.line[tr]], data.y[tr, None], data.line[tr]
@@ -181,7 +189,17 @@ def fit_drug_target(
             best = (mse[float(l2)], ens, oob, float(l2))
     _, ens, oob, l2 = best
     assert ens is not None and oob is not None
-    return ens, features, oob, l2, mse
+    # the measured mean dose-response curve in place of the model's own, kept if it lowers the
+    # out-of-bag error (offsets from the in-sample fit, judged on out-of-bag lines)
+    fit_pred = np.full(data.n, np.nan)
+    fit_pred[tr] = ens.predict(x_tr, f_tr)[0][:, 0]
+    corr = MeanCurveCorrection().fit(data, tr, fit_pred)
+    oob_c = oob + corr.offset(data)[tr]
+    ok = np.isfinite(oob)
+    if ok.any() and np.mean((oob_c[ok] - y_tr[ok, 0]) ** 2) < np.mean((oob[ok] - y_tr[ok, 0]) ** 2):
+        mse["mean curve"] = float(np.mean((oob_c[ok] - y_tr[ok, 0]) ** 2))
+        return ens, features, oob_c, l2, mse, corr
+    return ens, features, oob, l2, mse, None
 
 
 def drug_target_predict(
@@ -193,10 +211,11 @@ def drug_target_predict(
     l2_choices: tuple[float, ...] = L2_OMICS_CHOICES,
 ) -> DrugTargetFold:
     """:func:`fit_drug_target` on ``tr``, predicting ``te`` (member mean and 5–95 % range)."""
-    ens, features, oob, l2, mse = fit_drug_target(data, tr, cfg, n_components, l2_choices)
+    ens, features, oob, l2, mse, corr = fit_drug_target(data, tr, cfg, n_components, l2_choices)
     f = features.transform(data)
     mean, iv = ens.predict(data.conc[te], f[data.line[te]])
-    return DrugTargetFold(mean[:, 0], iv[:, :, 0], oob, l2, mse)
+    off = corr.offset(data)[te] if corr is not None else np.zeros(int(te.sum()))
+    return DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
 
 
 def _drug_target_job(args: tuple) -> DrugTargetFold:
@@ -345,7 +364,13 @@ def cross_validate_viability(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             for f, res in zip(fold_ids, ex.map(_drug_target_job, args), strict=True):
                 pre[f] = res
-    choices: dict[str, dict[int, Any]] = {"l2_omics": {}, "dose_shape": {}, "stack_weight": {}, "oob_mse": {}}
+    choices: dict[str, dict[int, Any]] = {
+        "l2_omics": {},
+        "mean_curve": {},
+        "dose_shape": {},
+        "stack_weight": {},
+        "oob_mse": {},
+    }
     for fi, f in enumerate(fold_ids):
         te = folds == f
         tr = ~te
@@ -356,6 +381,7 @@ def cross_validate_viability(
             dt = _drug_target_job((data, tr, te, cfg, n_components))
         if dt is not None:
             choices["l2_omics"][f], choices["oob_mse"][f] = dt.l2_omics, dt.oob_mse
+            choices["mean_curve"][f] = dt.mean_curve
         shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
         if need_shape:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -400,7 +426,9 @@ def cross_validate_viability(
         scores["drug-target"].coverage_90 = float(np.mean((data.y >= iv[0]) & (data.y <= iv[1])))
         scores["drug-target"].note = (
             f"ensemble of {cfg.members} (bootstrap over lines: {cfg.bootstrap}); omics L2 per fold "
-            f"{choices['l2_omics']} (lowest out-of-bag error among {list(L2_OMICS_CHOICES)}); coverage_90: share "
+            f"{choices['l2_omics']} (lowest out-of-bag error among {list(L2_OMICS_CHOICES)}); measured mean curve "
+            f"in place of the model's own per fold {choices['mean_curve']} (when it lowers the out-of-bag error); "
+            "coverage_90: share "
             "of held-out measurements inside the members' 5-95 % range (model spread only, no noise term)"
         )
     if "dose-shape ridge" in models:
@@ -439,6 +467,8 @@ def cross_validate_viability(
                     "ridge penalty": f"inner 4-fold CV over lines among {list(RIDGE_ALPHAS)}",
                     "drug-target omics L2": f"out-of-bag error of the members among {list(L2_OMICS_CHOICES)}",
                     "drug-target epochs": "each member stops at its best epoch on its out-of-bag lines (cap: epochs)",
+                    "drug-target mean curve": "the measured drug x dose mean curve replaces the model's own "
+                    "(offsets from the training fit) when that lowers the out-of-bag error",
                     "dose-shape ridge": f"inner 4-fold CV over lines: rank {list(RANKS)} x features "
                     f"{list(FEATURE_SETS)} x penalty {[round(a, 3) for a in SHAPE_ALPHAS]}, per drug",
                     "stack weight": "least squares on the training rows' out-of-fold predictions, in [0, 1]",

@@ -219,3 +219,46 @@ def blend_weight(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     if den <= 0:
         return 0.5
     return float(np.clip((y[ok] - b[ok]) @ d / den, 0.0, 1.0))
+
+
+class MeanCurveCorrection:
+    """Per drug and dose level, the mean of ``y - prediction`` over training rows: added to a
+    model's predictions it replaces the model's average dose-response curve by the measured one and
+    keeps the model's line-to-line differences (a mechanistic curve that misses the mean shape would
+    otherwise add the same error to every line). Doses between levels are interpolated in log dose."""
+
+    def __init__(self) -> None:
+        self.drugs: dict[str, dict[str, np.ndarray]] = {}
+
+    def fit(self, data: ViabilityData, tr: np.ndarray, pred: np.ndarray) -> MeanCurveCorrection:
+        """``tr`` (n,) mask of training rows, ``pred`` (n,) the model's predictions of them."""
+        self.drugs = {}
+        for g, (rows, levels, col) in enumerate(_drug_rows(data)):
+            m = tr[rows]
+            if not m.any():
+                continue
+            r = data.y[rows[m]] - pred[rows[m]]
+            cnt = np.bincount(col[m], minlength=len(levels))
+            off = np.bincount(col[m], weights=r, minlength=len(levels)) / np.maximum(cnt, 1)
+            self.drugs[data.drug_names[g]] = {"levels": levels[cnt > 0], "offset": off[cnt > 0]}
+        return self
+
+    def offset(self, data: ViabilityData) -> np.ndarray:
+        """(n,) the correction of every condition of ``data`` (0 for a drug without one)."""
+        out = np.zeros(data.n)
+        x = np.round(data.dose.max(1), 6)
+        for g, name in enumerate(data.drug_names):
+            d = self.drugs.get(name)
+            rows = np.flatnonzero(data.dose.argmax(1) == g)
+            if d is not None and len(rows) and len(d["levels"]):
+                out[rows] = np.interp(x[rows], d["levels"], d["offset"])
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: dict(v) for k, v in self.drugs.items()}
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> MeanCurveCorrection:
+        m = cls()
+        m.drugs = {k: {kk: np.asarray(vv, float) for kk, vv in v.items()} for k, v in d.items()}
+        return m

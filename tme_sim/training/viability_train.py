@@ -27,7 +27,7 @@ from tme_sim.training.viability_cv import (
     format_viability_table,
     model_genes,
 )
-from tme_sim.training.viability_stack import DoseShapeRidge, blend_weight
+from tme_sim.training.viability_stack import DoseShapeRidge, MeanCurveCorrection, blend_weight
 
 FORMAT = "tme-sim drug-response ensemble v2"  # v2: the stack (drug-target + dose-shape ridge)
 
@@ -71,15 +71,12 @@ def train_viability(
     n_comp = int(cv_report.get("config", {}).get("n_components", 20))
     every = np.ones(data.n, dtype=bool)
     # the recipe of the CV's "drug-target stack" row, its choices made on all lines the same way
-    ens, feats, oob, l2, _ = fit_drug_target(data, every, cfg, n_comp)
+    ens, feats, oob, l2, _, corr = fit_drug_target(data, every, cfg, n_comp)
     linear = DoseShapeRidge(model_genes(data), n_comp).fit(data, every)
     weight = blend_weight(data.y, oob, linear.oof)
     f = feats.transform(data)
-    fit_r = float(
-        np.corrcoef(
-            weight * ens.predict(data.conc, f[data.line])[0][:, 0] + (1 - weight) * linear.predict(data), data.y
-        )[0, 1]
-    )
+    dt = ens.predict(data.conc, f[data.line])[0][:, 0] + (corr.offset(data) if corr is not None else 0.0)
+    fit_r = float(np.corrcoef(weight * dt + (1 - weight) * linear.predict(data), data.y)[0, 1])
     summary = {
         "format": FORMAT,
         "kind": "viability",
@@ -90,6 +87,7 @@ def train_viability(
         "sources": data.sources,
         "config": {**asdict(cfg), "l2_omics": l2},
         "stack_weight": weight,
+        "mean_curve_correction": corr is not None,
         "fit_pooled_r": fit_r,
         "fit_seconds": time.perf_counter() - t0,
         "fit_cpu_seconds": time.process_time() - c0,
@@ -100,6 +98,7 @@ def train_viability(
         "ensemble": ens.state_dict(),
         "features": {"n_components": feats.n_components, "genes": feats.genes, "state": _plain(feats.state)},
         "linear": _plain(linear.state_dict()),
+        "mean_curve": None if corr is None else _plain(corr.state_dict()),
     }
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +130,8 @@ def load_drug_artifact(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{p}: not a tme-sim drug-response artifact")
     blob["model"] = DrugEnsemble.from_state_dict(blob["ensemble"])
     blob["linear_model"] = DoseShapeRidge.from_state_dict(blob["linear"])
+    mc = blob.get("mean_curve")
+    blob["mean_curve_model"] = None if mc is None else MeanCurveCorrection.from_state_dict(mc)
     return blob
 
 
@@ -146,6 +147,9 @@ def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np
     feats.state = {k: np.asarray(v, dtype=np.float64) for k, v in fs["state"].items()}
     f = feats.transform(data)
     mean, iv = artifact["model"].predict(data.conc, f[data.line])
+    if artifact.get("mean_curve_model") is not None:
+        off = artifact["mean_curve_model"].offset(data)
+        mean, iv = mean + off[:, None], iv + off[None, :, None]
     w = float(artifact["stack_weight"])
     lin = artifact["linear_model"].predict(data)
     return w * mean[:, 0] + (1 - w) * lin, w * iv[:, :, 0] + (1 - w) * lin[None, :]
