@@ -164,6 +164,22 @@ def test_blend_weight_and_dose_shape_ridge_recover_known_structure(tmp_path):
     assert set(choice) == {"A", "B"} and choice["A"]["rank"] in (0, 1, 2)
 
 
+def test_mean_curve_correction_restores_the_drug_dose_means(tmp_path):
+    from tme_sim.training.viability_cv import drug_dose_means
+    from tme_sim.training.viability_stack import MeanCurveCorrection
+
+    write_small_viability(tmp_path / "v", n_lines=12)
+    d = load_viability(tmp_path / "v")
+    tr = d.folds != 1
+    pred = 0.5 + 0.1 * d.dose.max(1)  # a model whose mean curve is wrong
+    corr = MeanCurveCorrection().fit(d, tr, pred)
+    fixed = pred + corr.offset(d)
+    key = d.drug_dose_key()
+    np.testing.assert_allclose(drug_dose_means(key, fixed, tr), drug_dose_means(key, d.y, tr), atol=1e-12)
+    back = MeanCurveCorrection.from_state_dict(corr.state_dict())
+    np.testing.assert_allclose(back.offset(d), corr.offset(d))
+
+
 def test_cli_cv_writes_report(tmp_path):
     write_small_viability(tmp_path / "v", n_lines=9)
     out = tmp_path / "cv"
