@@ -110,6 +110,7 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path):
         assert rows[m]["specific_r"] > 0.5, m
         assert rows[m]["pooled_r"] > rows["drug-dose mean"]["pooled_r"], m
     assert 0 <= rows["drug-target"]["coverage_90"] <= 1
+    assert 0.5 <= rows["drug-target stack"]["coverage_90"] <= 1  # split-conformal from out-of-fold residuals
     # every setting compared is recorded with how it was chosen
     ch = js["config"]["choices"]
     assert set(ch["stack_weight"]) == {"1", "2", "3"} and all(0 <= w <= 1 for w in ch["stack_weight"].values())

@@ -50,6 +50,7 @@ from tme_sim.training.viability_stack import (
     RANKS,
     MeanCurveCorrection,
     blend_weight,
+    conformal_halfwidth,
     dose_shape_ridge,
 )
 
@@ -350,6 +351,7 @@ def cross_validate_viability(
     genes = model_genes(data)
     preds = {m: np.full(data.n, np.nan) for m in models}
     iv = np.full((2, data.n), np.nan)
+    stack_iv = np.full((2, data.n), np.nan)
     scores = {m: FoldScores(m) for m in models}
     base_all = np.zeros(data.n)
     t_all = time.perf_counter()
@@ -407,6 +409,8 @@ def cross_validate_viability(
                 w = blend_weight(data.y[tr], dt.oob, shape[1])
                 choices["stack_weight"][f] = w
                 preds[m][te] = w * dt.mean + (1 - w) * shape[0]
+                half = conformal_halfwidth(key[tr], data.y[tr] - (w * dt.oob + (1 - w) * shape[1]), key[te])
+                stack_iv[:, te] = preds[m][te] - half, preds[m][te] + half
                 sec, cpu = dt.seconds + shape[2], dt.cpu_seconds + shape[3]
             scores[m].fold_seconds.append(time.perf_counter() - t0 if sec is None else sec)
             scores[m].fold_cpu_seconds.append(time.process_time() - c0 if cpu is None else cpu)
@@ -437,9 +441,12 @@ def cross_validate_viability(
             "(projected on principal dose shapes) on omics; rank, features, penalty by inner CV over training lines"
         )
     if STACK in models:
+        scores[STACK].coverage_90 = float(np.mean((data.y >= stack_iv[0]) & (data.y <= stack_iv[1])))
         scores[STACK].note = (
             "THE RECIPE: w * drug-target + (1 - w) * dose-shape ridge, w fitted per fold on the training rows' "
-            f"out-of-fold predictions (out-of-bag members; inner folds): {choices['stack_weight']}"
+            f"out-of-fold predictions (out-of-bag members; inner folds): {choices['stack_weight']}; coverage_90: "
+            "share of held-out measurements inside prediction +- the split-conformal 90 % half-width of the "
+            "training rows' out-of-fold residuals (per drug x dose)"
         )
     pub = published_predictions(data, folds) if data.folds is not None else None
     if pub is not None:
@@ -472,6 +479,7 @@ def cross_validate_viability(
                     "dose-shape ridge": f"inner 4-fold CV over lines: rank {list(RANKS)} x features "
                     f"{list(FEATURE_SETS)} x penalty {[round(a, 3) for a in SHAPE_ALPHAS]}, per drug",
                     "stack weight": "least squares on the training rows' out-of-fold predictions, in [0, 1]",
+                    "stack 90 % interval": "split-conformal on the training rows' out-of-fold residuals",
                 },
                 "fixed in advance": {
                     "n_components": n_components,
@@ -488,12 +496,15 @@ def cross_validate_viability(
 
 def format_viability_table(rep: ViabilityCVReport) -> str:
     """The table printed by ``tme train cv`` for a viability data set."""
-    head = f"{'model':<20} {'pooled r':>8} {'fold r':>7} {'line-specific r':>15} {'s/fold':>7} {'cpu s/fold':>10}"
+    head = (
+        f"{'model':<20} {'pooled r':>8} {'fold r':>7} {'line-specific r':>15} {'s/fold':>7} {'cpu s/fold':>10} "
+        f"{'cover90':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in rep.rows():
         lines.append(
             f"{r['model']:<20} {r['pooled_r']:>8.3f} {r['mean_fold_r']:>7.3f} {r['specific_r']:>15.3f} "
-            f"{r['seconds_per_fold']:>7.1f} {r['cpu_seconds_per_fold']:>10.1f}"
+            f"{r['seconds_per_fold']:>7.1f} {r['cpu_seconds_per_fold']:>10.1f} {r['coverage_90']:>7.2f}"
         )
     lines.append("per fold (r / line-specific r / cpu s):")
     for r in rep.rows():

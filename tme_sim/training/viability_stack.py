@@ -262,3 +262,22 @@ class MeanCurveCorrection:
         m = cls()
         m.drugs = {k: {kk: np.asarray(vv, float) for kk, vv in v.items()} for k, v in d.items()}
         return m
+
+
+def conformal_halfwidth(key_fit: np.ndarray, resid: np.ndarray, key: np.ndarray, q: float = 0.9) -> np.ndarray:
+    """Half-width of a ``q`` prediction interval for each row of ``key`` (n,): the
+    ``ceil(q (m + 1))``-th smallest of the out-of-fold absolute residuals ``resid`` (m,; NaN = none)
+    of training rows with the same drug × dose ``key_fit`` (m,) — residuals grow with dose, so each
+    level gets its own — or of all training rows where a level has fewer than 10 (split-conformal)."""
+
+    def quant(v: np.ndarray) -> float:
+        v = np.sort(v[np.isfinite(v)])
+        return float(v[min(len(v) - 1, int(np.ceil(q * (len(v) + 1))) - 1)]) if len(v) else float("inf")
+
+    pooled = quant(np.abs(resid))
+    out = np.full(len(key), pooled)
+    for k in np.unique(key):
+        v = np.abs(resid[key_fit == k])
+        if np.isfinite(v).sum() >= 10:
+            out[key == k] = quant(v)
+    return out
