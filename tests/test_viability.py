@@ -222,6 +222,8 @@ def test_artifact_predicts_like_the_trained_ensemble(tmp_path):
     mean, (lo, hi) = predict_viability(art, d)
     assert np.corrcoef(mean, d.y)[0, 1] == pytest.approx(summary["fit_pooled_r"], abs=1e-5)
     assert np.all(lo <= mean + 1e-9) and np.all(mean <= hi + 1e-9)
+    assert np.isfinite(hi).all() and np.mean((d.y >= lo) & (d.y <= hi)) >= 0.8  # conformal 90 % interval
+    assert 0.0 <= art["stack_weight"] <= 1.0 and set(art["interval_halfwidth"]) == {"A", "B"}
     with pytest.raises(DataError, match="other data"):
         train_viability(d, tmp_path / "m2.pt", cv_report={**fake_report, "data_sha256": "0"})
 

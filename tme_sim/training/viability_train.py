@@ -27,7 +27,12 @@ from tme_sim.training.viability_cv import (
     format_viability_table,
     model_genes,
 )
-from tme_sim.training.viability_stack import DoseShapeRidge, MeanCurveCorrection, blend_weight
+from tme_sim.training.viability_stack import (
+    DoseShapeRidge,
+    MeanCurveCorrection,
+    blend_weight,
+    conformal_halfwidth,
+)
 
 FORMAT = "tme-sim drug-response ensemble v2"  # v2: the stack (drug-target + dose-shape ridge)
 
@@ -77,6 +82,7 @@ def train_viability(
     f = feats.transform(data)
     dt = ens.predict(data.conc, f[data.line])[0][:, 0] + (corr.offset(data) if corr is not None else 0.0)
     fit_r = float(np.corrcoef(weight * dt + (1 - weight) * linear.predict(data), data.y)[0, 1])
+    intervals = _level_halfwidths(data, data.y - (weight * oob + (1 - weight) * linear.oof))
     summary = {
         "format": FORMAT,
         "kind": "viability",
@@ -99,6 +105,7 @@ def train_viability(
         "features": {"n_components": feats.n_components, "genes": feats.genes, "state": _plain(feats.state)},
         "linear": _plain(linear.state_dict()),
         "mean_curve": None if corr is None else _plain(corr.state_dict()),
+        "interval_halfwidth": _plain(intervals),
     }
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +114,20 @@ def train_viability(
     os.replace(tmp, p)
     p.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _level_halfwidths(data: ViabilityData, resid: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per drug: dose levels and the split-conformal 90 % half-width at each (from out-of-fold
+    residuals ``resid`` (n,), :func:`~tme_sim.training.viability_stack.conformal_halfwidth`)."""
+    key = data.drug_dose_key()
+    half = conformal_halfwidth(key, resid, key)
+    drug, lvl = data.dose.argmax(1), np.round(data.dose.max(1), 6)
+    out = {}
+    for g, name in enumerate(data.drug_names):
+        rows = np.flatnonzero(drug == g)
+        levels, first = np.unique(lvl[rows], return_index=True)
+        out[name] = {"levels": levels, "half": half[rows][first]}
+    return out
 
 
 def _plain_blob(blob: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +159,8 @@ def load_drug_artifact(path: str | os.PathLike) -> dict[str, Any]:
 def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np.ndarray, np.ndarray]:
     """Predict every condition of ``data`` (any cell lines with the same omics genes, including lines
     never trained on) with a loaded artifact (:func:`load_drug_artifact`): the recipe's prediction
-    ``w · drug-target + (1 - w) · dose-shape ridge`` (n,) and the same mix of the drug-target members'
-    5–95 % range with the linear prediction (2, n; model spread of the drug-target part only)."""
+    ``w · drug-target + (1 - w) · dose-shape ridge`` (n,) and its split-conformal 90 % interval
+    (2, n; half-width per drug × dose from the training rows' out-of-fold residuals)."""
     if list(data.drug_names) != list(artifact["drugs"]):
         raise DataError(f"drugs {data.drug_names} differ from the artifact's {artifact['drugs']}")
     fs = artifact["features"]
@@ -151,8 +172,14 @@ def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np
         off = artifact["mean_curve_model"].offset(data)
         mean, iv = mean + off[:, None], iv + off[None, :, None]
     w = float(artifact["stack_weight"])
-    lin = artifact["linear_model"].predict(data)
-    return w * mean[:, 0] + (1 - w) * lin, w * iv[:, :, 0] + (1 - w) * lin[None, :]
+    pred = w * mean[:, 0] + (1 - w) * artifact["linear_model"].predict(data)
+    half = np.full(data.n, np.nan)
+    x, drug = np.round(data.dose.max(1), 6), data.dose.argmax(1)
+    for g, name in enumerate(data.drug_names):
+        t = artifact["interval_halfwidth"].get(name)
+        if t is not None:
+            half[drug == g] = np.interp(x[drug == g], np.asarray(t["levels"], float), np.asarray(t["half"], float))
+    return pred, np.stack([pred - half, pred + half])
 
 
 def is_drug_artifact(path: str | os.PathLike) -> bool:
