@@ -86,6 +86,27 @@ def test_floor_model_beats_additive_on_held_out_combinations(tmp_path: Path) -> 
     assert "floor" in format_phospho_table(rep)
 
 
+def test_conformal_halfwidth_is_the_inner_held_out_residual_quantile(tmp_path: Path) -> None:
+    from tme_sim.training.phospho import MeanModel
+    from tme_sim.training.phospho_cv import conformal_halfwidth, holdout_groups
+
+    tab = condition_table(load_midas(write_synthetic_midas(tmp_path / "syn")))
+    groups = [g for _, g in holdout_groups(tab, "combination")]
+    held, inner = groups[0], groups[1:]
+    train = np.flatnonzero(~held)
+    half = conformal_halfwidth(tab, train, inner, "mean", seed=0, q=0.9)
+    for c in (0, 1):
+        res = []
+        for g in inner:
+            fit, ho = np.flatnonzero(~held & ~g), np.flatnonzero(g & (tab.cell == c))
+            res.append(np.abs(MeanModel().fit(tab, fit).predict(tab, ho) - tab.y[ho]).ravel())
+        v = np.sort(np.concatenate(res))
+        assert half[c] == pytest.approx(v[int(np.ceil(0.9 * (len(v) + 1))) - 1])
+    # the held-out group's own measurements never set the width
+    tab.y[held] += 100.0
+    np.testing.assert_allclose(conformal_halfwidth(tab, train, inner, "mean", seed=0, q=0.9), half)
+
+
 def test_models_agree_with_the_definition(tmp_path: Path) -> None:
     tab = condition_table(load_midas(write_synthetic_midas(tmp_path / "syn", noise=0.0)))
     combo = np.flatnonzero(tab.inhib.sum(1) == 2)[0]

@@ -100,14 +100,85 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path):
     from tme_sim.training.drug_models import DrugFitConfig
 
     rep = cross_validate_viability(load_viability(tmp_path / "v"), DrugFitConfig(epochs=300, members=2))
-    rows = {r["model"]: r for r in rep.to_json()["table"]}
-    assert set(rows) == {"drug-dose mean", "ridge", "drug-target", "drug-target + ridge"}
+    js = rep.to_json()
+    rows = {r["model"]: r for r in js["table"]}
+    assert set(rows) == {"drug-dose mean", "ridge", "dose-shape ridge", "drug-target", "drug-target stack"}
     for key in ("pooled_r", "median_r", "scrambled_r", "seconds_per_fold", "cpu_seconds_per_fold", "specific_r"):
         assert key in rows["ridge"]
     # sensitivity follows gene G1: the omics models explain line-specific variation
-    assert rows["drug-target"]["specific_r"] > 0.5
-    assert rows["drug-target"]["pooled_r"] > rows["drug-dose mean"]["pooled_r"]
+    for m in ("drug-target", "dose-shape ridge", "drug-target stack"):
+        assert rows[m]["specific_r"] > 0.5, m
+        assert rows[m]["pooled_r"] > rows["drug-dose mean"]["pooled_r"], m
     assert 0 <= rows["drug-target"]["coverage_90"] <= 1
+    assert 0.5 <= rows["drug-target stack"]["coverage_90"] <= 1  # split-conformal from out-of-fold residuals
+    # every setting compared is recorded with how it was chosen
+    ch = js["config"]["choices"]
+    assert set(ch["stack_weight"]) == {"1", "2", "3"} and all(0 <= w <= 1 for w in ch["stack_weight"].values())
+    assert set(ch["l2_omics"].values()) <= {1e-3, 1e-2}
+    assert "stack weight" in js["config"]["how_chosen"]["nested (per fold, training lines only)"]
+
+
+def test_recipe_never_sees_the_held_out_measurements(tmp_path):
+    """Nested choices: scrambling the held-out lines' viability changes none of the fold's predictions
+    (dose-shape ridge settings, drug-target L2 and out-of-bag predictions, stack weight)."""
+    from tme_sim.training.drug_models import DrugFitConfig
+    from tme_sim.training.viability_cv import drug_target_predict, model_genes
+    from tme_sim.training.viability_stack import blend_weight, dose_shape_ridge
+
+    write_small_viability(tmp_path / "v", n_lines=12)
+    d = load_viability(tmp_path / "v")
+    te = d.folds == 1
+    cfg = DrugFitConfig(epochs=60, members=2)
+
+    def fold_prediction(data):
+        sp, soof, ch = dose_shape_ridge(data, ~te, te, model_genes(data))
+        dt = drug_target_predict(data, ~te, te, cfg)
+        w = blend_weight(data.y[~te], dt.oob, soof)
+        return w * dt.mean + (1 - w) * sp, ch, dt.l2_omics
+
+    a = fold_prediction(d)
+    d.y[te] = np.random.default_rng(1).permutation(d.y[te]) + 0.3
+    b = fold_prediction(d)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
+    assert a[1:] == b[1:]
+
+
+def test_blend_weight_and_dose_shape_ridge_recover_known_structure(tmp_path):
+    from tme_sim.training.viability_cv import model_genes
+    from tme_sim.training.viability_stack import blend_weight, dose_shape_ridge
+
+    rng = np.random.default_rng(0)
+    y, a, b = rng.normal(size=200), rng.normal(size=200), rng.normal(size=200)
+    assert blend_weight(0.3 * a + 0.7 * b, a, b) == pytest.approx(0.3)
+    assert blend_weight(a, a, b) == pytest.approx(1.0) and blend_weight(b, a, b) == pytest.approx(0.0)
+    a[:50] = np.nan  # rows without an out-of-fold prediction are ignored
+    assert blend_weight(0.3 * np.nan_to_num(a) + 0.7 * b, a, b) == pytest.approx(0.3)
+    assert 0.0 <= blend_weight(y, a, b) <= 1.0
+    # the small folder: drug A's sensitivity follows gene G1 along one dose shape
+    write_small_viability(tmp_path / "v", n_lines=30)
+    d = load_viability(tmp_path / "v")
+    te = d.folds == 1
+    pred, oof, choice = dose_shape_ridge(d, ~te, te, model_genes(d))
+    assert pred.shape == (te.sum(),) and oof.shape == ((~te).sum(),) and np.isfinite(oof).all()
+    a_rows = d.dose[te].argmax(1) == 0
+    assert np.corrcoef(pred[a_rows], d.y[te][a_rows])[0, 1] > 0.9
+    assert set(choice) == {"A", "B"} and choice["A"]["rank"] in (0, 1, 2)
+
+
+def test_mean_curve_correction_restores_the_drug_dose_means(tmp_path):
+    from tme_sim.training.viability_cv import drug_dose_means
+    from tme_sim.training.viability_stack import MeanCurveCorrection
+
+    write_small_viability(tmp_path / "v", n_lines=12)
+    d = load_viability(tmp_path / "v")
+    tr = d.folds != 1
+    pred = 0.5 + 0.1 * d.dose.max(1)  # a model whose mean curve is wrong
+    corr = MeanCurveCorrection().fit(d, tr, pred)
+    fixed = pred + corr.offset(d)
+    key = d.drug_dose_key()
+    np.testing.assert_allclose(drug_dose_means(key, fixed, tr), drug_dose_means(key, d.y, tr), atol=1e-12)
+    back = MeanCurveCorrection.from_state_dict(corr.state_dict())
+    np.testing.assert_allclose(back.offset(d), corr.offset(d))
 
 
 def test_cli_cv_writes_report(tmp_path):
@@ -119,7 +190,13 @@ def test_cli_cv_writes_report(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "cv_report.json").read_text())
     assert rep["kind"] == "viability"
-    assert [row["model"] for row in rep["table"]][:3] == ["drug-dose mean", "ridge", "drug-target"]
+    assert [row["model"] for row in rep["table"]][:5] == [
+        "drug-dose mean",
+        "ridge",
+        "dose-shape ridge",
+        "drug-target",
+        "drug-target stack",
+    ]
     assert "line-specific r" in r.stdout
     model = tmp_path / "m.pt"
     cmd = ["train", "--data", str(tmp_path / "v"), "--out", str(model), "--cv-report", str(out / "cv_report.json")]
@@ -145,6 +222,8 @@ def test_artifact_predicts_like_the_trained_ensemble(tmp_path):
     mean, (lo, hi) = predict_viability(art, d)
     assert np.corrcoef(mean, d.y)[0, 1] == pytest.approx(summary["fit_pooled_r"], abs=1e-5)
     assert np.all(lo <= mean + 1e-9) and np.all(mean <= hi + 1e-9)
+    assert np.isfinite(hi).all() and np.mean((d.y >= lo) & (d.y <= hi)) >= 0.8  # conformal 90 % interval
+    assert 0.0 <= art["stack_weight"] <= 1.0 and set(art["interval_halfwidth"]) == {"A", "B"}
     with pytest.raises(DataError, match="other data"):
         train_viability(d, tmp_path / "m2.pt", cv_report={**fake_report, "data_sha256": "0"})
 

@@ -347,26 +347,45 @@ class DrugEnsemble:
     def __init__(self, spec: DrugModelSpec, cfg: DrugFitConfig) -> None:
         self.spec, self.cfg = spec, cfg
         self.members: list[DrugResponseModel] = []
+        #: per member, the groups (cell lines) left out of its bootstrap resample (empty without one)
+        self.out_of_bag: list[np.ndarray] = []
 
     def fit(self, conc: np.ndarray, feats: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> DrugEnsemble:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        self.members = []
+        self.members, self.out_of_bag = [], []
         for i in range(self.cfg.members):
             w = None
+            oob = np.zeros(0, dtype=np.int64)
             if self.cfg.bootstrap and groups is not None:
                 rng = np.random.default_rng(self.cfg.seed + 1000 + i)
                 g = np.unique(groups)
                 counts = np.bincount(np.searchsorted(g, rng.choice(g, len(g))), minlength=len(g))
                 w = counts[np.searchsorted(g, groups)].astype(np.float64)
+                oob = g[counts == 0]
                 if w.sum() == 0:
-                    w = None
+                    w, oob = None, np.zeros(0, dtype=np.int64)
+            self.out_of_bag.append(oob)
             self.members.append(fit_model(self.spec, conc, feats, y, self.cfg, seed=self.cfg.seed + i, weights=w))
         return self
 
     def predict_members(self, conc: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """(n_members, n, n_outputs)."""
         return np.stack([predict_model(m, conc, feats) for m in self.members])
+
+    def predict_out_of_bag(self, conc: np.ndarray, feats: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """(n, n_outputs) mean over the members whose bootstrap resample left out each row's group
+        (training rows predicted by members that did not see their line); NaN where every member
+        saw it. Members stop early on these same groups, so this error is slightly optimistic."""
+        total = np.zeros((len(conc), len(self.spec.outputs)))
+        count = np.zeros(len(conc))
+        for m, oob in zip(self.members, self.out_of_bag, strict=True):
+            rows = np.isin(groups, oob)
+            if rows.any():
+                total[rows] += predict_model(m, conc[rows], feats[rows])
+                count[rows] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count[:, None] > 0, total / count[:, None], np.nan)
 
     def predict(self, conc: np.ndarray, feats: np.ndarray, q: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Mean (n, n_outputs) and central ``q`` interval (2, n, n_outputs) over members."""
@@ -394,6 +413,7 @@ class DrugEnsemble:
             m.load_state_dict(sd)
             m.eval()
             ens.members.append(m)
+            ens.out_of_bag.append(np.zeros(0, dtype=np.int64))  # not stored: the fit's lines are gone
         return ens
 
 

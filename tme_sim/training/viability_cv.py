@@ -12,9 +12,18 @@ Models (rows of the table):
   ``n_components`` expression principal components and their products with the dose; the
   penalty is chosen per fold by an inner cross-validation over the training lines only
   (:data:`RIDGE_ALPHAS`, inner folds of whole lines);
+* ``dose-shape ridge`` — the recipe's linear part alone
+  (:func:`~tme_sim.training.viability_stack.dose_shape_ridge`: per drug, each line's deviation from
+  the drug × dose mean projected on principal dose shapes, predicted from omics by ridge; rank,
+  feature set and penalty by inner CV over the training lines);
 * ``drug-target`` — :class:`~tme_sim.training.drug_models.DrugEnsemble` (drug → known targets and
-  off-targets → network → read-out layer, cell line through its omics), settings fixed in advance
-  (:class:`~tme_sim.training.drug_models.DrugFitConfig` defaults);
+  off-targets → network → read-out layer, cell line through its omics); the omics L2 is chosen per
+  fold among :data:`L2_OMICS_CHOICES` by the members' out-of-bag error on training lines, each member
+  stops at its best epoch on its out-of-bag lines, the other settings are
+  :class:`~tme_sim.training.drug_models.DrugFitConfig` defaults fixed in advance;
+* ``drug-target stack`` — **the recipe**: ``w · drug-target + (1 - w) · dose-shape ridge``, ``w``
+  fitted per fold on the training rows' out-of-fold predictions
+  (:func:`~tme_sim.training.viability_stack.blend_weight`);
 * ``published`` — where the folder holds the published model's held-out predictions
   (``CV/prediction_<fold>.tsv``) and times (``CV/time.tsv``), they are scored the same way.
 
@@ -26,7 +35,7 @@ condition's drug × dose mean over that fold's training conditions (what the omi
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +44,22 @@ import pandas as pd
 
 from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
 from tme_sim.training.viability import OmicsFeatures, ViabilityData
+from tme_sim.training.viability_stack import ALPHAS as SHAPE_ALPHAS
+from tme_sim.training.viability_stack import (
+    FEATURE_SETS,
+    RANKS,
+    MeanCurveCorrection,
+    blend_weight,
+    conformal_halfwidth,
+    dose_shape_ridge,
+)
 
 #: ridge penalties tried by the inner cross-validation of the ridge baseline
 RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
-MODELS = ("drug-dose mean", "ridge", "drug-target")
+#: omics L2 penalties of the drug-target model, chosen per fold on out-of-bag training lines
+L2_OMICS_CHOICES = (1e-3, 1e-2)
+STACK = "drug-target stack"
+MODELS = ("drug-dose mean", "ridge", "dose-shape ridge", "drug-target", STACK)
 
 
 def line_folds(data: ViabilityData, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -126,25 +147,88 @@ def drug_target_features(data: ViabilityData, train_lines: np.ndarray, n_compone
     return OmicsFeatures(n_components, model_genes(data)).fit(data, train_lines)
 
 
+@dataclass
+class DrugTargetFold:
+    """One fold's drug-target fit: held-out mean (n_te,) and 90 % interval (2, n_te), out-of-bag
+    predictions of the training rows (n_tr,; NaN where every member saw the line), the omics L2
+    chosen and every candidate's out-of-bag mean squared error, wall and CPU seconds."""
+
+    mean: np.ndarray
+    interval: np.ndarray
+    oob: np.ndarray
+    l2_omics: float
+    oob_mse: dict[Any, float]
+    mean_curve: bool = False
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def fit_drug_target(
+    data: ViabilityData,
+    tr: np.ndarray,
+    cfg: DrugFitConfig,
+    n_components: int = 20,
+    l2_choices: tuple[float, ...] = L2_OMICS_CHOICES,
+) -> tuple[DrugEnsemble, OmicsFeatures, np.ndarray, float, dict[Any, float], MeanCurveCorrection | None]:
+    """Fit the ensemble on the rows ``tr`` (mask). With several ``l2_choices`` (omics L2), one ensemble
+    per value is fitted and the one with the lowest error on its members' out-of-bag training lines is
+    kept (the same bootstrap resamples for every value), so the choice is nested. Returns the ensemble,
+    its omics features, the out-of-bag predictions of the training rows (n_tr,), the L2 kept, every
+    candidate's out-of-bag mean squared error, and the mean-curve correction when it lowers that
+    error (else ``None``; the predictions then are the ensemble's alone)."""
+    features = drug_target_features(data, np.unique(data.line[tr]), n_components)
+    feats = features.transform(data)
+    x_tr, f_tr, y_tr, g_tr = data.conc[tr], feats[data.line[tr]], data.y[tr, None], data.line[tr]
+    best: tuple[float, DrugEnsemble | None, np.ndarray | None, float] = (np.inf, None, None, cfg.l2_omics)
+    mse: dict[float, float] = {}
+    for l2 in l2_choices or (cfg.l2_omics,):
+        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2))).fit(x_tr, f_tr, y_tr, g_tr)
+        oob = ens.predict_out_of_bag(x_tr, f_tr, g_tr)[:, 0]
+        ok = np.isfinite(oob)
+        mse[float(l2)] = float(np.mean((oob[ok] - y_tr[ok, 0]) ** 2)) if ok.any() else float("nan")
+        if best[1] is None or mse[float(l2)] < best[0]:
+            best = (mse[float(l2)], ens, oob, float(l2))
+    _, ens, oob, l2 = best
+    assert ens is not None and oob is not None
+    # the measured mean dose-response curve in place of the model's own, kept if it lowers the
+    # out-of-bag error (offsets from the in-sample fit, judged on out-of-bag lines)
+    fit_pred = np.full(data.n, np.nan)
+    fit_pred[tr] = ens.predict(x_tr, f_tr)[0][:, 0]
+    corr = MeanCurveCorrection().fit(data, tr, fit_pred)
+    oob_c = oob + corr.offset(data)[tr]
+    ok = np.isfinite(oob)
+    if ok.any() and np.mean((oob_c[ok] - y_tr[ok, 0]) ** 2) < np.mean((oob[ok] - y_tr[ok, 0]) ** 2):
+        mse["mean curve"] = float(np.mean((oob_c[ok] - y_tr[ok, 0]) ** 2))
+        return ens, features, oob_c, l2, mse, corr
+    return ens, features, oob, l2, mse, None
+
+
 def drug_target_predict(
-    data: ViabilityData, tr: np.ndarray, te: np.ndarray, cfg: DrugFitConfig, n_components: int = 20
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the ensemble on ``tr`` and predict ``te``: mean (n_te,) and 90 % interval (2, n_te)."""
-    feats = drug_target_features(data, np.unique(data.line[tr]), n_components).transform(data)
-    ens = DrugEnsemble(data.spec(), cfg).fit(data.conc[tr], feats[data.line[tr]], data.y[tr, None], data.line[tr])
-    mean, iv = ens.predict(data.conc[te], feats[data.line[te]])
-    return mean[:, 0], iv[:, :, 0]
+    data: ViabilityData,
+    tr: np.ndarray,
+    te: np.ndarray,
+    cfg: DrugFitConfig,
+    n_components: int = 20,
+    l2_choices: tuple[float, ...] = L2_OMICS_CHOICES,
+) -> DrugTargetFold:
+    """:func:`fit_drug_target` on ``tr``, predicting ``te`` (member mean and 5–95 % range)."""
+    ens, features, oob, l2, mse, corr = fit_drug_target(data, tr, cfg, n_components, l2_choices)
+    f = features.transform(data)
+    mean, iv = ens.predict(data.conc[te], f[data.line[te]])
+    off = corr.offset(data)[te] if corr is not None else np.zeros(int(te.sum()))
+    return DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
 
 
-def _drug_target_job(args: tuple) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """One fold in a worker process: predictions, interval, wall and CPU seconds of the fit."""
+def _drug_target_job(args: tuple) -> DrugTargetFold:
+    """One fold in a worker process, with the wall and CPU seconds of the fit."""
     import torch
 
     data, tr, te, cfg, n_components = args
     torch.set_num_threads(cfg.threads or 1)
     t0, c0 = time.perf_counter(), time.process_time()
-    mean, iv = drug_target_predict(data, tr, te, cfg, n_components)
-    return mean, iv, time.perf_counter() - t0, time.process_time() - c0
+    res = drug_target_predict(data, tr, te, cfg, n_components)
+    res.seconds, res.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return res
 
 
 def published_predictions(data: ViabilityData, folds: np.ndarray) -> tuple[np.ndarray, list[float]] | None:
@@ -257,17 +341,24 @@ def cross_validate_viability(
     import torch
 
     cfg = cfg or DrugFitConfig()
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     torch.set_num_threads(cfg.threads or 1)
     folds = line_folds(data, k)
     fold_ids = [int(f) for f in np.unique(folds)]
     key = data.drug_dose_key()
+    genes = model_genes(data)
     preds = {m: np.full(data.n, np.nan) for m in models}
     iv = np.full((2, data.n), np.nan)
+    stack_iv = np.full((2, data.n), np.nan)
     scores = {m: FoldScores(m) for m in models}
     base_all = np.zeros(data.n)
     t_all = time.perf_counter()
-    pre: dict[int, tuple[np.ndarray, np.ndarray, float, float]] = {}
-    if jobs > 1 and "drug-target" in models:
+    need_dt = "drug-target" in models or STACK in models
+    need_shape = "dose-shape ridge" in models or STACK in models
+    pre: dict[int, DrugTargetFold] = {}
+    if jobs > 1 and need_dt:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
@@ -275,30 +366,54 @@ def cross_validate_viability(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             for f, res in zip(fold_ids, ex.map(_drug_target_job, args), strict=True):
                 pre[f] = res
+    choices: dict[str, dict[int, Any]] = {
+        "l2_omics": {},
+        "mean_curve": {},
+        "dose_shape": {},
+        "stack_weight": {},
+        "oob_mse": {},
+    }
     for fi, f in enumerate(fold_ids):
         te = folds == f
         tr = ~te
         base = drug_dose_means(key, data.y, tr)
         base_all[te] = base[te]
+        dt = pre.get(f)
+        if dt is None and need_dt:
+            dt = _drug_target_job((data, tr, te, cfg, n_components))
+        if dt is not None:
+            choices["l2_omics"][f], choices["oob_mse"][f] = dt.l2_omics, dt.oob_mse
+            choices["mean_curve"][f] = dt.mean_curve
+        shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
+        if need_shape:
+            t0, c0 = time.perf_counter(), time.process_time()
+            sp, soof, ch = dose_shape_ridge(data, tr, te, genes, n_components)
+            shape = (sp, soof, time.perf_counter() - t0, time.process_time() - c0)
+            choices["dose_shape"][f] = ch
         for m in models:
             t0, c0 = time.perf_counter(), time.process_time()
+            sec = cpu = None
             if m == "drug-dose mean":
                 preds[m][te] = base[te]
             elif m == "ridge":
                 preds[m][te], alphas = ridge_predict(data, tr, te, n_components)
                 scores[m].note += f"fold {f} alphas {alphas}; "
-            elif m == "drug-target" and f in pre:
-                preds[m][te], iv[:, te], sec, cpu = pre[f]
+            elif m == "dose-shape ridge":
+                assert shape is not None
+                preds[m][te], sec, cpu = shape[0], shape[2], shape[3]
             elif m == "drug-target":
-                preds[m][te], iv[:, te] = drug_target_predict(data, tr, te, cfg, n_components)
-            else:
-                raise ValueError(f"unknown model {m!r}")
-            if m == "drug-target" and f in pre:
-                scores[m].fold_seconds.append(sec)
-                scores[m].fold_cpu_seconds.append(cpu)
-            else:
-                scores[m].fold_seconds.append(time.perf_counter() - t0)
-                scores[m].fold_cpu_seconds.append(time.process_time() - c0)
+                assert dt is not None
+                preds[m][te], iv[:, te], sec, cpu = dt.mean, dt.interval, dt.seconds, dt.cpu_seconds
+            else:  # the stack: weight fitted on the training rows' out-of-fold predictions
+                assert dt is not None and shape is not None
+                w = blend_weight(data.y[tr], dt.oob, shape[1])
+                choices["stack_weight"][f] = w
+                preds[m][te] = w * dt.mean + (1 - w) * shape[0]
+                half = conformal_halfwidth(key[tr], data.y[tr] - (w * dt.oob + (1 - w) * shape[1]), key[te])
+                stack_iv[:, te] = preds[m][te] - half, preds[m][te] + half
+                sec, cpu = dt.seconds + shape[2], dt.cpu_seconds + shape[3]
+            scores[m].fold_seconds.append(time.perf_counter() - t0 if sec is None else sec)
+            scores[m].fold_cpu_seconds.append(time.process_time() - c0 if cpu is None else cpu)
             p, y, b = preds[m][te], data.y[te], base[te]
             scores[m].fold_r.append(_r(p, y))
             scores[m].fold_specific_r.append(_r(p - b, y - b))
@@ -308,32 +423,30 @@ def cross_validate_viability(
                     fi * len(models) + models.index(m) + 1,
                     len(fold_ids) * len(models),
                 )
-    if "drug-target" in models and "ridge" in models:  # the two omics models averaged (weights fixed: 1/2)
-        name = "drug-target + ridge"
-        preds[name] = 0.5 * (preds["drug-target"] + preds["ridge"])
-        s = FoldScores(name, note="mean of the drug-target and ridge predictions of the same folds (no extra fit)")
-        s.fold_seconds = [
-            a + b for a, b in zip(scores["drug-target"].fold_seconds, scores["ridge"].fold_seconds, strict=True)
-        ]
-        s.fold_cpu_seconds = [
-            a + b for a, b in zip(scores["drug-target"].fold_cpu_seconds, scores["ridge"].fold_cpu_seconds, strict=True)
-        ]
-        for f in fold_ids:
-            te = folds == f
-            p, y, b = preds[name][te], data.y[te], base_all[te]
-            s.fold_r.append(_r(p, y))
-            s.fold_specific_r.append(_r(p - b, y - b))
-        scores[name] = s
-    for m in scores:
-        if m not in preds:
-            continue
+    for m in models:
         scores[m].pooled_r = _r(preds[m], data.y)
         scores[m].specific_r = _r(preds[m] - base_all, data.y - base_all)
     if "drug-target" in models:
         scores["drug-target"].coverage_90 = float(np.mean((data.y >= iv[0]) & (data.y <= iv[1])))
         scores["drug-target"].note = (
-            f"ensemble of {cfg.members} (bootstrap over lines: {cfg.bootstrap}); coverage_90: share of held-out "
-            "measurements inside the members' 5-95 % range (model spread only, no noise term)"
+            f"ensemble of {cfg.members} (bootstrap over lines: {cfg.bootstrap}); omics L2 per fold "
+            f"{choices['l2_omics']} (lowest out-of-bag error among {list(L2_OMICS_CHOICES)}); measured mean curve "
+            f"in place of the model's own per fold {choices['mean_curve']} (when it lowers the out-of-bag error); "
+            "coverage_90: share "
+            "of held-out measurements inside the members' 5-95 % range (model spread only, no noise term)"
+        )
+    if "dose-shape ridge" in models:
+        scores["dose-shape ridge"].note = (
+            "the recipe's linear part alone: per drug, ridge of each line's dose-response deviation "
+            "(projected on principal dose shapes) on omics; rank, features, penalty by inner CV over training lines"
+        )
+    if STACK in models:
+        scores[STACK].coverage_90 = float(np.mean((data.y >= stack_iv[0]) & (data.y <= stack_iv[1])))
+        scores[STACK].note = (
+            "THE RECIPE: w * drug-target + (1 - w) * dose-shape ridge, w fitted per fold on the training rows' "
+            f"out-of-fold predictions (out-of-bag members; inner folds): {choices['stack_weight']}; coverage_90: "
+            "share of held-out measurements inside prediction +- the split-conformal 90 % half-width of the "
+            "training rows' out-of-fold residuals (per drug x dose)"
         )
     pub = published_predictions(data, folds) if data.folds is not None else None
     if pub is not None:
@@ -352,7 +465,29 @@ def cross_validate_viability(
         n_lines=len(data.line_names),
         models=scores,
         data_sha256=data.sha256(),
-        config={"drug_target": asdict(cfg), "n_components": n_components, "ridge_alphas": list(RIDGE_ALPHAS)},
+        config={
+            "drug_target": asdict(cfg),
+            "n_components": n_components,
+            "ridge_alphas": list(RIDGE_ALPHAS),
+            "how_chosen": {
+                "nested (per fold, training lines only)": {
+                    "ridge penalty": f"inner 4-fold CV over lines among {list(RIDGE_ALPHAS)}",
+                    "drug-target omics L2": f"out-of-bag error of the members among {list(L2_OMICS_CHOICES)}",
+                    "drug-target epochs": "each member stops at its best epoch on its out-of-bag lines (cap: epochs)",
+                    "drug-target mean curve": "the measured drug x dose mean curve replaces the model's own "
+                    "(offsets from the training fit) when that lowers the out-of-bag error",
+                    "dose-shape ridge": f"inner 4-fold CV over lines: rank {list(RANKS)} x features "
+                    f"{list(FEATURE_SETS)} x penalty {[round(a, 3) for a in SHAPE_ALPHAS]}, per drug",
+                    "stack weight": "least squares on the training rows' out-of-fold predictions, in [0, 1]",
+                    "stack 90 % interval": "split-conformal on the training rows' out-of-fold residuals",
+                },
+                "fixed in advance": {
+                    "n_components": n_components,
+                    "drug-target": "members, lr, steps, edge_init, L1/L2 of edges and off-targets, patience, cap",
+                },
+            },
+            "choices": {k: {str(f): v for f, v in d.items()} for k, d in choices.items()},
+        },
         threads=cfg.threads or 1,
         seconds=time.perf_counter() - t_all,
         jobs=jobs,
@@ -361,12 +496,15 @@ def cross_validate_viability(
 
 def format_viability_table(rep: ViabilityCVReport) -> str:
     """The table printed by ``tme train cv`` for a viability data set."""
-    head = f"{'model':<20} {'pooled r':>8} {'fold r':>7} {'line-specific r':>15} {'s/fold':>7} {'cpu s/fold':>10}"
+    head = (
+        f"{'model':<20} {'pooled r':>8} {'fold r':>7} {'line-specific r':>15} {'s/fold':>7} {'cpu s/fold':>10} "
+        f"{'cover90':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in rep.rows():
         lines.append(
             f"{r['model']:<20} {r['pooled_r']:>8.3f} {r['mean_fold_r']:>7.3f} {r['specific_r']:>15.3f} "
-            f"{r['seconds_per_fold']:>7.1f} {r['cpu_seconds_per_fold']:>10.1f}"
+            f"{r['seconds_per_fold']:>7.1f} {r['cpu_seconds_per_fold']:>10.1f} {r['coverage_90']:>7.2f}"
         )
     lines.append("per fold (r / line-specific r / cpu s):")
     for r in rep.rows():

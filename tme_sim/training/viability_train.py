@@ -21,9 +21,20 @@ import numpy as np
 from tme_sim.errors import DataError, OutputError
 from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
 from tme_sim.training.viability import OmicsFeatures, ViabilityData
-from tme_sim.training.viability_cv import cross_validate_viability, drug_target_features, format_viability_table
+from tme_sim.training.viability_cv import (
+    cross_validate_viability,
+    fit_drug_target,
+    format_viability_table,
+    model_genes,
+)
+from tme_sim.training.viability_stack import (
+    DoseShapeRidge,
+    MeanCurveCorrection,
+    blend_weight,
+    conformal_halfwidth,
+)
 
-FORMAT = "tme-sim drug-response ensemble v1"
+FORMAT = "tme-sim drug-response ensemble v2"  # v2: the stack (drug-target + dose-shape ridge)
 
 
 def _plain(x: Any) -> Any:
@@ -62,11 +73,16 @@ def train_viability(
         raise DataError("the CV report is of other data (data_sha256 differs); run 'tme train cv' on this data")
     torch.set_num_threads(cfg.threads or 1)
     t0, c0 = time.perf_counter(), time.process_time()
-    lines = np.arange(len(data.line_names))
-    feats = drug_target_features(data, lines, int(cv_report.get("config", {}).get("n_components", 20)))
+    n_comp = int(cv_report.get("config", {}).get("n_components", 20))
+    every = np.ones(data.n, dtype=bool)
+    # the recipe of the CV's "drug-target stack" row, its choices made on all lines the same way
+    ens, feats, oob, l2, _, corr = fit_drug_target(data, every, cfg, n_comp)
+    linear = DoseShapeRidge(model_genes(data), n_comp).fit(data, every)
+    weight = blend_weight(data.y, oob, linear.oof)
     f = feats.transform(data)
-    ens = DrugEnsemble(data.spec(), cfg).fit(data.conc, f[data.line], data.y[:, None], data.line)
-    fit_r = float(np.corrcoef(ens.predict(data.conc, f[data.line])[0][:, 0], data.y)[0, 1])
+    dt = ens.predict(data.conc, f[data.line])[0][:, 0] + (corr.offset(data) if corr is not None else 0.0)
+    fit_r = float(np.corrcoef(weight * dt + (1 - weight) * linear.predict(data), data.y)[0, 1])
+    intervals = _level_halfwidths(data, data.y - (weight * oob + (1 - weight) * linear.oof))
     summary = {
         "format": FORMAT,
         "kind": "viability",
@@ -75,7 +91,9 @@ def train_viability(
         "n_conditions": data.n,
         "data_sha256": data.sha256(),
         "sources": data.sources,
-        "config": asdict(cfg),
+        "config": {**asdict(cfg), "l2_omics": l2},
+        "stack_weight": weight,
+        "mean_curve_correction": corr is not None,
         "fit_pooled_r": fit_r,
         "fit_seconds": time.perf_counter() - t0,
         "fit_cpu_seconds": time.process_time() - c0,
@@ -85,6 +103,9 @@ def train_viability(
         **summary,
         "ensemble": ens.state_dict(),
         "features": {"n_components": feats.n_components, "genes": feats.genes, "state": _plain(feats.state)},
+        "linear": _plain(linear.state_dict()),
+        "mean_curve": None if corr is None else _plain(corr.state_dict()),
+        "interval_halfwidth": _plain(intervals),
     }
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +114,20 @@ def train_viability(
     os.replace(tmp, p)
     p.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _level_halfwidths(data: ViabilityData, resid: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per drug: dose levels and the split-conformal 90 % half-width at each (from out-of-fold
+    residuals ``resid`` (n,), :func:`~tme_sim.training.viability_stack.conformal_halfwidth`)."""
+    key = data.drug_dose_key()
+    half = conformal_halfwidth(key, resid, key)
+    drug, lvl = data.dose.argmax(1), np.round(data.dose.max(1), 6)
+    out = {}
+    for g, name in enumerate(data.drug_names):
+        rows = np.flatnonzero(drug == g)
+        levels, first = np.unique(lvl[rows], return_index=True)
+        out[name] = {"levels": levels, "half": half[rows][first]}
+    return out
 
 
 def _plain_blob(blob: dict[str, Any]) -> dict[str, Any]:
@@ -115,13 +150,17 @@ def load_drug_artifact(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise DataError(f"{p}: not a tme-sim drug-response artifact")
     blob["model"] = DrugEnsemble.from_state_dict(blob["ensemble"])
+    blob["linear_model"] = DoseShapeRidge.from_state_dict(blob["linear"])
+    mc = blob.get("mean_curve")
+    blob["mean_curve_model"] = None if mc is None else MeanCurveCorrection.from_state_dict(mc)
     return blob
 
 
 def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np.ndarray, np.ndarray]:
     """Predict every condition of ``data`` (any cell lines with the same omics genes, including lines
-    never trained on) with a loaded artifact (:func:`load_drug_artifact`): the member mean (n,) and
-    the members' 5–95 % range (2, n)."""
+    never trained on) with a loaded artifact (:func:`load_drug_artifact`): the recipe's prediction
+    ``w · drug-target + (1 - w) · dose-shape ridge`` (n,) and its split-conformal 90 % interval
+    (2, n; half-width per drug × dose from the training rows' out-of-fold residuals)."""
     if list(data.drug_names) != list(artifact["drugs"]):
         raise DataError(f"drugs {data.drug_names} differ from the artifact's {artifact['drugs']}")
     fs = artifact["features"]
@@ -129,7 +168,18 @@ def predict_viability(artifact: dict[str, Any], data: ViabilityData) -> tuple[np
     feats.state = {k: np.asarray(v, dtype=np.float64) for k, v in fs["state"].items()}
     f = feats.transform(data)
     mean, iv = artifact["model"].predict(data.conc, f[data.line])
-    return mean[:, 0], iv[:, :, 0]
+    if artifact.get("mean_curve_model") is not None:
+        off = artifact["mean_curve_model"].offset(data)
+        mean, iv = mean + off[:, None], iv + off[None, :, None]
+    w = float(artifact["stack_weight"])
+    pred = w * mean[:, 0] + (1 - w) * artifact["linear_model"].predict(data)
+    half = np.full(data.n, np.nan)
+    x, drug = np.round(data.dose.max(1), 6), data.dose.argmax(1)
+    for g, name in enumerate(data.drug_names):
+        t = artifact["interval_halfwidth"].get(name)
+        if t is not None:
+            half[drug == g] = np.interp(x[drug == g], np.asarray(t["levels"], float), np.asarray(t["half"], float))
+    return pred, np.stack([pred - half, pred + half])
 
 
 def is_drug_artifact(path: str | os.PathLike) -> bool:
@@ -149,8 +199,9 @@ def describe_drug_artifact(path: str | os.PathLike) -> str:
         f"artifact:   {b['format']} ({b['kind']})",
         f"trained on: {b['n_conditions']} conditions, {len(b['drugs'])} drugs, {len(b['cell_lines'])} cell lines; "
         f"data sha256 {b['data_sha256'][:12]}",
-        f"model:      {cfg['members']} members, {cfg['epochs']} epochs max, network steps {cfg['steps']}; "
-        f"fit r {b['fit_pooled_r']:.3f}",
+        f"model:      {b['stack_weight']:.2f} x drug-target ({cfg['members']} members, {cfg['epochs']} epochs max, "
+        f"network steps {cfg['steps']}, omics L2 {cfg['l2_omics']:g}) + {1 - b['stack_weight']:.2f} x dose-shape "
+        f"ridge; fit r {b['fit_pooled_r']:.3f}",
         "cross-validation (held-out cell lines):",
     ]
     rep = b["cv_report"]
