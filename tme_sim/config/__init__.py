@@ -279,6 +279,7 @@ class VesselConfig(Strict):
     3×3 in 2D, 3×3×3 in 3D) holds at least ``regression_min_cells`` live cells of
     ``regression_cell_type`` stops being a vessel with probability ``1 − exp(−regression_rate·dt)``
     (no supply, no recruitment there any more). Off when ``regression_rate`` is 0 (the default).
+    Drugs entering through vessels (``[drugs]``) still use the initial vessel voxels.
     """
 
     points: list[list[Length]] = []
