@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tme_sim import io
+from tme_sim.cells import NECROTIC_SWELLING
 from tme_sim.plotting import vessel_voxels_of
 
 
@@ -51,6 +52,42 @@ def _nearest(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return cKDTree(targets).query(points)[0]
 
 
+def _necrotic_radius_by_day(cells, times, xyz: list[str], dim: int) -> list[tuple[float, float]]:
+    """(day, radius µm) of a disc (ball in 3D) holding the necrotic tumor cells at the tumor's mean
+    packing, at every whole day and the last snapshot."""
+    out = []
+    for t in times:
+        if not (t % 1440 < 1e-6 or t == times[-1]):
+            continue
+        tum = cells[(cells["time"] == t) & (cells["type"] == "tumor")]
+        nec = int((tum["dead"].astype(int) >= NECROTIC_SWELLING).sum())
+        span = tum[xyz].to_numpy()
+        r_t = np.quantile(np.linalg.norm(span - span.mean(axis=0), axis=1), 0.95) if len(tum) else 0.0
+        size = (np.pi * r_t**2 if dim == 2 else 4 / 3 * np.pi * r_t**3) * nec / max(len(tum), 1)
+        radius = np.sqrt(size / np.pi) if dim == 2 else (3 * size / (4 * np.pi)) ** (1 / 3)
+        out.append((round(float(t) / 1440.0, 2), round(float(radius), 1)))
+    return out
+
+
+def _hypoxia_by_day(cells, times, fields, xyz: list[str], dx: float) -> list[tuple[float, int, float | None]]:
+    """(day, hypoxic tumor voxels, their mean lactate mM) every 12 h and at the end: voxels with
+    O2 < 5 mmHg holding a tumor cell (live or dead)."""
+    out = []
+    for k, t in enumerate(times):
+        if not (t % 720 < 1e-6 or t == times[-1]):
+            continue
+        o2 = fields["oxygen"].isel(time=k).to_numpy()
+        lac = fields["lactate"].isel(time=k).to_numpy()
+        tum = cells[(cells["time"] == t) & (cells["type"] == "tumor")][xyz].to_numpy() // dx
+        occ = np.zeros(o2.shape, bool)
+        idx = np.clip(tum.astype(int), 0, np.array(o2.shape[::-1]) - 1)
+        occ[tuple(idx[:, ::-1].T)] = True
+        hyp = occ & (o2 < 5.0)
+        lac_mean = round(float(lac[hyp].mean()), 2) if hyp.any() else None
+        out.append((round(float(t) / 1440.0, 2), int(hyp.sum()), lac_mean))
+    return out
+
+
 def metrics(path: str) -> dict:
     attrs = io.read_attrs(path)
     dim = int(attrs["dim"])
@@ -60,7 +97,7 @@ def metrics(path: str) -> dict:
     first = cells[cells["time"] == times[0]]
     alive = ~last["dead"].astype(bool)
     tumor = last[last["type"] == "tumor"]
-    necrotic = tumor[tumor["phase"].astype(str).str.contains("necrotic")]
+    necrotic = tumor[tumor["dead"].astype(int) >= NECROTIC_SWELLING]  # necrotic (swelling) or lysed debris
     live_tumor = tumor[~tumor["dead"].astype(bool)]
     xyz = ["x", "y", "z"][:dim]
     out: dict = {"file": Path(path).name, "days": float(times[-1]) / 1440.0}
@@ -73,6 +110,7 @@ def metrics(path: str) -> dict:
         per_cell = (np.pi * r_t**2 if dim == 2 else 4 / 3 * np.pi * r_t**3) / len(tumor)
         area = per_cell * len(necrotic)
     out["necrotic_tumor_cells"] = len(necrotic)
+    out["necrotic_core_radius_by_day"] = _necrotic_radius_by_day(cells, times, xyz, dim)
     if len(live_tumor):
         centre0 = first[first["type"] == "tumor"][xyz].to_numpy().mean(axis=0)
         r_live = np.linalg.norm(live_tumor[xyz].to_numpy() - centre0, axis=1)
@@ -85,7 +123,10 @@ def metrics(path: str) -> dict:
         out["necrotic_core_radius_um"] = float(
             np.sqrt(area / np.pi) if dim == 2 else (3 * area / (4 * np.pi)) ** (1 / 3)
         )
-    ves = vessel_voxels_of(path)
+    ves = vessel_voxels_of(path)  # the vessels still there at the end (regressed ones left out)
+    ves0 = vessel_voxels_of(path, time=0.0)
+    if ves is not None and ves0 is not None:
+        out["vessels_start_end"] = (len(ves0[0]), len(ves[0]))
     if ves is not None:
         centres = ves[0][:, :dim]
         d_live = _nearest(live_tumor[xyz].to_numpy(), centres)
@@ -122,6 +163,7 @@ def metrics(path: str) -> dict:
             factor = 1.0 / (1.0 + (lac_t / 10.0) ** 2)
             out["tcells_lactate_factor_mean"] = float(factor.mean())
             out["tcells_suppressed_gt_20pct"] = float((factor < 0.8).mean())
+        out["hypoxia_by_day"] = _hypoxia_by_day(cells, times, fields, xyz, dx)
     fib0 = int(((first["type"] == "fibroblast") & ~first["dead"].astype(bool)).sum())
     fib1 = int(((last["type"] == "fibroblast") & alive).sum())
     out["caf_start"], out["caf_end"] = fib0, fib1

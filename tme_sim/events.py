@@ -16,6 +16,7 @@ EVENT_KINDS = (
     "recruitment",
     "exhaustion",
     "transformation",
+    "vessel_regression",  # id = the vessel's flat voxel index, type = -1, position = the voxel centre
 )
 EVENT_DTYPE = np.dtype(
     [
@@ -80,4 +81,8 @@ class EventLog:
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
         self._chunks = [d["pending"]] if d["pending"].size else []
-        self.totals = {k: int(v) for k, v in zip(EVENT_KINDS, d["totals"], strict=True)}
+        totals = np.asarray(d["totals"])
+        if totals.size > len(EVENT_KINDS):
+            raise ValueError(f"checkpoint has {totals.size} event kinds, this version knows {len(EVENT_KINDS)}")
+        # a checkpoint from before a kind was appended counts none of it
+        self.totals = dict.fromkeys(EVENT_KINDS, 0) | {k: int(v) for k, v in zip(EVENT_KINDS, totals, strict=False)}

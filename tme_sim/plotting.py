@@ -50,9 +50,12 @@ def type_colors(path: str | Path) -> dict[str, str]:
     return out
 
 
-def vessel_voxels_of(path: str | Path) -> tuple[np.ndarray, float] | None:
+def vessel_voxels_of(path: str | Path, time: float | None = None) -> tuple[np.ndarray, float] | None:
     """Vessel voxel centres ``(N, 3)`` µm and the voxel edge of a run (rebuilt from its scenario and
-    seed; see :func:`tme_sim.vessels.layout_from_scenario`), or None without vessels."""
+    seed; see :func:`tme_sim.vessels.layout_from_scenario`), or None without vessels.
+
+    Vessels that regressed (``vessel_regression`` events) at or before ``time`` (min; None = the
+    end of the file) are left out."""
     doc = read_stored_scenario(path)
     if not doc.get("vessels"):
         return None
@@ -63,11 +66,18 @@ def vessel_voxels_of(path: str | Path) -> tuple[np.ndarray, float] | None:
     ves = layout_from_scenario(sc, int(read_attrs(path).get("seed", sc.seed)))
     if ves is None or ves.count == 0:
         return None
-    return ves.centres, float(sc.domain.dx)
+    centres = ves.centres
+    if sc.vessels is not None and sc.vessels.regression_rate > 0:
+        ev = read_events(path)
+        lost = ev[(ev["kind"].astype(str) == "vessel_regression") & (ev["time"] <= (np.inf if time is None else time))]
+        centres = centres[~np.isin(ves.voxels, lost["id"].to_numpy())]
+        if centres.shape[0] == 0:
+            return None
+    return centres, float(sc.domain.dx)
 
 
-def _draw_vessels(ax: plt.Axes, path: str | Path) -> bool:
-    found = vessel_voxels_of(path)
+def _draw_vessels(ax: plt.Axes, path: str | Path, time: float | None = None) -> bool:
+    found = vessel_voxels_of(path, time)
     if found is None:
         return False
     centres, dx = found
@@ -232,7 +242,7 @@ def plot_snapshot(
             plt.Line2D([], [], marker="o", ls="", mfc="none", mec=c, mew=1.5, label=f"{n} (outline)")
             for n, c in colors.items()
         ]
-    if _draw_vessels(ax, path):
+    if _draw_vessels(ax, path, t):
         handles.append(
             plt.Line2D([], [], marker="s", ls="", mfc="none", color=DEFAULT_COLORS["vessel"], label="vessel")
         )

@@ -61,9 +61,53 @@ class Vessels:
     mask: np.ndarray
     supply: dict[str, float]
 
+    #: regression (see :class:`tme_sim.config.VesselConfig`): rate (1/min), index of the cell type
+    #: that drives it, and the number of its live cells a vessel voxel must hold
+    regression_rate: float = 0.0
+    regression_type: int = -1
+    regression_min_cells: int = 1
+
     @property
     def count(self) -> int:
         return int(self.voxels.size)
+
+    def keep_only(self, voxels: np.ndarray, grid: Microenvironment) -> None:
+        """Keep only the vessel voxels in ``voxels`` (flat indices, a subset of :attr:`voxels`) and
+        release the others on ``grid``: they stop holding the supplied substrates."""
+        keep = np.isin(self.voxels, voxels)
+        if keep.all():
+            return
+        self.mask.reshape(-1)[self.voxels[~keep]] = False
+        self.voxels = self.voxels[keep]
+        self.centres = self.centres[keep]
+        for name, value in self.supply.items():
+            grid.set_dirichlet_mask(name, self.mask, value)
+
+    def regress(
+        self, cell_voxels: np.ndarray, grid: Microenvironment, rng: np.random.Generator, dt: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One phenotype step (``dt`` min) of vessel regression, applied to ``grid``; returns the
+        flat indices ``(k,)`` and centres ``(k, 3)`` µm of the voxels that stopped being vessels.
+
+        ``cell_voxels``: flat voxel index of every live cell of the regression type. A vessel voxel
+        whose neighbourhood (itself and the 8 voxels around it in 2D, 26 in 3D) holds at least
+        :attr:`regression_min_cells` of them (the vessel is inside the tumor) regresses with probability
+        ``1 − exp(−rate·dt)`` (one draw from ``rng`` per such voxel, in voxel order; no draw when
+        none qualifies, so a run without regression keeps its random stream).
+        """
+        none = (np.zeros(0, np.int64), np.zeros((0, 3)))
+        if self.regression_rate <= 0 or self.count == 0 or cell_voxels.size == 0:
+            return none
+        counts = _neighbourhood_sums(np.bincount(cell_voxels, minlength=int(self.mask.size)).reshape(self.mask.shape))
+        covered = np.flatnonzero(counts.reshape(-1)[self.voxels] >= self.regression_min_cells)
+        if covered.size == 0:
+            return none
+        lost = covered[rng.random(covered.size) < -np.expm1(-self.regression_rate * dt)]
+        if lost.size == 0:
+            return none
+        out = (self.voxels[lost].copy(), self.centres[lost].copy())
+        self.keep_only(np.delete(self.voxels, lost), grid)
+        return out
 
     def entry_positions(self, counts: np.ndarray, rng: np.random.Generator, dim: int, dx: float) -> np.ndarray:
         """Positions ``(sum(counts), 3)`` µm for ``counts[k]`` cells entering at vessel voxel ``k``.
@@ -81,6 +125,20 @@ class Vessels:
             jitter[:, :dim] = (rng.random((base.shape[0], dim)) - 0.5) * dx
             base = base + jitter
         return base
+
+
+def _neighbourhood_sums(counts: np.ndarray) -> np.ndarray:
+    """Sum of ``counts (nz, ny, nx)`` over each voxel and its neighbours (3×3 in-plane, and the
+    layers above and below when nz > 1); zero outside the grid."""
+    nz, ny, nx = counts.shape
+    dz = 1 if nz > 1 else 0
+    pad = np.pad(counts, ((dz, dz), (1, 1), (1, 1)))
+    out = np.zeros_like(counts)
+    for a in range(2 * dz + 1):
+        for b in range(3):
+            for c in range(3):
+                out += pad[a : a + nz, b : b + ny, c : c + nx]
+    return out
 
 
 def _ijk_of_points(points: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
@@ -204,6 +262,10 @@ def build_vessels(
     ves = layout_from_scenario(scenario, seed)
     assert ves is not None
     ves.supply = supply
+    if cfg.regression_rate > 0:
+        ves.regression_rate = float(cfg.regression_rate)
+        ves.regression_type = list(scenario.cell_types).index(cfg.regression_cell_type)
+        ves.regression_min_cells = int(cfg.regression_min_cells)
     if ves.count:
         for name, value in supply.items():
             grid.set_dirichlet_mask(name, ves.mask, value)

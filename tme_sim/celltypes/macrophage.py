@@ -14,7 +14,8 @@ Per phenotype step (``dt`` min), numpy over all macrophages of the type:
 * **secretion**: TNF and CXCL9 at the scenario's rates × (1 − p) (M1), IL10, TGFB1 and VEGFA × p (M2);
   other substrates as configured;
 * **phagocytosis** (:meth:`interact`): a macrophage touching a dead cell (any type) engulfs it with
-  probability ``1 − exp(−phagocytosis_dead_rate·dt)`` (PhysiCell rules sample default 0.01/min) and,
+  probability ``1 − exp(−phagocytosis_dead_rate·dt)`` (PhysiCell rules sample default 0.01/min; for
+  necrotic or lysed debris the rate is × ``necrotic_clearance_factor``, default 1) and,
   ``(1 − p)``-weighted, a live tumor cell at ``phagocytosis_tumor_rate`` (slow); engulfed cells are
   removed and a ``phagocytosis`` event names both cells;
 * M2 support of tumor proliferation is applied by the tumor rules (contact with M2 macrophages);
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tme_sim.cells import ALIVE
+from tme_sim.cells import ALIVE, NECROTIC_SWELLING
 from tme_sim.celltypes.metabolism import MetabolicRules, hill, recruit_at_vessels, relax
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class MacrophageRules(MetabolicRules):
         "lactate_half_max": "mM",
         "phagocytosis_dead_rate": "1/min",
         "phagocytosis_tumor_rate": "1/min",
+        "necrotic_clearance_factor": "",
         "lifespan": "min",
         "recruitment_rate": "1/min",
         "recruitment_half_max": "ng/mL",
@@ -81,6 +83,7 @@ class MacrophageRules(MetabolicRules):
             "lactate_half_max": ("5 mM", "mM"),  # above 1 mM plasma; Colegio et al. used 10-25 mM
             "phagocytosis_dead_rate": ("0.01 1/min", "1/min"),  # PhysiCell rules sample default
             "phagocytosis_tumor_rate": ("0.0002 1/min", "1/min"),  # slow: ~1 per 3.5 days of contact, assumed
+            "necrotic_clearance_factor": (1.0, ""),  # necrotic/lysed debris: rate × this (1 = as apoptotic)
             "lifespan": ("14400 min", "min"),  # TAM lifespan ~10 days (assumed, order of weeks)
             "recruitment_rate": (
                 "0.0001 1/min",
@@ -132,7 +135,10 @@ class MacrophageRules(MetabolicRules):
         eaten_parts, eater_parts = [], []
         if p["phagocytosis_dead_rate"] > 0:
             dead = ctx.neighbours.pick(live, all_types, ctx.rng, dead=True)
-            ok = (dead >= 0) & (ctx.rng.random(live.size) < -np.expm1(-p["phagocytosis_dead_rate"] * dt))
+            rate = np.full(live.size, p["phagocytosis_dead_rate"])
+            if p["necrotic_clearance_factor"] != 1.0:
+                rate[(dead >= 0) & (st.death[dead] >= NECROTIC_SWELLING)] *= p["necrotic_clearance_factor"]
+            ok = (dead >= 0) & (ctx.rng.random(live.size) < -np.expm1(-rate * dt))
             eaten_parts.append(dead[ok])
             eater_parts.append(live[ok])
         tum = ctx.types_with_rules("tumor")

@@ -273,6 +273,13 @@ class VesselConfig(Strict):
     the model's Generator), optionally kept ``exclude_radius`` away from ``exclude_center`` (an
     avascular tumor core). ``supply`` maps substrate → value held in vessel voxels (plasma level);
     by default oxygen 38 mmHg, glucose 5 mM and lactate 1 mM for those of them the scenario has.
+
+    Vessel regression (co-opted vessels that tumor cells surround regress; Holash et al., Science
+    1999): each phenotype step, a vessel voxel whose neighbourhood (itself and the voxels around it:
+    3×3 in 2D, 3×3×3 in 3D) holds at least ``regression_min_cells`` live cells of
+    ``regression_cell_type`` stops being a vessel with probability ``1 − exp(−regression_rate·dt)``
+    (no supply, no recruitment there any more). Off when ``regression_rate`` is 0 (the default).
+    Drugs entering through vessels (``[drugs]``) still use the initial vessel voxels.
     """
 
     points: list[list[Length]] = []
@@ -281,6 +288,9 @@ class VesselConfig(Strict):
     exclude_center: list[Length] | None = None
     exclude_radius: Length = "0 um"
     supply: dict[str, str] | None = None
+    regression_rate: Rate = "0 1/min"
+    regression_cell_type: str = "tumor"
+    regression_min_cells: StrictInt = Field(1, ge=1, le=1000)
 
 
 class ImmuneConfig(Strict):
@@ -340,6 +350,9 @@ class Scenario(Strict):
                 )
         if self.duration <= 0:
             raise ValueError("duration must be > 0")
+        ves = self.vessels
+        if ves is not None and ves.regression_rate > 0 and ves.regression_cell_type not in self.cell_types:
+            raise ValueError(f"vessels.regression_cell_type: unknown cell type {ves.regression_cell_type!r}")
         return self
 
 

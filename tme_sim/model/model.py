@@ -433,8 +433,21 @@ class TMEModel(mesa.Model):
         self._divide(changes.divided)
         if changes.removed.size:
             self.remove_cells(changes.removed, kind="removal")
+        self._regress_vessels(dt)
         for rules in self.rules:
             rules.recruit(ctx, dt)
+
+    def _regress_vessels(self, dt: float) -> None:
+        """Vessel voxels surrounded by the regression type stop supplying (see :meth:`Vessels.regress`)."""
+        ves = self.vessels
+        if ves is None or ves.regression_rate <= 0 or ves.count == 0:
+            return
+        st = self.store
+        n = st.n
+        sel = (st.type[:n] == ves.regression_type) & (st.death[:n] == ALIVE)
+        voxels, centres = ves.regress(self.micro.voxel_index(st.position[:n][sel]), self.micro, self.rng, dt)
+        if voxels.size:
+            self.events.record("vessel_regression", self.time, voxels, -1, np.full(voxels.size, -1, np.int16), centres)
 
     def signals_for(self, slots: np.ndarray, conc: np.ndarray, extra: Sequence[str] = ()) -> Signals:
         """Signals for the cells at ``slots``: substrate concentrations, volume, age, time, contacts."""
@@ -541,6 +554,8 @@ class TMEModel(mesa.Model):
         }
         if self.dosing is not None:
             state["dosing"] = self.dosing.state_dict()
+        if self.vessels is not None and self.vessels.regression_rate > 0:
+            state["vessels"] = {"voxels": self.vessels.voxels.copy()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -558,6 +573,8 @@ class TMEModel(mesa.Model):
             if str(i) in state.get("rules", {}):
                 r.load_state_dict(state["rules"][str(i)])
         self.cell_list.load_state_dict(state["cell_list"])
+        if "vessels" in state and self.vessels is not None:  # regressed vessels (the grid holds their masks)
+            self.vessels.keep_only(np.asarray(state["vessels"]["voxels"], np.int64), self.micro)
         # the grid state carries the coupling the original run had; the next refresh recomputes it
         self._coupling_dirty = True
         self._population_version += 1
