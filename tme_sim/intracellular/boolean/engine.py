@@ -123,6 +123,7 @@ def refresh(k, s, v, r, fr):
         if fr[j] == 0:
             new = node_rate(j, s, v)
             if not (new >= 0.0):
+                r[j] = new  # kept, so that the exact re-sum that follows reports it
                 return np.nan
             delta += new - r[j]
             r[j] = new
