@@ -395,3 +395,33 @@ def test_clause_rates_equal_the_rate_programs_on_every_state():
     np.testing.assert_array_equal(net.flip_rates(s, engine="clauses"), net.flip_rates(s, engine="table"))
     net.variables["ka"] = 0.25  # leaf values follow the variables
     np.testing.assert_array_equal(net.flip_rates(s, engine="clauses"), net.flip_rates(s, engine="table"))
+
+
+def test_clause_kernels_reuse_start_rates_without_changing_results():
+    # cells that start in the state the previous cell started in reuse its rates: a cell's result
+    # must be the same as when it is simulated alone, and the same on any number of threads
+    nodes = "".join(f"Node N{i} {{ logic = N{(i + 1) % 70} | !N{(i + 3) % 70}; }}\n" for i in range(70))
+    net = BooleanNetwork.from_text(nodes, name="ring70")
+    k = net.kernels()
+    assert type(k).__name__ == "ClauseKernels"
+    n = 600
+    start = np.zeros((n, 70), dtype=np.uint8)
+    start[::3, 5] = 1  # runs of equal start states, interrupted
+    seeds = cell_seeds(np.random.default_rng(7), n)
+    v = net._variable_vector()
+    frozen = np.zeros((1, 70), dtype=np.uint8)
+    runs = []
+    for fn in (k.advance_seq, k.advance_par):
+        s = start.copy()
+        err = np.zeros(n, dtype=np.int32)
+        ev = np.zeros(n, dtype=np.int64)
+        fn(s, 2.0, seeds, frozen, v, err, ev, 0.0)
+        runs.append((s, ev))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for i in (0, 1, 2, 299, 300, 599):
+        s = start[i : i + 1].copy()
+        err = np.zeros(1, dtype=np.int32)
+        ev = np.zeros(1, dtype=np.int64)
+        k.advance_seq(s, 2.0, seeds[i : i + 1], frozen, v, err, ev, 0.0)
+        np.testing.assert_array_equal(s[0], runs[0][0][i])
+        assert ev[0] == runs[0][1][i] > 0

@@ -247,12 +247,15 @@ def _block_sum(r, b, m):
 
 
 @njit(cache=True, error_model="numpy")
-def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep):
+def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, memo, ws0, r0, bs0):
     """Gillespie on one cell (uint8 row s, modified); returns (transitions, error node + 1 or 0).
 
     ``r``: flip rates; ``bs``: exact sums of ``r`` over blocks of :data:`BLOCK` nodes, recomputed
     for the blocks a transition touches, so the total is exact (a fixed point is recognised
-    exactly) and the flipping node is found by scanning blocks, then one block.
+    exactly) and the flipping node is found by scanning blocks, then one block. ``memo[0]`` > 0:
+    ``ws0`` / ``r0`` / ``bs0`` hold the state, rates and block sums a previous cell started from
+    (same frozen nodes); a cell starting from the same state copies them (0: no memo; -1: memo
+    allowed, empty).
     """
     m = s.shape[0]
     nb = bs.shape[0]
@@ -261,12 +264,27 @@ def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep):
     for j in range(m):
         if s[j] != 0:
             ws[j >> 6] |= np.uint64(1) << np.uint64(j & 63)
-    for j in range(m):
-        r[j] = 0.0 if fr[j] != 0 else _node_rate(j, ws, ct, vals)
-        if not (r[j] >= 0.0):
-            return 0, j + 1
-    for b in range(nb):
-        bs[b] = _block_sum(r, b, m)
+    same = memo[0] > 0
+    if same:
+        for q in range(ws.shape[0]):
+            if ws[q] != ws0[q]:
+                same = False
+                break
+    if same:
+        r[:] = r0
+        bs[:] = bs0
+    else:
+        for j in range(m):
+            r[j] = 0.0 if fr[j] != 0 else _node_rate(j, ws, ct, vals)
+            if not (r[j] >= 0.0):
+                return 0, j + 1
+        for b in range(nb):
+            bs[b] = _block_sum(r, b, m)
+        if memo[0] != 0:
+            ws0[:] = ws
+            r0[:] = r
+            bs0[:] = bs
+            memo[0] = 1
     t = 0.0
     k = 0
     while True:
@@ -350,12 +368,19 @@ def _make_advance(parallel: bool):
             r = np.empty(m)
             bs = np.empty((m + BLOCK - 1) // BLOCK)
             ws = np.empty(ct[5].shape[1], dtype=np.uint64)
+            # cells that start from the state the previous one started from reuse its rates
+            memo = np.array([0 if per_cell else -1])
+            r0 = np.empty_like(r)
+            bs0 = np.empty_like(bs)
+            ws0 = np.empty_like(ws)
             lo = c * CHUNK
             hi = min(n, lo + CHUNK)
             for i in range(lo, hi):
                 fr = frozen[i] if per_cell else frozen[0]
                 x = tableengine._mix(seeds[i])
-                k, e = _advance_cell(state[i], fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep)
+                k, e = _advance_cell(
+                    state[i], fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, memo, ws0, r0, bs0
+                )
                 events[i] = k
                 err[i] = e
 
