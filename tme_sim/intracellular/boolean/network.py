@@ -286,6 +286,19 @@ class BooleanNetwork:
             raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {self.engine!r}")
         return self.engine in ("auto", "bits") and self.bit_kernels() is not None
 
+    @property
+    def kernel_name(self) -> str:
+        """The kernels :meth:`advance` runs when the frozen nodes are the same in every cell:
+        ``"states"``, ``"bits"``, ``"clauses"``, ``"table"`` or ``"generic"`` (see :attr:`engine`)."""
+        if self._states_apply(1):
+            return "states"
+        if self.uses_bit_engine:
+            return "bits"
+        k = self.kernels()
+        if isinstance(k, clauseengine.ClauseKernels):
+            return "clauses"
+        return "table" if isinstance(k, tableengine.TableKernels) else "generic"
+
     def _states_apply(self, frozen_rows: int) -> bool:
         """Whether the state-table kernels run an asynchronous call (see :attr:`engine`)."""
         return self.engine == "auto" and frozen_rows == 1 and 1 <= self.n_nodes <= statetable.MAX_NODES
