@@ -218,6 +218,11 @@ def test_networks_outside_the_bit_engine_use_the_generic_one():
         name="arith",
     )
     assert isinstance(arith.kernels(), TableKernels)
+    assert (big.kernel_name, arith.kernel_name) == ("clauses", "table")
+    small = BooleanNetwork.from_text("Node A { logic = !B; }\nNode B { logic = A; }", name="small")
+    assert small.kernel_name == "states"
+    small.engine = "bits"
+    assert small.kernel_name == "bits"
     with pytest.raises(RuntimeError, match="bit engine is not used"):
         big.flip_rates(s, engine="bits")
     # a rate that expands to more than MAX_LEAVES cases (8 nodes inside arithmetic: 256 cases)
