@@ -48,7 +48,7 @@ from tme_sim.intracellular.boolean.expressions import (
 MAX_CLAUSES = 256
 CHUNK = 256
 #: Nodes per block of the running rate sums (the flipping node is found block by block).
-BLOCK = 8
+BLOCK = 4
 
 Clause = frozenset[tuple[int, bool]]  # (node, required value)
 
@@ -337,9 +337,12 @@ def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, m
                 if not (new >= 0.0):
                     return k + 1, j + 1
                 r[j] = new
+        last_b = -1
         for qd in range(dep_ptr[pick], dep_ptr[pick + 1]):
             b = dep[qd] // BLOCK
-            bs[b] = _block_sum(r, b, m)
+            if b != last_b:  # readers are sorted after the flipped node: runs share a block
+                bs[b] = _block_sum(r, b, m)
+                last_b = b
         k += 1
 
 
