@@ -34,18 +34,23 @@ def state(rows) -> np.ndarray:
     return np.array(rows, dtype=np.uint8)
 
 
-@pytest.fixture(params=["bits", "generic", "table"])
+@pytest.fixture(params=["states", "bits", "clauses", "generic", "table"])
 def engine(request):
-    """Every semantic test runs on every engine (bit-packed, generated generic, table-driven)."""
+    """Every semantic test runs on every engine (state tables, bit-packed, clause-driven, generated
+    generic, table-driven)."""
     return request.param
 
 
 def make(engine: str, bnd: str, cfg: str | None = None, *, name: str) -> BooleanNetwork:
     net = BooleanNetwork.from_text(bnd, cfg, name=name)
-    if engine in ("generic", "table"):
-        net.engine = engine
+    if engine == "states":  # "auto" on a small network: the state tables (frozen nodes shared by all cells)
+        assert net._states_apply(1)
     else:
-        assert net.uses_bit_engine
+        net.engine = engine
+        if engine == "bits":
+            assert net.uses_bit_engine and not net._states_apply(1)
+        if engine == "clauses":
+            assert type(net.kernels()).__name__ == "ClauseKernels"
     return net
 
 
@@ -292,3 +297,131 @@ def test_synchronous_parallel_equals_sequential(tnf):
     tnf.step_synchronous(c, 1)
     on = {nm for nm in tnf.node_names if c[0, tnf.index(nm)]}
     assert on == {"TNF", "FADD", "ATP", "cIAP", "TNFR", "mROS", "DISC_TNF", "RIP1"}
+
+
+# --------------------------------------------------------------------------- state tables and rate classes
+
+
+def test_state_table_holds_every_states_flip_rates():
+    bnd = (
+        "Node A { rate_up = $k; rate_down = B ? 2 : 0; }\n"
+        "Node B { logic = A AND NOT C; }\n"
+        "Node C { rate_up = A ? 1e100 : 0; rate_down = 0.5; }\n"
+    )
+    net = BooleanNetwork.from_text(bnd, "$k = 3;", name="tab")
+    from tme_sim.intracellular.boolean.statetable import all_states
+
+    states = all_states(3)
+    rates = net.flip_rates(states)
+    frozen = np.array([False, False, True])
+    table = net.state_table(frozen)
+    assert net.state_table(frozen) is table  # cached per frozen mask and variables
+    for w in range(8):
+        r = np.where(frozen, 0.0, rates[w])
+        pos = np.flatnonzero(r > 0)
+        assert table.count[w] == len(pos)
+        assert table.node[w, : len(pos)].tolist() == pos.tolist()
+        np.testing.assert_allclose(table.cum[w, : len(pos)], np.cumsum(r[pos]))
+        assert table.total[w] == pytest.approx(r.sum())
+    unfrozen = net.state_table(np.zeros(3, dtype=bool))
+    w = 0b001  # A on, B and C off: B (rate 1) and C (1e100, not infinite) can flip, A cannot
+    assert unfrozen.count[w] == 2 and unfrozen.node[w, :2].tolist() == [1, 2]
+    assert unfrozen.total[w] == 1e100
+    net.variables["k"] = -1.0  # a negative rate is an error when a cell is in such a state
+    s = np.zeros((5, 3), dtype=np.uint8)
+    with pytest.raises(Exception, match="negative or NaN transition rate of node A"):
+        net.advance(s, 1.0, np.random.default_rng(0))
+    net.variables["k"] = np.inf  # instantaneous: A flips at once in every cell
+    s = np.zeros((5, 3), dtype=np.uint8)
+    net.advance(s, 1e-9, np.random.default_rng(0))
+    assert (s[:, 0] == 1).all()
+
+
+def test_state_tables_match_bits_in_distribution_and_are_thread_independent():
+    net = BooleanNetwork.from_text(CUSTOM, name="custom")
+    bits = net.with_variables()
+    bits.engine = "bits"
+    n = 40000
+    a = np.zeros((n, 3), dtype=np.uint8)
+    b = np.zeros((n, 3), dtype=np.uint8)
+    net.advance(a, 2.0, np.random.default_rng(1))
+    bits.advance(b, 2.0, np.random.default_rng(2))
+    np.testing.assert_allclose(a.mean(axis=0), b.mean(axis=0), atol=0.015)
+    seq = np.zeros((3000, 3), dtype=np.uint8)
+    par = seq.copy()
+    net.advance(seq, 2.0, np.random.default_rng(3), parallel=False)
+    net.advance(par, 2.0, np.random.default_rng(3), parallel=True)
+    np.testing.assert_array_equal(seq, par)
+
+
+def test_boolean_valued_rate_is_one_bit_term():
+    # MaBoSS's rateTr model uses long Boolean expressions as rates; expanding each node would give
+    # 2^k terms, past the bit engine's limit
+    terms = " | ".join(f"(N{i} & !N{i + 1})" for i in range(20))
+    nodes = "".join(f"Node N{i} {{ logic = N{(i + 1) % 21}; }}\n" for i in range(21))
+    net = BooleanNetwork.from_text(nodes + f"Node X {{ rate_up = {terms}; rate_down = !({terms}); }}\n", name="big")
+    net.engine = "bits"
+    assert net.uses_bit_engine
+    s = np.random.default_rng(0).integers(0, 2, (200, net.n_nodes)).astype(np.uint8)
+    np.testing.assert_array_equal(net.flip_rates(s, engine="bits"), net.flip_rates(s, engine="table"))
+
+
+def test_negative_rate_reached_by_a_transition_is_an_error(engine):
+    net = make(
+        engine,
+        "Node A { rate_up = 1; rate_down = 0; }\nNode B { rate_up = A ? $k : 0; rate_down = 0; }",
+        "$k = -1;",
+        name="neg",
+    )
+    s = np.zeros((50, 2), dtype=np.uint8)
+    with pytest.raises(Exception, match="negative or NaN transition rate of node B"):
+        net.advance(s, 10.0, np.random.default_rng(0))
+
+
+def test_clause_rates_equal_the_rate_programs_on_every_state():
+    # XOR, nested negations, a Boolean conditional, a product of sums (its negation is the
+    # smaller normal form), @logic in both rates, a variable leaf and a constant-zero branch
+    bnd = (
+        "Node A { logic = (B | C) & (D | E) & (!B | !E); rate_up = @logic ? $ka : 0; rate_down = @logic ? 0 : 2; }\n"
+        "Node B { logic = A ^ (C & !D); }\n"
+        "Node C { rate_up = A ? (B ? 3 : D) : 0; rate_down = !(A | !E) ? $ka * 2 : 0.5; }\n"
+        "Node D { logic = !(!A & !(B ^ E)); }\n"
+        "Node E { rate_up = B & C | D; rate_down = 0; }\n"
+    )
+    net = BooleanNetwork.from_text(bnd, "$ka = 1.5;", name="clauses")
+    from tme_sim.intracellular.boolean.statetable import all_states
+
+    s = all_states(5)
+    np.testing.assert_array_equal(net.flip_rates(s, engine="clauses"), net.flip_rates(s, engine="table"))
+    net.variables["ka"] = 0.25  # leaf values follow the variables
+    np.testing.assert_array_equal(net.flip_rates(s, engine="clauses"), net.flip_rates(s, engine="table"))
+
+
+def test_clause_kernels_reuse_start_rates_without_changing_results():
+    # cells that start in the state the previous cell started in reuse its rates: a cell's result
+    # must be the same as when it is simulated alone, and the same on any number of threads
+    nodes = "".join(f"Node N{i} {{ logic = N{(i + 1) % 70} | !N{(i + 3) % 70}; }}\n" for i in range(70))
+    net = BooleanNetwork.from_text(nodes, name="ring70")
+    k = net.kernels()
+    assert type(k).__name__ == "ClauseKernels"
+    n = 600
+    start = np.zeros((n, 70), dtype=np.uint8)
+    start[::3, 5] = 1  # runs of equal start states, interrupted
+    seeds = cell_seeds(np.random.default_rng(7), n)
+    v = net._variable_vector()
+    frozen = np.zeros((1, 70), dtype=np.uint8)
+    runs = []
+    for fn in (k.advance_seq, k.advance_par):
+        s = start.copy()
+        err = np.zeros(n, dtype=np.int32)
+        ev = np.zeros(n, dtype=np.int64)
+        fn(s, 2.0, seeds, frozen, v, err, ev, 0.0)
+        runs.append((s, ev))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for i in (0, 1, 2, 299, 300, 599):
+        s = start[i : i + 1].copy()
+        err = np.zeros(1, dtype=np.int32)
+        ev = np.zeros(1, dtype=np.int64)
+        k.advance_seq(s, 2.0, seeds[i : i + 1], frozen, v, err, ev, 0.0)
+        np.testing.assert_array_equal(s[0], runs[0][0][i])
+        assert ev[0] == runs[0][1][i] > 0

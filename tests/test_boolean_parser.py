@@ -10,6 +10,7 @@ import pytest
 
 from tme_sim.errors import NetworkFormatError, TMEError
 from tme_sim.intracellular.boolean import BooleanNetwork, load_network
+from tme_sim.intracellular.boolean.clauseengine import ClauseKernels
 from tme_sim.intracellular.boolean.expressions import evaluate, parse_expression
 from tme_sim.intracellular.boolean.maboss_format import parse_bnd_text, parse_cfg_text
 from tme_sim.intracellular.boolean.tableengine import TableKernels
@@ -207,8 +208,21 @@ def test_networks_outside_the_bit_engine_use_the_generic_one():
     s[:, 0] = 1
     ev = big.advance(s, 1.0, np.random.default_rng(0))
     assert ev.sum() > 0 and s[:, 69].mean() > 0.2  # N69 copies N0 at rate 1
-    assert isinstance(big.kernels(), TableKernels)  # no per-network compile above 64 nodes
+    assert isinstance(big.kernels(), ClauseKernels)  # no per-network compile above 64 nodes
     np.testing.assert_array_equal(big.flip_rates(s, engine="table"), big.flip_rates(s))
+    np.testing.assert_array_equal(big.flip_rates(s, engine="clauses"), big.flip_rates(s, engine="table"))
+    # a gate reading numbers does not convert to clauses: the table-driven kernels run it
+    arith = BooleanNetwork.from_text(
+        "".join(f"Node N{i} {{ logic = N{(i + 1) % 70}; }}\n" for i in range(69))
+        + "Node N69 { rate_up = (N0 + N1 > 1) ? 1 : 0; rate_down = 1; }\n",
+        name="arith",
+    )
+    assert isinstance(arith.kernels(), TableKernels)
+    assert (big.kernel_name, arith.kernel_name) == ("clauses", "table")
+    small = BooleanNetwork.from_text("Node A { logic = !B; }\nNode B { logic = A; }", name="small")
+    assert small.kernel_name == "states"
+    small.engine = "bits"
+    assert small.kernel_name == "bits"
     with pytest.raises(RuntimeError, match="bit engine is not used"):
         big.flip_rates(s, engine="bits")
     # a rate that expands to more than MAX_LEAVES cases (8 nodes inside arithmetic: 256 cases)

@@ -3,11 +3,13 @@
 * :func:`load_network` reads a MaBoSS ``.bnd``/``.cfg`` pair into a :class:`BooleanNetwork`
   whose numba kernels advance a ``(cells × nodes)`` uint8 state matrix: exact asynchronous
   Gillespie (MaBoSS semantics) or a deterministic synchronous mode, with per-cell knock-outs
-  and knock-ins. Networks of up to 64 nodes run bit-packed (one uint64 word per cell, flip
-  rates as bit masks per rate class: :mod:`~tme_sim.intracellular.boolean.bitengine`); others
-  on per-node-rate kernels generated per network up to 64 nodes
-  (:mod:`~tme_sim.intracellular.boolean.engine`), precompiled table-driven ones above
-  (:mod:`~tme_sim.intracellular.boolean.tableengine`).
+  and knock-ins. Networks of up to 12 nodes run on a table of every state's flip rates
+  (:mod:`~tme_sim.intracellular.boolean.statetable`); up to 64 nodes bit-packed (one uint64 word
+  per cell, flip rates as bit masks per rate class: :mod:`~tme_sim.intracellular.boolean.bitengine`),
+  else on per-node-rate kernels generated per network
+  (:mod:`~tme_sim.intracellular.boolean.engine`); above 64 nodes on precompiled clause-driven
+  kernels (:mod:`~tme_sim.intracellular.boolean.clauseengine`) or, for rates that do not convert,
+  table-driven ones (:mod:`~tme_sim.intracellular.boolean.tableengine`).
 * :mod:`~tme_sim.intracellular.boolean.probtraj`: state probabilities over time (``tme network run``);
   :mod:`~tme_sim.intracellular.boolean.physiboss`: PhysiBoSS ``<intracellular>`` blocks to configs.
 * :class:`BooleanIntracellular` couples a network to the simulation (inputs from signals,

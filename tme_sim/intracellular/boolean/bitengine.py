@@ -271,6 +271,12 @@ def expand_terms(e: Expr) -> list[tuple[Gate, Expr]]:
         if not _depends(x):
             out.append((gate, x))
             return
+        if is_boolean(x):
+            # a truth value used as a rate (1 when it holds, else 0) is one gated term: Shannon
+            # expansion of its nodes would give 2^k leaves (MaBoSS's rateTr model: > 64)
+            out.append(((*gate, (x, True)), Num(x.line, 1.0)))
+            out.append(((*gate, (x, False)), Num(x.line, 0.0)))
+            return
         if isinstance(x, Cond):
             rec(x.then, (*gate, (x.cond, True)))
             rec(x.other, (*gate, (x.cond, False)))

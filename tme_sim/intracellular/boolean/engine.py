@@ -3,10 +3,12 @@
 Networks of up to 64 nodes whose rates expand into a few Boolean-gated constants (all MaBoSS
 models seen so far) run on the faster bit-packed engine of
 :mod:`~tme_sim.intracellular.boolean.bitengine` instead (~2.8x cheaper per transition on the TNF
-model); this generic engine runs the other networks of up to
+model), networks of up to 12 nodes on the state tables of
+:mod:`~tme_sim.intracellular.boolean.statetable`; this generic engine runs the other networks of up to
 :data:`~tme_sim.intracellular.boolean.network.TABLE_MIN_NODES` nodes (bigger ones use the precompiled
-table-driven kernels of :mod:`~tme_sim.intracellular.boolean.tableengine`: no compile per network),
-and ``BooleanNetwork.engine = "generic"`` forces it (tests run the semantics on all three).
+clause-driven or table-driven kernels of :mod:`~tme_sim.intracellular.boolean.clauseengine` and
+:mod:`~tme_sim.intracellular.boolean.tableengine`: no compile per network), and
+``BooleanNetwork.engine = "generic"`` forces it (tests run the semantics on all engines).
 
 Design: each network's rate expressions become Python source compiled by numba (no interpreter
 loop per operator; the stack-bytecode interpreter of the table-driven kernels costs 2-8x more per
@@ -123,6 +125,7 @@ def refresh(k, s, v, r, fr):
         if fr[j] == 0:
             new = node_rate(j, s, v)
             if not (new >= 0.0):
+                r[j] = new  # kept, so that the exact re-sum that follows reports it
                 return np.nan
             delta += new - r[j]
             r[j] = new

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from tme_sim.errors import NetworkFormatError
-from tme_sim.intracellular.boolean import bitengine, engine, tableengine
+from tme_sim.intracellular.boolean import bitengine, clauseengine, engine, statetable, tableengine
 from tme_sim.intracellular.boolean.expressions import AtRef, Cond, Expr, Num
 from tme_sim.intracellular.boolean.maboss_format import (
     BndModel,
@@ -44,13 +44,26 @@ PARALLEL_MIN_CELLS = 1_000_000
 #: kernels generated per network at or below it. Measured (1 thread, CPU, shared machine): the
 #: p53/Mdm2 paper model (5 nodes) generated: 4.7 s / 207 MB to first result, 76 ns per transition;
 #: table-driven: 1.0 s / 178 MB, 638 ns. A synthetic 133-node model generated: 81 s / 742 MB,
-#: 251 ns; table-driven: 1.2 s / 179 MB, 577 ns.
+#: 251 ns; table-driven: 1.2 s / 179 MB, 577 ns. Above it the clause-driven kernels are preferred
+#: when the rates convert (MaBoSS's 78-node Ewing model: ~150 ns per transition against ~940 ns
+#: table-driven); networks of up to 12 nodes use state tables before any of these.
 TABLE_MIN_NODES = 64
+
+#: Values of :attr:`BooleanNetwork.engine`.
+ENGINES = ("auto", "bits", "clauses", "generic", "table")
 
 
 def cell_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
     """One uint64 seed per cell: raw 64-bit outputs of ``rng``'s bit generator (fast, full range)."""
     return rng.bit_generator.random_raw(n).astype(np.uint64, copy=False)
+
+
+def _words(mask: np.ndarray) -> np.ndarray:
+    """uint64 words (bit j = column j) of a bool ``(r, n_nodes)`` mask, ``n_nodes <= 64`` -> ``(r,)``."""
+    m = mask.shape[1]
+    if mask.shape[0] == 1 and not mask.any():
+        return np.zeros(1, dtype=np.uint64)
+    return (mask.astype(np.uint64) << np.arange(m, dtype=np.uint64)[None, :]).sum(axis=1, dtype=np.uint64)
 
 
 def _use_parallel(n: int, parallel: bool | None) -> bool:
@@ -89,13 +102,23 @@ class BooleanNetwork:
     _index: dict[str, int] = field(init=False, repr=False)
     _kernels: ModuleType | None = field(init=False, repr=False, default=None)
     _table: tableengine.TableKernels | None = field(init=False, repr=False, default=None)
+    _clauses: clauseengine.ClauseKernels | None = field(init=False, repr=False, default=None)
+    _clauses_checked: bool = field(init=False, repr=False, default=False)
     _bits: ModuleType | None = field(init=False, repr=False, default=None)
     _bits_checked: bool = field(init=False, repr=False, default=False)
-    #: ``"auto"``: bit-packed kernels when the network fits them, else the table-driven kernels
-    #: (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled: no per-network compile)
-    #: above :data:`TABLE_MIN_NODES` nodes and generated ones at or below;
-    #: ``"table"``: always the table-driven kernels; ``"generic"``: always
-    #: the generated generic kernels (all exact Gillespie; the bit engine draws other random numbers).
+    _bits_vkey: bytes = field(init=False, repr=False, default=b"")  # variables the classes were checked for
+    _state_tables: dict = field(init=False, repr=False, default_factory=dict)
+    #: ``"auto"``: for networks of at most :data:`statetable.MAX_NODES
+    #: <tme_sim.intracellular.boolean.statetable.MAX_NODES>` nodes whose frozen nodes are the same
+    #: in every cell, the state-table kernels (:mod:`~tme_sim.intracellular.boolean.statetable`:
+    #: every state's rates evaluated once); else bit-packed kernels when the network fits them, else
+    #: the table-driven kernels (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled: no
+    #: per-network compile) above :data:`TABLE_MIN_NODES` nodes and generated ones at or below;
+    #: ``"bits"``: as ``"auto"`` without the state-table kernels; ``"clauses"``: the clause-driven
+    #: kernels (:mod:`~tme_sim.intracellular.boolean.clauseengine`), which ``"auto"`` prefers to the
+    #: table-driven ones when the network's gates convert to them;
+    #: ``"table"``: always the table-driven kernels; ``"generic"``: always the generated generic
+    #: kernels (all exact Gillespie; the engines draw different random numbers).
     engine: str = field(init=False, default="auto")
     _var_names: list[str] = field(init=False, repr=False)
 
@@ -198,11 +221,24 @@ class BooleanNetwork:
         return m
 
     def kernels(self) -> ModuleType | tableengine.TableKernels:
-        """The non-bit kernels: the table-driven ones (``engine = "table"``, or "auto" above
-        :data:`TABLE_MIN_NODES` nodes: built in a Python pass, no compilation per network), else
-        the generated module (compiled on first use, cached on disk)."""
-        use_table = self.engine == "table" or (self.engine == "auto" and self.n_nodes > TABLE_MIN_NODES)
+        """The non-bit kernels: above :data:`TABLE_MIN_NODES` nodes ("auto") the clause-driven
+        ones when the network converts, else the table-driven ones (both built in a Python pass,
+        no compilation per network; ``engine = "clauses"`` / ``"table"`` force them at any size),
+        else the generated module (compiled on first use, cached on disk)."""
+        big = self.engine in ("auto", "bits") and self.n_nodes > TABLE_MIN_NODES
+        if self.engine == "clauses" or big:
+            ck = self._clause_kernels()
+            if ck is not None:
+                return ck
+        use_table = self.engine in ("table", "clauses") or big
         return self._table_kernels() if use_table else self._generated_kernels()
+
+    def _clause_kernels(self) -> clauseengine.ClauseKernels | None:
+        if not self._clauses_checked:
+            c = clauseengine.build_clauses(self.node_names, self.logic, self.rate_up, self.rate_down, self._var_names)
+            self._clauses = None if c is None else clauseengine.ClauseKernels(c, self._table_kernels())
+            self._clauses_checked = True
+        return self._clauses
 
     def _generated_kernels(self) -> ModuleType:
         if self._kernels is None:
@@ -222,6 +258,7 @@ class BooleanNetwork:
         """The bit-packed kernel module (:mod:`~tme_sim.intracellular.boolean.bitengine`), or None
         when the network does not fit it (then the generic kernels are used)."""
         if not self._bits_checked:
+            self._bits_vkey = self._variable_vector().tobytes()
             prog = bitengine.generate_bit_source(
                 self.name,
                 self.node_names,
@@ -234,17 +271,71 @@ class BooleanNetwork:
             )
             self._bits = engine.load_kernels(prog.source) if prog is not None else None
             self._bits_checked = True
-        elif self._bits is not None and not self._bits.classes_consistent(self._variable_vector()):
-            self._bits_checked = False  # changed variables split a rate class: regroup
-            return self.bit_kernels()
+        elif self._bits is not None:
+            v = self._variable_vector()
+            key = v.tobytes()
+            if key != self._bits_vkey:  # variables changed since the classes were checked
+                if not self._bits.classes_consistent(v):
+                    self._bits_checked = False  # changed variables split a rate class: regroup
+                    return self.bit_kernels()
+                self._bits_vkey = key
         return self._bits
 
     @property
     def uses_bit_engine(self) -> bool:
         """True when :meth:`advance` / :meth:`step_synchronous` run the bit-packed kernels."""
-        if self.engine not in ("auto", "generic", "table"):
-            raise ValueError(f"engine must be 'auto', 'generic' or 'table', got {self.engine!r}")
-        return self.engine == "auto" and self.bit_kernels() is not None
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {self.engine!r}")
+        return self.engine in ("auto", "bits") and self.bit_kernels() is not None
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernels :meth:`advance` runs when the frozen nodes are the same in every cell:
+        ``"states"``, ``"bits"``, ``"clauses"``, ``"table"`` or ``"generic"`` (see :attr:`engine`)."""
+        if self._states_apply(1):
+            return "states"
+        if self.uses_bit_engine:
+            return "bits"
+        k = self.kernels()
+        if isinstance(k, clauseengine.ClauseKernels):
+            return "clauses"
+        return "table" if isinstance(k, tableengine.TableKernels) else "generic"
+
+    def _states_apply(self, frozen_rows: int) -> bool:
+        """Whether the state-table kernels run an asynchronous call (see :attr:`engine`)."""
+        return self.engine == "auto" and frozen_rows == 1 and 1 <= self.n_nodes <= statetable.MAX_NODES
+
+    def state_table(self, frozen: np.ndarray) -> statetable.StateTable:
+        """The :class:`~tme_sim.intracellular.boolean.statetable.StateTable` for the current
+        variables and a bool ``(n_nodes,)`` mask of frozen nodes (built once, then cached)."""
+        frozen = np.asarray(frozen, dtype=bool).reshape(self.n_nodes)
+        v = self._variable_vector()
+        key = (frozen.tobytes(), v.tobytes())
+        table = self._state_tables.get(key)
+        if table is None:
+            rates = self.flip_rates(statetable.all_states(self.n_nodes), engine="table")
+            table = statetable.build_state_table(rates, frozen)
+            if len(self._state_tables) >= 32:  # e.g. variables swept: keep the cache bounded
+                self._state_tables.clear()
+            self._state_tables[key] = table
+        return table
+
+    def _run_states(
+        self,
+        state: np.ndarray,
+        duration: float,
+        seeds: np.ndarray,
+        setm: np.ndarray,
+        setv: np.ndarray,
+        frozen: np.ndarray,
+        parallel: bool | None,
+    ) -> np.ndarray:
+        """Asynchronous call on the state-table kernels (``frozen``: bool ``(n_nodes,)``)."""
+        table = self.state_table(frozen)
+        par = _use_parallel(state.shape[0], parallel)
+        events, err = statetable.advance(table, state, duration, seeds, setm, setv, self.discrete_tick, par)
+        self._raise_rate_error(err)
+        return events
 
     def class_values(self) -> np.ndarray:
         """Values of the bit engine's rate classes for the current variables (float64)."""
@@ -285,9 +376,12 @@ class BooleanNetwork:
         kernel and returns the transitions per cell; ``duration=None`` runs ``n_steps``
         synchronous steps and returns an empty array. Raises on a negative/NaN rate.
         """
+        n = state.shape[0]
+        if duration is not None and self._states_apply(frozen.shape[0]):
+            bits = (frozen[0] >> np.arange(self.n_nodes, dtype=np.uint64)) & np.uint64(1)
+            return self._run_states(state, duration, seeds, setm, setv, bits.astype(bool), parallel)
         bk = self.bit_kernels()
         assert bk is not None
-        n = state.shape[0]
         err = np.zeros(n, dtype=np.int32)
         par = _use_parallel(n, parallel)
         v = self._variable_vector()
@@ -378,6 +472,8 @@ class BooleanNetwork:
                 state[mask] = value
 
     def _raise_rate_error(self, err: np.ndarray) -> None:
+        if not err.any():
+            return
         bad = np.flatnonzero(err)
         if bad.size:
             j = int(err[bad[0]]) - 1
@@ -412,13 +508,19 @@ class BooleanNetwork:
         if not np.isfinite(duration) or duration < 0:
             raise ValueError(f"duration must be finite and >= 0, got {duration}")
         n = state.shape[0]
+        frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
+        if self._states_apply(frozen.shape[0]):
+            setm, setv = _words(ko | ki), _words(ki)
+            seeds = cell_seeds(rng, n)
+            if n == 0:
+                return np.zeros(0, dtype=np.int64)
+            return self._run_states(state, float(duration), seeds, setm, setv, frozen[0] != 0, parallel)
         if self.uses_bit_engine:
             setm, setv, frz = self._bit_masks(n, knockout, knockin, clamp)
             seeds = cell_seeds(rng, n)
             if n == 0:
                 return np.zeros(0, dtype=np.int64)
             return self.run_bits(state, float(duration), 0, seeds, setm, setv, frz, parallel)
-        frozen, ko, ki = self._mutation_masks(n, knockout, knockin, clamp)
         self._apply_forced(state, ko, ki)
         seeds = cell_seeds(rng, n)
         events = np.zeros(n, dtype=np.int64)
@@ -470,12 +572,13 @@ class BooleanNetwork:
         """Flip rate of every node in every row of ``state`` (float64 ``(n, n_nodes)``; for tests).
 
         ``engine="generic"``: the generic engine's compiled rate expressions; ``"table"``: the
-        table-driven kernels' rate programs; ``"bits"``: the bit
-        engine's rate-class masks (raises if the network does not use the bit engine).
+        table-driven kernels' rate programs; ``"clauses"``: the clause-driven kernels' clauses (raises
+        if the network does not convert); ``"bits"``: the bit engine's rate-class masks (raises if
+        the network does not use the bit engine).
         """
         self._check_state(state)
-        if engine not in ("generic", "table", "bits"):
-            raise ValueError(f"engine must be 'generic', 'table' or 'bits', got {engine!r}")
+        if engine not in ("generic", "table", "clauses", "bits"):
+            raise ValueError(f"engine must be 'generic', 'table', 'clauses' or 'bits', got {engine!r}")
         if engine == "bits":
             bk = self.bit_kernels()
             if bk is None:
@@ -483,7 +586,11 @@ class BooleanNetwork:
             out = np.empty((state.shape[0], self.n_nodes))
             bk.flip_rates(state, self._variable_vector(), np.append(self.class_values(), 0.0), out)
             return out
-        k = self._generated_kernels() if engine == "generic" else self._table_kernels()
+        if engine == "clauses":
+            ck = self._clause_kernels()
+            if ck is None:
+                raise RuntimeError(f"{self.name}: the network does not convert to the clause-driven kernels")
+        k = self._generated_kernels() if engine == "generic" else self._table_kernels() if engine == "table" else ck
         v = self._variable_vector()
         out = np.empty((state.shape[0], self.n_nodes))
         for i in range(state.shape[0]):  # diagnostic helper, not used in time stepping
@@ -511,8 +618,12 @@ class BooleanNetwork:
         )
         new._kernels = self._kernels
         new._table = self._table
+        new._clauses = self._clauses  # leaf values are cached per variable vector: shareable
+        new._clauses_checked = self._clauses_checked
         new._bits = self._bits
         new._bits_checked = self._bits_checked
+        new._bits_vkey = self._bits_vkey
+        new._state_tables = self._state_tables  # keyed by variables and frozen nodes: shareable
         new.engine = self.engine
         return new
 

@@ -273,6 +273,7 @@ def _refresh(k, s, v, r, fr, code, ptr, consts, st, dep_ptr, dep):
         if fr[j] == 0:
             new = node_rate(j, s, v, code, ptr, consts, st)
             if not (new >= 0.0):
+                r[j] = new  # kept, so that the exact re-sum that follows reports it
                 return np.nan
             delta += new - r[j]
             r[j] = new

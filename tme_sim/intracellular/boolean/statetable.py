@@ -1,0 +1,216 @@
+"""Gillespie kernels for small networks, driven by a table of every state's flip rates.
+
+Why: on networks of a few nodes a whole MaBoSS trajectory is a handful of transitions, and the
+per-transition work of the other engines (re-evaluating rate expressions or rate-class masks)
+dominates. A network of ``n <= MAX_NODES`` nodes has at most ``2**n`` states, so every state's
+flip rates are evaluated once, with the current ``$variables`` and the frozen nodes' rates set to
+0, into a :class:`StateTable`; a transition is then two table reads, one exponential and one
+uniform variate, and a scan over the few nodes that can flip. The rates come from the
+table-driven interpreter (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled), so no
+kernel is compiled per network either.
+
+Semantics are those of the generic engine (MaBoSS's BKMC): in state ``w`` node ``j`` flips at rate
+``r_j(w)``; the waiting time is exponential with the total rate, the flipping node is drawn in
+proportion to its rate; a state whose total rate is 0 is a fixed point; a negative or NaN rate of
+a non-frozen node is an error when a cell enters that state; an infinite rate makes the first
+such node flip at once. ``tick > 0`` is MaBoSS's discrete time (each transition takes ``tick``).
+
+Randomness: the per-cell SplitMix64 streams and ziggurat exponentials of the bit engine (one uint64
+seed per cell from the caller's Generator), so results do not depend on threads or chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from tme_sim.intracellular.boolean.bitengine import _GOLDEN, exponential, splitmix, uniform
+
+#: Most nodes a network may have for the state-table kernels (a table of ``2**n`` rows of ``n``
+#: float64 cumulative rates: 384 kB at 12 nodes, which stays in a core's L2 cache).
+MAX_NODES = 12
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class StateTable:
+    """Flip rates of every state of one network (row ``w``: bit ``j`` of ``w`` = node ``j``).
+
+    ``total``: float64 ``(2**n,)`` total flip rate, ``inv`` its inverse (0 where it is 0 or
+    infinite); ``count``: int64 ``(2**n,)`` number of nodes that can flip (-1 where a rate is
+    bad); ``node`` (uint8) / ``cum`` (float64), ``(2**n, n)``: those nodes in index order and
+    their cumulative rates (with an infinite rate: only the first infinite node, count 1);
+    ``bad``: int32 ``(2**n,)`` first non-frozen node with a negative or NaN rate, + 1 (0 if none).
+    """
+
+    total: np.ndarray
+    inv: np.ndarray
+    count: np.ndarray
+    node: np.ndarray
+    cum: np.ndarray
+    bad: np.ndarray
+
+
+def all_states(n: int) -> np.ndarray:
+    """uint8 ``(2**n, n)``: row ``w`` holds the bits of ``w`` (node ``j`` = bit ``j``)."""
+    w = np.arange(2**n, dtype=np.uint64)[:, None]
+    return ((w >> np.arange(n, dtype=np.uint64)[None, :]) & np.uint64(1)).astype(np.uint8)
+
+
+@njit(cache=True)
+def _compact(rates, frozen):
+    n_states, n = rates.shape
+    total = np.zeros(n_states)
+    count = np.zeros(n_states, dtype=np.int64)
+    node = np.zeros((n_states, max(n, 1)), dtype=np.uint8)
+    cum = np.zeros((n_states, max(n, 1)))
+    bad = np.zeros(n_states, dtype=np.int32)
+    for w in range(n_states):
+        for j in range(n):
+            if frozen[j] == 0 and not (rates[w, j] >= 0.0):
+                bad[w] = j + 1
+                break
+        if bad[w] != 0:
+            count[w] = -1
+            continue
+        acc = 0.0
+        k = 0
+        for j in range(n):
+            r = rates[w, j]
+            if frozen[j] == 0 and r > 0.0:
+                if r == np.inf:  # instantaneous: the first such node flips at once
+                    total[w] = np.inf
+                    count[w] = 1
+                    node[w, 0] = j
+                    cum[w, 0] = np.inf
+                    k = -1
+                    break
+                acc += r
+                node[w, k] = j
+                cum[w, k] = acc
+                k += 1
+        if k >= 0:
+            total[w] = acc
+            count[w] = k
+    inv = np.zeros(n_states)
+    for w in range(n_states):
+        if count[w] > 0 and total[w] < np.inf:
+            inv[w] = 1.0 / total[w]
+    return total, inv, count, node, cum, bad
+
+
+def build_state_table(rates: np.ndarray, frozen: np.ndarray) -> StateTable:
+    """A :class:`StateTable` from float64 ``rates`` ``(2**n, n)`` (row ``w`` = state ``w``, as
+    :func:`all_states`) and a bool ``(n,)`` mask of frozen nodes (rate 0)."""
+    total, inv, count, node, cum, bad = _compact(
+        np.ascontiguousarray(rates, dtype=np.float64), np.ascontiguousarray(frozen, dtype=np.uint8)
+    )
+    return StateTable(total=total, inv=inv, count=count, node=node, cum=cum, bad=bad)
+
+
+@njit(cache=True, inline="always")
+def _run_cell(w, x, duration, tick, total, inv, count, node, cum, bad):
+    """Gillespie from state word ``w`` with stream counter ``x``: (final word, transitions, error)."""
+    t = 0.0
+    k = 0
+    while True:
+        cnt = count[w]
+        if cnt <= 0:  # a fixed point (0) or a state with a bad rate (-1)
+            return w, k, bad[w]
+        if tick > 0.0:
+            t += tick
+            if t >= duration:
+                return w, k, 0
+        else:
+            x, e = exponential(x)
+            t += e * inv[w]
+            if t > duration:
+                return w, k, 0
+        q = 0
+        if cnt > 1:
+            x, u = uniform(x)
+            target = u * total[w]
+            last = cnt - 1
+            while q < last and not (target < cum[w, q]):
+                q += 1
+        w ^= 1 << np.int64(node[w, q])
+        k += 1
+
+
+def _make_advance(parallel: bool):
+    loop = prange if parallel else range
+
+    @njit(cache=True, error_model="numpy", parallel=parallel)
+    def advance(state, duration, seeds, setm, setv, total, inv, count, node, cum, bad, err, events, tick):
+        # state: (n, m) 0/1 array of any numeric dtype (>= 0.5 is on), advanced in place; for cell i
+        # the bits in setm[a] are first set to setv[a] (a = i if setm/setv have n rows, else 0).
+        n = state.shape[0]
+        m = state.shape[1]
+        last_s = setm.shape[0] - 1
+        last_v = setv.shape[0] - 1
+        nchunk = (n + CHUNK - 1) // CHUNK
+        for c in loop(nchunk):
+            lo = c * CHUNK
+            hi = min(n, lo + CHUNK)
+            for i in range(lo, hi):
+                row = state[i]
+                w0 = np.int64(0)
+                for j in range(m):
+                    if row[j] >= 0.5:
+                        w0 |= np.int64(1) << j
+                w = (w0 & ~np.int64(setm[min(i, last_s)])) | np.int64(setv[min(i, last_v)])
+                x = splitmix(seeds[i] - _GOLDEN)[1]
+                w, k, e = _run_cell(w, x, duration, tick, total, inv, count, node, cum, bad)
+                if w != w0:  # most settled cells do not move: skip the write-back
+                    for j in range(m):
+                        row[j] = (w >> j) & 1
+                events[i] = k
+                err[i] = e
+
+    return advance
+
+
+_advance_seq = _make_advance(False)
+_advance_par = _make_advance(True)
+
+
+def advance(
+    table: StateTable,
+    state: np.ndarray,
+    duration: float,
+    seeds: np.ndarray,
+    setm: np.ndarray,
+    setv: np.ndarray,
+    tick: float,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Advance ``state`` (C-contiguous ``(n, n_nodes)``, any numeric dtype, in place) by ``duration``.
+
+    ``seeds``: uint64 ``(n,)``; ``setm`` / ``setv``: uint64 words ``(1,)`` or ``(n,)`` (bits in
+    ``setm`` are set to ``setv`` first; the frozen nodes are part of ``table``). Returns
+    (transitions int64 ``(n,)``, error int32 ``(n,)``: node + 1 of a negative/NaN rate, else 0).
+    """
+    n = state.shape[0]
+    events = np.zeros(n, dtype=np.int64)
+    err = np.zeros(n, dtype=np.int32)
+    fn = _advance_par if parallel else _advance_seq
+    t = table
+    fn(
+        state,
+        float(duration),
+        seeds,
+        setm,
+        setv,
+        t.total,
+        t.inv,
+        t.count,
+        t.node,
+        t.cum,
+        t.bad,
+        err,
+        events,
+        float(tick),
+    )
+    return events, err
