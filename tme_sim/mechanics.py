@@ -82,10 +82,12 @@ def build_cell_list(pos, n, bin_size, nbins):
 #: below this many cells the serial kernels are used (thread start-up and sync cost more than
 #: they save; measured in benchmarks/cells.py)
 PARALLEL_MIN_CELLS = 20_000
-ADAPTIVE_MIN_CELLS = 1_000
+ADAPTIVE_MIN_CELLS = 10_000
 """From this many cells on, the model times both compilations of the force and Verlet-list kernels
-and keeps the faster (:class:`tme_sim.parallel.KernelChooser`): at ~2500 cells a force call is
-~0.4 ms and a list build ~1.4 ms serial, long enough for two threads to pay on an idle machine."""
+and keeps the faster (:class:`tme_sim.parallel.KernelChooser`). At 10⁴ cells (3D) a force call is
+~2 ms and a list build ~3.4 ms serial, so a fork/join of tens of µs on an idle machine is a few
+per cent; below that the serial kernels always run (at 10³ cells a 2-thread call measured 15-40 ms
+against 0.05-0.3 ms serial on the loaded 2-core machine, ``benchmarks/thread_scaling.py``)."""
 SKIN_FRACTION = 0.25  # Verlet skin as a fraction of the cutoff (benchmarks/cells.py)
 
 
