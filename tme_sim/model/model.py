@@ -56,6 +56,7 @@ from tme_sim.model.setup import (
     layer_thickness,
     placement_count,
     placement_positions,
+    placement_types,
     resolve_substrates,
     set_boundaries,
     type_tables,
@@ -119,7 +120,7 @@ class TMEModel(mesa.Model):
         self.pheno_every = round(self.dt_pheno / self.dt_mech)
 
         # ---- grid
-        n_initial = sum(placement_count(p, self.dim) for p in scenario.initial_cells)
+        n_initial = sum(placement_count(p, self.dim, scenario) for p in scenario.initial_cells)
         need = estimate_memory(scenario, n_initial)
         if need > 0.8 * available_memory():
             raise ResourceError(
@@ -267,9 +268,9 @@ class TMEModel(mesa.Model):
 
     def _place_initial_cells(self) -> None:
         for i, p in enumerate(self.scenario.initial_cells):
-            pos = placement_positions(p, f"initial_cells[{i}]", self.dim, self.domain, self.rng)
-            t = self.type_names.index(p.type)
-            slots = self.add_cells(np.full(len(pos), t, dtype=np.int16), pos, kind=None)
+            pos = placement_positions(p, f"initial_cells[{i}]", self.dim, self.domain, self.rng, self.scenario)
+            types = placement_types(p, len(pos), self.type_names, self.rng)
+            slots = self.add_cells(types, pos, kind=None)
             randomize_cycle(self.store, slots, self.tables, self._entry_rates, self.rng)
 
     # ------------------------------------------------------------------ cells
