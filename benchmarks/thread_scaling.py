@@ -8,7 +8,8 @@ Each kernel is called through its serial compilation (= the 1-thread figure: the
 are what one thread runs) and its parallel one with 2 threads, round-robin, and the best wall time
 of a few calls is printed with the speed-up. Cells: a packed 3D spheroid (FCC lattice,
 :mod:`tme_sim.model.packing`) of 10³ … 10⁶ cells, as in ``tumor_immune_3d_large.toml``.
-Kernels: Verlet-list build, pair coefficients, velocities (force sum), AB2 position update, and
+Kernels: Verlet-list build, pair coefficients, velocities (force sum, with the coefficient array
+and with the constants computed in the loop — the model's path), AB2 position update, and
 the implicit diffusion substep (backward Euler + CG) on 3D grids of 10³ … 10⁶ voxels × 2
 substrates. Contacts, motility and the phenotype step have no parallel twin (they are serial
 numpy/numba) and are not listed. The table is what the kernel chooser's thresholds
@@ -80,6 +81,9 @@ def mechanics_kernels(n_cells: int, repeats: int) -> list[tuple[str, int, float,
         "velocities": lambda par: mech.listed_velocities(
             pos, radius, ctype, n, rep_t, coef, vl, domain, 3, vel, parallel=par, work=work
         ),
+        "velocities, constants in loop": lambda par: mech.direct_velocities(
+            pos, radius, ctype, dead, n, rep_t, adh_t, arel_t, vl, domain, 3, vel, parallel=par, work=work
+        ),
         "AB2 update": lambda par: mech.ab2_update(x, vel * 0, prev, n, 0.1, domain, 3, parallel=par),
     }
     for name, fn in fns.items():
@@ -99,6 +103,8 @@ def diffusion_kernel(side: int, repeats: int) -> tuple[str, int, float, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="10³ and 10⁴ only, few repeats (a check that it runs)")
+    ap.add_argument("--sizes", type=int, nargs="+", help="cell counts (default 10³ 10⁴ 10⁵ 10⁶)")
+    ap.add_argument("--no-grid", action="store_true", help="skip the diffusion rows")
     args = ap.parse_args(argv)
     threads = numba.get_num_threads()
     if threads < 2:
@@ -106,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
     sides = [10, 22] if args.quick else [10, 22, 46, 100]
+    if args.sizes:
+        sizes = args.sizes
+    if args.no_grid:
+        sides = []
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     print(f"numba threads: {threads} ({numba.config.THREADING_LAYER} layer requested); load average {' '.join(load)}")
     rows = []
@@ -114,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += mechanics_kernels(n, 2 if n >= 10**6 else 5)
     for side in sides:
         rows.append(diffusion_kernel(side, 2 if side >= 100 else 5))
-    print(f"\n{'kernel':32s} {'size':>9s} {'1 thread ms':>12s} {'2 threads ms':>13s} {'speed-up':>9s}")
+    print(f"\n{'kernel':30s} {'size':>9s} {'1 thread ms':>12s} {'2 threads ms':>13s} {'speed-up':>9s}")
     for name, size, s, p in rows:
-        print(f"{name:32s} {size:9,d} {1e3 * s:12.3f} {1e3 * p:13.3f} {s / p:8.2f}x")
+        print(f"{name:30s} {size:9,d} {1e3 * s:12.3f} {1e3 * p:13.3f} {s / p:8.2f}x")
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     print(f"\n(best of repeats, wall; process CPU {cpu:.1f} s over {wall:.1f} s wall)")
     return 0
