@@ -19,11 +19,12 @@ contacts (killing, phagocytosis), bookkeeping (locality re-sorts) — averaged o
 (the phenotype-clock parts run once per 60 steps, so their per-step figure is a 60th of a call;
 the macrophages' surrogate runs every 30 min: one evaluation is timed after the run and spread
 over its 300 steps, in place of any that fell inside the run);
-the time of one output snapshot; the build time; peak memory; CPU seconds; the cost per
-cell-step and its growth against n log n; the whole-step cell updates per second against
-PhysiCell's measured 3.1e4 mechanics updates/s (its 3D ``cancer_immune`` sample, 25,817 cells,
-2 cores, issue #24); and the projected wall time of one simulated day — **extrapolated** from the
-measured steps at the initial cell count (14,400 steps + 5 snapshots), not a measured day.
+the time of one output snapshot and of one checkpoint (and its size); the build time; peak
+memory; CPU seconds; the cost per cell-step and its growth against n log n; the whole-step cell
+updates per second against PhysiCell's measured 3.1e4 mechanics updates/s (its 3D
+``cancer_immune`` sample, 25,817 cells, 2 cores, issue #24); and the projected wall time of one
+simulated day — **extrapolated** from the measured steps at the initial cell count (14,400
+steps + 5 snapshots + 4 checkpoints), not a measured day.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ RADIUS = 8.412710547954228  # µm, the tumor cells' radius (PhysiCell default)
 PHYSICELL_UPDATES_PER_S = 3.1e4  # issue #24: PhysiCell 3D cancer_immune, 2 cores
 DAY_STEPS = 14_400  # one day of 0.1-min mechanics steps
 DAY_SNAPSHOTS = 5  # every 6 h, start and end included
+DAY_CHECKPOINTS = 4  # every 6 h
 PARTS = ("diffusion", "coupling", "lists", "mechanics", "phenotype", "intracellular", "contacts", "bookkeeping")
 
 
@@ -95,11 +97,26 @@ def child(n_cells: int, minutes: float) -> dict:
     snap = OutputWriter.snapshot
 
     def timed_snapshot(self, model):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         snap(self, model)
         info.setdefault("snapshots", []).append(time.perf_counter() - t0)
+        info.setdefault("snapshots_cpu", []).append(time.process_time() - c0)
 
     OutputWriter.snapshot = timed_snapshot
+
+    import tme_sim.io.observers as observers
+
+    write_checkpoint = observers.write_checkpoint
+
+    def timed_checkpoint(model, path, *a, **k):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = write_checkpoint(model, path, *a, **k)
+        info["checkpoint_s"] = time.perf_counter() - t0
+        info["checkpoint_cpu_s"] = time.process_time() - c0
+        info["checkpoint_mb"] = Path(out).stat().st_size / 2**20
+        return out
+
+    observers.write_checkpoint = timed_checkpoint
 
     class Profile(Observer):
         def on_start(self, model) -> None:
@@ -151,7 +168,11 @@ def child(n_cells: int, minutes: float) -> dict:
         run_scenario(
             resolve("tumor_immune_3d_large"),
             out,
-            overrides={**overrides(n_cells), "output.interval": f'"{minutes:g} min"'},
+            overrides={
+                **overrides(n_cells),
+                "output.interval": f'"{minutes:g} min"',
+                "output.checkpoint_interval": f'"{minutes:g} min"',  # one checkpoint, at the end
+            },
             duration=f"{minutes:g} min",
             seed=1,
             extra_observers=[Profile()],
@@ -166,6 +187,10 @@ def child(n_cells: int, minutes: float) -> dict:
     parts["intracellular cpu"] = info["intracellular_per_step_cpu_s"] * steps
     parts["step"] += parts["intracellular"] - info["in_run_intracellular_s"]
     parts["step cpu"] += parts["intracellular cpu"] - info["in_run_intracellular_cpu_s"]
+    # snapshots after the first and the checkpoint are written by observers inside a step: they
+    # are reported on their own rows, not spread over the steps
+    parts["step"] -= sum(info["snapshots"][1:]) + info.get("checkpoint_s", 0.0)
+    parts["step cpu"] -= sum(info["snapshots_cpu"][1:]) + info.get("checkpoint_cpu_s", 0.0)
     info["parts"] = parts
     info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info["cpu_s"] = time.process_time()
@@ -217,7 +242,7 @@ def print_tables(results: list[dict]) -> None:
             ],
         )
     row(
-        "other (loop, observers)",
+        "other (loop)",
         [
             (
                 (r["parts"]["step"] - sum(r["parts"].get(p, 0.0) for p in PARTS)) / r["steps"],
@@ -228,6 +253,8 @@ def print_tables(results: list[dict]) -> None:
     )
     row("whole step", [(r["parts"]["step"] / r["steps"], r["parts"]["step cpu"] / r["steps"]) for r in results])
     print(f"{'output snapshot s':24s}" + "".join(f"{max(r['snapshots']):13.2f}" for r in results))
+    print(f"{'checkpoint s':24s}" + "".join(f"{r.get('checkpoint_s', float('nan')):13.2f}" for r in results))
+    print(f"{'checkpoint MB':24s}" + "".join(f"{r.get('checkpoint_mb', float('nan')):13.0f}" for r in results))
     print(f"{'build s':24s}" + "".join(f"{r['build_s']:13.1f}" for r in results))
     print(f"{'peak memory MB (RSS)':24s}" + "".join(f"{r['peak_rss_mb']:13.0f}" for r in results))
     print(f"{'output file MB':24s}" + "".join(f"{r['file_mb']:13.1f}" for r in results))
@@ -241,14 +268,16 @@ def print_tables(results: list[dict]) -> None:
     for r, c, cc in zip(results, per, per_cpu, strict=True):
         nlogn = (r["n"] * math.log(r["n"])) / (base["n"] * math.log(base["n"])) * base["n"] / r["n"]
         rate = 1.0 / c
-        day = DAY_STEPS * r["parts"]["step"] / r["steps"] + DAY_SNAPSHOTS * max(r["snapshots"])
-        day_cpu = DAY_STEPS * r["parts"]["step cpu"] / r["steps"] + DAY_SNAPSHOTS * max(r["snapshots"])
+        io_s = DAY_SNAPSHOTS * max(r["snapshots"]) + DAY_CHECKPOINTS * r.get("checkpoint_s", 0.0)
+        day = DAY_STEPS * r["parts"]["step"] / r["steps"] + io_s
+        day_cpu = DAY_STEPS * r["parts"]["step cpu"] / r["steps"] + io_s
         print(f"{r['n']:10,d} {1e6 * c:13.3f} {1e6 * cc:6.3f} {cc / per_cpu[0]:11.2f}x {nlogn:13.2f}x {rate:10.3g} "
               f"{rate / PHYSICELL_UPDATES_PER_S:11.1f}x {day / 3600:12.2f} h {day_cpu / 3600:5.2f} h")  # fmt: skip
     print(
         "\n'vs smallest' is the CPU cost per cell-step relative to the smallest size; 'n log n ratio' is what it\n"
         "would be if the cost grew as n log n. 'projected day' is EXTRAPOLATED: 14,400 steps at the measured\n"
-        "mean step time (initial cell count; the population grows over a day) plus 5 snapshots — not a\n"
+        "mean step time (initial cell count; the population grows over a day) plus 5 snapshots and 4\n"
+        "checkpoints — not a\n"
         "measured day. Updates/s: whole-step cell updates per second (every part of the loop), against\n"
         "PhysiCell's 3.1e4 mechanics updates/s on 2 cores (issue #24). Wall times are on a shared machine."
     )
