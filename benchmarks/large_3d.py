@@ -274,12 +274,12 @@ def print_tables(results: list[dict]) -> None:
         print(f"{r['n']:10,d} {1e6 * c:13.3f} {1e6 * cc:6.3f} {cc / per_cpu[0]:11.2f}x {nlogn:13.2f}x {rate:10.3g} "
               f"{rate / PHYSICELL_UPDATES_PER_S:11.1f}x {day / 3600:12.2f} h {day_cpu / 3600:5.2f} h")  # fmt: skip
     print(
-        "\n'vs smallest' is the CPU cost per cell-step relative to the smallest size; 'n log n ratio' is what it\n"
-        "would be if the cost grew as n log n. 'projected day' is EXTRAPOLATED: 14,400 steps at the measured\n"
-        "mean step time (initial cell count; the population grows over a day) plus 5 snapshots and 4\n"
-        "checkpoints — not a\n"
-        "measured day. Updates/s: whole-step cell updates per second (every part of the loop), against\n"
-        "PhysiCell's 3.1e4 mechanics updates/s on 2 cores (issue #24). Wall times are on a shared machine."
+        "\n'vs smallest' is the CPU cost per cell-step relative to the smallest size; 'n log n ratio' is what\n"
+        "it would be if the cost grew as n log n. 'projected day' is EXTRAPOLATED: 14,400 steps at the\n"
+        "measured mean step time (initial cell count; the population grows over a day) plus 5 snapshots\n"
+        "and 4 checkpoints — not a measured day. Updates/s: whole-step cell updates per second (every part\n"
+        "of the loop), against PhysiCell's 3.1e4 mechanics updates/s on 2 cores (issue #24). Wall times\n"
+        "are on a shared machine; CPU times are this process's own.\n"
     )
 
 
