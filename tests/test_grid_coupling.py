@@ -328,12 +328,14 @@ def test_automatic_kernel_choice_tries_both_and_keeps_the_faster():
         used.append(big.last_kernel)
     assert used[:2] == ["serial", "parallel"]  # both timed first
     assert np.array_equal(big.species_first(), ref.species_first())  # the choice never changes results
-    big._chooser.speed = [2.0, 1.0]  # pretend parallel is faster
+    big._chooser.speed = [2.0, 1.0]  # pretend parallel is twice as fast
+    big._chooser.next_retry = 0
     choices = []
-    for _ in range(2 * RETUNE_EVERY):
+    for _ in range(4 * RETUNE_EVERY):
         choices.append(big._use_parallel())
         big._chooser.calls += 1
-    assert choices.count(False) == 2  # the slower one is re-tried once every RETUNE_EVERY calls
+    # the slower one is re-tried once every RETUNE_EVERY × (slow/fast) = 2 × RETUNE_EVERY calls
+    assert choices.count(False) == 1
     small = Microenvironment((100.0, 100.0), 20.0, ["oxygen"])
     small.advance(0.01)
     small.advance(0.01)

@@ -8,6 +8,7 @@ from tme_sim.mechanics import (
     _neighbor_lists_parallel,
     ab2_update,
     build_cell_list,
+    direct_velocities,
     interaction_velocities,
     listed_velocities,
     neighbor_lists,
@@ -227,6 +228,10 @@ def test_cached_pair_constants_follow_radius_and_death_changes_bit_for_bit():
         fresh = np.zeros((n, 3))
         interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists.nstart, lists.nbr, DOMAIN, 2, fresh)
         assert np.array_equal(cached, fresh), change
+        for par in (False, True):  # the model's path: constants computed in the force loop
+            direct = np.zeros((n, 3))
+            direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, DOMAIN, 2, direct, parallel=par)
+            assert np.array_equal(direct, fresh), (change, par)
         if change != "none":
             assert cl.list_builds == builds  # the constants were refreshed without a new list
 

@@ -82,10 +82,12 @@ def build_cell_list(pos, n, bin_size, nbins):
 #: below this many cells the serial kernels are used (thread start-up and sync cost more than
 #: they save; measured in benchmarks/cells.py)
 PARALLEL_MIN_CELLS = 20_000
-ADAPTIVE_MIN_CELLS = 1_000
+ADAPTIVE_MIN_CELLS = 10_000
 """From this many cells on, the model times both compilations of the force and Verlet-list kernels
-and keeps the faster (:class:`tme_sim.parallel.KernelChooser`): at ~2500 cells a force call is
-~0.4 ms and a list build ~1.4 ms serial, long enough for two threads to pay on an idle machine."""
+and keeps the faster (:class:`tme_sim.parallel.KernelChooser`). At 10⁴ cells (3D) a force call is
+~2 ms and a list build ~3.4 ms serial, so a fork/join of tens of µs on an idle machine is a few
+per cent; below that the serial kernels always run (at 10³ cells a 2-thread call measured 15-40 ms
+against 0.05-0.3 ms serial on the loaded 2-core machine, ``benchmarks/thread_scaling.py``)."""
 SKIN_FRACTION = 0.25  # Verlet skin as a fraction of the cutoff (benchmarks/cells.py)
 
 
@@ -477,6 +479,51 @@ def _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel):
+    """:func:`_row_forces` with each pair's constants computed on the fly from the radii, types
+    and death states (the very expressions of :func:`_cell_coefficients`, so bit-identical):
+    no (5, m) coefficient array to keep in memory (40 B per listed pair) and stream every step."""
+    xi = pos[i, 0]
+    yi = pos[i, 1]
+    zi = pos[i, 2]
+    ri = radius[i]
+    ti = ctype[i]
+    alive_i = dead[i] == 0
+    vx = 0.0
+    vy = 0.0
+    vz = 0.0
+    for k in range(nstart[i], nstart[i + 1]):
+        j = nbr[k]
+        ddx = xi - pos[j, 0]
+        ddy = yi - pos[j, 1]
+        ddz = zi - pos[j, 2]
+        d2 = ddx * ddx + ddy * ddy + ddz * ddz
+        tj = ctype[j]
+        big_r = ri + radius[j]
+        ra = arel_pp[ti, tj] * big_r
+        if d2 >= ra * ra:  # beyond the adhesion reach: most listed candidates
+            pair_speed[k] = 0.0
+            continue
+        d = np.sqrt(d2)
+        if d < 1e-5:
+            d = 1e-5
+        f = 0.0
+        if d < big_r:
+            t = 1.0 - d / big_r
+            f = t * t * rep_pp[ti, tj]
+        ta = 1.0 - d / ra
+        f -= ta * ta * (adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0)
+        s = f / d
+        pair_speed[k] = s
+        vx += s * ddx
+        vy += s * ddy
+        vz += s * ddz
+    vel[i, 0] = vx
+    vel[i, 1] = vy
+    vel[i, 2] = vz
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _reverse_forces_and_walls(
     i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
 ):
@@ -630,6 +677,48 @@ def _velocities_parallel(
         _reverse_forces_and_walls(
             i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
         )
+
+
+@njit(cache=True, error_model="numpy")
+def _velocities_direct_serial(
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start, reverse_pair, reverse_row,
+    domain, dim, pair_speed, vel,
+):  # fmt: skip
+    rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
+    for i in range(n):
+        _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
+    for i in range(n):
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _velocities_direct_parallel(
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start, reverse_pair, reverse_row,
+    domain, dim, pair_speed, vel,
+):  # fmt: skip
+    rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
+    for i in prange(n):
+        _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
+    for i in prange(n):  # after every row's pairs are known
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
+
+
+def direct_velocities(
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None, work=None
+) -> None:
+    """:func:`listed_velocities` without a coefficient array: each pair's constants are computed
+    in the force loop from ``radius``, ``ctype`` and ``dead`` (bit-identical results; what the
+    model's step loop calls). Saves 40 B per listed pair of memory (0.4 GB at 10⁶ cells in 3D)
+    and of traffic per step. ``work``: an optional float64 buffer of at least m entries."""
+    par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    m = lists.nbr.size
+    pair_speed = work[:m] if work is not None and work.size >= m else np.empty(m)
+    kernel = _velocities_direct_parallel if par else _velocities_direct_serial
+    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, *lists, domain, dim, pair_speed, vel)
 
 
 def listed_velocities(

@@ -233,7 +233,15 @@ class CellTypeConfig(Strict):
 
 
 class Placement(Strict):
-    """Initial cells of one type: a filled disc/ball, a rectangle/box, or explicit points."""
+    """Initial cells of one type: a filled disc/ball, a rectangle/box, or explicit points.
+
+    A disc/ball is filled at random (``packing = "random"``, overlapping cells, ``count`` or a
+    density-based number) or as a confluent tissue (``packing = "lattice"``: a jittered
+    close-packed lattice — FCC in 3D, hexagonal in 2D — cut to the radius, or to the shell
+    ``inner_radius`` … ``radius``; :mod:`tme_sim.model.packing`). A lattice placement may share
+    its sites with other types (``mix``: type → fraction of the sites, drawn at random), so one
+    placement builds a tumor with infiltrating immune cells in one vectorised pass (10⁶ cells in
+    about a second)."""
 
     type: str
     shape: Literal["disc", "ball", "box", "points", "random"] = "disc"
@@ -243,6 +251,30 @@ class Placement(Strict):
     low: list[Length] | None = None
     high: list[Length] | None = None
     points: list[list[Length]] | None = None
+    packing: Literal["random", "lattice"] = Field(
+        "random", description="disc/ball only: 'random' (uniform, overlapping) or 'lattice' (close-packed)"
+    )
+    spacing: Length | None = Field(
+        None, description="lattice: centre-to-centre distance (default: one diameter of the placement's type)"
+    )
+    jitter: float = Field(0.1, ge=0.0, le=0.5, description="lattice: random offset per axis, in spacings")
+    inner_radius: Length = Field("0 um", description="lattice: leave the ball/disc of this radius empty (a shell)")
+    mix: dict[str, Fraction] = Field(
+        default_factory=dict, description="lattice: other types → fraction of the sites they take"
+    )
+
+    @model_validator(mode="after")
+    def _lattice_only(self) -> Placement:
+        if self.packing == "lattice":
+            if self.shape not in ("disc", "ball"):
+                raise ValueError(f"packing 'lattice' needs shape 'disc' or 'ball', not {self.shape!r}")
+            if self.count is not None:
+                raise ValueError("packing 'lattice': the count follows from radius and spacing; remove count")
+            if sum(self.mix.values()) > 1.0:
+                raise ValueError("mix: the fractions add up to more than 1")
+        elif self.mix or self.spacing is not None or self.inner_radius != 0.0:
+            raise ValueError("spacing, inner_radius and mix need packing = 'lattice'")
+        return self
 
 
 class OutputConfig(Strict):
@@ -339,6 +371,9 @@ class Scenario(Strict):
         for i, p in enumerate(self.initial_cells):
             if p.type not in self.cell_types:
                 raise ValueError(f"initial_cells[{i}].type: unknown cell type {p.type!r}")
+            for other in p.mix:
+                if other not in self.cell_types:
+                    raise ValueError(f"initial_cells[{i}].mix.{other}: unknown cell type")
         for name, ct in self.cell_types.items():
             for sub in ct.secretion:
                 if sub not in self.substrates:

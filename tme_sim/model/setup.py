@@ -12,6 +12,7 @@ import numpy as np
 from tme_sim.config import Placement, Scenario, value_in_unit
 from tme_sim.errors import ConfigError
 from tme_sim.grid import SUBSTRATES, Microenvironment, SubstrateParams, get_substrate, make_substrate
+from tme_sim.model import packing
 from tme_sim.phenotype import TypeTables, random_unit_vectors
 
 #: bytes of state per cell used for the memory estimate before allocating
@@ -68,7 +69,7 @@ def layer_thickness(scenario: Scenario) -> float | None:
     then lands in one voxel narrower than the cell)."""
     counts: dict[str, int] = {}
     for p in scenario.initial_cells:
-        counts[p.type] = counts.get(p.type, 0) + placement_count(p, scenario.domain.dim)
+        counts[p.type] = counts.get(p.type, 0) + placement_count(p, scenario.domain.dim, scenario)
     main = max(counts, key=lambda t: counts[t]) if counts else None
     radius = scenario.cell_types[main].volume.radius if main in scenario.cell_types else PLACEMENT_CELL_RADIUS
     diameter = 2.0 * radius
@@ -156,12 +157,27 @@ def type_tables(scenario: Scenario) -> TypeTables:
     )
 
 
-def placement_count(p: Placement, dim: int) -> int:
-    """Number of cells a placement creates (a disc/ball without ``count`` is packed)."""
+def lattice_spacing(p: Placement, scenario: Scenario | None = None) -> float:
+    """Centre spacing (µm) of a lattice placement: ``spacing``, else one diameter of its type."""
+    if p.spacing is not None:
+        return p.spacing
+    if scenario is not None and p.type in scenario.cell_types:
+        return 2.0 * scenario.cell_types[p.type].volume.radius
+    return 2.0 * PLACEMENT_CELL_RADIUS
+
+
+def placement_count(p: Placement, dim: int, scenario: Scenario | None = None) -> int:
+    """Number of cells a placement creates (a disc/ball without ``count`` is packed); for a
+    lattice, the expected number (the memory check's estimate; the cut at the surface decides)."""
     if p.shape == "points":
         return len(p.points or [])
     if p.count is not None:
         return p.count
+    if p.packing == "lattice" and p.radius is not None and p.radius > 0:
+        spacing = lattice_spacing(p, scenario)
+        if not spacing > 0:
+            return 0
+        return packing.expected_count(p.radius, spacing, dim, min(p.inner_radius, p.radius))
     if p.radius is not None:
         r0 = PLACEMENT_CELL_RADIUS
         n = 0.64 * (p.radius / r0) ** 3 if dim == 3 else 0.9 * (p.radius / r0) ** 2
@@ -177,8 +193,11 @@ def _inside(coords: Any, domain: np.ndarray, key: str) -> None:
             raise ConfigError(f"{key}: ({shown}) um is outside the domain [0, {domain[d]:g}] um along axis {d}")
 
 
-def placement_positions(p: Placement, key: str, dim: int, domain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``(count, 3)`` positions (µm) of placement ``p`` (``key`` names it in errors)."""
+def placement_positions(
+    p: Placement, key: str, dim: int, domain: np.ndarray, rng: np.random.Generator, scenario: Scenario | None = None
+) -> np.ndarray:
+    """``(count, 3)`` positions (µm) of placement ``p`` (``key`` names it in errors; ``scenario``
+    gives a lattice's default spacing, its type's diameter)."""
     if p.shape == "points":
         pts = np.zeros((len(p.points or []), 3))
         for k, q in enumerate(p.points or []):
@@ -198,6 +217,8 @@ def placement_positions(p: Placement, key: str, dim: int, domain: np.ndarray, rn
             raise ConfigError(f"{key}.center: expected {dim} coordinates")
         if p.center is not None:
             _inside(p.center, domain, f"{key}.center")
+        if p.packing == "lattice":
+            return _lattice_positions(p, key, dim, center, rng, scenario)
         count = placement_count(p, dim)
         # uniform in the disc/ball (area/volume-uniform radius)
         u = rng.random(count)
@@ -215,6 +236,25 @@ def placement_positions(p: Placement, key: str, dim: int, domain: np.ndarray, rn
         pos[:, :dim] = low[:dim] + rng.random((count, dim)) * (high[:dim] - low[:dim])
         return pos
     raise ConfigError(f"{key}.shape: unknown shape {p.shape!r}")
+
+
+def _lattice_positions(
+    p: Placement, key: str, dim: int, center: np.ndarray, rng: np.random.Generator, scenario: Scenario | None
+) -> np.ndarray:
+    spacing = lattice_spacing(p, scenario)
+    if not spacing > 0:
+        raise ConfigError(f"{key}.spacing: must be > 0 um, got {spacing:g}")
+    if not 0 <= p.inner_radius < p.radius:
+        raise ConfigError(f"{key}.inner_radius: must be in [0, radius = {p.radius:g} um), got {p.inner_radius:g}")
+    return packing.packed_ball(center, p.radius, spacing, dim, rng, jitter=p.jitter, inner_radius=p.inner_radius)
+
+
+def placement_types(p: Placement, n: int, type_names: list[str], rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` int16 types of a placement's n cells: its type, with ``mix`` fractions of others."""
+    main = type_names.index(p.type)
+    if not p.mix:
+        return np.full(n, main, dtype=np.int16)
+    return packing.assign_types(n, main, {type_names.index(t): f for t, f in p.mix.items()}, rng)
 
 
 def set_boundaries(scenario: Scenario, grid: Microenvironment, units: dict[str, str], only: str | None = None) -> None:
