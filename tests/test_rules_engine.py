@@ -166,6 +166,20 @@ def test_death_state_signals_and_applies_to_dead(signal, state, value):
     assert m.store.secretion_rate[s, 1] == pytest.approx(base + (1.0 - base) * h(value, 0.5, 4.0) if value else base)
 
 
+def test_dead_cells_keep_what_their_rules_set_through_the_fates():
+    """Death zeroes a cell's secretion; a rule that applies to dead cells sets it again after the
+    fates of every phenotype step (PhysiCell's debris secretion by dead cells), so it reaches the grid."""
+    r = rule("apoptotic", "IL10 secretion", saturation="1 1/min", half_max=0.5, power=4.0, dead=True)
+    m = model(doc_with([r], [(100, 100)]))
+    s = first_a(m)
+    m.store.death[s] = APOPTOTIC
+    m.phenotype_step()
+    s = first_a(m)
+    assert m.store.death[s] == APOPTOTIC
+    assert m.store.secretion_rate[s, 1] == pytest.approx(h(1.0, 0.5, 4.0))
+    assert m.store.uptake_rate[s, 1] == 0.0  # silenced at death, no rule sets it again
+
+
 def test_rule_not_for_dead_cells_leaves_them_alone():
     m = model(doc_with([rule("oxygen", "apoptosis", saturation="1 1/min", half_max="1 mmHg")], [(100, 100)]))
     s = first_a(m)

@@ -252,6 +252,26 @@ class RuleTable:
             else:
                 col[slots] = self._evaluate(beh, col[slots], ctx, slots, conc, cache)
 
+    def apply_to_dead(self, ctx: RulesContext, slots: np.ndarray) -> None:
+        """After the fates: recompute, for the dead cells among ``slots``, the behaviour columns with
+        a rule that applies to dead cells (PhysiCell's ``applies_to_dead``, e.g. the debris a dead
+        cell secretes), which death has just zeroed; nothing else changes."""
+        behs = [b for b in self.column_behaviors if any(r.applies_to_dead for r in b.rules)]
+        if not behs or slots.size == 0:
+            return
+        st = ctx.store
+        dead = slots[st.death[slots] != ALIVE]
+        if dead.size == 0:
+            return
+        conc = ctx.sample(dead)
+        cache: dict = {}
+        for beh in behs:
+            col = getattr(st, beh.spec.column)
+            if beh.spec.sub >= 0:
+                col[dead, beh.spec.sub] = self._evaluate(beh, col[dead, beh.spec.sub], ctx, dead, conc, cache)
+            else:
+                col[dead] = self._evaluate(beh, col[dead], ctx, dead, conc, cache)
+
     def rates(self, ctx: RulesContext, slots: np.ndarray) -> dict[tuple, np.ndarray]:
         """Per-cell rates (1/min) of this type's interactions at ``slots``, by behaviour key."""
         cache: dict = {}
