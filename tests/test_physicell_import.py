@@ -124,6 +124,10 @@ def test_every_translated_number_round_trips(sample, tmp_path):
         for tag, key in (("apoptotic_phagocytosis_rate", "apoptotic"), ("necrotic_phagocytosis_rate", "necrotic")):
             value = float(ph.find(f"cell_interactions/{tag}").text)
             assert num(inter.get("phagocytosis", {}).get(key, "0 1/min"), "1/min") == value
+        damage = [float(ph.find(f"cell_interactions/{t}").text) for t in ("attack_damage_rate", "attack_duration")]
+        if inter.get("attack") and min(damage) > 0:
+            assert num(inter["attack_damage_rate"], "1/min") == damage[0]
+            assert num(inter["attack_duration"], "min") == damage[1]
         for node in ph.findall("cell_interactions/attack_rates/attack_rate"):
             got_rate = inter.get("attack", {}).get(ident(node.get("name")), "0 1/min")
             assert num(got_rate, "1/min") == float(node.text)

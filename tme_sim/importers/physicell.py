@@ -438,8 +438,9 @@ def _interactions(
     r: _Reader, ph: Node, cell: str, types: dict[str, str], warn: list[tuple[str, str]]
 ) -> dict[str, dict[str, str]]:
     """``[cell_types.<name>.interactions]``: non-zero base rates of phagocytosis, attack and
-    transformation (the rules engine carries them out); fusion and damage are listed as warnings."""
-    out: dict[str, dict[str, str]] = {}
+    transformation, and the damage an attack delivers (the rules engine carries them out); fusion and
+    spontaneous damage or repair are listed as warnings."""
+    out: dict[str, Any] = {}
 
     def put(group: str, key: str, node: Node) -> None:
         value = r.num(node)
@@ -479,13 +480,17 @@ def _interactions(
                     )
                 )
         if out.get("attack"):
-            warn.append(
-                (
-                    f"cell_definitions.{cell}.cell_interactions.attack_rates",
-                    "an attack kills at once (apoptosis); PhysiCell accumulates damage at attack_damage_rate"
-                    " and leaves killing to 'damage' rules",
+            rate, duration = ci.child("attack_damage_rate"), ci.child("attack_duration")
+            if rate is not None and duration is not None and r.num(rate) > 0 and r.num(duration) > 0:
+                out["attack_damage_rate"] = _fmt(r.num(rate), "1/min")
+                out["attack_duration"] = _fmt(r.num(duration), "min")
+            else:
+                warn.append(
+                    (
+                        f"cell_definitions.{cell}.cell_interactions.attack_rates",
+                        "no attack_damage_rate/attack_duration > 0: an attack kills at once (apoptosis)",
+                    )
                 )
-            )
     tr = ph.child("cell_transformations")
     g = tr.child("transformation_rates") if tr is not None else None
     for node in g.all("transformation_rate") if g is not None else []:
@@ -497,7 +502,8 @@ def _interactions(
     if integ is not None:
         for node in integ.children:
             if node.text and r.num(node) > 0:
-                warn.append((f"cell_definitions.{cell}.cell_integrity.{node.tag}", "damage is not modelled yet"))
+                key = f"cell_definitions.{cell}.cell_integrity.{node.tag}"
+                warn.append((key, "not modelled (damage comes from attacks only)"))
     return out
 
 

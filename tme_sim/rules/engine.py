@@ -131,6 +131,12 @@ class RuleTable:
                 beh.down_value = sat
             beh.rules.append(_Rule(sig, up, half, float(rule.hill_power), bool(rule.applies_to_dead)))
         inter = cfg.interactions
+        #: damage one attack adds to its target (0: an attack kills at once)
+        self.attack_damage = (
+            inter.attack_damage_rate * inter.attack_duration
+            if inter.attack_damage_rate > 0 and inter.attack_duration > 0
+            else 0.0
+        )
         for target, rate in inter.phagocytosis.items():
             if target in ("apoptotic", "necrotic"):
                 spec = BehaviorSpec("phagocytose", target=target, unit="1/min")
@@ -315,7 +321,11 @@ class RuleTable:
             p = 1.0 - np.exp(-r[acting & (r > 0)] * dt)
             ok = (target >= 0) & (rng.random(cand.size) < p)
             killers, victims = cand[ok], target[ok]
-            victims = victims[st.death[victims] == ALIVE]
+            live = st.death[victims] == ALIVE
+            killers, victims = killers[live], victims[live]
+            if self.attack_damage > 0:
+                np.add.at(st.damage, victims, self.attack_damage)
+                continue
             if victims.size:
                 v_unique, first = np.unique(victims, return_index=True)
                 st.death[v_unique] = APOPTOTIC
