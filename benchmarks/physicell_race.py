@@ -1,7 +1,7 @@
 """Same-model race: one PhysiCell project in PhysiCell and, imported, in tme-sim, in one invocation.
 
 Run:  python benchmarks/physicell_race.py [--project rules_sample] [--days 5] [--repeats 3]
-                                         [--threads 1 2] [--build /tmp/pc_race]
+                                         [--tme-repeats N] [--threads 1 2] [--build /tmp/pc_race]
 
 Builds PhysiCell 1.14.1 from ../shared (outside the project), imports the project with
 ``tme import physicell``, then for each thread count runs the two simulators alternately
@@ -31,6 +31,13 @@ def main() -> None:
     ap.add_argument("--project", default="rules_sample", choices=["rules_sample", "immune_function", "template"])
     ap.add_argument("--days", type=float, default=5.0, help="simulated days per run (default 5)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--tme-repeats",
+        type=int,
+        default=None,
+        help="tme-sim runs per thread count (default: --repeats); PhysiCell runs --repeats times, alternating while"
+        " both have runs left",
+    )
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -45,18 +52,21 @@ def main() -> None:
     args = ap.parse_args()
 
     minutes = args.days * 1440.0
+    tme_repeats = args.repeats if args.tme_repeats is None else args.tme_repeats
     where = build_physicell(args.project, args.build)
     work = Path(tempfile.mkdtemp(prefix="race_"))
     scenario = import_scenario(args.project, work / f"{args.project}.toml")
-    print(f"# {args.project}: {args.days:g} simulated days, {args.repeats} repeats")
+    print(f"# {args.project}: {args.days:g} simulated days, {args.repeats} PhysiCell / {tme_repeats} tme-sim repeats")
     print(f"# PhysiCell in {where}; tme-sim scenario {scenario}")
     print("\n| run | simulator | threads | wall s | CPU s | loop s |")
     print("|---:|---|---:|---:|---:|---:|")
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     sims = ["PhysiCell", "tme-sim"] + (["tme-sim ADI"] if args.adi else [])
     for th in args.threads:
-        for rep in range(args.repeats):
+        for rep in range(max(args.repeats, tme_repeats)):
             for sim in sims:
+                if rep >= (args.repeats if sim == "PhysiCell" else tme_repeats):
+                    continue
                 if sim == "PhysiCell":
                     t = run_physicell(where, minutes, th, args.seed, work / f"pc_{th}_{rep}")
                 else:

@@ -34,6 +34,21 @@ def test_units_convert_at_load_time():
         ({"time.diffusion_dt": '"0.7 min"'}, "divide time.phenotype_dt"),  # 6 min is not 0.7 min × k
         ({"initial_cells.0.type": '"fibroblast"'}, "unknown cell type 'fibroblast'"),
         ({"cell_types.tumor.mechanics.chemotaxis": '{substrate = "CXCL9"}'}, "not in [substrates]"),
+        (
+            {"cell_types.tumor.mechanics.chemotaxis": "{sensitivities = {oxygen = 1.0, CXCL9 = -1.0}}"},
+            "chemotaxis.sensitivities: 'CXCL9' not in [substrates]",
+        ),
+        (
+            {"cell_types.tumor.mechanics.chemotaxis": '{substrate = "oxygen", sensitivities = {oxygen = 1.0}}'},
+            "either substrate (with direction) or sensitivities",
+        ),
+        ({"cell_types.tumor.mechanics.chemotaxis": "{bias = 0.5}"}, "either substrate (with direction)"),
+        (
+            {"cell_types.tumor.mechanics.chemotaxis": '{sensitivities = {oxygen = 1.0}, direction = "down"}'},
+            "a negative weight goes down",
+        ),
+        ({"cell_types.tumor.mechanics.chemotaxis": "{sensitivities = {oxygen = nan}}"}, "finite number"),
+        ({"cell_types.tumor.mechanics.chemotaxis": "{sensitivities = {}}"}, "at least one substrate"),
         ({"duration": '"-1 h"'}, "duration: '-1 h' is negative; must be >= 0"),
     ],
 )

@@ -7,8 +7,9 @@ from tme_sim.errors import GridError
 from tme_sim.grid import Microenvironment, SubstrateParams
 from tme_sim.motility import (
     Motility,
+    accumulate_gradient,
     add_motility,
-    apply_chemotaxis,
+    mix_chemotaxis,
     motile_slots,
     set_random_directions,
     turning_slots,
@@ -132,6 +133,77 @@ def test_non_finite_position_raises_grid_error():
     mot = Motility(np.array([5.0]), [("a", 1.0)], 0.1)
     with pytest.raises(GridError, match="slot 7"):
         mot.update(Store(d), micro, np.random.default_rng(0), 2, 0)
-    assert (
-        apply_chemotaxis(np.array([7]), d["type"], d["bias"], d["pos"], micro.field("a"), 20.0, 0, 1.0, d["dir"]) == 7
-    )
+    acc = np.zeros((1, 3))
+    args = (np.array([7]), d["type"], d["bias"], d["pos"], micro.field("a"), 20.0, 0, 1.0, False, acc)
+    assert accumulate_gradient(*args) == 7
+
+
+def _two_gradients():
+    """A 5×5 grid (dx 20 µm): ``a = 2i`` (∂a/∂x = 4/40 = 0.1 per µm), ``b = j`` (∂b/∂y = 0.05)."""
+    subs = [SubstrateParams("a", "1", 100.0, 0.0), SubstrateParams("b", "1", 100.0, 0.0)]
+    micro = Microenvironment((100.0, 100.0), 20.0, subs)
+    j, i = np.meshgrid(np.arange(5), np.arange(5), indexing="ij")
+    micro.field("a")[0] = 2.0 * i
+    micro.field("b")[0] = 1.0 * j
+    return micro
+
+
+def _one_cell(bias=1.0):
+    return {
+        "n": 1,
+        "speed": np.array([1.0]),
+        "death": np.zeros(1, np.int8),
+        "type": np.zeros(1, np.int16),
+        "dir": np.zeros((1, 3)),
+        "bias": np.array([bias]),
+        "pos": np.array([[50.0, 50.0, 0.0]]),  # voxel (2, 2)
+    }
+
+
+@pytest.mark.parametrize(
+    ("sensitivities", "each", "expected"),
+    [
+        ({"a": 1.0, "b": 1.0}, False, [0.1, 0.05]),  # Σ w g = (0.1, 0.05) → (2, 1)/√5
+        ({"a": 1.0, "b": 1.0}, True, [1.0, 1.0]),  # unit gradients first: (1, 1)/√2
+        ({"a": 1.0, "b": -2.0}, False, [0.1, -0.1]),  # down b, twice as strong: (1, −1)/√2
+        ({"a": 0.5, "b": 3.0}, True, [0.5, 3.0]),
+        ({"b": -1.0}, False, [0.0, -1.0]),
+        ({"a": 1.0, "b": 0.0}, False, [1.0, 0.0]),  # a zero weight is no term
+    ],
+)
+def test_several_substrates_give_the_normalised_weighted_sum(sensitivities, each, expected):
+    """PhysiCell's advanced chemotaxis: direction = normalize(Σ_s w_s g_s) (g_s unit first with
+    normalize_each_gradient), hand-computed on two linear fields; with bias 1 it is the direction."""
+    micro = _two_gradients()
+    d = _one_cell(bias=1.0)
+    mot = Motility(np.array([0.0]), [(sensitivities, each)], 0.1)  # persistence 0: it turns every step
+    mot.update(Store(d), micro, np.random.default_rng(0), 2, 0)
+    e = np.array([*expected, 0.0])
+    assert d["dir"][0] == pytest.approx(e / np.linalg.norm(e), abs=1e-15)
+
+
+def test_bias_mixes_the_summed_direction_into_the_random_one():
+    acc = np.array([[0.3, -0.4, 0.0]])  # Σ w g → (0.6, −0.8)
+    direction = np.array([[0.0, 1.0, 0.0]])
+    mix_chemotaxis(np.array([0]), np.zeros(1, np.int16), np.array([0.5]), 0, acc, direction)
+    m = np.array([0.5 * 0.0 + 0.5 * 0.6, 0.5 * 1.0 - 0.5 * 0.8, 0.0])  # (0.3, 0.1)
+    assert direction[0] == pytest.approx(m / np.linalg.norm(m), abs=1e-15)
+    # opposite gradients that cancel leave the random direction
+    direction = np.array([[0.0, 1.0, 0.0]])
+    mix_chemotaxis(np.array([0]), np.zeros(1, np.int16), np.array([0.5]), 0, np.zeros((1, 3)), direction)
+    assert direction[0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_one_substrate_forms_agree_bit_for_bit():
+    """``(substrate, sign)`` and ``({substrate: sign}, False)`` are the same chemotaxis."""
+    micro = _two_gradients()
+    rng = np.random.default_rng(3)
+    micro.field("b")[...] = rng.random(micro.shape)
+    a, b = make_cells(2, n=300, size=100.0), make_cells(2, n=300, size=100.0)
+    old = Motility(np.array([5.0, 1.0, 2.0]), [("b", -1.0), None, ("a", 1.0)], 0.1)
+    new = Motility(np.array([5.0, 1.0, 2.0]), [({"b": -1.0}, False), None, ({"a": 1.0}, False)], 0.1)
+    r1, r2 = np.random.default_rng(4), np.random.default_rng(4)
+    for _ in range(3):
+        old.update(Store(a), micro, r1, 2, 0)
+        new.update(Store(b), micro, r2, 2, 0)
+    assert np.array_equal(a["dir"], b["dir"])

@@ -70,6 +70,7 @@ def test_every_translated_number_round_trips(sample, tmp_path):
     assert num(doc["domain"]["dx"], "um") == float(dom.find("dx").text)
     assert num(doc["duration"], "min") == float(root.find("overall/max_time").text)
     assert num(doc["time"]["mechanics_dt"], "min") == float(root.find("overall/dt_mechanics").text)
+    assert doc["time"]["diffusion_scheme"] == "lod"  # BioFVM's numerics, as in PhysiCell
 
     for var in root.find("microenvironment_setup").findall("variable"):
         sub = doc["substrates"][ident(var.get("name"))]
@@ -104,6 +105,18 @@ def test_every_translated_number_round_trips(sample, tmp_path):
         enabled = ph.find("motility/options/enabled").text.strip().lower() == "true"
         speed = float(ph.find("motility/speed").text) if enabled else 0.0
         assert num(ct["mechanics"]["speed"], "um/min") == speed
+        adv = ph.find("motility/options/advanced_chemotaxis")
+        if enabled and adv is not None and adv.find("enabled").text.strip().lower() == "true":
+            want = {
+                ident(n.get("substrate")): float(n.text)
+                for n in adv.findall("chemotactic_sensitivities/chemotactic_sensitivity")
+                if float(n.text) != 0.0
+            }
+            got = ct["mechanics"].get("chemotaxis", {}).get("sensitivities", {})
+            assert got == want
+            assert ct["mechanics"].get("chemotaxis", {}).get("bias", 0.0) == (
+                float(ph.find("motility/migration_bias").text) if want else 0.0
+            )
         assert num(ct["mechanics"]["repulsion"], "um/min") == float(
             ph.find("mechanics/cell_cell_repulsion_strength").text
         )
@@ -111,6 +124,10 @@ def test_every_translated_number_round_trips(sample, tmp_path):
         for tag, key in (("apoptotic_phagocytosis_rate", "apoptotic"), ("necrotic_phagocytosis_rate", "necrotic")):
             value = float(ph.find(f"cell_interactions/{tag}").text)
             assert num(inter.get("phagocytosis", {}).get(key, "0 1/min"), "1/min") == value
+        damage = [float(ph.find(f"cell_interactions/{t}").text) for t in ("attack_damage_rate", "attack_duration")]
+        if inter.get("attack") and min(damage) > 0:
+            assert num(inter["attack_damage_rate"], "1/min") == damage[0]
+            assert num(inter["attack_duration"], "min") == damage[1]
         for node in ph.findall("cell_interactions/attack_rates/attack_rate"):
             got_rate = inter.get("attack", {}).get(ident(node.get("name")), "0 1/min")
             assert num(got_rate, "1/min") == float(node.text)
@@ -231,6 +248,18 @@ MALFORMED = [
         "xml",
         ('substrate name="oxygen"', 'substrate name="ox"'),
         r":\d+:\d+: .*not a substrate",
+    ),
+    (
+        "unknown chemotaxis substrate",
+        "xml",
+        (
+            "<secretion>",
+            "<motility><speed>1</speed><options><enabled>true</enabled><advanced_chemotaxis><enabled>true"
+            '</enabled><chemotactic_sensitivities><chemotactic_sensitivity substrate="debris">1'
+            "</chemotactic_sensitivity></chemotactic_sensitivities></advanced_chemotaxis></options></motility>"
+            "<secretion>",
+        ),
+        r":\d+:\d+: <chemotactic_sensitivity substrate>: 'debris' is not a substrate",
     ),
     ("bad rate", "xml", (">0.001</rate>", ">fast</rate>"), r":\d+:\d+: <rate>: expected a number"),
     (

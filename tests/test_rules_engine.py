@@ -166,6 +166,20 @@ def test_death_state_signals_and_applies_to_dead(signal, state, value):
     assert m.store.secretion_rate[s, 1] == pytest.approx(base + (1.0 - base) * h(value, 0.5, 4.0) if value else base)
 
 
+def test_dead_cells_keep_what_their_rules_set_through_the_fates():
+    """Death zeroes a cell's secretion; a rule that applies to dead cells sets it again after the
+    fates of every phenotype step (PhysiCell's debris secretion by dead cells), so it reaches the grid."""
+    r = rule("apoptotic", "IL10 secretion", saturation="1 1/min", half_max=0.5, power=4.0, dead=True)
+    m = model(doc_with([r], [(100, 100)]))
+    s = first_a(m)
+    m.store.death[s] = APOPTOTIC
+    m.phenotype_step()
+    s = first_a(m)
+    assert m.store.death[s] == APOPTOTIC
+    assert m.store.secretion_rate[s, 1] == pytest.approx(h(1.0, 0.5, 4.0))
+    assert m.store.uptake_rate[s, 1] == 0.0  # silenced at death, no rule sets it again
+
+
 def test_rule_not_for_dead_cells_leaves_them_alone():
     m = model(doc_with([rule("oxygen", "apoptosis", saturation="1 1/min", half_max="1 mmHg")], [(100, 100)]))
     s = first_a(m)
@@ -225,6 +239,24 @@ def test_attack_kills_a_touching_cell_and_rules_can_switch_it_off():
     assert off.store.death[off.store.slots_of_type(1)].tolist() == [ALIVE]
 
 
+def test_attack_with_damage_adds_damage_and_a_damage_rule_decides():
+    """PhysiCell's damage model: an attack adds attack_damage_rate × attack_duration to the target,
+    which stays alive; 'damage increases apoptosis' on the target's type reads it (Hill by hand)."""
+    inter = {"attack": {"b": "100 1/min"}, "attack_damage_rate": "2 1/min", "attack_duration": "0.25 min"}
+    doc = doc_with([], [(100, 100)], [(112, 100)], interactions=inter)
+    doc["cell_types"]["b"]["behavior_rules"] = [rule("damage", "apoptosis", saturation="0.1 1/min", half_max=1.0)]
+    doc["cell_types"]["b"]["death"]["apoptosis_rate"] = "0 1/min"
+    m = model(doc)
+    step_interactions(m)
+    b = m.store.slots_of_type(1)
+    assert m.store.death[b].tolist() == [ALIVE]
+    assert m.store.damage[b].tolist() == [0.5]  # p = 1 − exp(−100·6) ≈ 1: one attack, 2 × 0.25
+    assert m.store.kills[m.store.slots_of_type(0)].tolist() == [0]
+    m.phenotype_step(initial=True)  # behaviours, then rules, read the damage
+    b = m.store.slots_of_type(1)
+    assert m.store.apoptosis_rate[b][0] == pytest.approx(0.1 * h(0.5, 1.0, 2.0))
+
+
 def test_phagocytosis_of_dead_and_live_cells_removes_them():
     m = model(doc_with([], [(100, 100)], [(112, 100)], interactions={"phagocytosis": {"apoptotic": "100 1/min"}}))
     m.store.death[m.store.slots_of_type(1)] = APOPTOTIC
@@ -263,7 +295,7 @@ def test_transformation_probability_matches_rate():
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("signal", "damage", "unsupported signal 'damage'"),
+        ("signal", "damage delivered", "unsupported signal 'damage delivered'"),
         ("behavior", "fly", "unsupported behaviour 'fly'"),
         ("behavior", "attack nobody", "unsupported behaviour"),
         ("half_max", "3 um", "half_max"),

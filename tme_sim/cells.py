@@ -132,6 +132,7 @@ CORE_COLUMNS: tuple[Column, ...] = (
     Column("kills", np.int32, output="i4", description="tumor cells killed"),
     Column("clone", np.int16, inherit="copy", output="i2", description="clone label (inherited)"),
     Column("exhaustion", np.float64, inherit="copy", output="f4", description="T-cell exhaustion (>= 1 exhausted)"),
+    Column("damage", np.float64, inherit="copy", description="damage from attacks (PhysiCell's cell_integrity.damage)"),
     Column("istate_row", np.int64, fill=-1, inherit="managed", description="row in the type's intracellular matrix"),
     # secretion / uptake coupling, per substrate (a dead cell neither secretes nor takes up: PhysiCell)
     Column("secretion_rate", np.float64, "substrates", unit="1/min", inherit="copy", zero_on_death=True),
@@ -402,7 +403,8 @@ class CellStore:
         self.n = 0
         self._grow(max(n, 16))
         for c in self.columns:
-            getattr(self, c.name)[:n] = d[c.name]
+            # a column newer than the checkpoint (e.g. ``damage``) starts at its fill value
+            getattr(self, c.name)[:n] = d[c.name] if c.name in d else c.fill
         self.n = n
         self.next_id = int(d["_next_id"])
         self._grow_ids(self.next_id)

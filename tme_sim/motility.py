@@ -2,10 +2,13 @@
 
 Each mechanics step (``dt`` minutes) a live cell with ``migration_speed > 0`` keeps its unit
 direction ``motility_dir`` or, with probability ``1 − exp(−dt / persistence)`` of its type (or
-when it has none yet), turns: a new isotropic random unit vector, which for types with a
-chemotaxis substrate and a cell with ``chemotaxis_bias`` b > 0 is mixed with the unit gradient
-g of that substrate at the cell's voxel (central differences, one-sided at the domain faces,
-``direction = "down"`` flips g): ``normalize((1 − b)·random + b·g)``. The cell then adds
+when it has none yet), turns: a new isotropic random unit vector, which for types with
+chemotaxis and a cell with ``chemotaxis_bias`` b > 0 is mixed with the chemotactic direction d:
+``normalize((1 − b)·random + b·d)``. ``d`` is the unit vector of ``Σ_s w_s g_s`` over the type's
+chemotaxis substrates ``s`` with sensitivities ``w_s`` (one substrate: ``w = ±1`` by
+``direction``; PhysiCell's advanced chemotaxis: any weights, each ``g_s`` made unit length first
+with ``normalize_each_gradient``), ``g_s`` the gradient at the cell's voxel (central differences,
+one-sided at the domain faces). The cell then adds
 ``migration_speed · motility_dir`` (µm/min) to its velocity.
 
 Random numbers come from the model's Generator, drawn in numpy in a fixed order (one uniform per
@@ -68,21 +71,23 @@ def set_random_directions(turn, normals, dim, direction):
 
 
 @njit(cache=True)
-def apply_chemotaxis(turn, ctype, bias, pos, field, dx, t, sign, direction):
-    """Mix the turning cells of type ``t`` with ``bias > 0`` towards the unit gradient of
-    ``field`` (``(nz, ny, nx)``, voxel edge ``dx`` µm) times ``sign`` (+1 up, −1 down).
+def accumulate_gradient(turn, ctype, bias, pos, field, dx, t, weight, normalize_each, acc):
+    """``acc[q] += weight · g`` for the turning cells ``turn[q]`` of type ``t`` with ``bias > 0``,
+    ``g`` the gradient of ``field`` (``(nz, ny, nx)``, voxel edge ``dx`` µm) at the cell's voxel
+    (made unit length first when ``normalize_each``); ``acc`` is ``(turn.size, 3)``.
 
-    Returns −1, or the slot of the first cell with a non-finite position (nothing changed then
-    for it and the cells after it)."""
+    Returns −1, or the slot of the first cell with a non-finite position (nothing added for it
+    and the cells after it)."""
     nz, ny, nx = field.shape
+    ijk = np.zeros(3, dtype=np.int64)
+    g = np.zeros(3)
     for q in range(turn.size):
         i = turn[q]
-        b = bias[i]
-        if ctype[i] != t or not b > 0:
+        if ctype[i] != t or not bias[i] > 0:
             continue
-        ijk = np.zeros(3, dtype=np.int64)
         for a in range(3):
             n_a = nx if a == 0 else (ny if a == 1 else nz)
+            ijk[a] = 0
             if n_a == 1:
                 continue
             c = np.floor(pos[i, a] / dx)
@@ -93,8 +98,8 @@ def apply_chemotaxis(turn, ctype, bias, pos, field, dx, t, sign, direction):
         ii = ijk[0]
         jj = ijk[1]
         kk = ijk[2]
-        g = np.zeros(3)
         for a in range(3):
+            g[a] = 0.0
             n_a = nx if a == 0 else (ny if a == 1 else nz)
             if n_a == 1:
                 continue
@@ -108,20 +113,34 @@ def apply_chemotaxis(turn, ctype, bias, pos, field, dx, t, sign, direction):
             else:
                 diff = np.float64(field[hi, jj, ii]) - np.float64(field[lo, jj, ii])
             g[a] = diff / ((hi - lo) * dx)
-        if sign < 0:
-            g[0] = -g[0]
-            g[1] = -g[1]
-            g[2] = -g[2]
-        norm = np.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2])
-        m = np.empty(3)
+        if normalize_each:
+            norm = np.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2])
+            for a in range(3):
+                g[a] = g[a] / norm if norm > 0 else 0.0
         for a in range(3):
-            ga = g[a] / norm if norm > 0 else 0.0
+            acc[q, a] += weight * g[a]
+    return -1
+
+
+@njit(cache=True)
+def mix_chemotaxis(turn, ctype, bias, t, acc, direction):
+    """For the turning cells of type ``t`` with ``bias`` b > 0: ``direction ← normalize((1 − b)·
+    direction + b·acc/|acc|)`` (``acc/|acc|`` is 0 where ``acc`` is 0; a zero mix keeps the
+    direction)."""
+    m = np.empty(3)
+    for q in range(turn.size):
+        i = turn[q]
+        b = bias[i]
+        if ctype[i] != t or not b > 0:
+            continue
+        norm = np.sqrt(acc[q, 0] * acc[q, 0] + acc[q, 1] * acc[q, 1] + acc[q, 2] * acc[q, 2])
+        for a in range(3):
+            ga = acc[q, a] / norm if norm > 0 else 0.0
             m[a] = (1 - b) * direction[i, a] + b * ga
         mnorm = np.sqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2])
         if mnorm > 0:
             for a in range(3):
                 direction[i, a] = m[a] / mnorm
-    return -1
 
 
 @njit(cache=True)
@@ -137,13 +156,27 @@ def add_motility(motile, speed, direction, vel):
 class Motility:
     """Per-type motility tables of a model, fixed for a run.
 
-    ``persistence`` (min, per type), ``chemotaxis``: per type ``None`` or ``(substrate, sign)``;
-    ``dt`` is the mechanics step (min).
+    ``persistence`` (min, per type); ``chemotaxis``: per type ``None``, ``(substrate, sign)`` (one
+    substrate, sign +1 up / −1 down) or ``(sensitivities, normalize_each)`` with
+    ``sensitivities`` a ``{substrate: weight}`` dict (PhysiCell's advanced chemotaxis: the
+    direction is ``normalize(Σ_s w_s g_s)``, each ``g_s`` unit length first when
+    ``normalize_each``); ``dt`` is the mechanics step (min).
     """
 
-    def __init__(self, persistence: np.ndarray, chemotaxis: list[tuple[str, float] | None], dt: float) -> None:
+    def __init__(self, persistence: np.ndarray, chemotaxis: list[tuple | None], dt: float) -> None:
         self.p_turn = -np.expm1(-dt / np.maximum(np.asarray(persistence, dtype=np.float64), 1e-9))
-        self.chemotaxis = [(t, name, sign) for t, c in enumerate(chemotaxis) if c is not None for name, sign in [c]]
+        #: (type, ((substrate, weight), ...), normalize_each) for the types with chemotaxis
+        self.chemotaxis: list[tuple[int, tuple[tuple[str, float], ...], bool]] = []
+        for t, c in enumerate(chemotaxis):
+            if c is None:
+                continue
+            first, second = c
+            if isinstance(first, str):
+                terms, each = ((first, float(second)),), False
+            else:
+                terms, each = tuple((str(n), float(w)) for n, w in first.items() if w != 0.0), bool(second)
+            if terms:
+                self.chemotaxis.append((t, terms, each))
 
     def update(self, store, micro, rng: np.random.Generator, dim: int, alive: int) -> np.ndarray:
         """New directions for the cells that turn this step; returns the motile slots."""
@@ -158,18 +191,16 @@ class Motility:
         normals = np.zeros((turn.size, 3))
         normals[:, :dim] = rng.standard_normal((turn.size, dim))
         set_random_directions(turn, normals, dim, st.motility_dir)
-        for t, name, sign in self.chemotaxis:
-            bad = apply_chemotaxis(
-                turn,
-                st.type,
-                st.chemotaxis_bias,
-                st.position,
-                micro.field(name),
-                float(micro.dx),
-                t,
-                sign,
-                st.motility_dir,
-            )
-            if bad >= 0:
-                raise GridError(f"position of cell slot {bad} is not finite: {st.position[bad].tolist()}")
+        if self.chemotaxis:
+            acc = np.empty((turn.size, 3))
+            dx = float(micro.dx)
+            for t, terms, each in self.chemotaxis:
+                acc[...] = 0.0
+                for name, weight in terms:
+                    bad = accumulate_gradient(
+                        turn, st.type, st.chemotaxis_bias, st.position, micro.field(name), dx, t, weight, each, acc
+                    )
+                    if bad >= 0:
+                        raise GridError(f"position of cell slot {bad} is not finite: {st.position[bad].tolist()}")
+                mix_chemotaxis(turn, st.type, st.chemotaxis_bias, t, acc, st.motility_dir)
         return motile

@@ -66,6 +66,11 @@ def check_expression(text: str) -> None:
             )
 
 
+#: "<number> <unit>" with the unit spelled exactly as the target: the magnitude is the number
+#: (what pint would give), read without pint (an imported project has thousands of positions)
+_PLAIN = re.compile(r"([-+]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]\w*)")
+
+
 @lru_cache(maxsize=512)
 def _parse(text: str) -> pint.Quantity:
     check_expression(text)
@@ -86,6 +91,9 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
         if allow_dimensionless or unit in ("", "1", "dimensionless"):
             return float(value)
         raise ValueError(f'missing unit: write it as a string with units, e.g. "{value} {unit}"')
+    plain = _PLAIN.fullmatch(value.strip()) if isinstance(value, str) and len(value) <= MAX_QUANTITY_LENGTH else None
+    if plain is not None and plain.group(2) == unit:
+        return _checked(float(plain.group(1)), value, unit)
     if isinstance(value, pint.Quantity):
         q = value
     elif isinstance(value, str):
@@ -109,6 +117,10 @@ def to_unit(value: Any, unit: str, *, allow_dimensionless: bool = False) -> floa
         raise ValueError(f"wrong unit in {value!r}: expected something convertible to {unit}") from None
     except (OverflowError, TypeError, ValueError, ArithmeticError):
         raise ValueError(f"{value!r}: not a finite number in {unit}") from None
+    return _checked(out, value, unit)
+
+
+def _checked(out: float, value: Any, unit: str) -> float:
     if not math.isfinite(out):
         raise ValueError(f"{value!r} is not a finite number")
     if abs(out) > MAX_MAGNITUDE:

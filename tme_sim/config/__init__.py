@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -187,9 +188,42 @@ class VolumeConfig(Strict):
 
 
 class ChemotaxisConfig(Strict):
-    substrate: str
+    """Chemotaxis up (or down) one substrate's gradient, or, with ``sensitivities``, PhysiCell's
+    advanced chemotaxis: the direction is ``normalize(Σ_s w_s g_s)`` over the substrates ``s`` with
+    sensitivity ``w_s`` (each gradient ``g_s`` first made unit length when
+    ``normalize_each_gradient``). ``bias`` mixes that direction into the random one."""
+
+    substrate: str | None = None
+    sensitivities: dict[str, float] | None = Field(
+        None,
+        description="per substrate, the weight of its gradient (negative: down the gradient); instead of"
+        " substrate/direction",
+    )
+    normalize_each_gradient: bool = False
     bias: Fraction = Field(0.5, ge=0.0, le=1.0)
     direction: Literal["up", "down"] = "up"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ChemotaxisConfig:
+        if (self.substrate is None) == (self.sensitivities is None):
+            raise ValueError("give either substrate (with direction) or sensitivities, not both or neither")
+        if self.sensitivities is not None:
+            if "direction" in self.model_fields_set:
+                raise ValueError("direction is for one substrate; with sensitivities, a negative weight goes down")
+            if not self.sensitivities:
+                raise ValueError("sensitivities: give at least one substrate")
+            for name, w in self.sensitivities.items():
+                if not math.isfinite(w):
+                    raise ValueError(f"sensitivities.{name}: must be a finite number, got {w}")
+        elif self.normalize_each_gradient:
+            raise ValueError("normalize_each_gradient is for sensitivities")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """Substrate → sensitivity (one substrate: ±1 by ``direction``)."""
+        if self.sensitivities is not None:
+            return dict(self.sensitivities)
+        return {self.substrate: -1.0 if self.direction == "down" else 1.0}
 
 
 class MechanicsConfig(Strict):
@@ -379,10 +413,11 @@ class Scenario(Strict):
                 if sub not in self.substrates:
                     raise ValueError(f"cell_types.{name}.secretion.{sub}: substrate not in [substrates]")
             chem = ct.mechanics.chemotaxis
-            if chem is not None and chem.substrate not in self.substrates:
-                raise ValueError(
-                    f"cell_types.{name}.mechanics.chemotaxis.substrate: {chem.substrate!r} not in [substrates]"
-                )
+            if chem is not None:
+                where = "substrate" if chem.sensitivities is None else "sensitivities"
+                for sub in chem.weights():
+                    if sub not in self.substrates:
+                        raise ValueError(f"cell_types.{name}.mechanics.chemotaxis.{where}: {sub!r} not in [substrates]")
         if self.duration <= 0:
             raise ValueError("duration must be > 0")
         ves = self.vessels

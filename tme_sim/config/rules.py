@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tme_sim.units import Rate
+from tme_sim.units import Rate, Time
 
 
 class BehaviorRule(BaseModel):
@@ -42,10 +42,17 @@ class InteractionsConfig(BaseModel):
     cell type (engulfing live cells of it); ``attack``: cell type → rate of killing a touching live
     cell of it; ``transformation``: cell type → rate of turning into it. All rates in 1/min; each
     phenotype step an event happens with probability ``1 − exp(−rate·dt)``.
+
+    An attack kills at once, unless ``attack_damage_rate`` and ``attack_duration`` are both > 0
+    (PhysiCell's damage model): then each attack adds ``attack_damage_rate · attack_duration`` to
+    the target's ``damage`` (dimensionless, never repaired), and rules on the signal ``damage``
+    decide what it does (e.g. ``damage increases apoptosis``).
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
     phagocytosis: dict[str, Rate] = {}
     attack: dict[str, Rate] = {}
+    attack_damage_rate: Rate = "0 1/min"
+    attack_duration: Time = "0 min"
     transformation: dict[str, Rate] = {}

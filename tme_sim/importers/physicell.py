@@ -180,8 +180,9 @@ def _overall(r: _Reader, root: Node, doc: dict[str, Any], warn: list[tuple[str, 
     ):
         if ov.child(src) is not None:
             t[dst] = _fmt(r.num(ov.child(src)), "min")
-    if t:
-        doc["time"] = t
+    # PhysiCell's numerics: BioFVM's LOD splitting (tme-sim's default is backward Euler)
+    t["diffusion_scheme"] = "lod"
+    doc["time"] = t
     for tag, want in (("time_units", "min"), ("space_units", "micron")):
         node = ov.child(tag)
         if node is not None and node.text and node.text != want:
@@ -382,27 +383,25 @@ def _mechanics(r: _Reader, ph: Node, cell: str, subs: dict[str, str], warn: list
     chem = mot.find("options/chemotaxis")
     adv = mot.find("options/advanced_chemotaxis")
     if enabled and adv is not None and r.flag(adv.child("enabled")):
-        sens = [
-            (s.attrs.get("substrate", ""), r.num(s))
-            for s in (
-                adv.child("chemotactic_sensitivities").all("chemotactic_sensitivity")
-                if adv.child("chemotactic_sensitivities")
-                else []
-            )
-        ]
-        nonzero = [(n, v) for n, v in sens if v != 0.0]
-        if len(nonzero) == 1 and nonzero[0][0] in subs:
-            n, v = nonzero[0]
-            out["chemotaxis"] = {"substrate": subs[n], "bias": bias, "direction": "up" if v > 0 else "down"}
-            if abs(abs(v) - 1.0) > 1e-12:
-                warn.append((f"cell_definitions.{cell}.motility.advanced_chemotaxis", f"sensitivity {v:g} read as ±1"))
-        elif len(nonzero) > 1:
-            warn.append(
-                (
-                    f"cell_definitions.{cell}.motility.advanced_chemotaxis",
-                    "several substrates: not modelled (no chemotaxis)",
+        nodes = (
+            adv.child("chemotactic_sensitivities").all("chemotactic_sensitivity")
+            if adv.child("chemotactic_sensitivities")
+            else []
+        )
+        nonzero: dict[str, float] = {}
+        for node in nodes:
+            name, value = node.attrs.get("substrate", ""), r.num(node)
+            if value == 0.0:
+                continue
+            if name not in subs:
+                raise ImportFormatError(
+                    f"{r.where(node)}: <chemotactic_sensitivity substrate>: {name!r} is not a substrate of the project"
                 )
-            )
+            nonzero[subs[name]] = value
+        if nonzero:
+            out["chemotaxis"] = {"sensitivities": nonzero, "bias": bias}
+            if r.flag(adv.child("normalize_each_gradient"), default=False):
+                out["chemotaxis"]["normalize_each_gradient"] = True
     elif enabled and chem is not None and r.flag(chem.child("enabled")):
         sub = chem.child("substrate").text if chem.child("substrate") is not None else ""
         if sub not in subs:
@@ -439,8 +438,9 @@ def _interactions(
     r: _Reader, ph: Node, cell: str, types: dict[str, str], warn: list[tuple[str, str]]
 ) -> dict[str, dict[str, str]]:
     """``[cell_types.<name>.interactions]``: non-zero base rates of phagocytosis, attack and
-    transformation (the rules engine carries them out); fusion and damage are listed as warnings."""
-    out: dict[str, dict[str, str]] = {}
+    transformation, and the damage an attack delivers (the rules engine carries them out); fusion and
+    spontaneous damage or repair are listed as warnings."""
+    out: dict[str, Any] = {}
 
     def put(group: str, key: str, node: Node) -> None:
         value = r.num(node)
@@ -480,13 +480,17 @@ def _interactions(
                     )
                 )
         if out.get("attack"):
-            warn.append(
-                (
-                    f"cell_definitions.{cell}.cell_interactions.attack_rates",
-                    "an attack kills at once (apoptosis); PhysiCell accumulates damage at attack_damage_rate"
-                    " and leaves killing to 'damage' rules",
+            rate, duration = ci.child("attack_damage_rate"), ci.child("attack_duration")
+            if rate is not None and duration is not None and r.num(rate) > 0 and r.num(duration) > 0:
+                out["attack_damage_rate"] = _fmt(r.num(rate), "1/min")
+                out["attack_duration"] = _fmt(r.num(duration), "min")
+            else:
+                warn.append(
+                    (
+                        f"cell_definitions.{cell}.cell_interactions.attack_rates",
+                        "no attack_damage_rate/attack_duration > 0: an attack kills at once (apoptosis)",
+                    )
                 )
-            )
     tr = ph.child("cell_transformations")
     g = tr.child("transformation_rates") if tr is not None else None
     for node in g.all("transformation_rate") if g is not None else []:
@@ -498,7 +502,8 @@ def _interactions(
     if integ is not None:
         for node in integ.children:
             if node.text and r.num(node) > 0:
-                warn.append((f"cell_definitions.{cell}.cell_integrity.{node.tag}", "damage is not modelled yet"))
+                key = f"cell_definitions.{cell}.cell_integrity.{node.tag}"
+                warn.append((key, "not modelled (damage comes from attacks only)"))
     return out
 
 

@@ -230,10 +230,10 @@ class TMEModel(mesa.Model):
         self._handle_of_id: dict[int, mesa.Agent] = {}
 
         self._entry_rates = np.array([c.cycle.entry_rate for c in scenario.cell_types.values()])
-        chem: list[tuple[str, float] | None] = []
+        chem: list[tuple | None] = []
         for cfg in scenario.cell_types.values():
             c = cfg.mechanics.chemotaxis
-            chem.append(None if c is None else (c.substrate, -1.0 if c.direction == "down" else 1.0))
+            chem.append(None if c is None else (c.weights(), c.normalize_each_gradient))
         persistence = np.array([c.mechanics.persistence for c in scenario.cell_types.values()])
         self.motility = Motility(persistence, chem, self.dt_mech)
         self._motile = np.zeros(0, dtype=np.int64)
@@ -423,6 +423,8 @@ class TMEModel(mesa.Model):
             if table.interactions:
                 table.interact(ctx, st.slots_of_type(t), ctx.remove)
         changes = fate_transitions(st, self.tables, dt, self.rng)
+        for t, table in enumerate(self.rule_tables):  # death zeroed what dead cells' rules set
+            table.apply_to_dead(ctx, st.slots_of_type(t))
         relax_volumes(st, self.tables, dt)
         self._refresh_cutoff()
         if changes.apoptosis.size:

@@ -131,6 +131,12 @@ class RuleTable:
                 beh.down_value = sat
             beh.rules.append(_Rule(sig, up, half, float(rule.hill_power), bool(rule.applies_to_dead)))
         inter = cfg.interactions
+        #: damage one attack adds to its target (0: an attack kills at once)
+        self.attack_damage = (
+            inter.attack_damage_rate * inter.attack_duration
+            if inter.attack_damage_rate > 0 and inter.attack_duration > 0
+            else 0.0
+        )
         for target, rate in inter.phagocytosis.items():
             if target in ("apoptotic", "necrotic"):
                 spec = BehaviorSpec("phagocytose", target=target, unit="1/min")
@@ -252,6 +258,26 @@ class RuleTable:
             else:
                 col[slots] = self._evaluate(beh, col[slots], ctx, slots, conc, cache)
 
+    def apply_to_dead(self, ctx: RulesContext, slots: np.ndarray) -> None:
+        """After the fates: recompute, for the dead cells among ``slots``, the behaviour columns with
+        a rule that applies to dead cells (PhysiCell's ``applies_to_dead``, e.g. the debris a dead
+        cell secretes), which death has just zeroed; nothing else changes."""
+        behs = [b for b in self.column_behaviors if any(r.applies_to_dead for r in b.rules)]
+        if not behs or slots.size == 0:
+            return
+        st = ctx.store
+        dead = slots[st.death[slots] != ALIVE]
+        if dead.size == 0:
+            return
+        conc = ctx.sample(dead)
+        cache: dict = {}
+        for beh in behs:
+            col = getattr(st, beh.spec.column)
+            if beh.spec.sub >= 0:
+                col[dead, beh.spec.sub] = self._evaluate(beh, col[dead, beh.spec.sub], ctx, dead, conc, cache)
+            else:
+                col[dead] = self._evaluate(beh, col[dead], ctx, dead, conc, cache)
+
     def rates(self, ctx: RulesContext, slots: np.ndarray) -> dict[tuple, np.ndarray]:
         """Per-cell rates (1/min) of this type's interactions at ``slots``, by behaviour key."""
         cache: dict = {}
@@ -295,7 +321,11 @@ class RuleTable:
             p = 1.0 - np.exp(-r[acting & (r > 0)] * dt)
             ok = (target >= 0) & (rng.random(cand.size) < p)
             killers, victims = cand[ok], target[ok]
-            victims = victims[st.death[victims] == ALIVE]
+            live = st.death[victims] == ALIVE
+            killers, victims = killers[live], victims[live]
+            if self.attack_damage > 0:
+                np.add.at(st.damage, victims, self.attack_damage)
+                continue
             if victims.size:
                 v_unique, first = np.unique(victims, return_index=True)
                 st.death[v_unique] = APOPTOTIC

@@ -83,6 +83,8 @@ def parse_signal(
         return SignalSpec("gradient", j, unit=f"{u}/um" if u else "1/um")
     if name in SIMPLE_SIGNALS:
         return SignalSpec(name, unit=SIMPLE_SIGNALS[name])
+    if name == "damage":  # delivered by attacks (InteractionsConfig.attack_damage_rate)
+        return SignalSpec("custom", column="damage", unit="")
     if name.startswith("contact with ") and name[len("contact with ") :] in types:
         return SignalSpec("contact", types.index(name[len("contact with ") :]))
     if name.startswith("custom:") and name[len("custom:") :] in columns:
@@ -90,7 +92,8 @@ def parse_signal(
         return SignalSpec("custom", column=col, unit=columns[col])
     raise ConfigError(
         f"{key}: unknown or unsupported signal {name!r} (understood: a substrate, '<substrate> gradient',"
-        f" {', '.join(repr(s) for s in SIMPLE_SIGNALS)}, 'contact with <type>', 'custom:<per-cell column>')"
+        f" {', '.join(repr(s) for s in SIMPLE_SIGNALS)}, 'damage', 'contact with <type>',"
+        " 'custom:<per-cell column>')"
     )
 
 
