@@ -173,6 +173,19 @@ def test_mlp_baseline_does_not_inherit_the_recipes_selection_note(tmp_path):
     assert report["selection"]["mlp"].startswith("fixed in advance")
 
 
+def test_mlp_baseline_settings_do_not_depend_on_the_recipe():
+    from tme_sim.cli.train import mlp_baseline_config
+    from tme_sim.training.train import TrainConfig
+
+    plain = mlp_baseline_config(TrainConfig(model="signaling"), 300)
+    tuned = TrainConfig(model="signaling", val_fraction=0.2, l2=1e-2, lr=0.05, seed=4, selection_note="tuned")
+    baseline = mlp_baseline_config(tuned, 300, threads=2)
+    assert baseline.val_fraction == 0.0 and baseline.l2 == plain.l2 and baseline.selection_note is None
+    assert (baseline.model, baseline.lr, baseline.epochs, baseline.patience) == ("mlp", 3e-3, 300, 300)
+    assert baseline.seed == 4 and baseline.threads == 2
+    assert baseline.model_dump(exclude={"seed", "threads"}) == plain.model_dump(exclude={"seed", "threads"})
+
+
 def test_merge_refuses_reports_of_other_recipes():
     from tme_sim.training.cv import CVReport, merge_reports
 

@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -34,12 +34,30 @@ from tme_sim.training.distill import DEFAULT_LR as DISTILL_LR
 from tme_sim.training.distill import DEFAULT_TEST_CONDITIONS as DISTILL_TEST
 from tme_sim.training.distill import DEFAULT_TRAIN_CONDITIONS as DISTILL_TRAIN
 
+if TYPE_CHECKING:
+    from tme_sim.training.train import TrainConfig
+
 train_app = typer.Typer(
     name="train",
     help="Train (default), cross-validate (cv) or distill neural intracellular surrogates.",
     invoke_without_command=True,
     add_completion=False,
 )
+
+
+def mlp_baseline_config(base: TrainConfig, epochs: int, threads: int | None = None) -> TrainConfig:
+    """The ``mlp`` baseline row's settings: fixed in advance, independent of the recipe being scored.
+
+    Only the seed, device and torch threads come from the recipe (``base``); everything else is the package default
+    plus the baseline's own learning rate and epoch budget, so a recipe's choices (validation split,
+    penalties, selection note) never leak into its baseline.
+    """
+    from tme_sim.training.train import TrainConfig
+
+    update: dict[str, Any] = {"model": "mlp", "lr": 3e-3, "epochs": epochs, "patience": epochs}
+    update.update({"seed": base.seed, "device": base.device, "selection_note": None})
+    update["threads"] = threads if threads is not None else base.threads
+    return TrainConfig().model_copy(update=update)
 
 
 def _expand(p: str | None) -> str | None:
@@ -412,10 +430,11 @@ def cv_command(
         if nm not in ("signaling", "mlp", "hybrid"):
             raise ConfigError(f"--models: unknown model {nm!r} (known: signaling, mlp, hybrid)")
         upd: dict[str, Any] = {"model": nm}
+        if nm == "mlp" and base.model != "mlp":
+            configs[nm] = mlp_baseline_config(base, mlp_epochs, threads)
+            continue
         if nm == "mlp":
             upd.update({"lr": 3e-3, "epochs": mlp_epochs, "patience": mlp_epochs})
-            if base.model != "mlp":  # the baseline: fixed in advance, not the recipe's selection note
-                upd["selection_note"] = None
         else:
             if nm == "hybrid":
                 upd["mlp_epochs"] = mlp_epochs
