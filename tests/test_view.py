@@ -8,6 +8,7 @@ to keep the screenshots for a look.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -253,10 +254,12 @@ def test_view_of_a_file_draws_cells_field_and_curves(flagship_file, browser, sho
         page.wait_for_function(
             "() => Bokeh.documents[0].get_model_by_name('value_bar').visible === true", timeout=30_000
         )
-        fills = page.evaluate(
-            """() => { const r = Bokeh.documents[0].get_model_by_name('cell_glyphs');
+        js_fills = """() => { const r = Bokeh.documents[0].get_model_by_name('cell_glyphs');
                       return [r.glyph.fill_color, r.nonselection_glyph.fill_color].map(c => c.field); }"""
-        )
+        # the server's changes arrive as separate patches: wait for both glyphs, then check them
+        with contextlib.suppress(sync_api.TimeoutError):
+            page.wait_for_function(f"() => ({js_fills})().every(f => f === 'value')", timeout=10_000)
+        fills = page.evaluate(js_fills)
         assert fills == ["value", "value"]  # selected and unselected cells alike
         page.wait_for_timeout(800)
         page.screenshot(path=str(shots / "view_pdl1.png"))

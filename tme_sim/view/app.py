@@ -288,9 +288,9 @@ class ViewApp:
             value = df[by].to_numpy(dtype=float) if by in df else np.full(len(df), np.nan)
             lo, hi = self.source.column_range(by)
             self.value_mapper.update(low=lo, high=hi)
-            self.value_bar.title = by
-            self.value_bar.visible = True
             self._set_glyphs(fill_color={"field": "value", "transform": self.value_mapper})
+            self.value_bar.title = by
+            self.value_bar.visible = True  # last, so a client that sees the bar also has the new glyphs
             fill = type_color
             label = types  # the legend names types by their outline colour
             line = type_color
