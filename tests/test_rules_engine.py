@@ -290,6 +290,21 @@ def test_attacks_start_per_touching_target_and_the_attacker_is_busy_meanwhile():
     assert abs(damage.sum() - 506.25) < 4 * 22.5
 
 
+def test_attacks_with_damage_reach_the_attackers_max_adhesion_distance():
+    """PhysiCell's interaction neighbours lie within the maximum adhesion distance: a target 23 µm
+    away (1.37 × the sum of radii, 2 × 8.41 µm) is attacked with max_adhesion_distance = 1.5, not
+    with the default 1.25 (21.0 µm)."""
+    inter = {"attack": {"b": "100 1/min"}, "attack_damage_rate": "1 1/min", "attack_duration": "0.1 min"}
+    damage = []
+    for reach in (1.5, 1.25):
+        doc = doc_with([], [(100, 100)], [(123, 100)], interactions=inter)
+        doc["cell_types"]["a"]["mechanics"]["max_adhesion_distance"] = reach
+        m = model(doc)
+        step_interactions(m)
+        damage.append(float(m.store.damage[m.store.slots_of_type(1)][0]))
+    assert damage[0] > 1.0 and damage[1] == 0.0
+
+
 def test_phagocytosis_of_dead_and_live_cells_removes_them():
     m = model(doc_with([], [(100, 100)], [(112, 100)], interactions={"phagocytosis": {"apoptotic": "100 1/min"}}))
     m.store.death[m.store.slots_of_type(1)] = APOPTOTIC

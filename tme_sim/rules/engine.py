@@ -139,6 +139,9 @@ class RuleTable:
         )
         #: mean length of one attack (min): the attacker is busy, and starts no other, meanwhile
         self.attack_duration = float(inter.attack_duration)
+        #: how far (× the sum of radii) attacks with damage reach: PhysiCell's interaction neighbours
+        #: are the cells within its maximum adhesion distance
+        self.attack_reach = float(cfg.mechanics.max_adhesion_distance)
         for target, rate in inter.phagocytosis.items():
             if target in ("apoptotic", "necrotic"):
                 spec = BehaviorSpec("phagocytose", target=target, unit="1/min")
@@ -299,16 +302,18 @@ class RuleTable:
         ``attack_damage_rate · attack_duration`` damage. Here the attacks of one attacker in the
         step are Poisson with mean ``dt · rate·k / (1 + rate·k·attack_duration)`` (idle then busy
         cycles), each on a uniformly picked touching target, which is the same as independent
-        Poisson attacks on every neighbour. ``rate`` is ``(len(attackers),)`` in 1/min.
+        Poisson attacks on every neighbour. Neighbours are the cells within the attacker's
+        ``max_adhesion_distance`` × the sum of radii (PhysiCell's interaction distance when both
+        types share it). ``rate`` is ``(len(attackers),)`` in 1/min.
         """
         nb = ctx.neighbours
-        k = nb.counts(attackers)[:, target_type].astype(np.float64)
+        k = nb.counts(attackers, reach=self.attack_reach)[:, target_type].astype(np.float64)
         rk = rate * k
         n_attacks = ctx.rng.poisson(ctx.dt_pheno * rk / (1.0 + rk * self.attack_duration))
         mask = nb.type_mask([target_type])
         st = ctx.store
         for m in range(1, int(n_attacks.max(initial=0)) + 1):
-            target = nb.pick(attackers[n_attacks >= m], mask, ctx.rng)
+            target = nb.pick(attackers[n_attacks >= m], mask, ctx.rng, reach=self.attack_reach)
             np.add.at(st.damage, target[target >= 0], self.attack_damage)
 
     def interact(self, ctx: RulesContext, slots: np.ndarray, remove: Any) -> None:
