@@ -240,7 +240,7 @@ def test_attack_kills_a_touching_cell_and_rules_can_switch_it_off():
 
 
 def test_attack_with_damage_adds_damage_and_a_damage_rule_decides():
-    """PhysiCell's damage model: an attack adds attack_damage_rate × attack_duration to the target,
+    """PhysiCell's damage model: each attack adds attack_damage_rate × attack_duration to the target,
     which stays alive; 'damage increases apoptosis' on the target's type reads it (Hill by hand)."""
     inter = {"attack": {"b": "100 1/min"}, "attack_damage_rate": "2 1/min", "attack_duration": "0.25 min"}
     doc = doc_with([], [(100, 100)], [(112, 100)], interactions=inter)
@@ -250,11 +250,59 @@ def test_attack_with_damage_adds_damage_and_a_damage_rule_decides():
     step_interactions(m)
     b = m.store.slots_of_type(1)
     assert m.store.death[b].tolist() == [ALIVE]
-    assert m.store.damage[b].tolist() == [0.5]  # p = 1 − exp(−100·6) ≈ 1: one attack, 2 × 0.25
+    # 6 min at 100/(1 + 100·0.25) ≈ 3.85 attacks/min: Poisson(23), each attack 2 × 0.25
+    n_attacks = m.store.damage[b][0] / 0.5
+    assert n_attacks == round(n_attacks) and 5 <= n_attacks <= 50
     assert m.store.kills[m.store.slots_of_type(0)].tolist() == [0]
+    m.store.damage[b] = 0.5
     m.phenotype_step(initial=True)  # behaviours, then rules, read the damage
     b = m.store.slots_of_type(1)
     assert m.store.apoptosis_rate[b][0] == pytest.approx(0.1 * h(0.5, 1.0, 2.0))
+
+
+def test_attacks_start_per_touching_target_and_the_attacker_is_busy_meanwhile():
+    """As in PhysiCell, a free attacker may start an attack on each touching target at ``rate``, and
+    is busy for ``attack_duration`` per attack: attacks/min = r·k / (1 + r·k·D). 225 isolated
+    attackers with k = 3 targets each, r = 0.2/min, D = 1 min, 1 damage per attack, one 6-min step:
+    the total damage is Poisson with mean 225 · 6 · 0.6 / 1.6 = 506.25 (sd 22.5). One attack per
+    target picked at r (the old model) gives 225·(1 − e^−1.2) ≈ 157; no busy time, 810."""
+    a_pts, b_pts = [], []
+    for i in range(15):
+        for j in range(15):
+            x, y = 50 + 60 * i, 50 + 60 * j
+            a_pts.append((x, y))
+            b_pts += [(x + 12, y), (x - 12, y), (x, y + 12)]
+    inter = {"attack": {"b": "0.2 1/min"}, "attack_damage_rate": "1 1/min", "attack_duration": "1 min"}
+    doc = doc_with(
+        [],
+        a_pts,
+        b_pts,
+        interactions=inter,
+        cycle={"entry_rate": "0 1/min", "o2_dependent": False},
+        death={"apoptosis_rate": "0 1/min", "necrosis_rate": "0 1/min", "o2_necrosis": False},
+    )
+    doc["domain"]["size"] = ["1000 um", "1000 um"]
+    doc["cell_types"]["b"]["death"]["apoptosis_rate"] = "0 1/min"
+    m = model(doc)
+    step_interactions(m)
+    damage = m.store.damage[m.store.slots_of_type(1)]
+    assert damage.size == 675 and np.all(damage == np.round(damage))
+    assert abs(damage.sum() - 506.25) < 4 * 22.5
+
+
+def test_attacks_with_damage_reach_the_attackers_max_adhesion_distance():
+    """PhysiCell's interaction neighbours lie within the maximum adhesion distance: a target 23 µm
+    away (1.37 × the sum of radii, 2 × 8.41 µm) is attacked with max_adhesion_distance = 1.5, not
+    with the default 1.25 (21.0 µm)."""
+    inter = {"attack": {"b": "100 1/min"}, "attack_damage_rate": "1 1/min", "attack_duration": "0.1 min"}
+    damage = []
+    for reach in (1.5, 1.25):
+        doc = doc_with([], [(100, 100)], [(123, 100)], interactions=inter)
+        doc["cell_types"]["a"]["mechanics"]["max_adhesion_distance"] = reach
+        m = model(doc)
+        step_interactions(m)
+        damage.append(float(m.store.damage[m.store.slots_of_type(1)][0]))
+    assert damage[0] > 1.0 and damage[1] == 0.0
 
 
 def test_phagocytosis_of_dead_and_live_cells_removes_them():

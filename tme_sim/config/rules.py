@@ -44,9 +44,11 @@ class InteractionsConfig(BaseModel):
     phenotype step an event happens with probability ``1 − exp(−rate·dt)``.
 
     An attack kills at once, unless ``attack_damage_rate`` and ``attack_duration`` are both > 0
-    (PhysiCell's damage model): then each attack adds ``attack_damage_rate · attack_duration`` to
-    the target's ``damage`` (dimensionless, never repaired), and rules on the signal ``damage``
-    decide what it does (e.g. ``damage increases apoptosis``).
+    (PhysiCell's damage model): then, as in PhysiCell, a free attacker starts attacks at ``rate``
+    per touching live target (``rate · k`` with ``k`` of them), stays busy ``attack_duration`` per
+    attack, and each attack adds ``attack_damage_rate · attack_duration`` to the target's
+    ``damage`` (dimensionless, never repaired); rules on the signal ``damage`` decide what it does
+    (e.g. ``damage increases apoptosis``).
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True)

@@ -137,6 +137,11 @@ class RuleTable:
             if inter.attack_damage_rate > 0 and inter.attack_duration > 0
             else 0.0
         )
+        #: mean length of one attack (min): the attacker is busy, and starts no other, meanwhile
+        self.attack_duration = float(inter.attack_duration)
+        #: how far (× the sum of radii) attacks with damage reach: PhysiCell's interaction neighbours
+        #: are the cells within its maximum adhesion distance
+        self.attack_reach = float(cfg.mechanics.max_adhesion_distance)
         for target, rate in inter.phagocytosis.items():
             if target in ("apoptotic", "necrotic"):
                 spec = BehaviorSpec("phagocytose", target=target, unit="1/min")
@@ -287,6 +292,30 @@ class RuleTable:
             out[beh.spec.key] = self._evaluate(beh, base, ctx, slots, None, cache) if beh.rules else base
         return out
 
+    def _attack_with_damage(self, ctx: RulesContext, attackers: np.ndarray, rate: np.ndarray, target_type: int) -> None:
+        """PhysiCell's damage model over one phenotype step of ``ctx.dt_pheno`` minutes.
+
+        PhysiCell (``standard_cell_cell_interactions``) gives a free attacker, at every mechanics
+        step, a chance ``rate · dt`` to start an attack on *each* live neighbour of the target type
+        in turn, so attacks start at ``rate · k`` per minute with ``k`` such neighbours; an attack
+        then lasts ``attack_duration`` on average (the attacker is busy meanwhile) and delivers
+        ``attack_damage_rate · attack_duration`` damage. Here the attacks of one attacker in the
+        step are Poisson with mean ``dt · rate·k / (1 + rate·k·attack_duration)`` (idle then busy
+        cycles), each on a uniformly picked touching target, which is the same as independent
+        Poisson attacks on every neighbour. Neighbours are the cells within the attacker's
+        ``max_adhesion_distance`` × the sum of radii (PhysiCell's interaction distance when both
+        types share it). ``rate`` is ``(len(attackers),)`` in 1/min.
+        """
+        nb = ctx.neighbours
+        k = nb.counts(attackers, reach=self.attack_reach)[:, target_type].astype(np.float64)
+        rk = rate * k
+        n_attacks = ctx.rng.poisson(ctx.dt_pheno * rk / (1.0 + rk * self.attack_duration))
+        mask = nb.type_mask([target_type])
+        st = ctx.store
+        for m in range(1, int(n_attacks.max(initial=0)) + 1):
+            target = nb.pick(attackers[n_attacks >= m], mask, ctx.rng, reach=self.attack_reach)
+            np.add.at(st.damage, target[target >= 0], self.attack_damage)
+
     def interact(self, ctx: RulesContext, slots: np.ndarray, remove: Any) -> None:
         """Transformations, attacks and phagocytosis by the live cells at ``slots``; ``remove(slots,
         kind)`` removes engulfed cells (done once, at the end, so slots stay valid until then)."""
@@ -317,15 +346,15 @@ class RuleTable:
             cand = act[acting & (r > 0)]
             if cand.size == 0:
                 continue
+            if self.attack_damage > 0:
+                self._attack_with_damage(ctx, cand, r[acting & (r > 0)], beh.spec.index)
+                continue
             target = ctx.neighbours.pick(cand, ctx.neighbours.type_mask([beh.spec.index]), rng)
             p = 1.0 - np.exp(-r[acting & (r > 0)] * dt)
             ok = (target >= 0) & (rng.random(cand.size) < p)
             killers, victims = cand[ok], target[ok]
             live = st.death[victims] == ALIVE
             killers, victims = killers[live], victims[live]
-            if self.attack_damage > 0:
-                np.add.at(st.damage, victims, self.attack_damage)
-                continue
             if victims.size:
                 v_unique, first = np.unique(victims, return_index=True)
                 st.death[v_unique] = APOPTOTIC
