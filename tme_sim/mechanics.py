@@ -440,6 +440,23 @@ def _pair_state_changed(radius, dead, ctype, r_snap, d_snap, t_snap, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _pair_speed(d2, big_r, adhesion_reach, repulsion, adhesion):
+    """One pair's force over its distance, ``f/d`` (1/min), at squared distance ``d2`` (µm²) inside
+    the adhesion reach: repulsion below the contact distance ``big_r`` minus adhesion out to
+    ``adhesion_reach`` (both µm), each quadratic in the overlap as in PhysiCell."""
+    d = np.sqrt(d2)
+    if d < 1e-5:
+        d = 1e-5
+    f = 0.0
+    if d < big_r:
+        t = 1.0 - d / big_r
+        f = t * t * repulsion
+    ta = 1.0 - d / adhesion_reach
+    f -= ta * ta * adhesion
+    return f / d
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel):
     """First pass for cell i: the force of each pair in its (half) row, as ``f/d`` (1/min) into
     ``pair_speed[k]`` (0 beyond reach), summed into ``vel[i]``."""
@@ -458,17 +475,7 @@ def _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel):
         if d2 >= coef[0, k]:  # beyond the adhesion reach: most listed candidates
             pair_speed[k] = 0.0
             continue
-        d = np.sqrt(d2)
-        if d < 1e-5:
-            d = 1e-5
-        big_r = coef[1, k]
-        f = 0.0
-        if d < big_r:
-            t = 1.0 - d / big_r
-            f = t * t * coef[3, k]
-        ta = 1.0 - d / coef[2, k]
-        f -= ta * ta * coef[4, k]
-        s = f / d
+        s = _pair_speed(d2, coef[1, k], coef[2, k], coef[3, k], coef[4, k])
         pair_speed[k] = s
         vx += s * ddx
         vy += s * ddy
@@ -504,16 +511,8 @@ def _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nst
         if d2 >= ra * ra:  # beyond the adhesion reach: most listed candidates
             pair_speed[k] = 0.0
             continue
-        d = np.sqrt(d2)
-        if d < 1e-5:
-            d = 1e-5
-        f = 0.0
-        if d < big_r:
-            t = 1.0 - d / big_r
-            f = t * t * rep_pp[ti, tj]
-        ta = 1.0 - d / ra
-        f -= ta * ta * (adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0)
-        s = f / d
+        adhesion = adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0
+        s = _pair_speed(d2, big_r, ra, rep_pp[ti, tj], adhesion)
         pair_speed[k] = s
         vx += s * ddx
         vy += s * ddy
