@@ -12,6 +12,7 @@ from tme_sim.mechanics import (
     interaction_velocities,
     listed_velocities,
     neighbor_lists,
+    reverse_lists,
 )
 
 DOMAIN = np.array([200.0, 200.0, 0.0])
@@ -169,12 +170,14 @@ def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
             assert np.all(rank[listed] > rank[i])  # half lists: each pair in the row of the first in the cell list
             near = np.flatnonzero((d[i] < reach[i]) & (rank > rank[i]))
             assert set(near.tolist()) <= set(listed.tolist())
-            # the transpose lists every pair (p, i) with p < i once, by ascending p
-            rev = slice(lists.reverse_start[i], lists.reverse_start[i + 1])
-            src = lists.reverse_row[rev]
-            assert np.all(np.diff(src) > 0) and np.all(nbr[lists.reverse_pair[rev]] == i)
+            # the full row: the half row, then every pair (p, i) listed by p once, by ascending p
+            assert np.array_equal(lists.rows[lists.row_start[i] : lists.row_mid[i]], listed)
+            src = lists.rows[lists.row_mid[i] : lists.row_start[i + 1]]
+            assert np.all(np.diff(src) > 0)
             assert np.all(rank[src] < rank[i])
             assert set(src.tolist()) == {p for p in range(n) if i in nbr[nstart[p] : nstart[p + 1]]}
+            rev = reverse_lists(nstart, nbr, n)
+            assert np.array_equal(rev.reverse_row[rev.reverse_start[i] : rev.reverse_start[i + 1]], src)
         # move every cell by just under the allowance and check again with the same lists
         step_len = 0.24 * cl.list_skin
         v = rng.normal(size=(n, 3))
@@ -224,7 +227,7 @@ def test_cached_pair_constants_follow_radius_and_death_changes_bit_for_bit():
         lists = cl.neighbors(pos, n, r, ctype, arel)
         coef = cl.coefficients(r, ctype, dead, n, rep, adh, arel)
         cached = np.zeros((n, 3))
-        listed_velocities(pos, r, ctype, n, rep, coef, lists, DOMAIN, 2, cached)
+        listed_velocities(pos, r, ctype, n, rep, coef, reverse_lists(lists.nstart, lists.nbr, n), DOMAIN, 2, cached)
         fresh = np.zeros((n, 3))
         interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists.nstart, lists.nbr, DOMAIN, 2, fresh)
         assert np.array_equal(cached, fresh), change
@@ -273,3 +276,28 @@ def test_motile_margins_keep_lists_exact_with_fewer_rebuilds(dim):
     pos[k] = cl._x_built[k] + [1.01 * m[1], 0.0, 0.0]  # now one motile cell is just past its margin
     cl.neighbors(pos, n, r, ctype, arel)
     assert cl.list_builds == builds + 1
+
+
+def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d():
+    """The model's one-pass force loop over full rows (each pair computed by both its cells) sums in
+    the order of the two-pass half-list scheme: same bits, serial and threaded, with several types,
+    dead cells (no adhesion) and cells pressed against the walls."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    domain = np.array([150.0, 150.0, 150.0])
+    pos = rng.random((n, 3)) * domain
+    pos[:50, 0] = rng.random(50) * 2.0  # against the x = 0 wall
+    ctype = rng.integers(0, 3, n).astype(np.int16)
+    r = np.array([8.4, 4.0, 6.0])[ctype] * (1 + 0.1 * rng.random(n))
+    dead = (rng.random(n) < 0.1).astype(np.int8)
+    rep, adh, arel = np.array([10.0, 5.0, 8.0]), np.array([0.4, 0.0, 0.8]), np.array([1.25, 1.5, 1.25])
+    cl = CellList(domain, 3, cutoff=2 * 1.5 * r.max())
+    lists = cl.neighbors(pos, n, r, ctype, arel)
+    assert lists.rows.size == 2 * lists.nbr.size
+    ref = np.zeros((n, 3))
+    interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists.nstart, lists.nbr, domain, 3, ref)
+    assert np.count_nonzero(ref) > n  # forces act
+    for par in (False, True):
+        out = np.full((n, 3), np.nan)
+        direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=par)
+        assert np.array_equal(out, ref), par

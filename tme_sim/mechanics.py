@@ -14,11 +14,13 @@ Neighbour search: a uniform cell list (bins of edge ``cutoff + skin``) built by 
 it is rebuilt only when some cell has moved more than ``skin/2`` since the last build, or when
 cells were added or removed. The Verlet lists are *half* lists: each pair is listed once, in the
 row of whichever of its cells comes first in the cell list (scanning a forward half stencil),
-so each pair force is computed once (Newton's third law). A first pass
-computes every listed pair's force and sums it into the lower cell; a second pass adds each cell's
-share of the pairs listed in other rows (a transposed index, :func:`reverse_lists`). Each cell's
-sum runs in a fixed order (its row in bin order, then its reverse row by ascending slot), so the
-result does not depend on the number of threads (no shared accumulators, no atomics).
+and each cell's sum has a fixed order: its half row in bin order, then the pairs listed in other
+rows by ascending slot. The model's force loop (:func:`direct_velocities`) reads each cell's
+*full row* in that order (:func:`full_rows`) and computes every pair force in both of its cells
+(one pass, no per-pair buffer); the per-pair coefficient path (:func:`listed_velocities`) computes
+each pair once into a buffer and adds each cell's share of the other rows' pairs in a second pass
+(a transposed index, :func:`reverse_lists`). Both give the same bits, at any number of threads
+(no shared accumulators, no atomics).
 
 All kernels take plain arrays; positions are (n, 3) float64 (z = 0 in 2D). They are compiled
 with ``error_model="numpy"``: no divisor here can be zero, and numba's default Python error
@@ -161,38 +163,46 @@ def forward_range(r, ki, bx, by, bz, nbins, dim, start):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _scan_neighbors(ki, sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, out, base):
+def _scan_neighbors(ki, sorted_xyzr, sorted_type, arel_pp, start, order, nbins, dim, margins, out, base):
     """Cells j after the cell at position ``ki`` of the cell list ``order`` closer to it than
     their adhesion reach ½(a_i + a_j)·(r_i + r_j) plus the list ``margins`` (µm, per type) of both
     cells' types, in ascending cell-list order
-    (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty. ``sorted_xyzr``
-    (n, 4): x, y, z, radius and ``sorted_type`` (n,): type, both in cell-list order (read as a stream);
-    ``reach_max2``: the square of an upper bound of the distance. Returns how many. Each pair is
-    listed once, by the cell that comes first in the cell list (a forward half stencil,
-    :func:`forward_range`)."""
+    (flat bin, then slot); written (as slots) to ``out[base:]`` when ``out`` is non-empty — every
+    candidate of the stencil is written there, each over the last unless it is near (no branch
+    to mispredict), so ``out`` needs room for :func:`_candidates` entries from ``base``. ``sorted_xyzr``
+    (n, 4): x, y, z, radius and ``sorted_type`` (n,): type, both in cell-list order (read as a stream).
+    Returns how many. Each pair is listed once, by the cell that comes first in the cell list (a
+    forward half stencil, :func:`forward_range`)."""
     xi = sorted_xyzr[ki, 0]
     yi = sorted_xyzr[ki, 1]
     zi = sorted_xyzr[ki, 2]
     ri = sorted_xyzr[ki, 3]
     ti = sorted_type[ki]
+    mi = margins[ti]
     bx, by, bz = _home(ki, start, nbins)  # the bin the cell was sorted into (bins may be stale)
     fill = out.size > 0
     c = 0
     for r in range(forward_segments(dim)):
         lo, hi = forward_range(r, ki, bx, by, bz, nbins, dim, start)
-        for k in range(lo, hi):
-            ddx = xi - sorted_xyzr[k, 0]
-            ddy = yi - sorted_xyzr[k, 1]
-            ddz = zi - sorted_xyzr[k, 2]
-            d2 = ddx * ddx + ddy * ddy + ddz * ddz
-            if d2 > reach_max2:  # cheap test first: most candidates are far
-                continue
-            tj = sorted_type[k]
-            reach = arel_pp[ti, tj] * (ri + sorted_xyzr[k, 3]) + margins[ti] + margins[tj]
-            if d2 <= reach * reach:
-                if fill:
-                    out[base + c] = order[k]
-                c += 1
+        if fill:  # branch-free: every candidate is written, and kept (c advances) when it is near
+            for k in range(lo, hi):
+                ddx = xi - sorted_xyzr[k, 0]
+                ddy = yi - sorted_xyzr[k, 1]
+                ddz = zi - sorted_xyzr[k, 2]
+                d2 = ddx * ddx + ddy * ddy + ddz * ddz
+                tj = sorted_type[k]
+                reach = arel_pp[ti, tj] * (ri + sorted_xyzr[k, 3]) + mi + margins[tj]
+                out[base + c] = order[k]
+                c += 1 if d2 <= reach * reach else 0
+        else:
+            for k in range(lo, hi):
+                ddx = xi - sorted_xyzr[k, 0]
+                ddy = yi - sorted_xyzr[k, 1]
+                ddz = zi - sorted_xyzr[k, 2]
+                d2 = ddx * ddx + ddy * ddy + ddz * ddz
+                tj = sorted_type[k]
+                reach = arel_pp[ti, tj] * (ri + sorted_xyzr[k, 3]) + mi + margins[tj]
+                c += 1 if d2 <= reach * reach else 0
     return c
 
 
@@ -214,18 +224,14 @@ def _sorted_cells(pos, radius, ctype, order, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _reach_tables(adh_rel_t, radius, n, margins):
-    """Mean adhesion-distance ratio per type pair, and the squared largest list reach (µm²)."""
+def _reach_tables(adh_rel_t):
+    """Mean adhesion-distance ratio per type pair."""
     nt = adh_rel_t.size
     arel_pp = np.empty((nt, nt))
     for a in range(nt):
         for b in range(nt):
             arel_pp[a, b] = 0.5 * (adh_rel_t[a] + adh_rel_t[b])
-    r_max = 0.0
-    for i in range(n):
-        r_max = max(r_max, radius[i])
-    reach_max = np.max(adh_rel_t) * 2.0 * r_max + 2.0 * np.max(margins)
-    return arel_pp, reach_max * reach_max * (1.0 + 1e-12)
+    return arel_pp
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -250,7 +256,7 @@ def _candidates(ki, start, nbins, dim):
 @njit(cache=True, error_model="numpy")
 def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins, bin_size, dim, margins, capacity):
     # one pass into a buffer that grows when needed (the parallel twin counts first, then fills)
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, margins)
+    arel_pp = _reach_tables(adh_rel_t)
     sorted_xyzr, sorted_type, rank = _sorted_cells(pos, radius, ctype, order, n)
     nstart = np.empty(n + 1, dtype=np.int64)
     nstart[0] = 0
@@ -261,9 +267,7 @@ def _neighbor_lists_serial(pos, radius, ctype, adh_rel_t, n, start, order, nbins
             grown = np.empty(max(2 * nbr.size, base + n), dtype=np.int32)
             grown[:base] = nbr[:base]
             nbr = grown
-        c = _scan_neighbors(
-            rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, nbr, base
-        )
+        c = _scan_neighbors(rank[i], sorted_xyzr, sorted_type, arel_pp, start, order, nbins, dim, margins, nbr, base)
         nstart[i + 1] = base + c
     return nstart, nbr[: nstart[n]]
 
@@ -274,7 +278,7 @@ def _neighbor_lists_parallel(
 ):
     # one pass: each chunk of cells fills its own row of a buffer (a chunk that overflows its row
     # is redone serially into a larger one), then the rows are concatenated
-    arel_pp, reach_max2 = _reach_tables(adh_rel_t, radius, n, margins)
+    arel_pp = _reach_tables(adh_rel_t)
     sorted_xyzr, sorted_type, rank = _sorted_cells(pos, radius, ctype, order, n)
     n_chunks = min(max(n_chunks, 1), max(n, 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
@@ -289,7 +293,7 @@ def _neighbor_lists_parallel(
                 k = -1
                 break
             cnt = _scan_neighbors(
-                rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, buf[c], k
+                rank[i], sorted_xyzr, sorted_type, arel_pp, start, order, nbins, dim, margins, buf[c], k
             )
             count[i + 1] = cnt
             k += cnt
@@ -301,7 +305,7 @@ def _neighbor_lists_parallel(
         if used[c] < 0:  # overflowed: count this chunk's cells again (rare: the guess was low)
             for i in range(bounds[c], bounds[c + 1]):
                 count[i + 1] = _scan_neighbors(
-                    rank[i], sorted_xyzr, sorted_type, arel_pp, reach_max2, start, order, nbins, dim, margins, spill, 0
+                    rank[i], sorted_xyzr, sorted_type, arel_pp, start, order, nbins, dim, margins, spill, 0
                 )
     for i in range(n):
         nstart[i + 1] = nstart[i] + count[i + 1]
@@ -310,22 +314,13 @@ def _neighbor_lists_parallel(
         lo = nstart[bounds[c]]
         if used[c] >= 0:
             nbr[lo : lo + used[c]] = buf[c, : used[c]]
-        else:
+        else:  # the scan writes every candidate: through a scratch row, not past this cell's row
             for i in range(bounds[c], bounds[c + 1]):
-                _scan_neighbors(
-                    rank[i],
-                    sorted_xyzr,
-                    sorted_type,
-                    arel_pp,
-                    reach_max2,
-                    start,
-                    order,
-                    nbins,
-                    dim,
-                    margins,
-                    nbr,
-                    nstart[i],
+                tmp = np.empty(_candidates(rank[i], start, nbins, dim), dtype=np.int32)
+                cnt = _scan_neighbors(
+                    rank[i], sorted_xyzr, sorted_type, arel_pp, start, order, nbins, dim, margins, tmp, 0
                 )
+                nbr[nstart[i] : nstart[i] + cnt] = tmp[:cnt]
     return nstart, nbr
 
 
@@ -376,11 +371,11 @@ def _reverse_lists(nstart, nbr, n):
     return reverse_start, reverse_pair, reverse_row
 
 
-class VerletLists(NamedTuple):
+class TransposedLists(NamedTuple):
     """Half Verlet lists (:func:`neighbor_lists`) and their transpose (:func:`reverse_lists`):
     pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]``; cell j appears as
     the partner of pairs ``reverse_pair[reverse_start[j]:reverse_start[j+1]]``, listed in the rows
-    of ``reverse_row[...]``."""
+    of ``reverse_row[...]``. What the per-pair coefficient path (:func:`listed_velocities`) sums."""
 
     nstart: np.ndarray
     nbr: np.ndarray
@@ -389,10 +384,59 @@ class VerletLists(NamedTuple):
     reverse_row: np.ndarray
 
 
-def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
+def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> TransposedLists:
     """The half lists with their transpose: for each cell j, the pairs (i, j) listed in the rows of
     other cells i, by ascending i (O(n + m), serial)."""
-    return VerletLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
+    return TransposedLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
+
+
+class VerletLists(NamedTuple):
+    """Half Verlet lists (:func:`neighbor_lists`: each pair once, ``nbr[nstart[i]:nstart[i+1]]``)
+    and the full rows the force loop reads (:func:`full_rows`): cell i's partners are
+    ``rows[row_start[i]:row_start[i+1]]`` — first its half row (``rows[row_start[i]:row_mid[i]]``,
+    in cell-list order), then the cells whose half rows list i, by ascending slot. ``nstart``,
+    ``row_start`` (n+1,) int64; ``row_mid`` (n,) int64; ``nbr`` (m,) and ``rows`` (2m,) int32."""
+
+    nstart: np.ndarray
+    nbr: np.ndarray
+    row_start: np.ndarray
+    row_mid: np.ndarray
+    rows: np.ndarray
+
+
+@njit(cache=True, error_model="numpy")
+def _full_rows(nstart, nbr, n):
+    m = nbr.size
+    row_start = np.empty(n + 1, dtype=np.int64)
+    row_mid = np.empty(n, dtype=np.int64)
+    fill = np.zeros(n, dtype=np.int64)  # first the reverse counts, then the next free entry
+    for k in range(m):
+        fill[nbr[k]] += 1
+    row_start[0] = 0
+    for i in range(n):
+        half = nstart[i + 1] - nstart[i]
+        row_mid[i] = row_start[i] + half
+        row_start[i + 1] = row_mid[i] + fill[i]
+    rows = np.empty(2 * m, dtype=np.int32)
+    for i in range(n):
+        base = row_start[i] - nstart[i]
+        for k in range(nstart[i], nstart[i + 1]):
+            rows[base + k] = nbr[k]
+        fill[i] = row_mid[i]
+    for i in range(n):  # ascending i: each reverse part lists its partners by ascending slot
+        for k in range(nstart[i], nstart[i + 1]):
+            j = nbr[k]
+            rows[fill[j]] = i
+            fill[j] += 1
+    return row_start, row_mid, rows
+
+
+def full_rows(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
+    """The half lists with each cell's full row of partners (its half row, then the cells whose
+    half rows list it, by ascending slot): the force loop sums a cell's pairs in exactly the
+    order of the two-pass half-list scheme (:func:`interaction_velocities`), one cell at a time,
+    with no per-pair buffer (O(n + m), serial)."""
+    return VerletLists(nstart, nbr, *_full_rows(nstart, nbr, n))
 
 
 @njit(cache=True, error_model="numpy")
@@ -476,43 +520,6 @@ def _row_forces(i, pos, coef, nstart, nbr, pair_speed, vel):
             pair_speed[k] = 0.0
             continue
         s = _pair_speed(d2, coef[1, k], coef[2, k], coef[3, k], coef[4, k])
-        pair_speed[k] = s
-        vx += s * ddx
-        vy += s * ddy
-        vz += s * ddz
-    vel[i, 0] = vx
-    vel[i, 1] = vy
-    vel[i, 2] = vz
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel):
-    """:func:`_row_forces` with each pair's constants computed on the fly from the radii, types
-    and death states (the very expressions of :func:`_cell_coefficients`, so bit-identical):
-    no (5, m) coefficient array to keep in memory (40 B per listed pair) and stream every step."""
-    xi = pos[i, 0]
-    yi = pos[i, 1]
-    zi = pos[i, 2]
-    ri = radius[i]
-    ti = ctype[i]
-    alive_i = dead[i] == 0
-    vx = 0.0
-    vy = 0.0
-    vz = 0.0
-    for k in range(nstart[i], nstart[i + 1]):
-        j = nbr[k]
-        ddx = xi - pos[j, 0]
-        ddy = yi - pos[j, 1]
-        ddz = zi - pos[j, 2]
-        d2 = ddx * ddx + ddy * ddy + ddz * ddz
-        tj = ctype[j]
-        big_r = ri + radius[j]
-        ra = arel_pp[ti, tj] * big_r
-        if d2 >= ra * ra:  # beyond the adhesion reach: most listed candidates
-            pair_speed[k] = 0.0
-            continue
-        adhesion = adh_pp[ti, tj] if alive_i and dead[j] == 0 else 0.0
-        s = _pair_speed(d2, big_r, ra, rep_pp[ti, tj], adhesion)
         pair_speed[k] = s
         vx += s * ddx
         vy += s * ddy
@@ -678,50 +685,125 @@ def _velocities_parallel(
         )
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _direct_speed(d2, ri, rj, ti, tj, both_alive, rep_pp, adh_pp, arel_pp):
+    """``f/d`` (1/min) of a pair at squared distance ``d2`` (µm²) from the radii, types and whether
+    both cells live (0 beyond the adhesion reach): the expressions of :func:`_cell_coefficients`
+    and :func:`_row_forces`, so bit-identical to the per-pair coefficient path."""
+    big_r = ri + rj
+    ra = arel_pp[ti, tj] * big_r
+    if d2 >= ra * ra:  # beyond the adhesion reach: most listed candidates
+        return 0.0
+    adhesion = adh_pp[ti, tj] if both_alive else 0.0
+    return _pair_speed(d2, big_r, ra, rep_pp[ti, tj], adhesion)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _pair_speed_masked(d2, big_r, ti, tj, both_alive, rep_pp, adh_pp, arel_pp):
+    """:func:`_pair_speed` of a listed pair with its constants from the types' tables, or 0 beyond
+    the adhesion reach ``arel_pp[ti, tj]·big_r`` — computed without branches (the in/out tests are
+    ~50/50 and unpredictable in packed tissue): a masked term is multiplied by 0.0, which leaves a
+    sum unchanged bit for bit (x + ±0 = x; a sum that starts at +0 never becomes −0), and by 1.0
+    otherwise (exact). Symmetric in the two cells bit for bit (IEEE + and × commute)."""
+    ra = arel_pp[ti, tj] * big_r
+    inside = 1.0 if d2 < ra * ra else 0.0
+    adhesion = adh_pp[ti, tj] * (1.0 if both_alive else 0.0)
+    d = max(np.sqrt(d2), 1e-5)
+    t = 1.0 - d / big_r
+    f = t * t * rep_pp[ti, tj] * (1.0 if d < big_r else 0.0)
+    ta = 1.0 - d / ra
+    f -= ta * ta * adhesion
+    return f / d * inside
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
+                      domain, dim, vel):  # fmt: skip
+    """Velocity of cell i from its full row (:func:`full_rows`) and the walls, summed in the order
+    of the two-pass scheme (:func:`_row_forces`, then :func:`_reverse_forces_and_walls`):
+    bit-identical to it, with each pair's force computed by both of its cells instead of stored
+    (the reverse part evaluates the pair as its listing cell p did: r_p + r_i, types (p, i))."""
+    xi = pos[i, 0]
+    yi = pos[i, 1]
+    zi = pos[i, 2]
+    ri = radius[i]
+    ti = ctype[i]
+    alive_i = dead[i] == 0
+    vx = 0.0
+    vy = 0.0
+    vz = 0.0
+    for q in range(row_start[i], row_start[i + 1]):
+        j = rows[q]
+        ddx = xi - pos[j, 0]
+        ddy = yi - pos[j, 1]
+        ddz = zi - pos[j, 2]
+        d2 = ddx * ddx + ddy * ddy + ddz * ddz
+        s = _pair_speed_masked(d2, ri + radius[j], ti, ctype[j], alive_i and dead[j] == 0, rep_pp, adh_pp, arel_pp)
+        vx += s * ddx
+        vy += s * ddy
+        vz += s * ddz
+    # walls: repel as a cell of the same radius mirrored at the wall
+    rep_i = rep_t[ti]
+    for a in range(dim):
+        c = pos[i, a]
+        lo = c
+        hi = domain[a] - c
+        push = 0.0
+        if lo < ri:
+            t = 1.0 - max(lo, 0.0) / ri
+            push += t * t * rep_i
+        if hi < ri:
+            t = 1.0 - max(hi, 0.0) / ri
+            push -= t * t * rep_i
+        if a == 0:
+            vx += push
+        elif a == 1:
+            vy += push
+        else:
+            vz += push
+    vel[i, 0] = vx
+    vel[i, 1] = vy
+    vel[i, 2] = vz
+
+
 @njit(cache=True, error_model="numpy")
 def _velocities_direct_serial(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start, reverse_pair, reverse_row,
-    domain, dim, pair_speed, vel,
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, row_mid, rows, domain, dim, vel
 ):  # fmt: skip
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in range(n):
-        _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
-    for i in range(n):
-        _reverse_forces_and_walls(
-            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
-        )
+        _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
+                          domain, dim, vel)  # fmt: skip
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _velocities_direct_parallel(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start, reverse_pair, reverse_row,
-    domain, dim, pair_speed, vel,
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, row_mid, rows, domain, dim, vel
 ):  # fmt: skip
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in prange(n):
-        _row_forces_direct(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
-    for i in prange(n):  # after every row's pairs are known
-        _reverse_forces_and_walls(
-            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
-        )
+        _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
+                          domain, dim, vel)  # fmt: skip
 
 
 def direct_velocities(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None, work=None
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None
 ) -> None:
-    """:func:`listed_velocities` without a coefficient array: each pair's constants are computed
-    in the force loop from ``radius``, ``ctype`` and ``dead`` (bit-identical results; what the
-    model's step loop calls). Saves 40 B per listed pair of memory (0.4 GB at 10⁶ cells in 3D)
-    and of traffic per step. ``work``: an optional float64 buffer of at least m entries."""
+    """Velocity (µm/min) of each of the first n cells from neighbours and walls, into ``vel``
+    (what the model's step loop calls): one pass over the full rows of ``lists``
+    (:func:`full_rows`), each pair's constants computed in the loop from ``radius``, ``ctype`` and
+    ``dead`` — bit-identical to :func:`interaction_velocities` and :func:`listed_velocities` at
+    any thread count. No per-pair array is kept or written (the two-pass scheme streamed a per-pair
+    force buffer and a transposed index: 24 B per listed pair, ~0.2 GB at 10⁶ cells in 3D);
+    each pair force is computed by both its cells, which are independent of each other."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
-    m = lists.nbr.size
-    pair_speed = work[:m] if work is not None and work.size >= m else np.empty(m)
     kernel = _velocities_direct_parallel if par else _velocities_direct_serial
-    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, *lists, domain, dim, pair_speed, vel)
+    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists.row_start, lists.row_mid, lists.rows,
+           domain, dim, vel)  # fmt: skip
 
 
 def listed_velocities(
-    pos, radius, ctype, n, rep_t, coef, lists: VerletLists, domain, dim, vel, parallel=None, work=None
+    pos, radius, ctype, n, rep_t, coef, lists: TransposedLists, domain, dim, vel, parallel=None, work=None
 ) -> None:
     """:func:`interaction_velocities` with the pair constants ``coef`` of :func:`pair_coefficients`
     already computed for these lists (what the model's step loop calls). ``work``: an optional
@@ -890,7 +972,7 @@ class CellList:
         self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
     ) -> VerletLists:
         """Half Verlet lists of the first n cells with their transpose (:func:`neighbor_lists` with
-        the per-type margins of :func:`list_margins`, :func:`reverse_lists`). Kept until a cell
+        the per-type margins of :func:`list_margins`, :func:`full_rows`). Kept until a cell
         moved more than its type's margin since the build, a radius grew, n changed or
         :meth:`invalidate` (see the class notes)."""
         if (
@@ -922,7 +1004,7 @@ class CellList:
                 margins=self._margins,
             )
             self.list_kernel.record(par, time.perf_counter() - t0, n)
-            self._nbr = reverse_lists(*half, n)
+            self._nbr = full_rows(*half, n)
             self._nbr_size = self._nbr.nbr.size
             self._r_built = radius[:n].copy()
             self._x_built = pos[:n].copy()
@@ -996,7 +1078,7 @@ class CellList:
             self._nbr = None
             return
         nstart, nbr = np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32)
-        self._nbr = reverse_lists(nstart, nbr, nstart.size - 1)
+        self._nbr = full_rows(nstart, nbr, nstart.size - 1)
         self._nbr_size = nbr.size
         self._r_built = np.asarray(d["r_built"], np.float64)
         self._x_built = np.asarray(d["x_built"], np.float64)

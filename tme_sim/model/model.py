@@ -218,7 +218,6 @@ class TMEModel(mesa.Model):
         # build (re-sorting at other steps cost the flagship ~15 % more builds).
         self.reorder_every = self.pheno_every * max(1, math.ceil(50 / self.pheno_every))
         self._velocity_kernel = KernelChooser(mech.ADAPTIVE_MIN_CELLS)  # serial or threaded forces
-        self._pair_work = np.empty(0)
         self.neighbours = Neighbours(self.store, self.cell_list, self.dim, len(self.type_names))
         self.ctx.store = self.store
         self.ctx.neighbours = self.neighbours
@@ -374,8 +373,6 @@ class TMEModel(mesa.Model):
         self._motile = self.motility.update(st, self.micro, self.rng, self.dim, ALIVE)
         cl = self.cell_list
         lists = cl.neighbors(st.position, n, st.radius, st.type, self.tables.adhesion_rel)
-        if self._pair_work.size < lists.nbr.size:  # per-pair forces of the velocity kernel, reused
-            self._pair_work = np.empty(int(1.25 * lists.nbr.size) + 64)
         vel = st.velocity
         chooser = self._velocity_kernel
         chooser.min_work = min(mech.ADAPTIVE_MIN_CELLS, mech.PARALLEL_MIN_CELLS)  # read at call time
@@ -383,8 +380,7 @@ class TMEModel(mesa.Model):
         t0 = time.perf_counter()
         # pair constants computed in the force loop (no per-pair coefficient array: 0.4 GB at 10⁶ cells)
         direct_velocities(st.position, st.radius, st.type, st.death, n, self.tables.repulsion, self.tables.adhesion,
-                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par,
-                          work=self._pair_work)  # fmt: skip
+                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par)  # fmt: skip
         chooser.record(par, time.perf_counter() - t0, n)
         motile = self._motile
         if motile.size:
