@@ -136,7 +136,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypa
     before = p.read_bytes()
     m.run_for(1)
 
-    def boom():
+    def boom(**_):
         raise OSError("disk full")
 
     monkeypatch.setattr(m, "state_dict", boom)

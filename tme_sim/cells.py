@@ -386,16 +386,22 @@ class CellStore:
         return [c for c in self.columns if c.output is not None]
 
     # ------------------------------------------------------------------ checkpoint
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything needed to rebuild the store exactly (live part only)."""
-        d: dict[str, np.ndarray] = {c.name: getattr(self, c.name)[: self.n].copy() for c in self.columns}
+    def state_dict(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild the store exactly (live part only). ``copy=False`` returns
+        views of the live columns (no second copy of the state: a checkpoint writer that stores
+        them before the next step; 0.6 GB at 10⁶ cells)."""
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a.copy() if copy else a
+
+        d: dict[str, np.ndarray] = {c.name: take(getattr(self, c.name)[: self.n]) for c in self.columns}
         d["_n"] = np.array(self.n)
         d["_next_id"] = np.array(self.next_id)
-        d["_slot_of_id"] = self.slot_of_id[: self.next_id].copy()
+        d["_slot_of_id"] = take(self.slot_of_id[: self.next_id])
         for t in range(len(self.type_names)):
             cnt = self.istate_count[t]
-            d[f"_istate_{t}"] = self.istate[t][:cnt].copy()
-            d[f"_istate_owner_{t}"] = self.istate_owner[t][:cnt].copy()
+            d[f"_istate_{t}"] = take(self.istate[t][:cnt])
+            d[f"_istate_owner_{t}"] = take(self.istate_owner[t][:cnt])
         return d
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:

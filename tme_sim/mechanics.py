@@ -980,6 +980,7 @@ class CellList:
             or self._r_built.size != n
             or _lists_stale(pos, radius, ctype, self._x_built, self._r_built, self._margins, n)
         ):
+            self._nbr = None  # free the old lists before the new ones are built (~0.13 GB at 10⁶ cells)
             self.ensure(pos, n, force=self.moved > 0.0)
             self.list_skin = self.skin  # fresh bins hold every pair within reach + skin
             self._margins = list_margins(self.list_skin, self.cutoff, adh_rel_t, radius, ctype, n, self.motile_types)

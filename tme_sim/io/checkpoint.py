@@ -112,7 +112,7 @@ def _fill(fh: h5py.File, model: TMEModel, output_snapshots: int | None) -> None:
     fh.attrs["intracellular"] = json.dumps({str(t): im.identity() for t, im in model.intracellular.items()})
     if output_snapshots is not None:
         fh.attrs["output_snapshots"] = output_snapshots
-    _write_dict(fh.create_group("state"), model.state_dict())
+    _write_dict(fh.create_group("state"), model.state_dict(copy=False))  # written now: views, no copy
 
 
 def restore_model(model: TMEModel, path: Path) -> None:

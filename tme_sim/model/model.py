@@ -538,13 +538,14 @@ class TMEModel(mesa.Model):
         self._coupling_dirty = True
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """Everything that evolves during a run, one entry per component (the scenario rebuilds
-        the rest); :func:`tme_sim.io.checkpoint.write_checkpoint` stores it."""
+        the rest); :func:`tme_sim.io.checkpoint.write_checkpoint` stores it. ``copy=False``: the
+        cell store's columns as views (valid until the next step), not copies."""
         state: dict[str, Any] = {
             "rng": json.dumps(self.rng.bit_generator.state),
             "clock": {"time": np.array(self.time), "n_mech_steps": np.array(self.n_mech_steps)},
-            "store": self.store.state_dict(),
+            "store": self.store.state_dict(copy=copy),
             "grid": self.micro.state_dict(),
             "events": self.events.state_dict(),
             "intracellular": self.intracellular_step.state_dict(len(self.type_names)),
