@@ -50,3 +50,20 @@ def test_pressure_lowers_tumor_cycle_entry(half_max, expect_arrest):
         assert centre < 0.1 * alone
     else:
         assert centre == pytest.approx(alone, rel=0.05)
+
+
+def test_threaded_pressure_kernel_matches_the_serial_one_bit_for_bit():
+    from tme_sim.contacts import _simple_pressure_kernel, _simple_pressure_parallel
+    from tme_sim.mechanics import CellList
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    domain = np.array([150.0, 150.0, 150.0])
+    pos = rng.random((n, 3)) * domain
+    r = 4.0 + 4.0 * rng.random(n)
+    cl = CellList(domain, 3, cutoff=2 * 1.25 * 8.0)
+    cl.ensure(pos, n)
+    args = (np.arange(n), pos, r, cl.start, cl.order, cl.nbins, cl.bin_size, 3)
+    serial = _simple_pressure_kernel(*args)
+    assert np.count_nonzero(serial) > n // 2
+    assert np.array_equal(_simple_pressure_parallel(*args), serial)

@@ -301,3 +301,29 @@ def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d()
         out = np.full((n, 3), np.nan)
         direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=par)
         assert np.array_equal(out, ref), par
+
+
+def test_threaded_full_rows_and_staleness_test_match_the_serial_ones():
+    from tme_sim.mechanics import _lists_stale, _lists_stale_parallel, full_rows
+
+    rng = np.random.default_rng(12)
+    n = 3000
+    domain = np.array([120.0, 120.0, 120.0])
+    pos = rng.random((n, 3)) * domain
+    r = np.full(n, 5.0)
+    ctype = np.zeros(n, np.int16)
+    cl = CellList(domain, 3, cutoff=12.5)
+    lists = cl.neighbors(pos, n, r, ctype, AREL)
+    serial = full_rows(lists.nstart, lists.nbr, n)
+    for parts in (1, 3, 8):  # any split of the cells fills the same rows
+        from tme_sim.mechanics import _full_rows_parallel
+
+        got = _full_rows_parallel(lists.nstart, lists.nbr, n, parts)
+        assert all(np.array_equal(a, b) for a, b in zip(got, serial[2:], strict=True))
+    x0, r0, margins = pos.copy(), r.copy(), np.array([1.0])
+    for moved in (0.99, 1.01):
+        p = x0.copy()
+        p[1234, 1] += moved
+        want = moved > 1.0
+        assert _lists_stale(p, r, ctype, x0, r0, margins, n) == want
+        assert _lists_stale_parallel(p, r, ctype, x0, r0, margins, n) == want

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from tme_sim.mechanics import dist2, home_bin, stencil_range, stencil_rows
+from tme_sim.mechanics import PARALLEL_MIN_CELLS, dist2, home_bin, stencil_range, stencil_rows
 
 if TYPE_CHECKING:
     from tme_sim.cells import CellStore
@@ -133,26 +133,42 @@ SIMPLE_PRESSURE_SCALE = 0.027288820670331
 neighbours at close-packing distance (PhysiCell ``Cell::add_potentials``)."""
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _simple_pressure_of(i, pos, radius, start, order, nbins, bin_size, dim):
+    """``Σ_j (1 − d_ij/(r_i + r_j))² / SIMPLE_PRESSURE_SCALE`` over every cell j overlapping cell i,
+    summed in stencil (bin, then slot) order."""
+    bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
+    acc = 0.0
+    for r in range(stencil_rows(dim)):
+        lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
+        for k in range(lo, hi):
+            j = order[k]
+            if j == i:
+                continue
+            d2 = dist2(pos, i, j)
+            R = radius[i] + radius[j]
+            if d2 < R * R:
+                t = 1.0 - np.sqrt(d2) / R
+                acc += t * t
+    return acc / SIMPLE_PRESSURE_SCALE
+
+
 @njit(cache=True, error_model="numpy")
 def _simple_pressure_kernel(query, pos, radius, start, order, nbins, bin_size, dim):
-    """``Σ_j (1 − d_ij/(r_i + r_j))² / SIMPLE_PRESSURE_SCALE`` over every cell j overlapping i."""
+    """:func:`_simple_pressure_of` of every cell in ``query``."""
     out = np.zeros(query.size)
     for q in range(query.size):
-        i = query[q]
-        bx, by, bz = home_bin(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
-        acc = 0.0
-        for r in range(stencil_rows(dim)):
-            lo, hi = stencil_range(r, bx, by, bz, nbins, dim, start)
-            for k in range(lo, hi):
-                j = order[k]
-                if j == i:
-                    continue
-                d2 = dist2(pos, i, j)
-                R = radius[i] + radius[j]
-                if d2 < R * R:
-                    t = 1.0 - np.sqrt(d2) / R
-                    acc += t * t
-        out[q] = acc / SIMPLE_PRESSURE_SCALE
+        out[q] = _simple_pressure_of(query[q], pos, radius, start, order, nbins, bin_size, dim)
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _simple_pressure_parallel(query, pos, radius, start, order, nbins, bin_size, dim):
+    """:func:`_simple_pressure_kernel` threaded over the queried cells (each sum is one cell's own,
+    in the same order: bit-identical at any thread count)."""
+    out = np.zeros(query.size)
+    for q in prange(query.size):
+        out[q] = _simple_pressure_of(query[q], pos, radius, start, order, nbins, bin_size, dim)
     return out
 
 
@@ -203,7 +219,9 @@ class Neighbours:
         in 3D (a confluent 2D sheet at that spacing gives ~0.5)."""
         st = self.store
         search = self.search()
-        return _simple_pressure_kernel(np.asarray(slots, dtype=np.int64), st.position, st.radius, *search)
+        query = np.asarray(slots, dtype=np.int64)
+        kernel = _simple_pressure_parallel if query.size >= PARALLEL_MIN_CELLS else _simple_pressure_kernel
+        return kernel(query, st.position, st.radius, *search)
 
     def pick(
         self,

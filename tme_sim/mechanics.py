@@ -431,11 +431,47 @@ def _full_rows(nstart, nbr, n):
     return row_start, row_mid, rows
 
 
-def full_rows(nstart: np.ndarray, nbr: np.ndarray, n: int) -> VerletLists:
+@njit(cache=True, parallel=True, error_model="numpy")
+def _full_rows_parallel(nstart, nbr, n, n_parts):
+    # as _full_rows; part c copies the half rows of its cells [b_c, b_c+1) and fills their reverse
+    # parts by scanning every pair in ascending row order (the same entries in the same places)
+    m = nbr.size
+    row_start = np.empty(n + 1, dtype=np.int64)
+    row_mid = np.empty(n, dtype=np.int64)
+    fill = np.zeros(n, dtype=np.int64)
+    for k in range(m):
+        fill[nbr[k]] += 1
+    row_start[0] = 0
+    for i in range(n):
+        row_mid[i] = row_start[i] + (nstart[i + 1] - nstart[i])
+        row_start[i + 1] = row_mid[i] + fill[i]
+    rows = np.empty(2 * m, dtype=np.int32)
+    bounds = np.linspace(0, n, n_parts + 1).astype(np.int64)
+    for c in prange(n_parts):
+        lo = bounds[c]
+        hi = bounds[c + 1]
+        for i in range(lo, hi):
+            base = row_start[i] - nstart[i]
+            for k in range(nstart[i], nstart[i + 1]):
+                rows[base + k] = nbr[k]
+            fill[i] = row_mid[i]
+        for i in range(n):
+            for k in range(nstart[i], nstart[i + 1]):
+                j = nbr[k]
+                if lo <= j < hi:
+                    rows[fill[j]] = i
+                    fill[j] += 1
+    return row_start, row_mid, rows
+
+
+def full_rows(nstart: np.ndarray, nbr: np.ndarray, n: int, parallel: bool = False) -> VerletLists:
     """The half lists with each cell's full row of partners (its half row, then the cells whose
     half rows list it, by ascending slot): the force loop sums a cell's pairs in exactly the
     order of the two-pass half-list scheme (:func:`interaction_velocities`), one cell at a time,
-    with no per-pair buffer (O(n + m), serial)."""
+    with no per-pair buffer. O(n + m) serial; ``parallel``: each thread fills the rows of its
+    share of the cells (each scans all m pairs; the same arrays)."""
+    if parallel:
+        return VerletLists(nstart, nbr, *_full_rows_parallel(nstart, nbr, n, numba.get_num_threads()))
     return VerletLists(nstart, nbr, *_full_rows(nstart, nbr, n))
 
 
@@ -451,6 +487,25 @@ def _lists_stale(pos, radius, ctype, x_built, r_built, margins, n):
         if d2 > m * m:
             return True
     return False
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _lists_stale_parallel(pos, radius, ctype, x_built, r_built, margins, n):
+    """:func:`_lists_stale` threaded (a count of the stale cells, no early exit)."""
+    stale = 0
+    for i in prange(n):
+        d2 = (pos[i, 0] - x_built[i, 0]) ** 2 + (pos[i, 1] - x_built[i, 1]) ** 2 + (pos[i, 2] - x_built[i, 2]) ** 2
+        m = margins[ctype[i]]
+        if radius[i] > r_built[i] or d2 > m * m:
+            stale += 1
+    return stale > 0
+
+
+def lists_stale(pos, radius, ctype, x_built, r_built, margins, n) -> bool:
+    """Whether the Verlet lists must be rebuilt (:func:`_lists_stale`; threaded from
+    ``PARALLEL_MIN_CELLS`` cells)."""
+    kernel = _lists_stale_parallel if n >= PARALLEL_MIN_CELLS else _lists_stale
+    return bool(kernel(pos, radius, ctype, x_built, r_built, margins, n))
 
 
 def list_margins(
@@ -978,7 +1033,7 @@ class CellList:
         if (
             self._nbr is None
             or self._r_built.size != n
-            or _lists_stale(pos, radius, ctype, self._x_built, self._r_built, self._margins, n)
+            or lists_stale(pos, radius, ctype, self._x_built, self._r_built, self._margins, n)
         ):
             self._nbr = None  # free the old lists before the new ones are built (~0.13 GB at 10⁶ cells)
             self.ensure(pos, n, force=self.moved > 0.0)
@@ -1005,7 +1060,7 @@ class CellList:
                 margins=self._margins,
             )
             self.list_kernel.record(par, time.perf_counter() - t0, n)
-            self._nbr = full_rows(*half, n)
+            self._nbr = full_rows(*half, n, parallel=par)
             self._nbr_size = self._nbr.nbr.size
             self._r_built = radius[:n].copy()
             self._x_built = pos[:n].copy()
