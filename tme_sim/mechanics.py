@@ -848,9 +848,9 @@ def direct_velocities(
     (what the model's step loop calls): one pass over the full rows of ``lists``
     (:func:`full_rows`), each pair's constants computed in the loop from ``radius``, ``ctype`` and
     ``dead`` — bit-identical to :func:`interaction_velocities` and :func:`listed_velocities` at
-    any thread count. No per-pair array is kept or written (the two-pass scheme streamed a per-pair
-    force buffer and a transposed index: 24 B per listed pair, ~0.2 GB at 10⁶ cells in 3D);
-    each pair force is computed by both its cells, which are independent of each other."""
+    any thread count. No per-pair buffer is written (the two-pass scheme streamed a per-pair force
+    buffer and a transposed index, ~22 B per listed pair against the full rows' 8: ~0.15 GB at 10⁶
+    cells in 3D); each pair force is computed by both its cells, which are independent of each other."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
     kernel = _velocities_direct_parallel if par else _velocities_direct_serial
     kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists.row_start, lists.row_mid, lists.rows,
