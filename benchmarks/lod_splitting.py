@@ -142,11 +142,9 @@ def errors(point: bool, variant: str, dt: float = 0.01, minutes: float = 3.0, up
     """Relative error of O2 20 µm from the vessel after ``minutes`` against the exact steady state,
     and the largest absolute error anywhere as a fraction of the vessel value (cells take up
     ``uptake``/min; ``variant = "kernel"`` runs ``Microenvironment(lod_form="increment")``)."""
-    m = _tissue("lod", point=point, uptake=uptake)
+    m = _tissue("lod", point=point, uptake=uptake, lod_form="increment" if variant == "kernel" else "biofvm")
     exact = exact_steady_state(m)
     if variant == "kernel":
-        m.lod_form = "increment"
-        m._build_masks()
         m.advance(dt, round(minutes / dt))
         u = m.field("o")
     else:

@@ -5,26 +5,29 @@ O2-consuming tissue (90 % cells taking up 10/min), O2 20 µm from the vessel."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tests.test_grid_vessels import LAM, VESSEL, D, _at_20um, _tissue, exact_steady_state
-from tme_sim.errors import GridError
+from tme_sim.config import load_scenario
+from tme_sim.errors import ConfigError, GridError
 from tme_sim.grid import Microenvironment
 from tme_sim.grid.substrates import SubstrateParams
+from tme_sim.model import TMEModel
+
+SPHEROID = Path(__file__).resolve().parents[1] / "tme_sim" / "scenarios" / "spheroid.toml"
 
 
-def _increment(m: Microenvironment) -> Microenvironment:
-    """Switch a grid built by :func:`_tissue` to the increment form (before its first step)."""
-    m.lod_form = "increment"
-    m._build_masks()  # the Dirichlet-line tables carry the increment's zero values
-    return m
+def _inc(**kw) -> Microenvironment:
+    return _tissue("lod", lod_form="increment", **kw)
 
 
 @pytest.mark.parametrize("point", [False, True], ids=["vessel_line", "point_vessel"])
 def test_lod_increment_is_within_five_percent_of_the_exact_steady_state_at_dt_0_01(point):
     """BioFVM's form is −32.7 % (line) / −62.8 % (point) here (docs/diffusion.md)."""
-    m = _increment(_tissue("lod", point=point))
+    m = _inc(point=point)
     exact = exact_steady_state(m)
     m.advance(0.01, 300)  # 3 min
     got = m.field("o")
@@ -43,7 +46,7 @@ def test_biofvm_form_keeps_its_splitting_bias(point):
 
 
 def test_lod_increment_is_stable_and_non_negative_at_one_minute_with_tenfold_uptake():
-    m = _increment(_tissue("lod", uptake=100.0))
+    m = _inc(uptake=100.0)
     exact = exact_steady_state(m)
     for _ in range(100):
         m.advance(1.0, 1)
@@ -110,7 +113,7 @@ def test_lod_increment_transient_is_closer_to_backward_euler_than_biofvm():
     """0.1 min into filling the tissue from its vessel line, against backward Euler at dt 0.0005."""
     ref = _tissue("implicit")
     ref.advance(0.0005, 200)
-    bio, inc = _tissue("lod"), _increment(_tissue("lod"))
+    bio, inc = _tissue("lod"), _inc()
     for m in (bio, inc):
         m.advance(0.01, 10)
     err = [abs(_at_20um(m, m.field("o")) / _at_20um(ref, ref.field("o")) - 1) for m in (bio, inc)]
@@ -120,3 +123,28 @@ def test_lod_increment_transient_is_closer_to_backward_euler_than_biofvm():
 def test_unknown_lod_form_is_a_grid_error():
     with pytest.raises(GridError, match="lod_form must be one of"):
         Microenvironment((100.0, 100.0), 20.0, ["oxygen"], lod_form="douglas")
+
+
+def test_lod_increment_resumes_bit_for_bit_and_runs_in_float32():
+    a = _inc(point=True)
+    a.advance(0.01, 30)
+    state = a.state_dict()
+    a.advance(0.01, 40)
+    b = _inc(point=True)
+    b.load_state_dict(state)
+    b.advance(0.01, 40)
+    assert np.array_equal(a.species_first(), b.species_first())
+    m = Microenvironment((200.0, 200.0), 20.0, [SubstrateParams("o", "mmHg", D, LAM)], dtype=np.float32,
+                         lod_form="increment")  # fmt: skip
+    m.set_boundary("o", "all", "dirichlet", 38.0)
+    m.advance(0.1, 200)
+    exact = exact_steady_state(m)
+    np.testing.assert_allclose(m.field("o"), exact, rtol=1e-5)
+
+
+def test_scenario_lod_form_reaches_the_grid():
+    sc = load_scenario(SPHEROID, {"time.diffusion_scheme": '"lod"', "time.lod_form": '"increment"'})
+    assert TMEModel(sc, seed=1).micro.lod_form == "increment"
+    assert load_scenario(SPHEROID).time.lod_form == "biofvm"
+    with pytest.raises(ConfigError, match=r"time\.lod_form: applies to diffusion_scheme 'lod' only"):
+        load_scenario(SPHEROID, {"time.diffusion_scheme": '"implicit"', "time.lod_form": '"increment"'})
