@@ -55,7 +55,7 @@ class TimeSteps(Strict):
         description="with diffusion_scheme 'lod' only: 'biofvm' (default) = BioFVM's step, the 1-D implicit"
         " factors applied to the field (what PhysiCell computes; steady state off by O(dt), tens of per cent"
         " next to vessels at 0.01 min); 'increment' = the same factors applied to the residual of the unsplit"
-        " problem plus a half-weighted Jacobi term: exact steady state and vessels for any dt, ~1.5-2x the"
+        " problem plus a half-weighted Jacobi term: exact steady state and vessels for any dt, 1.3-2.6x the"
         " cost (see tme_sim.grid.lod_increment)",
     )
 

@@ -112,7 +112,7 @@ class Microenvironment:
             applied to the field (steady state off by O(dt)). ``"increment"``: the same factors
             applied to the residual of the unsplit problem, plus a half-weighted Jacobi term
             (:mod:`tme_sim.grid.lod_increment`): exact steady state and vessels for any dt,
-            ~1.5–2× the cost of a BioFVM substep.
+            1.3–2.6× the cost of a BioFVM substep (measured: more on small 2D grids).
         thickness: 2D only: the depth in µm of the layer the grid stands for, so a voxel holds
             ``dx²·thickness`` µm³ (default ``dx``, BioFVM's slab). A 2D simulation is a
             monolayer: give one cell diameter and cell volume fractions (hence concentrations)
