@@ -14,8 +14,9 @@ the bound that memory bandwidth puts on the solver:
   last-level cache (32 MiB here) can beat the DRAM bound.
 
 The last table compares the 3D schemes as a run uses them (:func:`schemes_3d`): BioFVM's LOD at
-its 0.01 min step against the implicit scheme (the 3D default) at the flagship's 0.1 min step,
-as simulated minutes per second and as updates per second against each scheme's own bound.
+its 0.01 min step, LOD in increment form (exact steady state) at the same step, and the implicit
+scheme (the 3D default) at the flagship's 0.1 min step, as simulated minutes per second and as
+updates per second against each scheme's own bound (``--schemes`` runs only that table).
 
 "updates/s" is wall-clock; "per cpu-s" (serial rows only) divides by the process CPU time, which
 does not count time the process lost to other processes on a shared machine.
@@ -49,14 +50,13 @@ NAMES_3D = ["oxygen", "glucose"]
 
 
 def make_grid(
-    shape: tuple[int, ...], n_sub: int, dtype, full: bool, seed: int = 0, scheme: str = "lod"
+    shape: tuple[int, ...], n_sub: int, dtype, full: bool, seed: int = 0, scheme: str = "lod", lod_form: str = "biofvm"
 ) -> Microenvironment:
     """A grid of ``shape`` voxels (nx, ny[, nz]) of 20 µm with ``n_sub`` shipped substrates."""
     dx = 20.0
     names = (NAMES_2D if len(shape) == 2 else NAMES_3D)[:n_sub]
-    m = Microenvironment(
-        tuple(n * dx for n in shape), dx, [get_substrate(n) for n in names], dtype=dtype, scheme=scheme
-    )
+    subs = [get_substrate(n) for n in names]
+    m = Microenvironment(tuple(n * dx for n in shape), dx, subs, dtype=dtype, scheme=scheme, lod_form=lod_form)
     if not full:
         return m
     rng = np.random.default_rng(seed)
@@ -119,22 +119,24 @@ def copy_bandwidth(repeats: int) -> float:
 
 
 def schemes_3d(bw: float, repeats: int, threads: list[int], shape=(75, 75, 75), minutes: float = 2.0) -> None:
-    """3D schemes on the "full" 75^3 x2 grid, float64: LOD at 0.01 min (BioFVM's step) and the
-    implicit scheme (backward Euler + CG) at 0.1 min (the 3D flagship's step), each advancing
-    ``minutes`` of a transient from the initial fields (reset before every repeat, so the implicit
-    scheme's warm start is not a converged field). Bytes per substep: LOD 4·itemsize per value
-    (see the module docstring); implicit, per value, 10 passes for the residual, warm-start
-    product and update plus 15 per CG iteration (product: p, inv_diag, q; update: x, p, r, q,
-    inv_diag read, x, r written; direction: r, inv_diag, p read, p written) → itemsize·(10 + 15·it),
-    ``it`` the measured mean iterations per substep."""
+    """3D schemes on the "full" 75^3 x2 grid, float64: LOD at 0.01 min (BioFVM's step), LOD in increment form at 0.01
+    min and the implicit scheme (backward Euler + CG) at 0.1 min (the 3D flagship's step), each advancing
+    ``minutes`` of a transient from the initial fields (reset before every repeat, so the implicit scheme's
+    warm start is not a converged field). Bytes per substep: LOD 4·itemsize per value (see the module
+    docstring); LOD increment 10·itemsize (residual: c read, δ written; Jacobi term and x/y sweeps of a
+    z-plane: c and δ read and written; z sweep and update of a y-row slab: δ and c read and written);
+    implicit, per value, 10 passes for the residual, warm-start product and update plus 15 per CG iteration
+    (product: p, inv_diag, q; update: x, p, r, q, inv_diag read, x, r written; direction: r, inv_diag, p read,
+    p written) → itemsize·(10 + 15·it), ``it`` the measured mean iterations per substep."""
     print(f"\n3D schemes, {shape[0]}^3 x2 (full), float64, a {minutes:g}-min transient from the initial fields:")
     head = (
         f"  {'scheme':9s} {'dt':>5s} {'thr':>3s} {'sim min/s':>9s} {'cpu s':>6s} {'CG it':>5s} "
         f"{'updates/s':>10s} {'B/upd':>5s} {'bound/s':>9s} {'of bound':>8s}"
     )
     print(head)
-    for scheme, dt in (("lod", 0.01), ("implicit", 0.1)):
-        m = make_grid(shape, 2, np.float64, True, scheme=scheme)
+    for scheme, form, dt in (("lod", "biofvm", 0.01), ("lod", "increment", 0.01), ("implicit", "biofvm", 0.1)):
+        m = make_grid(shape, 2, np.float64, True, scheme=scheme, lod_form=form)
+        label = "lod-inc" if form == "increment" else scheme
         start = m.species_first()
         n = round(minutes / dt)
         for t in threads:
@@ -153,11 +155,11 @@ def schemes_3d(bw: float, repeats: int, threads: list[int], shape=(75, 75, 75), 
                 if rep > 0 and wall < best:  # rep 0 warms up (compilation)
                     best, best_cpu, iters = wall, cpu, total_it / (n * m.n_substrates)
             values = m.n_voxels * m.n_substrates
-            bpu = 8 * (4 if scheme == "lod" else 10 + 15 * iters)
+            bpu = 8 * (10 + 15 * iters if scheme == "implicit" else 10 if form == "increment" else 4)
             rate = values * n / best
             bound = bw / bpu
             print(
-                f"  {scheme:9s} {dt:5g} {t:3d} {minutes / best:9.2f} {best_cpu:6.2f} "
+                f"  {label:9s} {dt:5g} {t:3d} {minutes / best:9.2f} {best_cpu:6.2f} "
                 f"{iters if scheme == 'implicit' else float('nan'):5.1f} {rate:10.3g} {bpu:5.0f} {bound:9.3g} "
                 f"{rate / bound:8.0%}"
             )
@@ -167,6 +169,7 @@ def schemes_3d(bw: float, repeats: int, threads: list[int], shape=(75, 75, 75), 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 150^3")
+    ap.add_argument("--schemes", action="store_true", help="only the 3D schemes table")
     args = ap.parse_args(argv)
     repeats = 4 if args.quick else 15
     max_threads = numba.config.NUMBA_NUM_THREADS
@@ -175,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     bw = copy_bandwidth(repeats)
     print(f"numpy copy bandwidth (256 MiB, read+write): {bw / 1e9:.1f} GB/s; numba threads available: {max_threads}")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (others share this machine)")
+    if args.schemes:
+        schemes_3d(bw, repeats, threads)
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        return 0
     print("dt = 0.01 min; rates are voxel*substrate updates per second (best of repeats)\n")
 
     cases = [

@@ -64,9 +64,12 @@ def exact_steady_state(m: Microenvironment, s: int = 0) -> np.ndarray:
     return x.reshape(m.shape)
 
 
-def _tissue(scheme: str, *, dx: float = 20.0, point: bool = False, uptake: float = 10.0, parallel=False):
+def _tissue(
+    scheme: str, *, dx: float = 20.0, point: bool = False, uptake: float = 10.0, parallel=False, lod_form="biofvm"
+):
     """200 µm cube of packed consuming tissue around a vessel line (or point) at its centre."""
-    m = Microenvironment((200.0,) * 3, dx, [SubstrateParams("o", "mmHg", D, LAM)], scheme=scheme, parallel=parallel)
+    subs = [SubstrateParams("o", "mmHg", D, LAM)]
+    m = Microenvironment((200.0,) * 3, dx, subs, scheme=scheme, parallel=parallel, lod_form=lod_form)
     m.set_field("o", 0.0)
     n = m.n_voxels
     zero = np.zeros((n, 1))

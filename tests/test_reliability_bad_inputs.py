@@ -36,6 +36,7 @@ SCENARIOS = [
     ("scenarios/extends_other_folder.toml", "must be a scenario in the same folder"),
     ("scenarios/dt_not_multiple.toml", "time.mechanics_dt must be a whole multiple of time.diffusion_dt"),
     ("scenarios/huge_grid.toml", "GiB (grid and cells) but only"),
+    ("scenarios/lod_form_without_lod.toml", "time.lod_form: applies to diffusion_scheme 'lod' only"),
     ("scenarios/intracellular_bad_kind.toml", "intracellular.kind: expected one of rules, boolean, "),
     ("scenarios/missing_domain.toml", "domain: missing required key"),
     ("scenarios/missing_unit.toml", "domain.dx: missing unit"),

@@ -46,14 +46,18 @@ from tme_sim.errors import FieldError, GridError
 from tme_sim.grid import adi as A
 from tme_sim.grid import implicit as I
 from tme_sim.grid import kernels as K
+from tme_sim.grid import lod_increment as LI
 from tme_sim.grid.geometry import FACES, _finite_number, grid_shape, parse_faces, parse_kind, positions_to_ijk
 from tme_sim.grid.substrates import SubstrateParams, get_substrate
 from tme_sim.parallel import KernelChooser
 
-__all__ = ["PARALLEL_MIN_UPDATES", "RETUNE_EVERY", "SCHEMES", "Microenvironment"]
+__all__ = ["LOD_FORMS", "PARALLEL_MIN_UPDATES", "RETUNE_EVERY", "SCHEMES", "Microenvironment"]
 
 SCHEMES = ("lod", "adi", "implicit")
 """Time-stepping schemes of :class:`Microenvironment` (``scheme`` argument)."""
+
+LOD_FORMS = ("biofvm", "increment")
+"""Forms of the ``lod`` scheme (``lod_form`` argument): BioFVM's step or its increment form."""
 
 IMPLICIT_RTOL = 1e-8
 """CG stops when every residual is below this fraction of the substrate's scale
@@ -104,6 +108,11 @@ class Microenvironment:
             ``"implicit"``: backward Euler on the unsplit operator solved by warm-started CG
             (:mod:`tme_sim.grid.implicit`): exact steady state and exact vessels for any dt,
             unconditionally stable and positivity preserving, 2D and 3D.
+        lod_form: ``scheme = "lod"`` only. ``"biofvm"`` (default): BioFVM's step, the 1-D factors
+            applied to the field (steady state off by O(dt)). ``"increment"``: the same factors
+            applied to the residual of the unsplit problem, plus a half-weighted Jacobi term
+            (:mod:`tme_sim.grid.lod_increment`): exact steady state and vessels for any dt,
+            1.3–2.6× the cost of a BioFVM substep (measured: more on small 2D grids).
         thickness: 2D only: the depth in µm of the layer the grid stands for, so a voxel holds
             ``dx²·thickness`` µm³ (default ``dx``, BioFVM's slab). A 2D simulation is a
             monolayer: give one cell diameter and cell volume fractions (hence concentrations)
@@ -123,10 +132,14 @@ class Microenvironment:
         parallel: bool | None = None,
         scheme: str = "lod",
         thickness: float | None = None,
+        lod_form: str = "biofvm",
     ) -> None:
         shape, dim = grid_shape(domain, dx)
         if scheme not in SCHEMES:
             raise GridError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+        if lod_form not in LOD_FORMS:
+            raise GridError(f"lod_form must be one of {', '.join(LOD_FORMS)}, got {lod_form!r}")
+        self.lod_form: str = lod_form
         if scheme == "adi" and dim != 2:
             raise GridError("scheme 'adi' is for 2D grids (in 3D its three factors do not commute); use 'implicit'")
         self.scheme: str = scheme
@@ -416,6 +429,9 @@ class Microenvironment:
                 tables.append((np.zeros((self.n_substrates, 2), np.int64), e, e, e, e, z, z, z, z))
                 continue
             ptr, base, stride, length, offset, sub, fixed, value = self._line_shapes[axis]
+            face_value = self._bc_value
+            if self._increment_form:  # the increment's data are homogeneous: vessels and faces add 0
+                value, face_value = np.zeros_like(value), np.zeros_like(self._bc_value)
             rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
             adt = np.array([p.decay * dt / self.dim for p in self.substrates])
             lo, hi = 2 * axis, 2 * axis + 1
@@ -423,7 +439,7 @@ class Microenvironment:
             K.dirichlet_line_factors(
                 sub, length, offset, fixed, value, rdt, adt,
                 self._bc_kind[:, lo] != 0, self._bc_kind[:, hi] != 0,
-                self._bc_value[:, lo].copy(), self._bc_value[:, hi].copy(), inv, g, add,
+                face_value[:, lo].copy(), face_value[:, hi].copy(), inv, g, add,
             )  # fmt: skip
             cast = [np.ascontiguousarray(a, dtype=self.dtype) for a in (inv, g, add)]
             tables.append((ptr, base, stride, length, offset, *cast, np.empty(fixed.size, self.dtype)))
@@ -584,6 +600,14 @@ class Microenvironment:
         if self.scheme == "adi":
             F = np.multiply(self._A + self._C, dt, dtype=self.dtype)
             self._coupling = (F, np.multiply(self._B, dt, dtype=self.dtype), *self._adi_factors(dt))
+        elif self._increment_form:
+            jac0 = self._jacobi_base(dt)[:, None]
+            dtB = dt * self._B
+            occ_jac = LI.OMEGA / (jac0 + dtB) - LI.OMEGA / jac0
+            self._coupling = (
+                cast(dt * (self._A + self._C)), cast(dtB), cast(1.0 / (1.0 + dtB)), cast(occ_jac),
+                np.zeros(self._B.shape, self.dtype),
+            )  # fmt: skip
         elif self.scheme == "implicit":
             F = np.multiply(self._A + self._C, dt, dtype=self.dtype)
             dtB = np.multiply(self._B, dt, dtype=self.dtype)
@@ -599,6 +623,14 @@ class Microenvironment:
             self._coupling = (cast(dt * self._A), cast(1.0 / (1.0 + dt * self._B)), cast(dt * self._C))
         self._coupling_key = dt
         return self._coupling
+
+    @property
+    def _increment_form(self) -> bool:
+        return self.scheme == "lod" and self.lod_form == "increment"
+
+    def _jacobi_base(self, dt: float) -> np.ndarray:
+        """``J`` of a voxel without cells, per substrate ``(S,)``: ``1 + 2·dim·D dt/dx² + dt λ``."""
+        return np.array([1.0 + 2 * self.dim * p.diffusion * dt / self.dx**2 + p.decay * dt for p in self.substrates])
 
     def _adi_factors(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-voxel factorisations ``inv_x, g_x, inv_y, g_y, inv_z, g_z`` of the ADI axis factors,
@@ -666,6 +698,8 @@ class Microenvironment:
             self._advance_adi(dt, n_steps, par, coupling)
         elif self.scheme == "implicit":
             self._advance_implicit(dt, n_steps, par, coupling)
+        elif self._increment_form:
+            self._advance_increment(dt, n_steps, par, coupling)
         elif self.dim == 3:
             fn = K.step_3d_parallel if par else K.step_3d_serial
             fn(c, c2, n_steps, inv_x, g_x, add_x, inv_y, g_y, add_y, inv_z, g_z, add_z,
@@ -691,6 +725,27 @@ class Microenvironment:
         fn = A.adi_2d_parallel if par else A.adi_2d_serial
         fn(c, c2, res, res2, n_steps, rdt, adt, self._bc_kind, self._bc_value, inv_x, g_x, inv_y, g_y,
            *self._dir_by_pass2, self._dir_zero, self._occ_ptr, self._occ, F, B)  # fmt: skip
+
+    def _advance_increment(self, dt: float, n_steps: int, par: bool, coupling: tuple[np.ndarray, ...]) -> None:
+        """``n_steps`` LOD substeps in increment form (see :mod:`tme_sim.grid.lod_increment`)."""
+        if self._work is None:
+            self._work = np.zeros_like(self._c)
+        c, w = self._c, self._work
+        S = self.n_substrates
+        c2, w2 = c.reshape(S, self.n_voxels), w.reshape(S, self.n_voxels)
+        rdt = np.array([p.diffusion * dt / self.dx**2 for p in self.substrates])
+        adt = np.array([p.decay * dt for p in self.substrates])
+        inv_x, g_x, _, inv_y, g_y, _, inv_z, g_z, _, lines_x, lines_y, lines_z = self._coefficients(dt)
+        ptr, flat, _ = self._dir_by_pass2
+        args = (self._bc_kind, self._bc_value, inv_x, g_x, inv_y, g_y)
+        if self.dim == 3:
+            fn = LI.increment_3d_parallel if par else LI.increment_3d_serial
+            fn(c, c2, w, w2, n_steps, rdt, adt, self._jacobi_base(dt), *args, inv_z, g_z, lines_x, lines_y, lines_z,
+               ptr, flat, self._occ_ptr, self._occ, *coupling)  # fmt: skip
+        else:
+            fn = LI.increment_2d_parallel if par else LI.increment_2d_serial
+            fn(c, c2, w, w2, n_steps, rdt, adt, self._jacobi_base(dt), *args, lines_x, lines_y,
+               ptr, flat, self._occ_ptr, self._occ, *coupling)  # fmt: skip
 
     def _advance_implicit(self, dt: float, n_steps: int, par: bool, coupling: tuple[np.ndarray, ...]) -> None:
         """``n_steps`` backward-Euler substeps solved by CG (see :mod:`tme_sim.grid.implicit`)."""

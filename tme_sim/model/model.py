@@ -141,6 +141,7 @@ class TMEModel(mesa.Model):
                 self.substrates,
                 dtype=dtype,
                 scheme=scenario.time.diffusion_scheme,
+                lod_form=scenario.time.lod_form,
                 thickness=layer_thickness(scenario),
             )
         except ConfigError:
