@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from tme_sim.intracellular.boolean.bitengine import _GOLDEN, exponential, splitmix, uniform
+from tme_sim.intracellular.boolean.bitengine import exponential, uniform
+from tme_sim.intracellular.boolean.gillespie import cell_stream
 
 #: Most nodes a network may have for the state-table kernels (a table of ``2**n`` rows of ``n``
 #: float64 cumulative rates: 384 kB at 12 nodes, which stays in a core's L2 cache).
@@ -161,7 +162,7 @@ def _make_advance(parallel: bool):
                     if row[j] >= 0.5:
                         w0 |= np.int64(1) << j
                 w = (w0 & ~np.int64(setm[min(i, last_s)])) | np.int64(setv[min(i, last_v)])
-                x = splitmix(seeds[i] - _GOLDEN)[1]
+                x = cell_stream(seeds[i])
                 w, k, e = _run_cell(w, x, duration, tick, total, inv, count, node, cum, bad)
                 if w != w0:  # most settled cells do not move: skip the write-back
                     for j in range(m):
