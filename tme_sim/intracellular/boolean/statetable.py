@@ -5,10 +5,11 @@ per-transition work of the other engines (re-evaluating rate expressions or rate
 dominates. A network of ``n <= MAX_NODES`` nodes has at most ``2**n`` states, so every state's
 flip rates are evaluated once, with the current ``$variables`` and the frozen nodes' rates set to
 0, into a :class:`StateTable`; a transition is then one exponential variate, one 63-bit uniform
-integer compared with the state's precomputed thresholds (no data-dependent branch) and a read of
-the next state. Measured per trajectory (1 thread, CPU; 1e5 cells, shared 2-core machine):
-MaBoSS's basic-network (4 nodes, 2.6 transitions) 40 ns and p53_Mdm2 (4 nodes, 115 transitions)
-~7 ns per transition; a zero-length call costs ~7 ns per cell. The rates come from the
+integer compared with the state's precomputed thresholds (when more than one node can flip) and a
+read of the next state. Measured per trajectory (1 thread, CPU, 1e5 cells, shared 2-core machine at
+load ~17, ``advance`` only): MaBoSS's basic-network (4 nodes, 2.6 transitions) 42 ns (86 before),
+p53_Mdm2 (4 nodes, 115 transitions) 752 ns (818), cellcycle (10 nodes, 24) 203 ns (235); a
+zero-length call costs ~7-10 ns per cell. The rates come from the
 table-driven interpreter (:mod:`~tme_sim.intracellular.boolean.tableengine`, precompiled), so no
 kernel is compiled per network either.
 
@@ -52,8 +53,8 @@ class StateTable:
     What the kernels read: ``nxt`` int64 ``(2**n, width)``, the state after the ``q``-th of those
     nodes flips; ``thr`` uint64 ``(2**n, width - 1)`` (at least one column), ``ceil(2**63 *
     cum[w, q] / total[w])`` for ``q < count[w] - 1`` and ``2**63`` beyond, so that with a 63-bit
-    uniform integer ``r`` the flipping node is ``q = #{i : r >= thr[w, i]}``, found with ``width -
-    1`` compares and no data-dependent branch (``width``: the largest count, at least 1).
+    uniform integer ``r`` the flipping node is the first ``q`` with ``r < thr[w, q]`` (``count[w] -
+    1`` if none; ``width``: the largest count, at least 1).
     """
 
     total: np.ndarray
@@ -139,13 +140,13 @@ def _make_advance(parallel: bool):
     def advance(state, duration, seeds, setm, setv, inv, count, nxt, thr, bad, err, events, tick):
         # state: (n, m) 0/1 array of any numeric dtype (>= 0.5 is on), advanced in place; for cell i
         # the bits in setm[a] are first set to setv[a] (a = i if setm/setv have n rows, else 0).
-        # Per transition: one exponential (none under discrete time), one 63-bit uniform integer r,
-        # the compares r >= thr[w, :] (their count is the flipping node's rank) and a read of the
-        # next state. The Gillespie loop is written here, not in an inlined helper taking the table
-        # arrays: numba then kept reference-count updates of those arrays per cell (~40-65 ns).
+        # Per transition: one exponential (none under discrete time), one 63-bit uniform integer r
+        # when more than one node can flip, compares with thr[w, :] and a read of the next state
+        # (a fixed-width branch-free compare over every column measured slower on 10-node tables).
+        # The Gillespie loop is written here, not in an inlined helper taking the table arrays:
+        # that helper cost ~40-65 ns per cell (measured; cause in numba's lowering not identified).
         n = state.shape[0]
         m = state.shape[1]
-        nt = thr.shape[1]
         last_s = setm.shape[0] - 1
         last_v = setv.shape[0] - 1
         nchunk = (n + CHUNK - 1) // CHUNK
@@ -163,7 +164,8 @@ def _make_advance(parallel: bool):
                 k = 0
                 e = 0
                 while True:
-                    if count[w] <= 0:  # a fixed point (0) or a state with a bad rate (-1)
+                    cnt = count[w]
+                    if cnt <= 0:  # a fixed point (0) or a state with a bad rate (-1)
                         e = bad[w]
                         break
                     if tick > 0.0:
@@ -175,11 +177,13 @@ def _make_advance(parallel: bool):
                         t += dt * inv[w]
                         if t > duration:
                             break
-                    x, r = splitmix(x)
-                    r >>= np.uint64(1)
                     q = 0
-                    for a in range(nt):
-                        q += r >= thr[w, a]
+                    if cnt > 1:
+                        x, r = splitmix(x)
+                        r >>= np.uint64(1)
+                        last = cnt - 1
+                        while q < last and r >= thr[w, q]:
+                            q += 1
                     w = nxt[w, q]
                     k += 1
                 if w != w0:  # most settled cells do not move: skip the write-back
