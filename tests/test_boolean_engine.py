@@ -323,6 +323,11 @@ def test_state_table_holds_every_states_flip_rates():
         assert table.node[w, : len(pos)].tolist() == pos.tolist()
         np.testing.assert_allclose(table.cum[w, : len(pos)], np.cumsum(r[pos]))
         assert table.total[w] == pytest.approx(r.sum())
+        # what the kernel reads: the next state of each candidate, and 63-bit thresholds between them
+        assert table.nxt[w, : len(pos)].tolist() == [w ^ (1 << int(j)) for j in pos]
+        cut = np.cumsum(r[pos])[:-1] / r.sum() * 2.0**63
+        np.testing.assert_allclose(table.thr[w, : len(pos) - 1].astype(float), cut, rtol=1e-12)
+        assert (table.thr[w, max(len(pos) - 1, 0) :] == np.uint64(2**63)).all()
     unfrozen = net.state_table(np.zeros(3, dtype=bool))
     w = 0b001  # A on, B and C off: B (rate 1) and C (1e100, not infinite) can flip, A cannot
     assert unfrozen.count[w] == 2 and unfrozen.node[w, :2].tolist() == [1, 2]
@@ -425,3 +430,24 @@ def test_clause_kernels_reuse_start_rates_without_changing_results():
         k.advance_seq(s, 2.0, seeds[i : i + 1], frozen, v, err, ev, 0.0)
         np.testing.assert_array_equal(s[0], runs[0][0][i])
         assert ev[0] == runs[0][1][i] > 0
+
+
+@pytest.mark.parametrize("istates", ["Y.istate = 1; Z.istate = 0; X.istate = 1;", "Y.istate = 1; Z.istate = 0;"])
+def test_initial_state_skips_draws_only_where_they_cannot_matter(istates):
+    # all istates 0/1: the generator is advanced past the draws; same states and same generator
+    # afterwards as drawing them (also after an odd 32-bit draw, which leaves a buffered half)
+    net = BooleanNetwork.from_text(CUSTOM, istates, name="istate")
+    for prime in (None, "uint32"):
+        a, b = np.random.default_rng(4), np.random.default_rng(4)
+        if prime:
+            a.integers(0, 10, dtype=np.uint32)
+            b.integers(0, 10, dtype=np.uint32)
+        got = net.initial_state(333, a)
+        want = (b.random((333, 3)) < net.istate_prob[None, :]).astype(np.uint8)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.uint8 and got.flags.c_contiguous and got.flags.writeable
+        assert (
+            a.integers(0, 2**32, size=5, dtype=np.uint32).tolist()
+            == b.integers(0, 2**32, size=5, dtype=np.uint32).tolist()
+        )
+        assert a.random() == b.random()

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from tme_sim.intracellular.boolean import tableengine
-from tme_sim.intracellular.boolean.bitengine import Unsupported, expand_terms, exponential
+from tme_sim.intracellular.boolean.bitengine import Unsupported, expand_terms, uniform
 from tme_sim.intracellular.boolean.expressions import (
     AtRef,
     Binary,
@@ -43,6 +43,7 @@ from tme_sim.intracellular.boolean.expressions import (
     is_boolean,
     walk,
 )
+from tme_sim.intracellular.boolean.gillespie import cell_stream, clock, first_infinite, pick_node
 
 #: Most products one gate's normal form may have before the network keeps the table-driven kernels.
 MAX_CLAUSES = 256
@@ -293,22 +294,12 @@ def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, m
             total += bs[b]
         if not (total > 0.0):
             return k, 0
-        if tick > 0.0:
-            t += tick
-            if t >= duration:
-                return k, 0
-        else:
-            x, e = exponential(x)
-            t += e / total
-            if t > duration:
-                return k, 0
-        x, u = tableengine._uniform(x)
-        pick = -1
+        x, t, over = clock(x, t, total, duration, tick, True)
+        if over:
+            return k, 0
+        x, u = uniform(x)
         if total == np.inf:
-            for j in range(m):
-                if r[j] == np.inf:
-                    pick = j
-                    break
+            pick = first_infinite(r, m)
         else:
             target = u * total
             acc = 0.0
@@ -316,13 +307,7 @@ def _advance_cell(s, fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, m
             while b < nb - 1 and not (target < acc + bs[b]):
                 acc += bs[b]
                 b += 1
-            for j in range(b * BLOCK, min(m, (b + 1) * BLOCK)):
-                rj = r[j]
-                if rj > 0.0:
-                    pick = j
-                    acc += rj
-                    if target < acc:
-                        break
+            pick = pick_node(r, b * BLOCK, min(m, (b + 1) * BLOCK), target, acc)
             if pick < 0:  # rounding put the target past a block's last positive rate: take it
                 for j in range(b * BLOCK - 1, -1, -1):
                     if r[j] > 0.0:
@@ -380,7 +365,7 @@ def _make_advance(parallel: bool):
             hi = min(n, lo + CHUNK)
             for i in range(lo, hi):
                 fr = frozen[i] if per_cell else frozen[0]
-                x = tableengine._mix(seeds[i])
+                x = cell_stream(seeds[i])
                 k, e = _advance_cell(
                     state[i], fr, x, duration, tick, ws, r, bs, ct, vals, dep_ptr, dep, memo, ws0, r0, bs0
                 )

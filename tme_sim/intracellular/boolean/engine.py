@@ -58,7 +58,7 @@ import numba
 
 from tme_sim.intracellular.boolean.expressions import CodeGen, Expr, NodeRef, walk
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 
 #: Cells per parallel work item (fixed, so chunking never changes results).
 CHUNK = 256
@@ -69,31 +69,12 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit, prange
 
+from tme_sim.intracellular.boolean.gillespie import cell_stream, clock, exact_total, first_infinite, pick_node
+from tme_sim.intracellular.boolean.bitengine import uniform as _uniform
+
 N_NODES = {n_nodes}
 CHUNK = {chunk}
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0
 _RESUM = 1e-6  # below this running total, the total rate is recomputed exactly
-
-
-@njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True, inline="always")
-def _uniform(x):
-    """(new counter, u in [0, 1)) from a SplitMix64 counter."""
-    x = x + _GOLDEN
-    return x, float(_mix(x) >> _S11) * _INV53
 
 
 @njit(cache=True, error_model="numpy")
@@ -146,7 +127,7 @@ def {fname}(state, duration, seeds, frozen, v, err, events, tick):
         for i in range(lo, hi):
             s = state[i]
             fr = frozen[i] if per_cell else frozen[0]
-            x = _mix(seeds[i])
+            x = cell_stream(seeds[i])
             t = 0.0
             k = 0
             rates(s, v, r)
@@ -161,46 +142,17 @@ def {fname}(state, duration, seeds, frozen, v, err, events, tick):
                     # became small in absolute terms or relative to its previous value (so that
                     # a fixed point is recognised exactly and cancellation cannot bias it)
                     resum = False
-                    total = 0.0
-                    low = 0.0
-                    for j in range(N_NODES):
-                        rj = r[j]
-                        total += rj
-                        low = min(low, rj)
-                    if low < 0.0 or total != total:
-                        for j in range(N_NODES):
-                            if not (r[j] >= 0.0):
-                                err[i] = j + 1
-                                break
+                    total, bad = exact_total(r, N_NODES)
+                    if bad != 0:
+                        err[i] = bad
                         break
                     if total <= 0.0:
                         break
-                if tick > 0.0:  # MaBoSS's discrete time: each transition takes tick
-                    t += tick
-                    if t >= duration:
-                        break
-                else:
-                    x, u = _uniform(x)
-                    t += -np.log(1.0 - u) / total
-                    if t > duration:
-                        break
+                x, t, over = clock(x, t, total, duration, tick, False)
+                if over:
+                    break
                 x, u = _uniform(x)
-                target = u * total
-                pick = -1
-                if total == np.inf:
-                    for j in range(N_NODES):
-                        if r[j] == np.inf:
-                            pick = j
-                            break
-                else:
-                    acc = 0.0
-                    for j in range(N_NODES):
-                        rj = r[j]
-                        if rj > 0.0:
-                            pick = j
-                            acc += rj
-                            if target < acc:
-                                break
+                pick = first_infinite(r, N_NODES) if total == np.inf else pick_node(r, 0, N_NODES, u * total, 0.0)
                 s[pick] = 1 - s[pick]
                 old = total
                 total += refresh(pick, s, v, r, fr)

@@ -416,9 +416,24 @@ class BooleanNetwork:
 
     # ------------------------------------------------------------------ state
     def initial_state(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """A uint8 ``(n, n_nodes)`` initial state honouring the .cfg istates (random ones drawn from rng)."""
-        u = rng.random((n, self.n_nodes))
-        state = (u < self.istate_prob[None, :]).astype(np.uint8)
+        """A uint8 ``(n, n_nodes)`` initial state honouring the .cfg istates (random ones drawn from rng).
+
+        One uniform per cell and node (row-major) decides ``u < istate``. When every istate is 0 or 1
+        no draw can matter: a PCG64 generator (numpy's default) with no buffered 32-bit half is moved
+        past the ``n * n_nodes`` draws instead (one 64-bit step per float64), so ``rng`` ends in the
+        same state and results are the same, without the draws (~0.2-1 us per cell for 78 nodes).
+        """
+        p = self.istate_prob[None, :]
+        bg = rng.bit_generator
+        if (
+            bool(((p == 0.0) | (p == 1.0)).all())
+            and isinstance(bg, np.random.PCG64 | np.random.PCG64DXSM)
+            and not bg.state["has_uint32"]
+        ):
+            bg.advance(n * self.n_nodes)
+            state = np.repeat((p == 1.0).view(np.uint8), n, axis=0)
+        else:
+            state = (rng.random((n, self.n_nodes)) < p).view(np.uint8)
         for joint in self.joint_istates:
             w = np.asarray(joint.weights, dtype=np.float64)
             rows = rng.choice(len(w), size=n, p=w / w.sum())

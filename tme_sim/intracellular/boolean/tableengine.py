@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from tme_sim.intracellular.boolean.bitengine import uniform
 from tme_sim.intracellular.boolean.expressions import (
     AtRef,
     Binary,
@@ -38,6 +39,7 @@ from tme_sim.intracellular.boolean.expressions import (
     replace_children,
     walk,
 )
+from tme_sim.intracellular.boolean.gillespie import cell_stream, clock, exact_total, first_infinite, pick_node
 
 CHUNK = 256
 OPS = {
@@ -164,24 +166,7 @@ def build_table(
     )
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_INV53 = 1.0 / 9007199254740992.0
 _RESUM = 1e-6
-
-
-@njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, inline="always")
-def _uniform(x):
-    x = x + _GOLDEN
-    return x, float(_mix(x) >> np.uint64(11)) * _INV53
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -295,42 +280,16 @@ def _advance_cell(s, fr, x, duration, v, tick, code, ptr, consts, dep_ptr, dep, 
     while True:
         if resum:
             resum = False
-            total = 0.0
-            low = 0.0
-            for j in range(m):
-                total += r[j]
-                low = min(low, r[j])
-            if low < 0.0 or total != total:
-                for j in range(m):
-                    if not (r[j] >= 0.0):
-                        return k, j + 1
+            total, bad = exact_total(r, m)
+            if bad != 0:
+                return k, bad
             if total <= 0.0:
                 return k, 0
-        if tick > 0.0:
-            t += tick
-            if t >= duration:
-                return k, 0
-        else:
-            x, u = _uniform(x)
-            t += -np.log(1.0 - u) / total
-            if t > duration:
-                return k, 0
-        x, u = _uniform(x)
-        target = u * total
-        pick = -1
-        if total == np.inf:
-            for j in range(m):
-                if r[j] == np.inf:
-                    pick = j
-                    break
-        else:
-            acc = 0.0
-            for j in range(m):
-                if r[j] > 0.0:
-                    pick = j
-                    acc += r[j]
-                    if target < acc:
-                        break
+        x, t, over = clock(x, t, total, duration, tick, False)
+        if over:
+            return k, 0
+        x, u = uniform(x)
+        pick = first_infinite(r, m) if total == np.inf else pick_node(r, 0, m, u * total, 0.0)
         s[pick] = 1 - s[pick]
         old = total
         total += _refresh(pick, s, v, r, fr, code, ptr, consts, st, dep_ptr, dep)
@@ -355,7 +314,7 @@ def _make_advance(parallel: bool):
             for i in range(lo, hi):
                 fr = frozen[i] if per_cell else frozen[0]
                 k, e = _advance_cell(
-                    state[i], fr, _mix(seeds[i]), duration, v, tick, code, ptr, consts, dep_ptr, dep, r, st
+                    state[i], fr, cell_stream(seeds[i]), duration, v, tick, code, ptr, consts, dep_ptr, dep, r, st
                 )
                 events[i] = k
                 err[i] = e
