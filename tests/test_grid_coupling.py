@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tme_sim.errors import GridError
 from tme_sim.grid import Microenvironment, SubstrateParams, get_substrate
 from tme_sim.grid import kernels as K
 
@@ -104,8 +105,9 @@ def test_aggregation_is_order_independent_where_naive_sums_are_not():
     naive = set()
     for seed in range(20):
         perm = np.random.default_rng(seed).permutation(n)
+        rows = (vol, sec[perm], ones, zeros, zeros)
         _, A, B, _, _ = K.build_coupling(
-            voxel, voxel, vol, sec[perm], ones, zeros, zeros, 1e-3, np.zeros(1, np.int64), 1, 1
+            voxel, voxel, *rows, 1e-3, np.zeros(1, np.int64), 1, 1, K.coupling_row_order(*rows)
         )
         sums.add((A[0, 0], B[0, 0]))
         acc = 0.0
@@ -340,3 +342,22 @@ def test_automatic_kernel_choice_tries_both_and_keeps_the_faster():
     small.advance(0.01)
     small.advance(0.01)
     assert small.last_kernel == "serial"
+
+
+def test_flat_voxel_index_matches_ijk_on_faces_outside_and_in_2d_and_3d():
+    """``positions_to_flat`` (what :meth:`voxel_index` uses) gives the flat index of
+    ``positions_to_ijk`` for points inside, on voxel faces, outside (clipped), 2 or 3 columns."""
+    from tme_sim.grid.geometry import positions_to_flat, positions_to_ijk
+
+    rng = np.random.default_rng(4)
+    for shape in ((1, 50, 50), (7, 9, 11), (1, 1, 5)):
+        _, ny, nx = shape
+        pos = rng.uniform(-30.0, 1100.0, (2000, 3))
+        pos[::5] = np.round(pos[::5] / 20.0) * 20.0  # exactly on faces
+        for p in (pos, pos[:, :2]):
+            ijk = positions_to_ijk(p, shape, 20.0)
+            flat = positions_to_flat(p, shape, 20.0)
+            assert np.array_equal(flat, (ijk[:, 2] * ny + ijk[:, 1]) * nx + ijk[:, 0])
+    bad = np.array([[1.0, np.nan, 0.0]])
+    with pytest.raises(GridError, match="position 0 is not finite"):
+        positions_to_flat(bad, (1, 50, 50), 20.0)

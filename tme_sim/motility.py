@@ -144,6 +144,30 @@ def mix_chemotaxis(turn, ctype, bias, t, acc, direction):
 
 
 @njit(cache=True)
+def chemotaxis(
+    turn, ctype, bias, pos, conc, dx, types, term_ptr, term_sub, term_weight, normalize_each, acc, direction
+):
+    """All chemotaxis of one step in one call: for each ``types[c]``, ``acc`` ← Σ over its terms
+    ``term_ptr[c]:term_ptr[c+1]`` of :func:`accumulate_gradient` of field ``conc[term_sub[k]]``
+    (``conc (S, nz, ny, nx)``) with weight ``term_weight[k]``, then :func:`mix_chemotaxis`
+    (``normalize_each[c]``: unit-length gradients first). The same arithmetic in the same order
+    as the per-type, per-term calls; one dispatch instead of one per term and type.
+
+    Returns −1, or the slot of the first cell with a non-finite position."""
+    for c in range(types.size):
+        t = types[c]
+        acc[...] = 0.0
+        for k in range(term_ptr[c], term_ptr[c + 1]):
+            bad = accumulate_gradient(
+                turn, ctype, bias, pos, conc[term_sub[k]], dx, t, term_weight[k], normalize_each[c], acc
+            )
+            if bad >= 0:
+                return bad
+        mix_chemotaxis(turn, ctype, bias, t, acc, direction)
+    return -1
+
+
+@njit(cache=True)
 def add_motility(motile, speed, direction, vel):
     """``vel[i] += speed[i] · direction[i]`` (µm/min) for the slots in ``motile``."""
     for q in range(motile.size):
@@ -177,6 +201,20 @@ class Motility:
                 terms, each = tuple((str(n), float(w)) for n, w in first.items() if w != 0.0), bool(second)
             if terms:
                 self.chemotaxis.append((t, terms, each))
+        self._tables: tuple[tuple[str, ...], tuple[np.ndarray, ...]] | None = None
+
+    def _chemotaxis_tables(self, micro) -> tuple[np.ndarray, ...]:
+        """:attr:`chemotaxis` as the arrays of :func:`chemotaxis` (types, term pointers,
+        substrate indices of ``micro``, weights, normalize flags); cached per substrate list."""
+        names = tuple(micro.names)
+        if self._tables is None or self._tables[0] != names:
+            types = np.array([t for t, _, _ in self.chemotaxis], np.int64)
+            ptr = np.cumsum([0] + [len(terms) for _, terms, _ in self.chemotaxis]).astype(np.int64)
+            sub = np.array([micro.index(n) for _, terms, _ in self.chemotaxis for n, _ in terms], np.int64)
+            weight = np.array([w for _, terms, _ in self.chemotaxis for _, w in terms], np.float64)
+            each = np.array([e for _, _, e in self.chemotaxis], np.bool_)
+            self._tables = (names, (types, ptr, sub, weight, each))
+        return self._tables[1]
 
     def update(self, store, micro, rng: np.random.Generator, dim: int, alive: int) -> np.ndarray:
         """New directions for the cells that turn this step; returns the motile slots."""
@@ -193,14 +231,8 @@ class Motility:
         set_random_directions(turn, normals, dim, st.motility_dir)
         if self.chemotaxis:
             acc = np.empty((turn.size, 3))
-            dx = float(micro.dx)
-            for t, terms, each in self.chemotaxis:
-                acc[...] = 0.0
-                for name, weight in terms:
-                    bad = accumulate_gradient(
-                        turn, st.type, st.chemotaxis_bias, st.position, micro.field(name), dx, t, weight, each, acc
-                    )
-                    if bad >= 0:
-                        raise GridError(f"position of cell slot {bad} is not finite: {st.position[bad].tolist()}")
-                mix_chemotaxis(turn, st.type, st.chemotaxis_bias, t, acc, st.motility_dir)
+            bad = chemotaxis(turn, st.type, st.chemotaxis_bias, st.position, micro.fields_view(), float(micro.dx),
+                             *self._chemotaxis_tables(micro), acc, st.motility_dir)  # fmt: skip
+            if bad >= 0:
+                raise GridError(f"position of cell slot {bad} is not finite: {st.position[bad].tolist()}")
         return motile

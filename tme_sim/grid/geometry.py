@@ -105,6 +105,40 @@ def _ijk_kernel(pos, counts, dx, out):  # pragma: no cover - numba
     return -1
 
 
+@njit(cache=True, error_model="numpy")
+def _flat_kernel(pos, counts, dx, out):  # pragma: no cover - numba
+    """Fill ``out (N,)`` with the flat voxel index ``(k*ny + j)*nx + i`` of ``pos (N, 2|3)``,
+    each axis clipped as in :func:`_ijk_kernel` (same floor and clip, so the same voxels);
+    returns the first row with a non-finite coordinate on a gridded axis, or -1."""
+    ijk = np.zeros(3, np.int64)
+    for r in range(pos.shape[0]):
+        for col in range(3):
+            n = counts[col]
+            ijk[col] = 0
+            if n == 1 or col >= pos.shape[1]:
+                continue
+            q = np.floor(pos[r, col] / dx)
+            if not np.isfinite(q):
+                return r
+            ijk[col] = 0 if q < 0 else (n - 1 if q > n - 1 else int(q))
+        out[r] = (ijk[2] * counts[1] + ijk[1]) * counts[0] + ijk[0]
+    return -1
+
+
+def positions_to_flat(positions: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
+    """Flat voxel indices ``(N,)`` int64 ``(k*ny + j)*nx + i`` of positions ``(N, 2|3)`` µm: the
+    voxels of :func:`positions_to_ijk` in one pass (no ``(N, 3)`` intermediate)."""
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] not in (2, 3):
+        raise GridError(f"positions must have shape (N, 3) in um, got {pos.shape}")
+    nz, ny, nx = shape
+    out = np.empty(pos.shape[0], dtype=np.int64)
+    bad = _flat_kernel(pos, np.array([nx, ny, nz], np.int64), float(dx), out)
+    if bad >= 0:
+        raise GridError(f"position {bad} is not finite: {pos[bad].tolist()}")
+    return out
+
+
 def positions_to_ijk(positions: np.ndarray, shape: tuple[int, int, int], dx: float) -> np.ndarray:
     """Voxel indices ``(N, 3)`` int64 columns ``(i, j, k)`` of positions ``(N, 2|3)`` µm, clipped
     into the domain (a point on a face belongs to the voxel inside). z ignored in 2D."""

@@ -47,7 +47,15 @@ from tme_sim.grid import adi as A
 from tme_sim.grid import implicit as I
 from tme_sim.grid import kernels as K
 from tme_sim.grid import lod_increment as LI
-from tme_sim.grid.geometry import FACES, _finite_number, grid_shape, parse_faces, parse_kind, positions_to_ijk
+from tme_sim.grid.geometry import (
+    FACES,
+    _finite_number,
+    grid_shape,
+    parse_faces,
+    parse_kind,
+    positions_to_flat,
+    positions_to_ijk,
+)
 from tme_sim.grid.substrates import SubstrateParams, get_substrate
 from tme_sim.parallel import KernelChooser
 
@@ -231,6 +239,11 @@ class Microenvironment:
         """The ``(nz, ny, nx)`` field of ``name`` (a writable view into the state; units of the
         substrate). Writing negative/NaN values makes the next :meth:`check` fail."""
         return self._c[self.index(name)]
+
+    def fields_view(self) -> np.ndarray:
+        """All fields ``(S, nz, ny, nx)``: the state array itself, not a copy (for kernels that
+        read several fields in one call; the same caveat as :meth:`field` on writing)."""
+        return self._c
 
     def species_first(self) -> np.ndarray:
         """All fields as a contiguous ``(S, nz, ny, nx)`` copy (for output)."""
@@ -449,9 +462,7 @@ class Microenvironment:
     def voxel_index(self, positions: np.ndarray) -> np.ndarray:
         """Flat voxel index ``(k*ny + j)*nx + i`` (int64, ``(N,)``) of positions ``(N, 3)`` µm,
         clipped into the domain (z ignored in 2D)."""
-        ijk = positions_to_ijk(positions, self.shape, self.dx)
-        _, ny, nx = self.shape
-        return (ijk[:, 2] * ny + ijk[:, 1]) * nx + ijk[:, 0]
+        return positions_to_flat(positions, self.shape, self.dx)
 
     def voxel_centres(self, voxel: np.ndarray) -> np.ndarray:
         """Centres ``(N, 3)`` µm of flat voxel indices (z = 0.5 dx in 2D)."""
@@ -472,6 +483,7 @@ class Microenvironment:
         export: np.ndarray,
         *,
         check: bool = True,
+        by_row: np.ndarray | None = None,
     ) -> None:
         """Set the secretion/uptake of all cells (replaces the previous coupling).
 
@@ -482,13 +494,18 @@ class Microenvironment:
             saturation: ``(N, S)`` saturation density ``ρ*`` in the substrate unit.
             uptake: ``(N, S)`` uptake rate ``U`` in 1/min.
             export: ``(N, S)`` net export ``E`` in unit·µm³/min (may be negative).
+            check: validate the arrays (``False``: a trusted caller's own float64 arrays).
+            by_row: ``(N,)`` the cells in lexicographic order of their rows
+                (:func:`~tme_sim.grid.kernels.coupling_row_order` of these arrays; computed when
+                not given). A caller whose rates change less often than its cells change voxel
+                passes it to skip the sort.
 
         The per-voxel sums ``A, B, C`` do not depend on the order of the cells (bit for bit).
         """
         S = self.n_substrates
         if not check:  # trusted caller (the model's own float64 arrays): skip validation
             return self._set_coupling_fast(
-                np.asarray(voxel, dtype=np.int64), cell_volume, secretion, saturation, uptake, export
+                np.asarray(voxel, dtype=np.int64), cell_volume, secretion, saturation, uptake, export, by_row
             )
         vox = np.asarray(voxel)
         if vox.ndim != 1 or not (vox.size == 0 or np.issubdtype(vox.dtype, np.integer)):
@@ -523,7 +540,7 @@ class Microenvironment:
             return
         self._set_coupling_fast(vox, vol, arrays["secretion"], arrays["saturation"], arrays["uptake"], arrays["export"])
 
-    def _set_coupling_fast(self, vox, vol, sec, sat, upt, exp) -> None:
+    def _set_coupling_fast(self, vox, vol, sec, sat, upt, exp, by_row=None) -> None:
         """Aggregate validated coupling arrays into the per-voxel sums A, B, C (one kernel)."""
         if vox.size == 0:
             z = np.zeros((self.n_substrates, 0))
@@ -535,9 +552,11 @@ class Microenvironment:
             self._voxel_rank = np.empty(self.n_voxels, np.int64)
             self._voxel_rank[np.argsort(group, kind="stable")] = np.arange(self.n_voxels)
         vol, sec, sat, upt, exp = (np.ascontiguousarray(a, dtype=np.float64) for a in (vol, sec, sat, upt, exp))
+        if by_row is None or by_row.shape != vox.shape:
+            by_row = K.coupling_row_order(vol, sec, sat, upt, exp)
         self._occ, self._A, self._B, self._C, self._occ_ptr = K.build_coupling(
             self._voxel_rank[vox], vox, vol, sec, sat, upt, exp, 1.0 / self.voxel_volume,
-            self._voxel_group, self.n_voxels, self._n_pass2,
+            self._voxel_group, self.n_voxels, self._n_pass2, by_row,
         )  # fmt: skip
         self._coupling_key = None
 

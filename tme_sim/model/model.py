@@ -43,6 +43,7 @@ from tme_sim.drugs.dosing import build_dosing
 from tme_sim.errors import ConfigError, ResourceError
 from tme_sim.events import EventLog
 from tme_sim.grid import Microenvironment
+from tme_sim.grid import kernels as K
 from tme_sim.intracellular.base import Signals
 from tme_sim.intracellular.factory import CELL_SIGNALS, build_intracellular, uses_model, wire_drugs
 from tme_sim.mechanics import CellList, ab2_update, direct_velocities
@@ -239,6 +240,7 @@ class TMEModel(mesa.Model):
         self._motile = np.zeros(0, dtype=np.int64)
         self._coupling_dirty = True
         self._coupled_voxels = np.zeros(0, np.int64)
+        self._row_order = np.zeros(0, np.int64)  # cells in canonical coupling order (update_coupling)
         self._place_initial_cells()
         self.reorder_for_locality()  # neighbours close in memory from the first step
         self.phenotype_step(initial=True)
@@ -513,20 +515,19 @@ class TMEModel(mesa.Model):
         ):
             return
         self._coupled_voxels = vox
-        self._coupling_dirty = False
         s = len(self.substrates)
         if n == 0:
+            self._coupling_dirty = False
             self.micro.set_cell_coupling(vox, np.zeros(0), *(np.zeros((0, s)),) * 4)
             return
-        self.micro.set_cell_coupling(
-            vox,
-            st.volume[:n],
-            st.secretion_rate[:n],
-            st.saturation[:n],
-            st.uptake_rate[:n],
-            st.net_export[:n],
-            check=False,  # the store's own float64 arrays, kept valid by construction
-        )
+        rows = (st.volume[:n], st.secretion_rate[:n], st.saturation[:n], st.uptake_rate[:n], st.net_export[:n])
+        if self._coupling_dirty or self._row_order.shape != (n,) or self.pulses or self.dosing is not None:
+            # the canonical summation order of the rows: they change with rates, volumes and the
+            # population (which set the dirty flag), not when cells only move
+            self._row_order = K.coupling_row_order(*rows)
+        self._coupling_dirty = False
+        # the store's own float64 arrays, kept valid by construction
+        self.micro.set_cell_coupling(vox, *rows, check=False, by_row=self._row_order)
 
     def reorder_for_locality(self) -> None:
         """Sort the store by cell-list bin so neighbours sit close in memory."""
