@@ -24,6 +24,10 @@ SMALL = {
     "initial_cells.1.inner_radius": '"205 um"',
     "initial_cells.1.radius": '"240 um"',
     "vessels.exclude_radius": '"210 um"',  # the whole small tumor is avascular, as the large one's core
+    # PhysiCell's necrosis thresholds (5 → 2.5 mmHg): the shipped ones (anoxia only, 0.75 → 0.075 mmHg)
+    # need hours before cells die, longer than this 90-min run
+    "cell_types.tumor.death.necrosis_o2_threshold": '"5 mmHg"',
+    "cell_types.tumor.death.necrosis_o2_critical": '"2.5 mmHg"',
     "output.interval": '"30 min"',
 }
 
