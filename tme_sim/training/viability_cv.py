@@ -17,9 +17,12 @@ Models (rows of the table):
   the drug × dose mean projected on principal dose shapes, predicted from omics by ridge; rank,
   feature set and penalty by inner CV over the training lines);
 * ``drug-target`` — :class:`~tme_sim.training.drug_models.DrugEnsemble` (drug → known targets and
-  off-targets → network → read-out layer, cell line through its omics); the omics L2 is chosen per
-  fold among :data:`L2_OMICS_CHOICES` by the members' out-of-bag error on training lines, each member
-  stops at its best epoch on its out-of-bag lines, the other settings are
+  off-targets → network → read-out layer, cell line through its omics); by default
+  (:func:`viability_config`) centered — the measured drug × dose mean curve of the training rows plus
+  the network's prediction of each line's deviation from the average line — with its bootstrap
+  members refitted on every training line; the omics L2 is chosen per fold among
+  :data:`L2_OMICS_CHOICES` by the members' out-of-bag error on training lines, each member stops at
+  its best epoch on its out-of-bag lines, the other settings are
   :class:`~tme_sim.training.drug_models.DrugFitConfig` defaults fixed in advance;
 * ``drug-target stack`` — **the recipe**: ``w · drug-target + (1 - w) · dose-shape ridge``, ``w``
   fitted per fold on the training rows' out-of-fold predictions
