@@ -212,14 +212,16 @@ def test_cli_cv_writes_report(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "exists" in r.stderr
 
 
-def test_artifact_predicts_like_the_trained_ensemble(tmp_path):
-    from tme_sim.training.drug_models import DrugFitConfig
+@pytest.mark.parametrize("centered", [True, False])
+def test_artifact_predicts_like_the_trained_ensemble(tmp_path, centered):
+    from tme_sim.training.viability_cv import viability_config
     from tme_sim.training.viability_train import load_drug_artifact, predict_viability, train_viability
 
     write_small_viability(tmp_path / "v", n_lines=9)
     d = load_viability(tmp_path / "v")
     fake_report = {"data_sha256": d.sha256(), "table": [], "config": {"n_components": 20}}
-    summary = train_viability(d, tmp_path / "m.pt", DrugFitConfig(epochs=200, members=2), cv_report=fake_report)
+    cfg = viability_config(epochs=200, members=2, centered=centered, refit_full=centered)
+    summary = train_viability(d, tmp_path / "m.pt", cfg, cv_report=fake_report)
     art = load_drug_artifact(tmp_path / "m.pt")
     mean, (lo, hi) = predict_viability(art, d)
     assert np.corrcoef(mean, d.y)[0, 1] == pytest.approx(summary["fit_pooled_r"], abs=1e-5)
