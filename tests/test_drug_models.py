@@ -65,3 +65,48 @@ def test_omics_features_modulate_sensitivity():
     m = fit_model(_chain_spec(), conc, f[line], y, DrugFitConfig(epochs=500, l2_omics=0.0))
     p = predict_model(m, conc, f[line])
     assert np.corrcoef(p[:, 0], y[:, 0])[0, 1] > 0.95
+
+
+def test_centered_model_predicts_line_deviations_only():
+    """``centered``: the average line (features 0) gets exactly 0 at every concentration, and the
+    fitted model recovers how lines differ around a mean curve it is not asked to fit."""
+    rng = np.random.default_rng(2)
+    n_lines = 30
+    f = rng.normal(size=(n_lines, 1))
+    line = np.repeat(np.arange(n_lines), 8)
+    c = np.tile(10 ** np.linspace(-2, 2, 8), n_lines)[:, None]
+    conc = np.column_stack([c, np.zeros_like(c)])
+    cfg = DrugFitConfig(epochs=500, l2_omics=0.0, centered=True)
+    torch.manual_seed(0)
+    m0 = DrugResponseModel(_chain_spec(), 1, cfg)
+    with torch.no_grad():
+        m0.pot_omics.fill_(0.7)
+        m0.dep_omics.fill_(0.4)
+    zero = m0(torch.as_tensor(conc, dtype=torch.float32), torch.zeros(len(c), 1)).detach().numpy()
+    assert np.abs(zero).max() == 0.0
+    emax = 0.5 / (1 + np.exp(-2 * f[line, 0]))
+    y = 1.0 - emax * c[:, 0] / (c[:, 0] + 1.0)
+    mean_curve = np.array([y[np.isclose(c[:, 0], v)].mean() for v in c[:, 0]])
+    m = fit_model(_chain_spec(), conc, f[line], (y - mean_curve)[:, None], cfg)
+    p = predict_model(m, conc, f[line])[:, 0]
+    assert np.corrcoef(p, y - mean_curve)[0, 1] > 0.9
+
+
+def test_refit_full_members_train_on_every_line_for_the_chosen_epochs():
+    rng = np.random.default_rng(3)
+    c = 10 ** rng.uniform(-2, 2, size=(120, 1))
+    conc = np.column_stack([c, np.zeros_like(c)])
+    y = 1.0 - 0.6 * c / (c + 1.0) + rng.normal(0, 0.05, size=c.shape)
+    groups = np.arange(120) % 12
+    cfg = DrugFitConfig(epochs=200, members=2, l2_omics=0.0, refit_full=True, patience=30)
+    ens = DrugEnsemble(_chain_spec(), cfg).fit(conc, np.zeros((120, 0)), y, groups)
+    assert len(ens.members) == len(ens.bag_members) == 2
+    assert all(a is not b for a, b in zip(ens.members, ens.bag_members, strict=True))
+    # the refit runs exactly as many epochs as its bootstrap member's out-of-bag lines chose
+    assert [m.stopped_epoch for m in ens.members] == [max(b.stopped_epoch, 10) for b in ens.bag_members]
+    oob = ens.predict_out_of_bag(conc, np.zeros((120, 0)), groups)
+    for b, lines in zip(ens.bag_members, ens.out_of_bag, strict=True):  # out-of-bag rows: bootstrap members only
+        assert len(lines) and b.stopped_epoch <= cfg.epochs
+    assert np.isfinite(oob).any()
+    mean = ens.predict(conc, np.zeros((120, 0)))[0]
+    assert np.corrcoef(mean[:, 0], y[:, 0])[0, 1] > 0.95

@@ -95,11 +95,13 @@ def test_bad_viability_file_is_one_line_error(tmp_path):
         load_viability(tmp_path / "v")
 
 
-def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path):
+@pytest.mark.parametrize("centered", [True, False])
+def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path, centered):
     write_small_viability(tmp_path / "v", n_lines=15)
-    from tme_sim.training.drug_models import DrugFitConfig
+    from tme_sim.training.viability_cv import viability_config
 
-    rep = cross_validate_viability(load_viability(tmp_path / "v"), DrugFitConfig(epochs=300, members=2))
+    cfg = viability_config(epochs=300, members=2, centered=centered, refit_full=centered)
+    rep = cross_validate_viability(load_viability(tmp_path / "v"), cfg)
     js = rep.to_json()
     rows = {r["model"]: r for r in js["table"]}
     assert set(rows) == {"drug-dose mean", "ridge", "dose-shape ridge", "drug-target", "drug-target stack"}
@@ -118,17 +120,17 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path):
     assert "stack weight" in js["config"]["how_chosen"]["nested (per fold, training lines only)"]
 
 
-def test_recipe_never_sees_the_held_out_measurements(tmp_path):
+@pytest.mark.parametrize("centered", [True, False])
+def test_recipe_never_sees_the_held_out_measurements(tmp_path, centered):
     """Nested choices: scrambling the held-out lines' viability changes none of the fold's predictions
-    (dose-shape ridge settings, drug-target L2 and out-of-bag predictions, stack weight)."""
-    from tme_sim.training.drug_models import DrugFitConfig
-    from tme_sim.training.viability_cv import drug_target_predict, model_genes
+    (dose-shape ridge settings, drug-target L2, mean curve and out-of-bag predictions, stack weight)."""
+    from tme_sim.training.viability_cv import drug_target_predict, model_genes, viability_config
     from tme_sim.training.viability_stack import blend_weight, dose_shape_ridge
 
     write_small_viability(tmp_path / "v", n_lines=12)
     d = load_viability(tmp_path / "v")
     te = d.folds == 1
-    cfg = DrugFitConfig(epochs=60, members=2)
+    cfg = viability_config(epochs=60, members=2, centered=centered, refit_full=centered)
 
     def fold_prediction(data):
         sp, soof, ch = dose_shape_ridge(data, ~te, te, model_genes(data))
@@ -210,14 +212,16 @@ def test_cli_cv_writes_report(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "exists" in r.stderr
 
 
-def test_artifact_predicts_like_the_trained_ensemble(tmp_path):
-    from tme_sim.training.drug_models import DrugFitConfig
+@pytest.mark.parametrize("centered", [True, False])
+def test_artifact_predicts_like_the_trained_ensemble(tmp_path, centered):
+    from tme_sim.training.viability_cv import viability_config
     from tme_sim.training.viability_train import load_drug_artifact, predict_viability, train_viability
 
     write_small_viability(tmp_path / "v", n_lines=9)
     d = load_viability(tmp_path / "v")
     fake_report = {"data_sha256": d.sha256(), "table": [], "config": {"n_components": 20}}
-    summary = train_viability(d, tmp_path / "m.pt", DrugFitConfig(epochs=200, members=2), cv_report=fake_report)
+    cfg = viability_config(epochs=200, members=2, centered=centered, refit_full=centered)
+    summary = train_viability(d, tmp_path / "m.pt", cfg, cv_report=fake_report)
     art = load_drug_artifact(tmp_path / "m.pt")
     mean, (lo, hi) = predict_viability(art, d)
     assert np.corrcoef(mean, d.y)[0, 1] == pytest.approx(summary["fit_pooled_r"], abs=1e-5)
@@ -248,3 +252,20 @@ def test_planted_offtargets_rank_top5():
     for seed in (3, 4, 5):
         ranks += offtarget_recovery(planted_offtarget_data(seed))
     assert np.mean(np.array(ranks) <= 5) >= 0.8, ranks
+
+
+def test_centered_recipe_falls_back_on_combinations(tmp_path):
+    """The centered model's mean curve is per drug × dose: a data set with combinations of drugs is
+    fitted uncentered (the network then carries the combined effect)."""
+    from tme_sim.training.viability_cv import fit_drug_target, single_drug_conditions, viability_config
+
+    write_small_viability(tmp_path / "v", n_lines=9)
+    d = load_viability(tmp_path / "v")
+    cfg = viability_config(epochs=20, members=1)
+    assert single_drug_conditions(d)
+    ens = fit_drug_target(d, d.folds != 1, cfg)[0]
+    assert ens.cfg.centered and ens.members[0].cfg.centered
+    d.conc[0] = d.conc[0].max()  # one condition with both drugs
+    assert not single_drug_conditions(d)
+    ens = fit_drug_target(d, d.folds != 1, cfg)[0]
+    assert not ens.cfg.centered and not ens.members[0].cfg.centered

@@ -552,8 +552,8 @@ def _viability_train(
 ) -> None:
     """``tme train`` on a viability folder: CV (or ``--cv-report``), then the ensemble on all data."""
     from tme_sim.errors import OutputError
-    from tme_sim.training.drug_models import DrugFitConfig
     from tme_sim.training.viability import load_viability
+    from tme_sim.training.viability_cv import viability_config
     from tme_sim.training.viability_train import train_viability
 
     if out is None:
@@ -569,7 +569,7 @@ def _viability_train(
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ConfigError(f"{cv_report}: not a JSON CV report") from None
     vd = load_viability(data)
-    cfg = DrugFitConfig(threads=threads or 1)
+    cfg = viability_config(threads=threads or 1)
     if epochs is not None:
         cfg.epochs = epochs
     with _progress(quiet) as prog:
@@ -592,12 +592,11 @@ def _viability_cv(
     jobs: int = 1,
 ) -> None:
     """``tme train cv`` on a drug × dose × cell-line viability folder (whole lines held out)."""
-    from tme_sim.training.drug_models import DrugFitConfig
     from tme_sim.training.viability import load_viability
-    from tme_sim.training.viability_cv import cross_validate_viability, format_viability_table
+    from tme_sim.training.viability_cv import cross_validate_viability, format_viability_table, viability_config
 
     vd = load_viability(data)
-    cfg = DrugFitConfig(threads=threads or 1)
+    cfg = viability_config(threads=threads or 1)
     if epochs is not None:
         cfg.epochs = epochs
     with _progress(quiet) as prog:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,8 @@ class DrugFitConfig:
     early_stopping: bool = True  # stop at the best epoch on each member's out-of-bootstrap lines
     patience: int = 150  # epochs without improvement of that out-of-bag loss before stopping
     threads: int | None = 1
+    centered: bool = False  # output = the line's deviation from the average line (see forward)
+    refit_full: bool = False  # after the bootstrap members, refit each on every line for its stopped epochs
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,7 +239,10 @@ class DrugResponseModel(nn.Module):
         self.base = nn.Parameter(torch.zeros(n_o))
 
     def forward(self, conc: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        """``conc`` (n, n_drugs), ``feats`` (n, n_features) → outputs (n, n_outputs)."""
+        """``conc`` (n, n_drugs), ``feats`` (n, n_features) → outputs (n, n_outputs). With
+        ``cfg.centered`` the output is the line's deviation from the average line (features 0, the
+        training lines' mean after standardisation) at the same concentrations: the caller adds the
+        measured mean dose-response curve, so the network explains only how lines differ."""
         tl = self.targets
         infl = self.network()  # (n_nodes, n_readout_nodes)
         # off-targets depend on the concentrations only: evaluate on the distinct rows
@@ -247,13 +252,26 @@ class DrugResponseModel(nn.Module):
         not_t = torch.ones(tl.n_nodes, dtype=torch.bool, device=conc.device)
         not_t[tn] = False
         d_off = -((1.0 - torch.exp(off_keep[:, not_t])) @ infl[not_t])[inv]
+        off_t = off_keep[:, tn][inv]
+        out = self._line_output(conc, feats, infl[tn], d_off, off_t)
+        if self.cfg.centered:
+            out = out - self._line_output(conc, torch.zeros_like(feats), infl[tn], d_off, off_t)
+        return out
+
+    def _line_output(
+        self, conc: torch.Tensor, feats: torch.Tensor, infl_t: torch.Tensor, d_off: torch.Tensor, off_t: torch.Tensor
+    ) -> torch.Tensor:
+        """Outputs (n, n_outputs) for lines with ``feats`` given the influence of the target nodes
+        ``infl_t`` (n_targets, n_readout_nodes), the off-target change of the read-out nodes ``d_off``
+        (n, n_readout_nodes) and the off-target log keep of the target nodes ``off_t`` (n, n_targets)."""
+        tl = self.targets
         # target nodes: known inhibition (with the line's potency shift) times off-target keep
-        known = torch.zeros(conc.shape[0], len(tn), dtype=conc.dtype, device=conc.device)
+        known = torch.zeros(conc.shape[0], len(self.target_nodes), dtype=conc.dtype, device=conc.device)
         known = known.index_add(
             1, self.t_pos, tl.known_log_keep(conc, self.max_shift * torch.tanh(feats @ self.pot_omics / self.max_shift))
         )
-        u_t = 1.0 - torch.exp(known + off_keep[:, tn][inv])
-        d_ro = d_off - u_t @ infl[tn]  # change of read-out node activity
+        u_t = 1.0 - torch.exp(known + off_t)
+        d_ro = d_off - u_t @ infl_t  # change of read-out node activity
         dep = nn.functional.softplus(self.dep_bias + torch.einsum("nf,fro->nro", feats, self.dep_omics))
         return self.base + torch.einsum("nr,nro->no", d_ro, dep * self.ro_sign)
 
@@ -349,6 +367,9 @@ class DrugEnsemble:
         self.members: list[DrugResponseModel] = []
         #: per member, the groups (cell lines) left out of its bootstrap resample (empty without one)
         self.out_of_bag: list[np.ndarray] = []
+        #: the members fitted on the bootstrap resamples (the out-of-bag predictions use them); the
+        #: same objects as ``members`` unless ``cfg.refit_full`` refitted those on every line
+        self.bag_members: list[DrugResponseModel] = []
 
     def fit(self, conc: np.ndarray, feats: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> DrugEnsemble:
         if self.cfg.threads:
@@ -367,6 +388,20 @@ class DrugEnsemble:
                     w, oob = None, np.zeros(0, dtype=np.int64)
             self.out_of_bag.append(oob)
             self.members.append(fit_model(self.spec, conc, feats, y, self.cfg, seed=self.cfg.seed + i, weights=w))
+        self.bag_members = list(self.members)
+        if self.cfg.refit_full and any(len(o) for o in self.out_of_bag):
+            # each member again on every line, for as many epochs as its out-of-bag lines chose
+            self.members = [
+                fit_model(
+                    self.spec,
+                    conc,
+                    feats,
+                    y,
+                    replace(self.cfg, epochs=max(int(m.stopped_epoch), 10), early_stopping=False),
+                    seed=self.cfg.seed + i,
+                )
+                for i, m in enumerate(self.bag_members)
+            ]
         return self
 
     def predict_members(self, conc: np.ndarray, feats: np.ndarray) -> np.ndarray:
@@ -379,7 +414,7 @@ class DrugEnsemble:
         saw it. Members stop early on these same groups, so this error is slightly optimistic."""
         total = np.zeros((len(conc), len(self.spec.outputs)))
         count = np.zeros(len(conc))
-        for m, oob in zip(self.members, self.out_of_bag, strict=True):
+        for m, oob in zip(self.bag_members, self.out_of_bag, strict=True):
             rows = np.isin(groups, oob)
             if rows.any():
                 total[rows] += predict_model(m, conc[rows], feats[rows])
@@ -413,6 +448,7 @@ class DrugEnsemble:
             m.load_state_dict(sd)
             m.eval()
             ens.members.append(m)
+            ens.bag_members.append(m)
             ens.out_of_bag.append(np.zeros(0, dtype=np.int64))  # not stored: the fit's lines are gone
         return ens
 

@@ -17,9 +17,12 @@ Models (rows of the table):
   the drug × dose mean projected on principal dose shapes, predicted from omics by ridge; rank,
   feature set and penalty by inner CV over the training lines);
 * ``drug-target`` — :class:`~tme_sim.training.drug_models.DrugEnsemble` (drug → known targets and
-  off-targets → network → read-out layer, cell line through its omics); the omics L2 is chosen per
-  fold among :data:`L2_OMICS_CHOICES` by the members' out-of-bag error on training lines, each member
-  stops at its best epoch on its out-of-bag lines, the other settings are
+  off-targets → network → read-out layer, cell line through its omics); by default
+  (:func:`viability_config`) centered — the measured drug × dose mean curve of the training rows plus
+  the network's prediction of each line's deviation from the average line — with its bootstrap
+  members refitted on every training line; the omics L2 is chosen per fold among
+  :data:`L2_OMICS_CHOICES` by the members' out-of-bag error on training lines, each member stops at
+  its best epoch on its out-of-bag lines, the other settings are
   :class:`~tme_sim.training.drug_models.DrugFitConfig` defaults fixed in advance;
 * ``drug-target stack`` — **the recipe**: ``w · drug-target + (1 - w) · dose-shape ridge``, ``w``
   fitted per fold on the training rows' out-of-fold predictions
@@ -60,6 +63,18 @@ RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 L2_OMICS_CHOICES = (1e-3, 1e-2)
 STACK = "drug-target stack"
 MODELS = ("drug-dose mean", "ridge", "dose-shape ridge", "drug-target", STACK)
+
+
+def viability_config(**kw: Any) -> DrugFitConfig:
+    """The drug-target settings of the viability recipe: :class:`DrugFitConfig` with a centered
+    model (the measured drug × dose mean curve plus the network's line deviations) whose bootstrap
+    members are refitted on every training line (``kw`` overrides any field)."""
+    return DrugFitConfig(**{"centered": True, "refit_full": True, **kw})
+
+
+def single_drug_conditions(data: ViabilityData) -> bool:
+    """True when no condition combines two drugs (the centered model's mean curve is per drug × dose)."""
+    return bool(((data.conc > 0).sum(1) <= 1).all())
 
 
 def line_folds(data: ViabilityData, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -175,14 +190,18 @@ def fit_drug_target(
     kept (the same bootstrap resamples for every value), so the choice is nested. Returns the ensemble,
     its omics features, the out-of-bag predictions of the training rows (n_tr,), the L2 kept, every
     candidate's out-of-bag mean squared error, and the mean-curve correction when it lowers that
-    error (else ``None``; the predictions then are the ensemble's alone)."""
+    error (else ``None``; the predictions then are the ensemble's alone). With ``cfg.centered`` (and
+    single-drug conditions only; else the model is fitted uncentered) the correction is the measured
+    mean curve itself and the ensemble is fitted on the deviations from it (:func:`_fit_centered`)."""
     features = drug_target_features(data, np.unique(data.line[tr]), n_components)
     feats = features.transform(data)
     x_tr, f_tr, y_tr, g_tr = data.conc[tr], feats[data.line[tr]], data.y[tr, None], data.line[tr]
+    if cfg.centered and single_drug_conditions(data):
+        return _fit_centered(data, tr, cfg, features, feats, l2_choices)
     best: tuple[float, DrugEnsemble | None, np.ndarray | None, float] = (np.inf, None, None, cfg.l2_omics)
     mse: dict[float, float] = {}
     for l2 in l2_choices or (cfg.l2_omics,):
-        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2))).fit(x_tr, f_tr, y_tr, g_tr)
+        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2), centered=False)).fit(x_tr, f_tr, y_tr, g_tr)
         oob = ens.predict_out_of_bag(x_tr, f_tr, g_tr)[:, 0]
         ok = np.isfinite(oob)
         mse[float(l2)] = float(np.mean((oob[ok] - y_tr[ok, 0]) ** 2)) if ok.any() else float("nan")
@@ -201,6 +220,35 @@ def fit_drug_target(
         mse["mean curve"] = float(np.mean((oob_c[ok] - y_tr[ok, 0]) ** 2))
         return ens, features, oob_c, l2, mse, corr
     return ens, features, oob, l2, mse, None
+
+
+def _fit_centered(
+    data: ViabilityData,
+    tr: np.ndarray,
+    cfg: DrugFitConfig,
+    features: OmicsFeatures,
+    feats: np.ndarray,
+    l2_choices: tuple[float, ...],
+) -> tuple[DrugEnsemble, OmicsFeatures, np.ndarray, float, dict[Any, float], MeanCurveCorrection]:
+    """:func:`fit_drug_target` for a centered model (``cfg.centered``): the measured drug × dose mean
+    curve of the training rows is the prediction of the average line, and the ensemble is fitted on
+    each row's deviation from it (it predicts line differences only)."""
+    corr = MeanCurveCorrection().fit(data, tr, np.zeros(data.n))  # offsets = drug x dose means
+    m_tr = corr.offset(data)[tr]
+    x_tr, f_tr, g_tr = data.conc[tr], feats[data.line[tr]], data.line[tr]
+    d_tr = (data.y[tr] - m_tr)[:, None]
+    best: tuple[float, DrugEnsemble | None, np.ndarray | None, float] = (np.inf, None, None, cfg.l2_omics)
+    mse: dict[Any, float] = {}
+    for l2 in l2_choices or (cfg.l2_omics,):
+        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2))).fit(x_tr, f_tr, d_tr, g_tr)
+        oob = ens.predict_out_of_bag(x_tr, f_tr, g_tr)[:, 0]
+        ok = np.isfinite(oob)
+        mse[float(l2)] = float(np.mean((oob[ok] - d_tr[ok, 0]) ** 2)) if ok.any() else float("nan")
+        if best[1] is None or mse[float(l2)] < best[0]:
+            best = (mse[float(l2)], ens, oob, float(l2))
+    _, ens, oob, l2 = best
+    assert ens is not None and oob is not None
+    return ens, features, oob + m_tr, l2, mse, corr
 
 
 def drug_target_predict(
@@ -340,7 +388,7 @@ def cross_validate_viability(
     depend on it; each fold's CPU seconds are measured in its worker)."""
     import torch
 
-    cfg = cfg or DrugFitConfig()
+    cfg = cfg or viability_config()
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
@@ -428,10 +476,21 @@ def cross_validate_viability(
         scores[m].specific_r = _r(preds[m] - base_all, data.y - base_all)
     if "drug-target" in models:
         scores["drug-target"].coverage_90 = float(np.mean((data.y >= iv[0]) & (data.y <= iv[1])))
+        curve = (
+            "centered: the measured drug x dose mean curve of the training lines plus the network's prediction of "
+            "each line's deviation from the average line (trained on those deviations)"
+            if cfg.centered
+            else f"measured mean curve in place of the model's own per fold {choices['mean_curve']} (when it lowers "
+            "the out-of-bag error)"
+        )
+        refit = (
+            "; each member refitted on every training line for the epochs its out-of-bag lines chose"
+            if cfg.refit_full
+            else ""
+        )
         scores["drug-target"].note = (
-            f"ensemble of {cfg.members} (bootstrap over lines: {cfg.bootstrap}); omics L2 per fold "
-            f"{choices['l2_omics']} (lowest out-of-bag error among {list(L2_OMICS_CHOICES)}); measured mean curve "
-            f"in place of the model's own per fold {choices['mean_curve']} (when it lowers the out-of-bag error); "
+            f"ensemble of {cfg.members} (bootstrap over lines: {cfg.bootstrap}{refit}); omics L2 per fold "
+            f"{choices['l2_omics']} (lowest out-of-bag error among {list(L2_OMICS_CHOICES)}); {curve}; "
             "coverage_90: share "
             "of held-out measurements inside the members' 5-95 % range (model spread only, no noise term)"
         )
@@ -473,9 +532,15 @@ def cross_validate_viability(
                 "nested (per fold, training lines only)": {
                     "ridge penalty": f"inner 4-fold CV over lines among {list(RIDGE_ALPHAS)}",
                     "drug-target omics L2": f"out-of-bag error of the members among {list(L2_OMICS_CHOICES)}",
-                    "drug-target epochs": "each member stops at its best epoch on its out-of-bag lines (cap: epochs)",
-                    "drug-target mean curve": "the measured drug x dose mean curve replaces the model's own "
-                    "(offsets from the training fit) when that lowers the out-of-bag error",
+                    "drug-target mean curve": (
+                        "centered: the measured drug x dose mean curve of the training lines, the network fitted "
+                        "on the deviations from it (fixed in advance)"
+                        if cfg.centered
+                        else "the measured drug x dose mean curve replaces the model's own (offsets from the "
+                        "training fit) when that lowers the out-of-bag error"
+                    ),
+                    "drug-target epochs": "each member stops at its best epoch on its out-of-bag lines (cap: epochs)"
+                    + ("; refitted on every training line for that many epochs" if cfg.refit_full else ""),
                     "dose-shape ridge": f"inner 4-fold CV over lines: rank {list(RANKS)} x features "
                     f"{list(FEATURE_SETS)} x penalty {[round(a, 3) for a in SHAPE_ALPHAS]}, per drug",
                     "stack weight": "least squares on the training rows' out-of-fold predictions, in [0, 1]",

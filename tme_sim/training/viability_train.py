@@ -26,6 +26,7 @@ from tme_sim.training.viability_cv import (
     fit_drug_target,
     format_viability_table,
     model_genes,
+    viability_config,
 )
 from tme_sim.training.viability_stack import (
     DoseShapeRidge,
@@ -65,7 +66,7 @@ def train_viability(
     """
     import torch
 
-    cfg = cfg or DrugFitConfig()
+    cfg = cfg or viability_config()
     if cv_report is None:
         rep = cross_validate_viability(data, cfg, progress=progress)
         cv_report = rep.to_json()
