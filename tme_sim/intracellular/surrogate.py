@@ -297,7 +297,8 @@ class SurrogateIntracellular(IntracellularModel):
         named ``T``, or a node ``T`` of a signaling model); a target found nowhere raises a one-line
         :class:`~tme_sim.errors.ConfigError`. See :class:`~tme_sim.drugs.effects.SurrogateDrugEffects`."""
         sur = self.surrogate
-        nodes: list[str] = list(getattr(sur.model, "node_names", [])) if sur.kind == "signaling" else []
+        networks = ("signaling", "signaling_ensemble")
+        nodes: list[str] = list(getattr(sur.model, "node_names", [])) if sur.kind in networks else []
         return SurrogateDrugEffects(
             drugs,
             sur.input_names,

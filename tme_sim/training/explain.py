@@ -49,6 +49,11 @@ def signaling_part(model: torch.nn.Module) -> SignalingNetwork:
         return model
     if isinstance(model, HybridSignaling):
         return model.rnn
+    if hasattr(model, "members"):
+        raise ConfigError(
+            f"explain needs one network; this model is an ensemble of {len(model.members)} networks "
+            "(train it with members = 1 to explain it)"
+        )
     raise ConfigError(f"explain needs a signaling or hybrid model, not {type(model).__name__} (it has no network)")
 
 

@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tme_sim.errors import ConfigError, DataError
+from tme_sim.intracellular.neural.ensemble import SignalingEnsemble, member_seed
 from tme_sim.intracellular.neural.networks import (
     DenseMLP,
     HybridSignaling,
@@ -131,6 +132,13 @@ class TrainConfig(BaseModel):
         le=1,
         description="'substitute': scale of a substituted input (None = the model's default: 1 for "
         "signaling, 0.5 for hybrid)",
+    )
+    members: int = Field(
+        1,
+        ge=1,
+        description="signaling model: train this many networks on the same data, each from its own "
+        "initialisation (seed + k * 7919: the signs of the unknown-sign edges differ), and predict their mean "
+        "(SignalingEnsemble); 1 = one network. Costs members x the training time of one",
     )
     warm_start: bool = Field(
         False,
@@ -259,6 +267,13 @@ def build_network(cfg: TrainConfig, data: Dataset, network: PriorNetwork | None)
     if network is None:
         raise DataError(f"a {cfg.model} model needs a network file (--network)")
     check_fits_network(data, network)
+    if cfg.model == "signaling" and cfg.members > 1:
+        nets = [
+            build_network(cfg.model_copy(update={"members": 1, "seed": member_seed(cfg.seed, k)}), data, network)
+            for k in range(cfg.members)
+        ]
+        torch.manual_seed(cfg.seed)
+        return SignalingEnsemble.from_networks(nets)  # type: ignore[arg-type]
     idx = network.index()
     rnn = SignalingNetwork(
         network.node_names,
@@ -357,8 +372,20 @@ def fit(
     (:meth:`~tme_sim.intracellular.neural.networks.HybridSignaling.fit_linear`), then its network is trained on
     the residual ``y - linear`` (``hybrid_mode = "residual"``) or on ``y`` (``"blend"``), then its
     MLP part (if any) on ``y`` with ``mlp_lr``/``mlp_epochs`` (the CV's stand-alone MLP settings).
-    The result describes the network's training.
+    The result describes the network's training. A
+    :class:`~tme_sim.intracellular.neural.ensemble.SignalingEnsemble` trains its members one after the
+    other (member k with seed :func:`~tme_sim.intracellular.neural.ensemble.member_seed`); the result
+    sums their seconds and keeps the last member's epochs and losses.
     """
+    if isinstance(model, SignalingEnsemble):
+        results = [
+            fit(m, x, y, cfg.model_copy(update={"members": 1, "seed": member_seed(cfg.seed, k)}), on_epoch=on_epoch)
+            for k, m in enumerate(model.members)
+        ]
+        model.eval()
+        last = results[-1]
+        last.seconds = sum(r.seconds for r in results)
+        return last
     if isinstance(model, HybridSignaling):
         model.to(pick_device(cfg.device))
         if model.logit_eps > 0:
@@ -516,7 +543,7 @@ def handle_unseen_inputs(model: torch.nn.Module, x_train: np.ndarray, cfg: Train
     concerns its network part. Unset ``unseen_hops``/``unseen_weighting``/``unseen_shrink`` take
     the model's defaults (the method's keyword defaults)."""
     strategy = cfg.unseen_strategy
-    if strategy == "keep" or not isinstance(model, (SignalingNetwork, HybridSignaling)):
+    if strategy == "keep" or not isinstance(model, (SignalingNetwork, HybridSignaling, SignalingEnsemble)):
         return 0
     seen = np.asarray(x_train).max(0) > 0
     if strategy == "impute":

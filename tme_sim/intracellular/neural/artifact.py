@@ -5,7 +5,7 @@ An artifact is one ``torch.save`` file holding plain Python data and tensors onl
 
     format            "tme-sim-surrogate"
     format_version    1
-    model_kind        "signaling" | "mlp" | "hybrid"
+    model_kind        "signaling" | "mlp" | "hybrid" | "signaling_ensemble"
     model_config      constructor keyword arguments of the module
     state_dict        the module's tensors
     input_names       model inputs (e.g. ligand node codes), in column order
@@ -37,11 +37,17 @@ import torch
 
 from tme_sim import __version__
 from tme_sim.errors import ArtifactError
+from tme_sim.intracellular.neural.ensemble import SignalingEnsemble
 from tme_sim.intracellular.neural.networks import DenseMLP, HybridSignaling, SignalingNetwork
 
 FORMAT = "tme-sim-surrogate"
 FORMAT_VERSION = 1
-MODEL_KINDS = {"signaling": SignalingNetwork, "mlp": DenseMLP, "hybrid": HybridSignaling}
+MODEL_KINDS = {
+    "signaling": SignalingNetwork,
+    "mlp": DenseMLP,
+    "hybrid": HybridSignaling,
+    "signaling_ensemble": SignalingEnsemble,
+}
 
 
 def package_version() -> str:
@@ -220,6 +226,8 @@ class Surrogate:
             return cached[1]
         if self.kind == "signaling":
             runner: Any = FastSignaling(self.model)
+        elif self.kind == "signaling_ensemble":
+            runner = FastEnsemble(self.model)
         elif self.kind == "hybrid":
             runner = FastHybrid(self.model)
         else:
@@ -258,6 +266,29 @@ class FastHybrid:
         return np.asarray(out, dtype=np.float32)
 
 
+class FastEnsemble:
+    """Fast CPU inference of a :class:`~tme_sim.intracellular.neural.ensemble.SignalingEnsemble`: the numba
+    steady-state kernel (:class:`~tme_sim.intracellular.neural.inference.FastSignaling`) for each member, outputs
+    averaged. Keyword arguments of ``__call__`` (``extra_nodes``/``extra_drive``: node indices of the
+    shared graph) go to every member."""
+
+    def __init__(self, model: SignalingEnsemble, **kw: Any) -> None:
+        from tme_sim.intracellular.neural.inference import FastSignaling
+
+        self.model = model
+        self.members = [FastSignaling(m, **kw) for m in model.members]
+
+    @property
+    def info(self) -> Any:
+        return self.members[0].info
+
+    def __call__(self, u: np.ndarray, **kw: Any) -> np.ndarray:
+        out = self.members[0](u, **kw)
+        for m in self.members[1:]:
+            out = out + m(u, **kw)
+        return np.asarray(out / len(self.members), dtype=np.float32)
+
+
 def _signaling_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         **cfg,
@@ -280,6 +311,8 @@ def network_from_config(kind: str, config: dict[str, Any]) -> torch.nn.Module:
         cfg = {**cfg, "signaling": _signaling_kwargs(dict(cfg["signaling"]))}
     if kind == "signaling":
         cfg = _signaling_kwargs(cfg)
+    if kind == "signaling_ensemble":
+        cfg = {"members": [_signaling_kwargs(dict(m)) for m in cfg["members"]]}
     return MODEL_KINDS[kind](**cfg)
 
 

@@ -911,7 +911,11 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, n
 @torch.inference_mode()
 def steady_outputs_with_drugs(model: Any, u: torch.Tensor, extra_drive: torch.Tensor) -> torch.Tensor:
     """Outputs (B, n_out) of a :class:`~tme_sim.intracellular.neural.networks.SignalingNetwork` whose steady state
-    is solved with ``extra_drive`` (n_nodes, B) added to its drive ``b + P u``."""
+    is solved with ``extra_drive`` (n_nodes, B) added to its drive ``b + P u`` (of a
+    :class:`~tme_sim.intracellular.neural.ensemble.SignalingEnsemble`: the mean over its members)."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return torch.stack([steady_outputs_with_drugs(m, u, extra_drive) for m in members]).mean(0)
     c = model.drive(u) + extra_drive
     w_mat, _ = model.graph().matrices(model.edge_weight)
     x, _, _, _ = solve_steady_state(w_mat, c, model.max_iter, model.tol, model.leak)
