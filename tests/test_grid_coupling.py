@@ -361,3 +361,22 @@ def test_flat_voxel_index_matches_ijk_on_faces_outside_and_in_2d_and_3d():
     bad = np.array([[1.0, np.nan, 0.0]])
     with pytest.raises(GridError, match="position 0 is not finite"):
         positions_to_flat(bad, (1, 50, 50), 20.0)
+
+
+def test_row_order_skips_constant_columns_without_changing_the_order():
+    """Leaving out columns equal in every row gives exactly the full lexicographic order."""
+    rng = np.random.default_rng(3)
+    n, s = 500, 4
+    vol = rng.choice([900.0, 1000.0, 1100.0], n)  # ties, so later columns matter
+    sec = rng.choice([0.0, 0.5, 1.0], (n, s))
+    sec[:, 1] = 0.25  # constant columns
+    sat = np.ones((n, s))
+    upt = rng.choice([0.0, 2.0], (n, s))
+    exp = np.zeros((n, s))
+    exp[::7, 2] = np.nan  # a column holding NaN is kept
+    keys = np.column_stack([vol, sec, sat, upt, exp])
+    full = np.lexsort(keys.T[::-1])
+    np.testing.assert_array_equal(K.coupling_row_order(vol, sec, sat, upt, exp), full)
+    same = np.full(n, 7.0)
+    np.testing.assert_array_equal(K.coupling_row_order(same, sat, sat, sat, sat), np.arange(n))
+    assert K.coupling_row_order(np.zeros(0), *(np.zeros((0, s)),) * 4).shape == (0,)

@@ -483,7 +483,15 @@ def coupling_row_order(vol, sec, sat, upt, exp):
     saturation, uptake and export of each substrate): the canonical summation order of
     :func:`build_coupling`. ``vol (N,)``, the others ``(N, S)``."""
     keys = np.column_stack([vol, sec, sat, upt, exp])
-    return np.lexsort(keys.T[::-1]).astype(np.int64, copy=False)
+    if keys.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    # a column equal in every row cannot break a tie, so leaving it out gives the same order with
+    # fewer sort passes (about half of the 10⁶-cell scenario's 49 columns; NaN compares unequal,
+    # so a column holding NaN is kept)
+    varying = ~(keys == keys[0]).all(axis=0)
+    if not varying.any():
+        return np.arange(keys.shape[0], dtype=np.int64)
+    return np.lexsort(keys[:, varying].T[::-1]).astype(np.int64, copy=False)
 
 
 @njit(cache=True)  # serial: N·3S additions; threads cost more than they save (flagship profile)
