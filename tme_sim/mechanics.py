@@ -207,6 +207,22 @@ def _scan_neighbors(ki, sorted_xyzr, sorted_type, arel_pp, start, order, nbins, 
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _wall_push(c, extent, ri, rep_i):
+    """Wall repulsion speed (µm/min) along one axis of a cell at coordinate ``c`` µm of radius
+    ``ri`` in a domain ``[0, extent]``: each wall repels as a cell of the same radius mirrored at it."""
+    push = 0.0
+    lo = c
+    hi = extent - c
+    if lo < ri:
+        t = 1.0 - max(lo, 0.0) / ri
+        push += t * t * rep_i
+    if hi < ri:
+        t = 1.0 - max(hi, 0.0) / ri
+        push -= t * t * rep_i
+    return push
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _sorted_cells(pos, radius, ctype, order, n):
     """Positions and radii ``(n, 4)`` and types ``(n,)`` in cell-list order, and each cell's rank."""
     sorted_xyzr = np.empty((n, 4))
@@ -607,16 +623,7 @@ def _reverse_forces_and_walls(
     ri = radius[i]
     rep_i = rep_t[ctype[i]]
     for a in range(dim):
-        c = pos[i, a]
-        lo = c
-        hi = domain[a] - c
-        push = 0.0
-        if lo < ri:
-            t = 1.0 - max(lo, 0.0) / ri
-            push += t * t * rep_i
-        if hi < ri:
-            t = 1.0 - max(hi, 0.0) / ri
-            push -= t * t * rep_i
+        push = _wall_push(pos[i, a], domain[a], ri, rep_i)
         if a == 0:
             vx += push
         elif a == 1:
@@ -800,16 +807,7 @@ def _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_
     # walls: repel as a cell of the same radius mirrored at the wall
     rep_i = rep_t[ti]
     for a in range(dim):
-        c = pos[i, a]
-        lo = c
-        hi = domain[a] - c
-        push = 0.0
-        if lo < ri:
-            t = 1.0 - max(lo, 0.0) / ri
-            push += t * t * rep_i
-        if hi < ri:
-            t = 1.0 - max(hi, 0.0) / ri
-            push -= t * t * rep_i
+        push = _wall_push(pos[i, a], domain[a], ri, rep_i)
         if a == 0:
             vx += push
         elif a == 1:
