@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_grid_vessels import LAM, VESSEL, D, _at_20um, _tissue, exact_steady_state
+from tests.test_grid_vessels import LAM, VESSEL, D, _at_20um, _tissue, coupled_box, exact_steady_state
 from tme_sim.config import load_scenario
 from tme_sim.errors import ConfigError, GridError
 from tme_sim.grid import Microenvironment
@@ -90,18 +90,7 @@ def test_lod_increment_conserves_mass_in_a_closed_box(dim):
 def test_lod_increment_serial_equals_parallel_bit_for_bit(dim):
     fields = []
     for parallel in (False, True):
-        domain = (200.0, 160.0) if dim == 2 else (200.0, 160.0, 120.0)
-        m = Microenvironment(domain, 20.0, [SubstrateParams("o", "mmHg", D, LAM), SubstrateParams("l", "mM", 2e4, 0.0)],
-                             lod_form="increment", parallel=parallel)  # fmt: skip
-        m.set_boundary("o", "xmin", "dirichlet", 38.0)
-        rng = np.random.default_rng(3)
-        n = 60
-        pos = rng.uniform(0.0, 120.0, (n, 3))
-        m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
-                            np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
-        mask = np.zeros(m.shape, bool)
-        mask.reshape(-1)[rng.choice(m.n_voxels, 5, replace=False)] = True
-        m.set_dirichlet_mask("o", mask, 30.0)
+        m = coupled_box(dim, lod_form="increment", parallel=parallel)
         m.advance(0.01, 7)
         m.advance(1.0, 3)
         fields.append(m.species_first())

@@ -155,22 +155,29 @@ def test_implicit_scheme_conserves_mass_in_a_closed_box():
     assert np.ptp(m.field("o")) < 1e-3 * np.mean(m.field("o"))  # diffused to uniform
 
 
+def coupled_box(dim: int, **grid_kwargs) -> Microenvironment:
+    """A 2D or 3D box with O2 and lactate, a Dirichlet face, 60 coupled cells and 5 vessel voxels
+    (the serial-vs-parallel cases of every scheme); ``grid_kwargs`` go to :class:`Microenvironment`."""
+    domain = (200.0, 160.0) if dim == 2 else (200.0, 160.0, 120.0)
+    m = Microenvironment(domain, 20.0, [SubstrateParams("o", "mmHg", D, LAM), SubstrateParams("l", "mM", 2e4, 0.0)],
+                         **grid_kwargs)  # fmt: skip
+    m.set_boundary("o", "xmin", "dirichlet", 38.0)
+    rng = np.random.default_rng(3)
+    n = 60
+    pos = rng.uniform(0.0, 120.0, (n, 3))
+    m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
+                        np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
+    mask = np.zeros(m.shape, bool)
+    mask.reshape(-1)[rng.choice(m.n_voxels, 5, replace=False)] = True
+    m.set_dirichlet_mask("o", mask, 30.0)
+    return m
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_implicit_scheme_serial_equals_parallel_bit_for_bit(dim):
     fields = []
     for parallel in (False, True):
-        domain = (200.0, 160.0) if dim == 2 else (200.0, 160.0, 120.0)
-        m = Microenvironment(domain, 20.0, [SubstrateParams("o", "mmHg", D, LAM), SubstrateParams("l", "mM", 2e4, 0.0)],
-                             scheme="implicit", parallel=parallel)  # fmt: skip
-        m.set_boundary("o", "xmin", "dirichlet", 38.0)
-        rng = np.random.default_rng(3)
-        n = 60
-        pos = rng.uniform(0.0, 120.0, (n, 3))
-        m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
-                            np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
-        mask = np.zeros(m.shape, bool)
-        mask.reshape(-1)[rng.choice(m.n_voxels, 5, replace=False)] = True
-        m.set_dirichlet_mask("o", mask, 30.0)
+        m = coupled_box(dim, parallel=parallel, scheme="implicit")
         m.advance(0.1, 7)
         m.advance(1.0, 3)
         fields.append(m.species_first())
