@@ -25,6 +25,13 @@ updates per second against PhysiCell's measured 3.1e4 mechanics updates/s (its 3
 ``cancer_immune`` sample, 25,817 cells, 2 cores, issue #24); and the projected wall time of one
 simulated day — **extrapolated** from the measured steps at the initial cell count (14,400
 steps + 5 snapshots + 4 checkpoints), not a measured day.
+
+``--day`` measures the day instead: it runs the full-size file through the ``tme`` command line for
+its own duration (one simulated day, output and checkpoint every 6 h), times the whole process
+(wall, CPU seconds, peak memory, build and numba's cache load included), then reads the output back
+with ``tme info``, ``tme plot`` and xarray and prints the populations of every snapshot:
+
+    python benchmarks/large_3d.py --day --threads 2 [--keep DIR] [--duration "1 day"]
 """
 
 from __future__ import annotations
@@ -203,14 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--minutes", type=float, default=6.0, help="simulated minutes per size (default 6)")
     ap.add_argument("--threads", type=int, default=1, help="NUMBA_NUM_THREADS of the runs (default 1)")
+    ap.add_argument("--day", action="store_true", help="measure one simulated day of the full-size file")
+    ap.add_argument("--duration", default=None, help="with --day: simulated duration (default: the file's, 1 day)")
+    ap.add_argument("--keep", type=Path, help="with --day: folder that keeps the output (default: a temporary one)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.minutes)))
         return 0
+    if args.day:
+        return measured_day(args.threads, args.duration, args.keep)
     sizes, minutes = ([10_000], 6.0) if args.quick else (args.sizes, args.minutes)
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env = _env(args.threads)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     print(f"tumor_immune_3d_large at {', '.join(f'{n:,}' for n in sizes)} cells; {minutes:g} simulated min each;")
     print(f"{args.threads} numba thread(s); load average at start {' '.join(load)} (2-core machine, shared)")
@@ -224,6 +235,84 @@ def main(argv: list[str] | None = None) -> int:
         results.append(json.loads(res.stdout.strip().splitlines()[-1]))
     print_tables(results)
     return 0
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return env
+
+
+def measured_day(threads: int, duration: str | None, keep: Path | None) -> int:
+    """Run the full-size scenario through ``tme run`` (one process, everything included), check that
+    its output reads back, and print the measured wall, CPU, memory and populations."""
+    env = _env(threads)
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep if keep is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / "large_day.h5"
+        cmd = [sys.executable, "-m", "tme_sim", "run", "tumor_immune_3d_large", "-q", "-o", str(out), "--force"]
+        cmd += ["--duration", duration] if duration else []
+        print(f"{' '.join(cmd[1:])}\n{threads} numba thread(s); load average at start {' '.join(load)}")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if res.returncode != 0:
+            print(f"error: the run failed (exit {res.returncode}):\n{res.stderr[-3000:]}")
+            return 1
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        peak_mb = after.ru_maxrss / 1024
+        return _check_day(out, folder, env, wall, cpu, peak_mb)
+
+
+def _check_day(out: Path, folder: Path, env: dict[str, str], wall: float, cpu: float, peak_mb: float) -> int:
+    """Read the day's output back (``tme info``, ``tme plot``, xarray) and print its table."""
+    import numpy as np
+    import xarray as xr
+
+    from tme_sim import io
+
+    tme = [sys.executable, "-m", "tme_sim"]
+    info = subprocess.run([*tme, "info", str(out)], env=env, capture_output=True, text=True)
+    plot = subprocess.run(
+        [*tme, "plot", str(out), "-q", "--out-dir", str(folder / "figures")], env=env, capture_output=True, text=True
+    )
+    fields = xr.open_dataset(out, group="fields", engine="h5netcdf")
+    times_h = io.snapshot_times(out) / 60.0
+    pop = io.read_population(out)
+    n_field_times = int(fields.sizes.get("time", 0))
+    fields.close()
+    per_time = pop.groupby("time")[["live", "apoptotic", "necrotic", "lysed"]].sum()
+    agents = per_time[["live", "apoptotic", "necrotic"]].sum(axis=1).to_numpy(float)
+    minutes = float(times_h[-1] * 60) if len(times_h) else 0.0
+    steps = round(minutes / 0.1)
+    mean_agents = float(np.trapezoid(agents, times_h) / times_h[-1]) if len(times_h) > 1 else float(agents[0])
+    rate = steps * mean_agents / wall
+    print(f"\n{'measured':34s}{'value':>16s}")
+    rows = [
+        ("simulated time h", f"{times_h[-1]:.1f}"),
+        ("wall time", f"{wall / 60:.1f} min"),
+        ("CPU time", f"{cpu / 60:.1f} min"),
+        ("peak memory MB (RSS)", f"{peak_mb:,.0f}"),
+        ("output file MB", f"{out.stat().st_size / 2**20:,.0f}"),
+        ("snapshots at h", " ".join(f"{t:g}" for t in times_h)),
+        ("field time points (xarray)", f"{n_field_times}"),
+        ("tme info / tme plot exit", f"{info.returncode} / {plot.returncode}"),
+        ("agents, mean over the day", f"{mean_agents:,.0f}"),
+        ("cell updates per s (wall)", f"{rate:.3g}"),
+        ("x PhysiCell (3.1e4/s)", f"{rate / PHYSICELL_UPDATES_PER_S:.0f}x"),
+        ("day within 60 min wall", "yes" if wall <= 3600 and times_h[-1] >= 24 else "no"),
+    ]
+    for label, value in rows:
+        print(f"{label:34s}{value:>16s}")
+    print("\npopulation per snapshot (all types):")
+    print(pop.pivot_table(index="time", columns="type", values="live").rename(lambda t: f"{t / 60:g} h").to_string())
+    print("\nnecrotic + lysed per snapshot:")
+    print((per_time["necrotic"] + per_time["lysed"]).rename(lambda t: f"{t / 60:g} h").to_string())
+    return 0 if info.returncode == 0 and plot.returncode == 0 and n_field_times == len(times_h) else 1
 
 
 def print_tables(results: list[dict]) -> None:
