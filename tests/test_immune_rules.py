@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tme_sim.cells import ALIVE, APOPTOTIC
 from tme_sim.celltypes.macrophage import polarization_target
@@ -159,6 +160,15 @@ def test_place_vessel_voxels_points_lines_density() -> None:
     assert v.size == 10
     c = (np.stack([v % 10, v // 10], 1) + 0.5) * dx
     assert np.all(np.linalg.norm(c - 100.0, axis=1) >= 50.0)
+    # "centre" (and unset) is the domain's centre, whatever the domain's size
+    off = VesselConfig(density=0.1, exclude_center=["60 um", "60 um"], exclude_radius="50 um")
+    for centre in ("centre", "center", None):
+        named = VesselConfig(density=0.1, exclude_center=centre, exclude_radius="50 um")
+        got = place_vessel_voxels(named, shape, dx, 2, np.random.default_rng(1))
+        assert got.tolist() == v.tolist()
+        assert got.tolist() != place_vessel_voxels(off, shape, dx, 2, np.random.default_rng(1)).tolist()
+    with pytest.raises(ValidationError):
+        VesselConfig(density=0.1, exclude_center="middle")
     with pytest.raises(ConfigError, match="outside the domain"):
         place_vessel_voxels(VesselConfig(points=[["300 um", "10 um"]]), shape, dx, 2, rng)
     with pytest.raises(ConfigError, match="expected 2 coordinates"):

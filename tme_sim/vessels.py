@@ -184,7 +184,7 @@ def place_vessel_voxels(
         n_vox = nx * ny * nz
         eligible = np.arange(n_vox, dtype=np.int64)
         if cfg.exclude_radius > 0:
-            if cfg.exclude_center is None:
+            if cfg.exclude_center is None or isinstance(cfg.exclude_center, str):
                 centre = domain / 2
             else:
                 if len(cfg.exclude_center) != dim:

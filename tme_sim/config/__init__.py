@@ -345,7 +345,8 @@ class VesselConfig(Strict):
     Vessel voxels are the union of ``points`` (the voxel containing each point), ``lines``
     (voxels crossed by each segment) and a random ``density`` (fraction of the voxels, drawn with
     the model's Generator), optionally kept ``exclude_radius`` away from ``exclude_center`` (an
-    avascular tumor core). ``supply`` maps substrate → value held in vessel voxels (plasma level);
+    avascular tumor core; ``"centre"`` or unset: the domain's centre, which follows ``domain.size``
+    when a scenario is resized with ``--set``). ``supply`` maps substrate → value held in vessel voxels (plasma level);
     by default oxygen 38 mmHg, glucose 5 mM and lactate 1 mM for those of them the scenario has.
 
     Vessel regression (co-opted vessels that tumor cells surround regress; Holash et al., Science
@@ -359,7 +360,7 @@ class VesselConfig(Strict):
     points: list[list[Length]] = []
     lines: list[VesselLine] = []
     density: Fraction = Field(0.0, ge=0.0, le=1.0)
-    exclude_center: list[Length] | None = None
+    exclude_center: list[Length] | Literal["centre", "center"] | None = None
     exclude_radius: Length = "0 um"
     supply: dict[str, str] | None = None
     regression_rate: Rate = "0 1/min"
