@@ -590,7 +590,11 @@ class BooleanNetwork:
             raise ValueError(f"n must be >= 0, got {n}")
         if not np.isfinite(duration) or duration < 0:
             raise ValueError(f"duration must be finite and >= 0, got {duration}")
-        frozen, ko, ki = self._mutation_masks(1, knockout, knockin)
+        if knockout is None and knockin is None:  # the common case, without the mask checks
+            ko = ki = np.zeros((1, self.n_nodes), dtype=bool)
+            frozen = ko.view(np.uint8)
+        else:
+            frozen, ko, ki = self._mutation_masks(1, knockout, knockin)
         prog = None
         if self.n_nodes <= 64 and all(len(j.nodes) == 1 for j in self.joint_istates):
             prob = self._independent_istates()

@@ -149,8 +149,9 @@ def _make_advance(parallel: bool, fused: bool):
         # Per transition: one exponential (none under discrete time), one 63-bit uniform integer r
         # when more than one node can flip, compares with thr[w, :] and a read of the next state
         # (a fixed-width branch-free compare over every column measured slower, on 10-node tables
-        # and again on 4-5-node ones: 848 vs 1005 ns per trajectory on MaBoSS's p53_Mdm2, 220 vs 268
-        # on its paper's p53_Mdm2, the early exit first).
+        # and again on 4-5-node ones, with a fresh seed per call: 848 vs 900 ns per trajectory on
+        # MaBoSS's p53_Mdm2, 222 vs 245 on its paper's p53_Mdm2, the early exit first; the same
+        # seed at every call lets the branch predictor learn the trajectories and favours branches).
         # The Gillespie loop is written here, not in an inlined helper taking the table arrays:
         # that helper cost ~40-65 ns per cell (measured; cause in numba's lowering not identified).
         n = state.shape[0]
