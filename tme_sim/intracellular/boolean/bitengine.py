@@ -21,7 +21,7 @@ value of the class whose mask holds bit ``j`` (0 if none).
 The kernel computes the masks once per cell; after each transition the generated ``update(b, w,
 nf, v, m)`` recomputes only the bits of the nodes whose rates read the flipped node ``b`` (one
 branch per node; MaBoSS's 47-node rateTr model re-evaluates 1-9 nodes, 3.4 on average, instead of
-47: 44 -> 28 ns per transition, same results, measured in one process on the shared machine).
+47: 45 -> 30.5 ns per transition, same results, measured in one process on the shared machine).
 Per transition it then takes the total rate ``sum_c value_c * popcount(m[c])``, draws the waiting
 time, picks a class by weight and a node uniformly among that class's set bits (the same
 distribution as picking a node in proportion to its rate). Class values are evaluated once per
@@ -83,7 +83,10 @@ MAX_LEAVES = 64
 MAX_SOURCE_CHARS = 40_000
 #: Largest incremental mask update (characters; :func:`generate_bit_source`, not counted in
 #: :data:`MAX_SOURCE_CHARS`): above it the kernels recompute every mask after each transition.
-MAX_UPDATE_CHARS = 60_000
+#: The update is compiled once, as a function the kernels call: inlined into them it ran 28 instead
+#: of 30.5 ns per transition on rateTr (27 kB of update) but its first load took 19.2 s CPU / 545 MB
+#: instead of 9.4 s / 237 MB (4.1 s / 213 MB without the update; one process each, load ~5).
+MAX_UPDATE_CHARS = 40_000
 
 
 # --------------------------------------------------------------------------- bit intrinsics
@@ -430,9 +433,10 @@ def masks(w, nf, v, m):
 {mask_body}
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def update(b, w, nf, v, m):
-    """masks(w, nf, v, m) after node b flipped (w: the new word): only the nodes whose rates read b."""
+    """masks(w, nf, v, m) after node b flipped (w: the new word): only the nodes whose rates read b.
+    Not inlined: see MAX_UPDATE_CHARS in tme_sim.intracellular.boolean.bitengine."""
 {update_body}
 
 
