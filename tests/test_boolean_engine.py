@@ -451,3 +451,105 @@ def test_initial_state_skips_draws_only_where_they_cannot_matter(istates):
             == b.integers(0, 2**32, size=5, dtype=np.uint32).tolist()
         )
         assert a.random() == b.random()
+
+
+# --------------------------------------------------------------------------- sample (MaBoSS's run)
+
+# Y and Z start on with probability 1/2 and 0.3 (one-node joint istates), X on
+ISTATES = "[Y].istate = 0.5 [1], 0.5 [0]; [Z].istate = 0.3 [1], 0.7 [0]; X.istate = 1;"
+
+
+def _codes(s: np.ndarray) -> np.ndarray:
+    """P(state) over the 2**m states of uint8 rows ``s`` (row w = bits of w)."""
+    w = (s.astype(np.int64) << np.arange(s.shape[1])[None, :]).sum(axis=1)
+    return np.bincount(w, minlength=2 ** s.shape[1]) / len(s)
+
+
+def test_sample_start_states_follow_the_istates():
+    # duration 0: the start states alone. 2e5 cells: |dp| <= 4.5 standard errors (<= 0.005)
+    net = BooleanNetwork.from_text(CUSTOM, ISTATES, name="istate")
+    n = 200_000
+    s, ev = net.sample(n, 0.0, np.random.default_rng(1))
+    assert s.dtype == np.uint8 and s.shape == (n, 3) and s.flags.c_contiguous and not ev.any()
+    np.testing.assert_allclose(s.mean(axis=0), [0.5, 0.3, 1.0], atol=0.005)
+    # independent nodes: P(Y, Z) factorises
+    both = ((s[:, 0] == 1) & (s[:, 1] == 1)).mean()
+    assert abs(both - 0.15) < 0.004
+    # knock-in / knock-out override the istates
+    s, _ = net.sample(1000, 0.0, np.random.default_rng(1), knockout=net.node_mask(["X"]), knockin=net.node_mask(["Y"]))
+    assert (s[:, 2] == 0).all() and (s[:, 0] == 1).all()
+    # probabilities set on the network directly (no joint istates): 1/2, 0.9 and 0
+    net = BooleanNetwork.from_text(CUSTOM, name="plain")
+    net.istate_prob[:] = [0.5, 0.9, 0.0]
+    s, _ = net.sample(n, 0.0, np.random.default_rng(2))
+    np.testing.assert_allclose(s.mean(axis=0), [0.5, 0.9, 0.0], atol=0.005)
+
+
+def test_sample_matches_initial_state_then_advance_in_distribution():
+    net = BooleanNetwork.from_text(CUSTOM, ISTATES, name="istate")
+    assert net._states_apply(1) and net.joint_istates
+    n = 100_000
+    a, ea = net.sample(n, 1.5, np.random.default_rng(2))
+    b = net.initial_state(n, np.random.default_rng(3))
+    eb = net.advance(b, 1.5, np.random.default_rng(4))
+    np.testing.assert_allclose(_codes(a), _codes(b), atol=0.01)
+    assert abs(ea.mean() - eb.mean()) < 0.03 * eb.mean()
+    # and so does a knock-out
+    ko = net.node_mask(["Z"])
+    a, _ = net.sample(n, 1.5, np.random.default_rng(5), knockout=ko)
+    b = net.initial_state(n, np.random.default_rng(6))
+    net.advance(b, 1.5, np.random.default_rng(7), knockout=ko)
+    np.testing.assert_allclose(_codes(a), _codes(b), atol=0.01)
+    assert not a[:, 1].any()
+
+
+def test_sample_is_thread_and_chunk_independent_and_seeded():
+    net = BooleanNetwork.from_text(CUSTOM, ISTATES, name="istate")
+    n = 3000  # several chunks of 256 cells
+    seq = net.sample(n, 2.0, np.random.default_rng(9), parallel=False)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        par = net.sample(n, 2.0, np.random.default_rng(9), parallel=True)
+    finally:
+        numba.set_num_threads(old)
+    for x, y in zip(seq, par, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # cell i's trajectory depends on the call's seed and i only: the first cells of a bigger call
+    more = net.sample(2 * n, 2.0, np.random.default_rng(9), parallel=False)
+    np.testing.assert_array_equal(more[0][:n], seq[0])
+    other = net.sample(n, 2.0, np.random.default_rng(10), parallel=False)
+    assert (other[0] != seq[0]).any()
+
+
+def test_sample_on_other_kernels_draws_the_same_start_states(tnf):
+    # up to 64 nodes on other kernels: the fused kernels' start states, then advance; the TNF
+    # network (31 nodes, bit engine) at duration 0 gives exactly the istates' start states
+    assert not tnf._states_apply(1) and tnf.uses_bit_engine
+    n = 100_000
+    s, ev = tnf.sample(n, 0.0, np.random.default_rng(12))
+    assert not ev.any()
+    np.testing.assert_allclose(s.mean(axis=0), tnf.istate_prob, atol=0.007)
+    # and a run is initial_state + advance in distribution (output node marginals)
+    a, _ = tnf.sample(20_000, 10.0, np.random.default_rng(13))
+    b = tnf.initial_state(20_000, np.random.default_rng(14))
+    tnf.advance(b, 10.0, np.random.default_rng(15))
+    np.testing.assert_allclose(a.mean(axis=0), b.mean(axis=0), atol=0.02)
+    # thread-independent: the multi-threaded start-state draws and kernels give the same cells
+    seq = tnf.sample(3000, 5.0, np.random.default_rng(16), parallel=False)
+    par = tnf.sample(3000, 5.0, np.random.default_rng(16), parallel=True)
+    for x, y in zip(seq, par, strict=True):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="duration"):
+        tnf.sample(5, -1.0, np.random.default_rng(0))
+
+
+def test_sample_with_joint_istates_is_initial_state_then_advance():
+    net = BooleanNetwork.from_text(CUSTOM, "[Y, Z].istate = 0.5 [0, 1], 0.5 [1, 0];", name="joint")
+    assert len(net.joint_istates[0].nodes) == 2
+    s, ev = net.sample(500, 1.0, np.random.default_rng(12))
+    rng = np.random.default_rng(12)
+    want = net.initial_state(500, rng)
+    wev = net.advance(want, 1.0, rng)
+    np.testing.assert_array_equal(s, want)
+    np.testing.assert_array_equal(ev, wev)

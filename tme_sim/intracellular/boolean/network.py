@@ -108,6 +108,7 @@ class BooleanNetwork:
     _bits_checked: bool = field(init=False, repr=False, default=False)
     _bits_vkey: bytes = field(init=False, repr=False, default=b"")  # variables the classes were checked for
     _state_tables: dict = field(init=False, repr=False, default_factory=dict)
+    _istate_program: tuple[bytes, np.ndarray | None] = field(init=False, repr=False, default=(b"", None))
     #: ``"auto"``: for networks of at most :data:`statetable.MAX_NODES
     #: <tme_sim.intracellular.boolean.statetable.MAX_NODES>` nodes whose frozen nodes are the same
     #: in every cell, the state-table kernels (:mod:`~tme_sim.intracellular.boolean.statetable`:
@@ -547,6 +548,84 @@ class BooleanNetwork:
         fn(state, float(duration), seeds, frozen, self._variable_vector(), err, events, self.discrete_tick)
         self._raise_rate_error(err)
         return events
+
+    def _independent_istates(self) -> np.ndarray:
+        """P(node on) at the start, float64 ``(n_nodes,)``, with the joint istates of one node
+        (``[X].istate = 0.3 [1], 0.7 [0];``) folded in (the caller checks there is no other kind)."""
+        prob = self.istate_prob.astype(np.float64, copy=True)
+        for joint in self.joint_istates:
+            w = np.asarray(joint.weights, dtype=np.float64)
+            on = np.asarray(joint.values, dtype=np.float64)[:, 0] != 0
+            prob[self._index[joint.nodes[0]]] = w[on].sum() / w.sum()
+        return prob
+
+    def sample(
+        self,
+        n: int,
+        duration: float,
+        rng: np.random.Generator,
+        *,
+        knockout: Mask = None,
+        knockin: Mask = None,
+        parallel: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` independent trajectories from the .cfg's initial state, ``duration`` time units
+        long (what a MaBoSS run simulates): (final states uint8 ``(n, n_nodes)``, transitions per
+        cell int64 ``(n,)``).
+
+        ``knockout`` / ``knockin``: None or bool ``(n_nodes,)`` masks, as in :meth:`advance`. The
+        same distribution as :meth:`initial_state` followed by :meth:`advance`, but not the same
+        random numbers: for networks of up to 64 nodes without joint istates the start states come
+        from one seed taken from ``rng`` for the whole call (cell ``i``'s stream is seeded by ``seed
+        + i * golden``; one 64-bit draw gives every node of istate 1/2, one more draw each other
+        fractional istate), not from one float64 per cell and node. On the state-table kernels they
+        are drawn inside the Gillespie kernel (no start-state matrix, no per-cell seeds from
+        ``rng``); other kernels draw them in a precompiled kernel, then run :meth:`advance`.
+        Networks above 64 nodes or with joint istates of several nodes run :meth:`initial_state`
+        and :meth:`advance` (a joint istate of one node is its node's probability). Results do not
+        depend on threads.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if not np.isfinite(duration) or duration < 0:
+            raise ValueError(f"duration must be finite and >= 0, got {duration}")
+        if knockout is None and knockin is None:  # the common case, without the mask checks
+            ko = ki = np.zeros((1, self.n_nodes), dtype=bool)
+            frozen = ko.view(np.uint8)
+        else:
+            frozen, ko, ki = self._mutation_masks(1, knockout, knockin)
+        prog = None
+        if self.n_nodes <= 64 and all(len(j.nodes) == 1 for j in self.joint_istates):
+            prob = self._independent_istates()
+            key = prob.tobytes()  # istate_prob may be edited in place
+            if self._istate_program[0] != key:
+                self._istate_program = (key, statetable.istate_program(prob))
+            prog = self._istate_program[1]
+        if prog is None or not self._states_apply(1):
+            if prog is None:
+                state = self.initial_state(n, rng)
+            else:  # the start states from the same draws as the fused kernels, then advance
+                base = int(rng.bit_generator.random_raw())
+                state = statetable.draw_states(n, self.n_nodes, base, prog, _use_parallel(n, parallel))
+            events = self.advance(state, float(duration), rng, knockout=knockout, knockin=knockin, parallel=parallel)
+            return state, events
+        table = self.state_table(frozen[0] != 0)
+        base = int(rng.bit_generator.random_raw())
+        state, events, err = statetable.sample(
+            table,
+            n,
+            self.n_nodes,
+            float(duration),
+            base,
+            _words(ko | ki),
+            _words(ki),
+            prog,
+            self.discrete_tick,
+            _use_parallel(n, parallel),
+        )
+        self._raise_rate_error(err)
+        return state, events
 
     def step_synchronous(
         self,

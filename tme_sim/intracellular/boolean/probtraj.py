@@ -83,11 +83,7 @@ def probability_trajectory(
         raise NetworkFormatError(f"{net.name}: at most 62 output nodes for a probability trajectory")
     ko = net.node_mask(knockout) if knockout else None
     ki = net.node_mask(knockin) if knockin else None
-    state = net.initial_state(int(n), rng)
-    if ko is not None:
-        state[:, ko] = 0
-    if ki is not None:
-        state[:, ki] = 1
+    state, _ = net.sample(int(n), 0.0, rng, knockout=ko, knockin=ki)  # the start states, mutations applied
     weights = (np.uint64(1) << np.arange(len(outs), dtype=np.uint64)).astype(np.uint64)
     n_ticks = int(np.ceil(t_end / tick - 1e-9))
     times = np.minimum(np.arange(n_ticks + 1) * tick, t_end)

@@ -25,12 +25,13 @@ seed per cell from the caller's Generator), so results do not depend on threads 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
-from tme_sim.intracellular.boolean.bitengine import exponential, splitmix
+from tme_sim.intracellular.boolean.bitengine import _GOLDEN, exponential, splitmix
 from tme_sim.intracellular.boolean.gillespie import cell_stream
 
 #: Most nodes a network may have for the state-table kernels (a table of ``2**n`` rows of ``n``
@@ -133,33 +134,51 @@ def build_state_table(rates: np.ndarray, frozen: np.ndarray) -> StateTable:
     return StateTable(total=total, inv=inv, count=count, node=node, cum=cum, bad=bad, nxt=nxt, thr=thr)
 
 
-def _make_advance(parallel: bool):
+def _make_advance(parallel: bool, fused: bool):
     loop = prange if parallel else range
 
     @njit(cache=True, error_model="numpy", parallel=parallel)
-    def advance(state, duration, seeds, setm, setv, inv, count, nxt, thr, bad, err, events, tick):
+    def advance(state, duration, seeds, setm, setv, inv, count, nxt, thr, bad, err, events, tick, istate):
         # state: (n, m) 0/1 array of any numeric dtype (>= 0.5 is on), advanced in place; for cell i
         # the bits in setm[a] are first set to setv[a] (a = i if setm/setv have n rows, else 0).
+        # fused (a compile-time constant): the start state is not read from ``state`` but drawn from
+        # the cell's own stream (istate = [half, one, node_0, thr_0, node_1, thr_1, ...] as uint64:
+        # bits of the nodes on with probability 1/2 are bits of one draw, ``one`` is on, node_k is on
+        # when the top 53 bits of one more draw are < thr_k) and every row of ``state`` is written;
+        # seeds[0] is then the call's base seed and cell i's seed is seeds[0] + i * golden.
         # Per transition: one exponential (none under discrete time), one 63-bit uniform integer r
         # when more than one node can flip, compares with thr[w, :] and a read of the next state
-        # (a fixed-width branch-free compare over every column measured slower on 10-node tables).
+        # (a fixed-width branch-free compare over every column measured slower, on 10-node tables
+        # and again on 4-5-node ones, with a fresh seed per call: 848 vs 900 ns per trajectory on
+        # MaBoSS's p53_Mdm2, 222 vs 245 on its paper's p53_Mdm2, the early exit first; the same
+        # seed at every call lets the branch predictor learn the trajectories and favours branches).
         # The Gillespie loop is written here, not in an inlined helper taking the table arrays:
         # that helper cost ~40-65 ns per cell (measured; cause in numba's lowering not identified).
         n = state.shape[0]
         m = state.shape[1]
         last_s = setm.shape[0] - 1
         last_v = setv.shape[0] - 1
+        nfrac = (istate.shape[0] - 2) // 2
         nchunk = (n + CHUNK - 1) // CHUNK
         for c in loop(nchunk):
             lo = c * CHUNK
             hi = min(n, lo + CHUNK)
             for i in range(lo, hi):
-                w0 = np.int64(0)
-                for j in range(m):
-                    if state[i, j] >= 0.5:
-                        w0 |= np.int64(1) << j
+                if fused:
+                    x = cell_stream(seeds[0] + np.uint64(i) * _GOLDEN)
+                    x, r0 = splitmix(x)
+                    w0 = np.int64((r0 & istate[0]) | istate[1])
+                    for f in range(nfrac):
+                        x, r0 = splitmix(x)
+                        if (r0 >> np.uint64(11)) < istate[3 + 2 * f]:
+                            w0 |= np.int64(1) << np.int64(istate[2 + 2 * f])
+                else:
+                    x = cell_stream(seeds[i])
+                    w0 = np.int64(0)
+                    for j in range(m):
+                        if state[i, j] >= 0.5:
+                            w0 |= np.int64(1) << j
                 w = (w0 & ~np.int64(setm[min(i, last_s)])) | np.int64(setv[min(i, last_v)])
-                x = cell_stream(seeds[i])
                 t = 0.0
                 k = 0
                 e = 0
@@ -186,7 +205,7 @@ def _make_advance(parallel: bool):
                             q += 1
                     w = nxt[w, q]
                     k += 1
-                if w != w0:  # most settled cells do not move: skip the write-back
+                if fused or w != w0:  # most settled cells do not move: skip the write-back
                     for j in range(m):
                         state[i, j] = (w >> j) & 1
                 events[i] = k
@@ -195,8 +214,11 @@ def _make_advance(parallel: bool):
     return advance
 
 
-_advance_seq = _make_advance(False)
-_advance_par = _make_advance(True)
+_advance_seq = _make_advance(False, False)
+_advance_par = _make_advance(True, False)
+_sample_seq = _make_advance(False, True)
+_sample_par = _make_advance(True, True)
+_NO_ISTATE = np.zeros(2, dtype=np.uint64)
 
 
 def advance(
@@ -234,5 +256,88 @@ def advance(
         err,
         events,
         float(tick),
+        _NO_ISTATE,
     )
     return events, err
+
+
+def istate_program(prob: np.ndarray) -> np.ndarray | None:
+    """The fused kernels' initial-state program (uint64, see :func:`sample`) for the independent
+    istate probabilities ``prob`` (float64 ``(n_nodes,)``), or None if one is not in [0, 1]."""
+    prob = np.asarray(prob, dtype=np.float64)
+    if not bool(((prob >= 0.0) & (prob <= 1.0)).all()):
+        return None
+    bits = np.uint64(1) << np.arange(prob.shape[0], dtype=np.uint64)
+    half = np.bitwise_or.reduce(bits[prob == 0.5], initial=np.uint64(0))
+    one = np.bitwise_or.reduce(bits[prob == 1.0], initial=np.uint64(0))
+    prog = [half, one]
+    for j in np.flatnonzero((prob > 0.0) & (prob < 1.0) & (prob != 0.5)):
+        # u < p with u = k / 2**53 (k: the top 53 bits of a draw, numpy's random()) is k < ceil(p * 2**53)
+        prog += [np.uint64(j), np.uint64(math.ceil(float(prob[j]) * 2.0**53))]
+    return np.array(prog, dtype=np.uint64)
+
+
+def _make_draw(parallel: bool):
+    loop = prange if parallel else range
+
+    @njit(cache=True, parallel=parallel)
+    def draw(state, base, istate):
+        # the fused kernels' start states (same draws), written to the uint8 (n, m) ``state``
+        n = state.shape[0]
+        m = state.shape[1]
+        nfrac = (istate.shape[0] - 2) // 2
+        nchunk = (n + CHUNK - 1) // CHUNK
+        for c in loop(nchunk):
+            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+                x = cell_stream(base + np.uint64(i) * _GOLDEN)
+                x, r0 = splitmix(x)
+                w = (r0 & istate[0]) | istate[1]
+                for f in range(nfrac):
+                    x, r0 = splitmix(x)
+                    if (r0 >> np.uint64(11)) < istate[3 + 2 * f]:
+                        w |= np.uint64(1) << istate[2 + 2 * f]
+                for j in range(m):
+                    state[i, j] = (w >> np.uint64(j)) & np.uint64(1)
+
+    return draw
+
+
+_draw_seq = _make_draw(False)
+_draw_par = _make_draw(True)
+
+
+def draw_states(n: int, n_nodes: int, base: int, istate: np.ndarray, parallel: bool) -> np.ndarray:
+    """uint8 ``(n, n_nodes)`` start states (``n_nodes <= 64``) drawn as :func:`sample` draws them
+    (cell ``i`` from the stream seeded by ``base + i * golden``; ``istate``: :func:`istate_program`)."""
+    state = np.empty((n, n_nodes), dtype=np.uint8)
+    (_draw_par if parallel else _draw_seq)(state, np.uint64(base), istate)
+    return state
+
+
+def sample(
+    table: StateTable,
+    n: int,
+    n_nodes: int,
+    duration: float,
+    base: int,
+    setm: np.ndarray,
+    setv: np.ndarray,
+    istate: np.ndarray,
+    tick: float,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` trajectories of ``duration`` from start states drawn in the kernel (MaBoSS's run).
+
+    Cell ``i`` uses the stream seeded by ``base + i * golden`` (uint64 arithmetic): its first draw
+    gives the nodes on with probability 1/2 (one bit each), then one draw per other fractional
+    istate (``istate``: :func:`istate_program`); the bits in ``setm`` (uint64 ``(1,)``) are then set to
+    ``setv``. Returns (state uint8 ``(n, n_nodes)``, transitions int64 ``(n,)``, error int32 ``(n,)``).
+    """
+    state = np.empty((n, n_nodes), dtype=np.uint8)
+    events = np.zeros(n, dtype=np.int64)
+    err = np.zeros(n, dtype=np.int32)
+    fn = _sample_par if parallel else _sample_seq
+    t = table
+    seeds = np.array([base], dtype=np.uint64)
+    fn(state, float(duration), seeds, setm, setv, t.inv, t.count, t.nxt, t.thr, t.bad, err, events, float(tick), istate)
+    return state, events, err
