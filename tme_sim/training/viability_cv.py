@@ -198,6 +198,9 @@ class DrugTargetFold:
     shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
     shape_choice: dict[str, Any] | None = None
     boosted: BoostedFold | None = None
+    #: the bootstrap members' out-of-bag stopping epochs; share of training rows with an out-of-bag prediction
+    stop_epochs: list[int] = field(default_factory=list)
+    oob_coverage: float = float("nan")
 
 
 def fit_drug_target(
@@ -289,7 +292,10 @@ def drug_target_predict(
     f = features.transform(data)
     mean, iv = ens.predict(data.conc[te], f[data.line[te]])
     off = corr.offset(data)[te] if corr is not None else np.zeros(int(te.sum()))
-    return DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
+    res = DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
+    res.stop_epochs = [int(m.stopped_epoch) for m in ens.bag_members]
+    res.oob_coverage = float(np.isfinite(oob).mean())
+    return res
 
 
 def _drug_target_job(args: tuple) -> DrugTargetFold:
@@ -460,6 +466,8 @@ def cross_validate_viability(
         "stack_weight": {},
         "boost_weight": {},
         "oob_mse": {},
+        "stop_epochs": {},
+        "oob_coverage": {},
     }
     for fi, f in enumerate(fold_ids):
         te = folds == f
@@ -472,6 +480,7 @@ def cross_validate_viability(
         if dt is not None:
             choices["l2_omics"][f], choices["oob_mse"][f] = dt.l2_omics, dt.oob_mse
             choices["mean_curve"][f] = dt.mean_curve
+            choices["stop_epochs"][f], choices["oob_coverage"][f] = dt.stop_epochs, dt.oob_coverage
         shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
         if need_shape and dt is not None and dt.shape is not None:  # computed by the job (boosted model)
             shape, choices["dose_shape"][f] = dt.shape, dt.shape_choice
