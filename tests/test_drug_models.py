@@ -110,3 +110,24 @@ def test_refit_full_members_train_on_every_line_for_the_chosen_epochs():
     assert np.isfinite(oob).any()
     mean = ens.predict(conc, np.zeros((120, 0)))[0]
     assert np.corrcoef(mean[:, 0], y[:, 0])[0, 1] > 0.95
+
+
+def test_deferred_refit_is_the_same_refit():
+    """``fit(refit=False)`` then ``refit_members`` (a caller refitting only the ensemble it keeps) gives
+    the members ``fit`` refits at once; without ``refit_full`` nothing is refitted."""
+    rng = np.random.default_rng(4)
+    c = 10 ** rng.uniform(-2, 2, size=(96, 1))
+    conc = np.column_stack([c, np.zeros_like(c)])
+    y = 1.0 - 0.5 * c / (c + 1.0) + rng.normal(0, 0.05, size=c.shape)
+    groups = np.arange(96) % 8
+    feats = np.zeros((96, 0))
+    cfg = DrugFitConfig(epochs=80, members=2, l2_omics=0.0, refit_full=True, patience=20)
+    now = DrugEnsemble(_chain_spec(), cfg).fit(conc, feats, y, groups)
+    later = DrugEnsemble(_chain_spec(), cfg).fit(conc, feats, y, groups, refit=False)
+    assert all(a is b for a, b in zip(later.members, later.bag_members, strict=True))
+    later.refit_members(conc, feats, y)
+    assert all(a is not b for a, b in zip(later.members, later.bag_members, strict=True))
+    np.testing.assert_array_equal(later.predict(conc, feats)[0], now.predict(conc, feats)[0])
+    plain = DrugEnsemble(_chain_spec(), DrugFitConfig(epochs=80, members=2, l2_omics=0.0, patience=20))
+    plain.fit(conc, feats, y, groups).refit_members(conc, feats, y)
+    assert all(a is b for a, b in zip(plain.members, plain.bag_members, strict=True))

@@ -104,11 +104,18 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path, centered):
     rep = cross_validate_viability(load_viability(tmp_path / "v"), cfg)
     js = rep.to_json()
     rows = {r["model"]: r for r in js["table"]}
-    assert set(rows) == {"drug-dose mean", "ridge", "dose-shape ridge", "drug-target", "drug-target stack"}
+    assert set(rows) == {
+        "drug-dose mean",
+        "ridge",
+        "dose-shape ridge",
+        "drug-target",
+        "drug-target stack",
+        "drug-target boosted",
+    }
     for key in ("pooled_r", "median_r", "scrambled_r", "seconds_per_fold", "cpu_seconds_per_fold", "specific_r"):
         assert key in rows["ridge"]
     # sensitivity follows gene G1: the omics models explain line-specific variation
-    for m in ("drug-target", "dose-shape ridge", "drug-target stack"):
+    for m in ("drug-target", "dose-shape ridge", "drug-target stack", "drug-target boosted"):
         assert rows[m]["specific_r"] > 0.5, m
         assert rows[m]["pooled_r"] > rows["drug-dose mean"]["pooled_r"], m
     assert 0 <= rows["drug-target"]["coverage_90"] <= 1
@@ -117,14 +124,23 @@ def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path, centered):
     ch = js["config"]["choices"]
     assert set(ch["stack_weight"]) == {"1", "2", "3"} and all(0 <= w <= 1 for w in ch["stack_weight"].values())
     assert set(ch["l2_omics"].values()) <= {1e-3, 1e-2}
+    assert set(ch["boost_weight"]) == {"1", "2", "3"} and all(0 <= v <= 1 for v in ch["boost_weight"].values())
     assert "stack weight" in js["config"]["how_chosen"]["nested (per fold, training lines only)"]
+    # each network model against the linear one, paired over the 15 held-out lines
+    pa = js["paired"]
+    assert set(pa) == {f"{m} vs dose-shape ridge" for m in ("drug-target", "drug-target stack", "drug-target boosted")}
+    for d in pa.values():
+        assert d["n_lines"] == 15 and 0 <= d["lines_a_better"] <= 15 and len(d["per_fold"]) == 3
+        lo, hi = d["delta_pooled_r_ci95"]
+        assert lo <= hi
 
 
 @pytest.mark.parametrize("centered", [True, False])
 def test_recipe_never_sees_the_held_out_measurements(tmp_path, centered):
     """Nested choices: scrambling the held-out lines' viability changes none of the fold's predictions
     (dose-shape ridge settings, drug-target L2, mean curve and out-of-bag predictions, stack weight)."""
-    from tme_sim.training.viability_cv import drug_target_predict, model_genes, viability_config
+    from tme_sim.training.viability_boost import boosted_predict
+    from tme_sim.training.viability_cv import drug_target_features, drug_target_predict, model_genes, viability_config
     from tme_sim.training.viability_stack import blend_weight, dose_shape_ridge
 
     write_small_viability(tmp_path / "v", n_lines=12)
@@ -136,13 +152,16 @@ def test_recipe_never_sees_the_held_out_measurements(tmp_path, centered):
         sp, soof, ch = dose_shape_ridge(data, ~te, te, model_genes(data))
         dt = drug_target_predict(data, ~te, te, cfg)
         w = blend_weight(data.y[~te], dt.oob, soof)
-        return w * dt.mean + (1 - w) * sp, ch, dt.l2_omics
+        feats = drug_target_features(data, np.unique(data.line[~te]))
+        bo = boosted_predict(data, ~te, te, cfg, feats, sp, soof, centered=centered)
+        return w * dt.mean + (1 - w) * sp, bo.mean, ch, dt.l2_omics, bo.weight
 
     a = fold_prediction(d)
     d.y[te] = np.random.default_rng(1).permutation(d.y[te]) + 0.3
     b = fold_prediction(d)
     np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
-    assert a[1:] == b[1:]
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
+    assert a[2:] == b[2:]
 
 
 def test_blend_weight_and_dose_shape_ridge_recover_known_structure(tmp_path):
@@ -269,3 +288,36 @@ def test_centered_recipe_falls_back_on_combinations(tmp_path):
     assert not single_drug_conditions(d)
     ens = fit_drug_target(d, d.folds != 1, cfg)[0]
     assert not ens.cfg.centered and not ens.members[0].cfg.centered
+
+
+def test_paired_over_lines_sees_a_real_gain_and_no_gain():
+    """A model closer to the measurement on every line is better on all of them with a small p and an
+    interval above 0; a model identical to the baseline shows no difference."""
+    from tme_sim.training.viability_paired import paired_over_lines
+
+    rng = np.random.default_rng(0)
+    line = np.repeat(np.arange(40), 20)
+    fold = line % 4 + 1
+    base = np.tile(np.linspace(1.0, 0.3, 20), 40)
+    y = base + rng.normal(0, 0.1, 40)[line] + rng.normal(0, 0.05, len(line))
+    good = y + rng.normal(0, 0.02, len(line))
+    poor = base + rng.normal(0, 0.1, len(line))
+    d = paired_over_lines(y, good, poor, base, line, fold, n_boot=500)
+    assert d["lines_a_better"] == 40 and d["wilcoxon_p"] < 1e-6
+    assert d["delta_pooled_r_ci95"][0] > 0 and d["delta_specific_r_ci95"][0] > 0
+    assert [r["fold"] for r in d["per_fold"]] == [1, 2, 3, 4] and all(r["n_lines"] == 10 for r in d["per_fold"])
+    same = paired_over_lines(y, poor, poor, base, line, fold, n_boot=100)
+    assert same["lines_a_better"] == 0 and same["delta_pooled_r"] == 0.0
+    assert same["delta_pooled_r_ci95"] == [0.0, 0.0]
+
+
+def test_boost_shrinkage_weight():
+    from tme_sim.training.viability_boost import shrinkage_weight
+
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=300)
+    assert shrinkage_weight(0.4 * p, p) == pytest.approx(0.4)
+    assert shrinkage_weight(-p, p) == 0.0 and shrinkage_weight(3 * p, p) == 1.0  # clipped to [0, 1]
+    p[:100] = np.nan  # rows without an out-of-bag prediction are ignored
+    assert shrinkage_weight(0.4 * np.nan_to_num(p), p) == pytest.approx(0.4)
+    assert shrinkage_weight(p, np.zeros(300)) == 0.0

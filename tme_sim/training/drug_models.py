@@ -371,7 +371,18 @@ class DrugEnsemble:
         #: same objects as ``members`` unless ``cfg.refit_full`` refitted those on every line
         self.bag_members: list[DrugResponseModel] = []
 
-    def fit(self, conc: np.ndarray, feats: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> DrugEnsemble:
+    def fit(
+        self,
+        conc: np.ndarray,
+        feats: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray | None = None,
+        *,
+        refit: bool = True,
+    ) -> DrugEnsemble:
+        """Fit the bootstrap members; with ``cfg.refit_full`` (and ``refit``) refit them on every row
+        (:meth:`refit_members`). ``refit=False`` defers that, so a caller comparing several ensembles
+        by their out-of-bag error refits only the one it keeps."""
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.members, self.out_of_bag = [], []
@@ -389,8 +400,17 @@ class DrugEnsemble:
             self.out_of_bag.append(oob)
             self.members.append(fit_model(self.spec, conc, feats, y, self.cfg, seed=self.cfg.seed + i, weights=w))
         self.bag_members = list(self.members)
+        if refit:
+            self.refit_members(conc, feats, y)
+        return self
+
+    def refit_members(self, conc: np.ndarray, feats: np.ndarray, y: np.ndarray) -> DrugEnsemble:
+        """With ``cfg.refit_full`` (and out-of-bag lines to have chosen from), replace ``members`` by each
+        bootstrap member fitted again on every row, same seed, for as many epochs (at least 10) as its
+        out-of-bag lines chose; ``bag_members`` keep the bootstrap fits. Otherwise nothing changes."""
         if self.cfg.refit_full and any(len(o) for o in self.out_of_bag):
-            # each member again on every line, for as many epochs as its out-of-bag lines chose
+            if self.cfg.threads:
+                torch.set_num_threads(self.cfg.threads)
             self.members = [
                 fit_model(
                     self.spec,

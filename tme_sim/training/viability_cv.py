@@ -27,12 +27,18 @@ Models (rows of the table):
 * ``drug-target stack`` — **the recipe**: ``w · drug-target + (1 - w) · dose-shape ridge``, ``w``
   fitted per fold on the training rows' out-of-fold predictions
   (:func:`~tme_sim.training.viability_stack.blend_weight`);
+* ``drug-target boosted`` — the dose-shape ridge plus ``v ×`` the drug-target network fitted on the
+  ridge's out-of-fold residuals (:mod:`~tme_sim.training.viability_boost`; ``v`` by least squares
+  on the members' out-of-bag predictions; reported, not shipped);
 * ``published`` — where the folder holds the published model's held-out predictions
   (``CV/prediction_<fold>.tsv``) and times (``CV/time.tsv``), they are scored the same way.
 
 Scores: **pooled r** (Pearson r over all held-out conditions), the mean of per-fold r, and the
 **cell-line-specific r**: r between prediction and measurement after subtracting, from both, each
 condition's drug × dose mean over that fold's training conditions (what the omics must explain).
+``paired`` (:data:`PAIRED`): each network model against the dose-shape ridge over the held-out
+lines (lines better, Wilcoxon p, line-bootstrap intervals of the r differences, per fold;
+:func:`~tme_sim.training.viability_paired.paired_over_lines`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ import pandas as pd
 
 from tme_sim.training.drug_models import DrugEnsemble, DrugFitConfig
 from tme_sim.training.viability import OmicsFeatures, ViabilityData
+from tme_sim.training.viability_boost import BoostedFold, boosted_predict
+from tme_sim.training.viability_paired import format_paired, paired_over_lines
 from tme_sim.training.viability_stack import ALPHAS as SHAPE_ALPHAS
 from tme_sim.training.viability_stack import (
     FEATURE_SETS,
@@ -62,14 +70,23 @@ RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 #: omics L2 penalties of the drug-target model, chosen per fold on out-of-bag training lines
 L2_OMICS_CHOICES = (1e-3, 1e-2)
 STACK = "drug-target stack"
-MODELS = ("drug-dose mean", "ridge", "dose-shape ridge", "drug-target", STACK)
+BOOSTED = "drug-target boosted"
+MODELS = ("drug-dose mean", "ridge", "dose-shape ridge", "drug-target", STACK, BOOSTED)
+#: bootstrap members of the viability recipe's drug-target ensemble (see :func:`viability_config`)
+VIABILITY_MEMBERS = 5
+#: the comparisons of ``cv_report.json``'s ``paired`` section: (model, baseline), over held-out lines
+PAIRED = (("drug-target", "dose-shape ridge"), (STACK, "dose-shape ridge"), (BOOSTED, "dose-shape ridge"))
 
 
 def viability_config(**kw: Any) -> DrugFitConfig:
     """The drug-target settings of the viability recipe: :class:`DrugFitConfig` with a centered
-    model (the measured drug × dose mean curve plus the network's line deviations) whose bootstrap
-    members are refitted on every training line (``kw`` overrides any field)."""
-    return DrugFitConfig(**{"centered": True, "refit_full": True, **kw})
+    model (the measured drug × dose mean curve plus the network's line deviations) whose
+    :data:`VIABILITY_MEMBERS` bootstrap members are refitted on every training line (``kw``
+    overrides any field). Five members rather than three: with three, a quarter of the training
+    lines (0.63³) are in every member's resample, so no out-of-bag prediction informs the omics L2,
+    the stack weight and the stopping epochs for them; with five, a tenth (0.63⁵). Fixed in advance,
+    sized to the 2-minute fold budget."""
+    return DrugFitConfig(**{"centered": True, "refit_full": True, "members": VIABILITY_MEMBERS, **kw})
 
 
 def single_drug_conditions(data: ViabilityData) -> bool:
@@ -176,6 +193,14 @@ class DrugTargetFold:
     mean_curve: bool = False
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    #: the dose-shape ridge of the fold (held-out, out-of-fold predictions, wall, CPU s) when the job
+    #: computed it (for the boosted model), and the boosted model's fold
+    shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
+    shape_choice: dict[str, Any] | None = None
+    boosted: BoostedFold | None = None
+    #: the bootstrap members' out-of-bag stopping epochs; share of training rows with an out-of-bag prediction
+    stop_epochs: list[int] = field(default_factory=list)
+    oob_coverage: float = float("nan")
 
 
 def fit_drug_target(
@@ -201,7 +226,8 @@ def fit_drug_target(
     best: tuple[float, DrugEnsemble | None, np.ndarray | None, float] = (np.inf, None, None, cfg.l2_omics)
     mse: dict[float, float] = {}
     for l2 in l2_choices or (cfg.l2_omics,):
-        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2), centered=False)).fit(x_tr, f_tr, y_tr, g_tr)
+        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2), centered=False))
+        ens.fit(x_tr, f_tr, y_tr, g_tr, refit=False)
         oob = ens.predict_out_of_bag(x_tr, f_tr, g_tr)[:, 0]
         ok = np.isfinite(oob)
         mse[float(l2)] = float(np.mean((oob[ok] - y_tr[ok, 0]) ** 2)) if ok.any() else float("nan")
@@ -209,6 +235,7 @@ def fit_drug_target(
             best = (mse[float(l2)], ens, oob, float(l2))
     _, ens, oob, l2 = best
     assert ens is not None and oob is not None
+    ens.refit_members(x_tr, f_tr, y_tr)  # only the ensemble kept is refitted on every line
     # the measured mean dose-response curve in place of the model's own, kept if it lowers the
     # out-of-bag error (offsets from the in-sample fit, judged on out-of-bag lines)
     fit_pred = np.full(data.n, np.nan)
@@ -240,7 +267,7 @@ def _fit_centered(
     best: tuple[float, DrugEnsemble | None, np.ndarray | None, float] = (np.inf, None, None, cfg.l2_omics)
     mse: dict[Any, float] = {}
     for l2 in l2_choices or (cfg.l2_omics,):
-        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2))).fit(x_tr, f_tr, d_tr, g_tr)
+        ens = DrugEnsemble(data.spec(), replace(cfg, l2_omics=float(l2))).fit(x_tr, f_tr, d_tr, g_tr, refit=False)
         oob = ens.predict_out_of_bag(x_tr, f_tr, g_tr)[:, 0]
         ok = np.isfinite(oob)
         mse[float(l2)] = float(np.mean((oob[ok] - d_tr[ok, 0]) ** 2)) if ok.any() else float("nan")
@@ -248,6 +275,7 @@ def _fit_centered(
             best = (mse[float(l2)], ens, oob, float(l2))
     _, ens, oob, l2 = best
     assert ens is not None and oob is not None
+    ens.refit_members(x_tr, f_tr, d_tr)  # only the ensemble kept is refitted on every line
     return ens, features, oob + m_tr, l2, mse, corr
 
 
@@ -264,18 +292,32 @@ def drug_target_predict(
     f = features.transform(data)
     mean, iv = ens.predict(data.conc[te], f[data.line[te]])
     off = corr.offset(data)[te] if corr is not None else np.zeros(int(te.sum()))
-    return DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
+    res = DrugTargetFold(mean[:, 0] + off, iv[:, :, 0] + off[None, :], oob, l2, mse, corr is not None)
+    res.stop_epochs = [int(m.stopped_epoch) for m in ens.bag_members]
+    res.oob_coverage = float(np.isfinite(oob).mean())
+    return res
 
 
 def _drug_target_job(args: tuple) -> DrugTargetFold:
-    """One fold in a worker process, with the wall and CPU seconds of the fit."""
+    """One fold in a worker process, with the wall and CPU seconds of the fit. With ``boost``, also
+    the fold's dose-shape ridge and the network boosted on it (:mod:`~tme_sim.training.viability_boost`;
+    omics L2 = the drug-target row's out-of-bag choice in this fold)."""
     import torch
 
-    data, tr, te, cfg, n_components = args
+    data, tr, te, cfg, n_components, boost = args
     torch.set_num_threads(cfg.threads or 1)
     t0, c0 = time.perf_counter(), time.process_time()
     res = drug_target_predict(data, tr, te, cfg, n_components)
     res.seconds, res.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    if boost:
+        t0, c0 = time.perf_counter(), time.process_time()
+        sp, soof, ch = dose_shape_ridge(data, tr, te, model_genes(data), n_components)
+        res.shape, res.shape_choice = (sp, soof, time.perf_counter() - t0, time.process_time() - c0), ch
+        features = drug_target_features(data, np.unique(data.line[tr]), n_components)
+        centered = cfg.centered and single_drug_conditions(data)
+        res.boosted = boosted_predict(
+            data, tr, te, replace(cfg, l2_omics=res.l2_omics), features, sp, soof, centered=centered
+        )
     return res
 
 
@@ -357,6 +399,8 @@ class ViabilityCVReport:
     jobs: int = 1
     kind: str = "viability"
     protocol: str = "published folds, whole cell lines held out"
+    #: model vs baseline over held-out lines (:func:`~tme_sim.training.viability_paired.paired_over_lines`)
+    paired: dict[str, Any] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         return [m.row() for m in self.models.values()]
@@ -403,14 +447,15 @@ def cross_validate_viability(
     scores = {m: FoldScores(m) for m in models}
     base_all = np.zeros(data.n)
     t_all = time.perf_counter()
-    need_dt = "drug-target" in models or STACK in models
-    need_shape = "dose-shape ridge" in models or STACK in models
+    need_dt = "drug-target" in models or STACK in models or BOOSTED in models
+    need_shape = "dose-shape ridge" in models or STACK in models or BOOSTED in models
+    boost = BOOSTED in models
     pre: dict[int, DrugTargetFold] = {}
     if jobs > 1 and need_dt:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        args = [(data, folds != f, folds == f, cfg, n_components) for f in fold_ids]
+        args = [(data, folds != f, folds == f, cfg, n_components, boost) for f in fold_ids]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             for f, res in zip(fold_ids, ex.map(_drug_target_job, args), strict=True):
                 pre[f] = res
@@ -419,7 +464,10 @@ def cross_validate_viability(
         "mean_curve": {},
         "dose_shape": {},
         "stack_weight": {},
+        "boost_weight": {},
         "oob_mse": {},
+        "stop_epochs": {},
+        "oob_coverage": {},
     }
     for fi, f in enumerate(fold_ids):
         te = folds == f
@@ -428,12 +476,15 @@ def cross_validate_viability(
         base_all[te] = base[te]
         dt = pre.get(f)
         if dt is None and need_dt:
-            dt = _drug_target_job((data, tr, te, cfg, n_components))
+            dt = _drug_target_job((data, tr, te, cfg, n_components, boost))
         if dt is not None:
             choices["l2_omics"][f], choices["oob_mse"][f] = dt.l2_omics, dt.oob_mse
             choices["mean_curve"][f] = dt.mean_curve
+            choices["stop_epochs"][f], choices["oob_coverage"][f] = dt.stop_epochs, dt.oob_coverage
         shape: tuple[np.ndarray, np.ndarray, float, float] | None = None
-        if need_shape:
+        if need_shape and dt is not None and dt.shape is not None:  # computed by the job (boosted model)
+            shape, choices["dose_shape"][f] = dt.shape, dt.shape_choice
+        elif need_shape:
             t0, c0 = time.perf_counter(), time.process_time()
             sp, soof, ch = dose_shape_ridge(data, tr, te, genes, n_components)
             shape = (sp, soof, time.perf_counter() - t0, time.process_time() - c0)
@@ -452,6 +503,10 @@ def cross_validate_viability(
             elif m == "drug-target":
                 assert dt is not None
                 preds[m][te], iv[:, te], sec, cpu = dt.mean, dt.interval, dt.seconds, dt.cpu_seconds
+            elif m == BOOSTED:
+                assert dt is not None and dt.boosted is not None and shape is not None
+                preds[m][te], choices["boost_weight"][f] = dt.boosted.mean, dt.boosted.weight
+                sec, cpu = dt.boosted.seconds + shape[2], dt.boosted.cpu_seconds + shape[3]
             else:  # the stack: weight fitted on the training rows' out-of-fold predictions
                 assert dt is not None and shape is not None
                 w = blend_weight(data.y[tr], dt.oob, shape[1])
@@ -499,6 +554,18 @@ def cross_validate_viability(
             "the recipe's linear part alone: per drug, ridge of each line's dose-response deviation "
             "(projected on principal dose shapes) on omics; rank, features, penalty by inner CV over training lines"
         )
+    if BOOSTED in models:
+        scores[BOOSTED].note = (
+            "dose-shape ridge + v x drug-target network fitted on the ridge's out-of-fold residuals of the "
+            f"training rows (omics L2 = the drug-target row's out-of-bag choice), v per fold in [0, 1] by least "
+            f"squares on the members' out-of-bag predictions: {choices['boost_weight']}; seconds: the network fit "
+            "plus the ridge (the L2 choice is the drug-target row's)"
+        )
+    paired = {
+        f"{a} vs {b}": paired_over_lines(data.y, preds[a], preds[b], base_all, data.line, folds)
+        for a, b in PAIRED
+        if a in models and b in models
+    }
     if STACK in models:
         scores[STACK].coverage_90 = float(np.mean((data.y >= stack_iv[0]) & (data.y <= stack_iv[1])))
         scores[STACK].note = (
@@ -544,11 +611,13 @@ def cross_validate_viability(
                     "dose-shape ridge": f"inner 4-fold CV over lines: rank {list(RANKS)} x features "
                     f"{list(FEATURE_SETS)} x penalty {[round(a, 3) for a in SHAPE_ALPHAS]}, per drug",
                     "stack weight": "least squares on the training rows' out-of-fold predictions, in [0, 1]",
+                    "boosted weight v": "least squares of the ridge's out-of-fold residuals on the boosted "
+                    "network's out-of-bag predictions, in [0, 1]",
                     "stack 90 % interval": "split-conformal on the training rows' out-of-fold residuals",
                 },
                 "fixed in advance": {
                     "n_components": n_components,
-                    "drug-target": "members, lr, steps, edge_init, L1/L2 of edges and off-targets, patience, cap",
+                    "drug-target": "members (5), lr, steps, edge_init, L1/L2 of edges and off-targets, patience, cap",
                 },
             },
             "choices": {k: {str(f): v for f, v in d.items()} for k, d in choices.items()},
@@ -556,6 +625,7 @@ def cross_validate_viability(
         threads=cfg.threads or 1,
         seconds=time.perf_counter() - t_all,
         jobs=jobs,
+        paired=paired,
     )
 
 
@@ -585,4 +655,8 @@ def format_viability_table(rep: ViabilityCVReport) -> str:
         f"{rep.threads} torch thread(s) x {rep.jobs} worker(s), wall total {rep.seconds:.0f} s; "
         "line-specific r: after subtracting each condition's drug × dose mean over the fold's training conditions"
     )
+    if rep.paired:
+        lines.append("paired over held-out lines (per-line mean squared error; r differences a - b):")
+        for name, d in rep.paired.items():
+            lines += format_paired(name, d)
     return "\n".join(lines)
