@@ -98,10 +98,11 @@ def test_bad_viability_file_is_one_line_error(tmp_path):
 @pytest.mark.parametrize("centered", [True, False])
 def test_cv_on_small_folder_beats_drug_dose_mean(tmp_path, centered):
     write_small_viability(tmp_path / "v", n_lines=15)
-    from tme_sim.training.viability_cv import viability_config
+    from tme_sim.training.viability_cv import DEFAULT_MODELS, MODELS, viability_config
 
+    assert "drug-target boosted" in MODELS and "drug-target boosted" not in DEFAULT_MODELS  # opt-in
     cfg = viability_config(epochs=300, members=2, centered=centered, refit_full=centered)
-    rep = cross_validate_viability(load_viability(tmp_path / "v"), cfg)
+    rep = cross_validate_viability(load_viability(tmp_path / "v"), cfg, models=MODELS)
     js = rep.to_json()
     rows = {r["model"]: r for r in js["table"]}
     assert set(rows) == {
@@ -211,7 +212,7 @@ def test_cli_cv_writes_report(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "cv_report.json").read_text())
     assert rep["kind"] == "viability"
-    assert [row["model"] for row in rep["table"]][:5] == [
+    assert [row["model"] for row in rep["table"]] == [
         "drug-dose mean",
         "ridge",
         "dose-shape ridge",
@@ -219,6 +220,10 @@ def test_cli_cv_writes_report(tmp_path):
         "drug-target stack",
     ]
     assert "line-specific r" in r.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "tme_sim", *cmd, "--models", "ridge,nope"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
     model = tmp_path / "m.pt"
     cmd = ["train", "--data", str(tmp_path / "v"), "--out", str(model), "--cv-report", str(out / "cv_report.json")]
     r = subprocess.run([sys.executable, "-m", "tme_sim", *cmd, "--epochs", "20", "-q"], capture_output=True, text=True)

@@ -354,7 +354,8 @@ def cv_command(
         str,
         typer.Option(
             help="Comma-separated: signaling, mlp, hybrid. The baselines mean (per-output training mean), ridge "
-            "(alpha by nested CV) and mlp (settings fixed in advance) always run beside them."
+            "(alpha by nested CV) and mlp (settings fixed in advance) always run beside them. On a viability "
+            "folder: rows of its table (default: all but 'drug-target boosted')."
         ),
     ] = "signaling",
     folds: Annotated[int, typer.Option(help="Number of folds (whole conditions held out).")] = 5,
@@ -416,7 +417,8 @@ def cv_command(
     from tme_sim.training.viability import detect_kind
 
     if data is not None and detect_kind(_expand(data)) == "viability":
-        _viability_cv(_expand(data), out_dir, threads, folds, quiet, epochs, jobs)
+        chosen = None if models == "signaling" else tuple(m.strip() for m in models.split(",") if m.strip())
+        _viability_cv(_expand(data), out_dir, threads, folds, quiet, epochs, jobs, chosen)
         return
 
     if protocol not in ("kfold", "paired"):
@@ -590,11 +592,22 @@ def _viability_cv(
     quiet: bool,
     epochs: int | None = None,
     jobs: int = 1,
+    models: tuple[str, ...] | None = None,
 ) -> None:
-    """``tme train cv`` on a drug × dose × cell-line viability folder (whole lines held out)."""
+    """``tme train cv`` on a drug × dose × cell-line viability folder (whole lines held out);
+    ``models``: the table's rows (default :data:`~tme_sim.training.viability_cv.DEFAULT_MODELS`)."""
     from tme_sim.training.viability import load_viability
-    from tme_sim.training.viability_cv import cross_validate_viability, format_viability_table, viability_config
+    from tme_sim.training.viability_cv import (
+        DEFAULT_MODELS,
+        MODELS,
+        cross_validate_viability,
+        format_viability_table,
+        viability_config,
+    )
 
+    unknown = [m for m in models or () if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"--models: unknown viability model(s) {', '.join(unknown)} (known: {', '.join(MODELS)})")
     vd = load_viability(data)
     cfg = viability_config(threads=threads or 1)
     if epochs is not None:
@@ -605,7 +618,7 @@ def _viability_cv(
         def progress(label: str, done: int, total: int) -> None:
             prog.update(task, completed=done, total=total, description=label)
 
-        rep = cross_validate_viability(vd, cfg, k=folds, progress=progress, jobs=jobs)
+        rep = cross_validate_viability(vd, cfg, models=models or DEFAULT_MODELS, k=folds, progress=progress, jobs=jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "cv_report.json").write_text(json.dumps(rep.to_json(), indent=1))
     typer.echo(format_viability_table(rep))
