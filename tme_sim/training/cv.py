@@ -471,9 +471,16 @@ def selection_statement(name: str, cfg: TrainConfig | None) -> str:
             f"nested CV: alpha chosen from {list(RIDGE_ALPHAS)} by {INNER_FOLDS}-fold CV (mean squared error) "
             "on the training conditions of each fold"
         )
+    nested = ""
+    if cfg is not None and cfg.model in ("signaling", "hybrid") and cfg.readout == "graph":
+        nested = (
+            f"; the graph readout's hops (from {cfg.readout_hops}) and penalty (from {cfg.readout_alphas} x "
+            f"conditions) chosen per output by {cfg.readout_folds}-fold inner CV on the training conditions of "
+            "each fold (fold_settings)"
+        )
     if cfg is not None and cfg.selection_note:
-        return f"the settings in settings[model], chosen as follows: {cfg.selection_note}"
-    return "fixed in advance: the settings in settings[model] (no selection on the test folds)"
+        return f"the settings in settings[model], chosen as follows: {cfg.selection_note}{nested}"
+    return f"fixed in advance: the settings in settings[model] (no selection on the test folds){nested}"
 
 
 def load_report(path: str | Path) -> CVReport:

@@ -35,6 +35,7 @@ from tme_sim.intracellular.neural.networks import (
     to_logit,
 )
 from tme_sim.training.data import Dataset, PriorNetwork, check_fits_network, expand_path
+from tme_sim.training.readout import fit_graph_readout
 
 
 class TrainConfig(BaseModel):
@@ -140,6 +141,23 @@ class TrainConfig(BaseModel):
         "initialisation (seed + k * 7919: the signs of the unknown-sign edges differ), and predict their mean "
         "(SignalingEnsemble); 1 = one network. Costs members x the training time of one",
     )
+    readout: Literal["tf", "graph"] = Field(
+        "tf",
+        description="signaling model's output layer: tf (each output is scale x its TF node's state + offset, "
+        "trained with the network) or graph (after training, each output is refitted in closed form as a ridge "
+        "readout of its TF node's and its graph regulators' steady states, hops and penalty chosen per output "
+        "by inner CV on the training conditions: tme_sim.training.readout)",
+    )
+    readout_hops: list[int] = Field(
+        [0, 1, 2], min_length=1, description="graph readout: upstream steps searched (0 = the TF node alone)"
+    )
+    readout_alphas: list[float] = Field(
+        [0.01, 0.1, 1.0, 10.0],
+        min_length=1,
+        description="graph readout: ridge penalties searched, relative to the number of training conditions "
+        "(features standardised)",
+    )
+    readout_folds: int = Field(5, ge=2, description="graph readout: inner CV folds over the training conditions")
     warm_start: bool = Field(
         False,
         description="start each epoch's steady-state and adjoint solves from the previous epoch's "
@@ -345,6 +363,8 @@ class FitResult:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    #: settings chosen inside this fit by nested selection (e.g. the graph readout's), for CV reports
+    chosen: dict[str, Any] = field(default_factory=dict)
 
 
 def _lr_at(epoch: int, cfg: TrainConfig) -> float:
@@ -385,6 +405,8 @@ def fit(
         model.eval()
         last = results[-1]
         last.seconds = sum(r.seconds for r in results)
+        if any(r.chosen for r in results):
+            last.chosen = {"members": [r.chosen for r in results]}
         return last
     if isinstance(model, HybridSignaling):
         model.to(pick_device(cfg.device))
@@ -516,6 +538,9 @@ def fit(
         model.warm_start(False)
     model.load_state_dict(best_state)
     model.eval()
+    chosen: dict[str, Any] = {}
+    if isinstance(model, SignalingNetwork) and cfg.readout == "graph":
+        chosen = fit_readout(model, xt, yt, cfg)
     return FitResult(
         epochs=epoch + 1,
         best_epoch=best[1],
@@ -524,7 +549,33 @@ def fit(
         seconds=time.perf_counter() - t0,
         history=history,
         stopped_early=stopped,
+        chosen=chosen,
     )
+
+
+@torch.no_grad()
+def fit_readout(model: SignalingNetwork, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> dict[str, Any]:
+    """Replace ``model``'s output layer by the graph readout (:mod:`tme_sim.training.readout`) fitted on
+    the steady states of the training inputs ``x`` (B, n_in) and targets ``y`` (B, n_out); returns
+    what its inner CV chose (summary)."""
+    if model.output_link != "affine":
+        raise ConfigError("train.readout = 'graph' needs output_link = 'affine'")
+    model.eval()
+    states = model.steady_state(x).T.cpu().numpy()
+    ro = fit_graph_readout(
+        states,
+        y.cpu().numpy(),
+        model.src.cpu().numpy(),
+        model.dst.cpu().numpy(),
+        model.output_nodes.cpu().numpy(),
+        model.input_nodes.cpu().numpy(),
+        hops=cfg.readout_hops,
+        alphas=cfg.readout_alphas,
+        folds=cfg.readout_folds,
+        seed=cfg.seed,
+    )
+    model.set_readout(ro.nodes, ro.weight, ro.offset)
+    return ro.summary()
 
 
 def _check_logit_targets(y: np.ndarray) -> None:
