@@ -68,23 +68,24 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def ridge_path(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """Ridge predictions for ``x_te`` (n_te, p) at each absolute penalty in ``alphas``: (n_alpha, n_te).
-    Features standardised on the training rows, intercept unpenalised (one SVD for all penalties)."""
+    Features standardised on the training rows, intercept unpenalised; solved in the dual (one
+    eigendecomposition of the n_tr × n_tr Gram matrix for all penalties: p is often ≫ n_tr)."""
     mu, sd, xs = _standardise(x_tr)
     ym = y_tr.mean()
-    u, s, vt = np.linalg.svd(xs, full_matrices=False)
+    evals, u = np.linalg.eigh(xs @ xs.T)
+    evals = np.clip(evals, 0.0, None)
     uty = u.T @ (y_tr - ym)
-    xt = (x_te - mu) / sd
-    proj = xt @ vt.T  # (n_te, r)
-    d = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (n_alpha, r)
-    return ym + (d * uty[None, :]) @ proj.T
+    k_te_u = ((x_te - mu) / sd) @ xs.T @ u  # (n_te, n_tr)
+    return ym + (uty[None, :] / (evals[None, :] + alphas[:, None])) @ k_te_u.T
 
 
 def ridge_coef(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Ridge coefficients in the original units (p,) and intercept, standardised features."""
+    """Ridge coefficients in the original units (p,) and intercept, standardised features (dual form)."""
     mu, sd, xs = _standardise(x)
     ym = y.mean()
-    u, s, vt = np.linalg.svd(xs, full_matrices=False)
-    w_s = vt.T @ ((s / (s**2 + alpha)) * (u.T @ (y - ym)))
+    evals, u = np.linalg.eigh(xs @ xs.T)
+    evals = np.clip(evals, 0.0, None)
+    w_s = xs.T @ (u @ ((u.T @ (y - ym)) / (evals + alpha)))
     w = w_s / sd
     return w, float(ym - mu @ w)
 
