@@ -29,7 +29,7 @@ import numpy as np
 #: default hops searched by the inner CV (0 = the TF node alone)
 READOUT_HOPS = (0, 1, 2)
 #: default ridge penalties, relative to the number of training conditions (features standardised)
-READOUT_ALPHAS = (0.01, 0.1, 1.0, 10.0)
+READOUT_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def upstream_nodes(

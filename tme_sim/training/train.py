@@ -35,7 +35,7 @@ from tme_sim.intracellular.neural.networks import (
     to_logit,
 )
 from tme_sim.training.data import Dataset, PriorNetwork, check_fits_network, expand_path
-from tme_sim.training.readout import fit_graph_readout
+from tme_sim.training.readout import READOUT_ALPHAS, READOUT_HOPS, fit_graph_readout
 
 
 class TrainConfig(BaseModel):
@@ -149,10 +149,10 @@ class TrainConfig(BaseModel):
         "by inner CV on the training conditions: tme_sim.training.readout)",
     )
     readout_hops: list[int] = Field(
-        [0, 1, 2], min_length=1, description="graph readout: upstream steps searched (0 = the TF node alone)"
+        list(READOUT_HOPS), min_length=1, description="graph readout: upstream steps searched (0 = the TF node alone)"
     )
     readout_alphas: list[float] = Field(
-        [0.01, 0.1, 1.0, 10.0],
+        list(READOUT_ALPHAS),
         min_length=1,
         description="graph readout: ridge penalties searched, relative to the number of training conditions "
         "(features standardised)",
