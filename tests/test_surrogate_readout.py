@@ -99,11 +99,36 @@ def test_graph_readout_artifact_round_trip_fast_path_and_explain(trained, tmp_pa
     assert np.abs(ko - base).max() > 1e-4
 
 
-def test_cross_validate_records_the_readout_choice_per_fold():
+def test_clear_readout_gives_back_the_trained_tf_layer(trained):
+    ds, net, cfg, model, _ = trained
+    plain = build_network(cfg.model_copy(update={"readout": "tf"}), ds, net)
+    fit(plain, ds.inputs, ds.outputs, cfg.model_copy(update={"readout": "tf"}))
+    import copy
+
+    m = copy.deepcopy(model)
+    assert np.abs(predict(m, ds.inputs) - predict(plain, ds.inputs)).max() > 1e-4
+    m.clear_readout()
+    assert "readout_nodes" not in m.config() and "readout_weight" not in m.state_dict()
+    np.testing.assert_allclose(predict(m, ds.inputs), predict(plain, ds.inputs), atol=1e-6)
+
+
+def test_cross_validate_records_the_readout_choice_per_fold_and_scores_the_tf_layer():
     ds, net = synthetic(n_cond=30)
     cfg = TrainConfig(model="signaling", epochs=10, lr=0.05, readout="graph")
-    rep = cross_validate(ds, net, {"signaling": cfg}, k=3, seeds=(0,), scramble=False)
+    rep = cross_validate(ds, net, {"signaling": cfg}, k=3, seeds=(0,), scramble=False, keep_predictions=True)
     chosen = rep.models["signaling"].fold_settings
     assert len(chosen) == 3 and all("readout_hops" in c for c in chosen)
     assert "inner CV" in rep.selection["signaling"]
     assert np.isfinite(rep.models["signaling"].pooled_r[0])
+    # the tf-layer row: the same fits without the readout = a plain signaling CV
+    plain = cross_validate(
+        ds,
+        net,
+        {"signaling": cfg.model_copy(update={"readout": "tf"})},
+        k=3,
+        seeds=(0,),
+        scramble=False,
+        keep_predictions=True,
+    )
+    np.testing.assert_allclose(rep.predictions["signaling/tf-layer"], plain.predictions["signaling"], atol=1e-6)
+    assert rep.predictions["signaling/tf-layer"] != rep.predictions["signaling"]

@@ -187,7 +187,7 @@ def explain(model: torch.nn.Module, u: np.ndarray, u0: np.ndarray | None = None)
             md_ji = md_ji + 0.5 * M[src, dst] * d[dst]
         node_flow /= m_kk[:, None]
         edge_flow /= (1.0 + w * md_ji)[:, None]
-    y = x.T @ e + net.output_offset.detach().numpy()
+    y = x.T @ e + net.output_bias()
     inp = net.input_nodes.numpy()
     return Explanation(
         node_names=list(net.node_names),
@@ -213,7 +213,7 @@ def knockout_effect(model: torch.nn.Module, u: np.ndarray, nodes: list[int]) -> 
     w = net.edge_weight.detach().clone()
     w[torch.as_tensor(ko)[net.src]] = 0.0
     e = net.output_matrix()
-    off = net.output_offset.detach().numpy()
+    off = net.output_bias()
     x, _ = _state(net, u)
     xk, _ = _state(net, u, w)
     xk[ko] = 0.0

@@ -764,7 +764,7 @@ class FastSignaling:
         if getattr(m, "readout_weight", None) is not None:
             self.readout = m.readout_weight.detach().cpu().numpy().astype(np.float32)
             self.out_nodes = m.readout_nodes.detach().cpu().numpy().astype(np.int64)
-            self.readout_offset = self.offset
+            self.readout_offset = m.readout_offset.detach().cpu().numpy().astype(np.float32)
             self.scale = np.ones(len(self.out_nodes), dtype=np.float32)
             self.offset = np.zeros(len(self.out_nodes), dtype=np.float32)
         self.leak = np.float32(m.leak)

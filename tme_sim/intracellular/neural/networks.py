@@ -259,6 +259,7 @@ class SignalingNetwork(nn.Module):
         #: (n_out, m); None = each output reads its own TF node (``output_scale``)
         self.register_buffer("readout_nodes", None)
         self.register_buffer("readout_weight", None)
+        self.register_buffer("readout_offset", None)
         if readout_nodes is not None:
             nodes = np.asarray(readout_nodes, dtype=np.int64)
             self.set_readout(nodes, np.zeros((len(output_nodes), len(nodes))), np.zeros(len(output_nodes)))
@@ -352,7 +353,7 @@ class SignalingNetwork(nn.Module):
         """Outputs (B, n_out) from node states ``x`` (n_nodes, B) through :attr:`output_link`
         (or through the graph readout, when one is set: :meth:`set_readout`)."""
         if self.readout_weight is not None:
-            return x[self.readout_nodes].T @ self.readout_weight.T + self.output_offset
+            return x[self.readout_nodes].T @ self.readout_weight.T + self.readout_offset
         z = (x[self.output_nodes].T * self.output_scale) + self.output_offset
         return torch.sigmoid(z) if self.output_link == "logit" else z
 
@@ -360,8 +361,8 @@ class SignalingNetwork(nn.Module):
     def set_readout(self, nodes: np.ndarray, weight: np.ndarray, offset: np.ndarray) -> None:
         """Read every output as a linear combination of node states: ``y = weight @ x[nodes] +
         offset`` (``nodes`` (m,) node indices, ``weight`` (n_out, m), ``offset`` (n_out,)),
-        replacing the affine map of each output's own TF node. The readout is the network's
-        output layer: it reads only graph node states (see
+        in place of the affine map of each output's own TF node (kept: :meth:`clear_readout`).
+        The readout is the network's output layer: it reads only graph node states (see
         :func:`tme_sim.training.readout.fit_graph_readout`, which picks, for each output, its TF
         node and the nodes upstream of it in the graph). Needs the affine output link."""
         if self.output_link != "affine":
@@ -375,7 +376,16 @@ class SignalingNetwork(nn.Module):
         dev = self.edge_weight.device
         self.readout_nodes = torch.as_tensor(nodes, device=dev)
         self.readout_weight = torch.as_tensor(weight, dtype=torch.float32, device=dev)
-        self.output_offset.copy_(torch.as_tensor(np.asarray(offset), dtype=torch.float32))
+        self.readout_offset = torch.as_tensor(np.asarray(offset), dtype=torch.float32, device=dev)
+
+    def clear_readout(self) -> None:
+        """Remove the graph readout: outputs read their TF nodes again (``output_scale``/``offset``)."""
+        self.readout_nodes = self.readout_weight = self.readout_offset = None
+
+    def output_bias(self) -> np.ndarray:
+        """The output layer's offset (n_out,) float64: the graph readout's, or ``output_offset``."""
+        b = self.readout_offset if self.readout_weight is not None else self.output_offset
+        return b.detach().cpu().numpy().astype(np.float64)
 
     def output_matrix(self) -> np.ndarray:
         """The output layer as a dense (n_nodes, n_out) float64 matrix ``E`` with ``y = xᵀ E + offset``
