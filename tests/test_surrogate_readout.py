@@ -132,3 +132,18 @@ def test_cross_validate_records_the_readout_choice_per_fold_and_scores_the_tf_la
     )
     np.testing.assert_allclose(rep.predictions["signaling/tf-layer"], plain.predictions["signaling"], atol=1e-6)
     assert rep.predictions["signaling/tf-layer"] != rep.predictions["signaling"]
+
+
+def test_a_node_nearly_constant_in_training_cannot_blow_up_a_prediction():
+    # node 5 barely moves over the training conditions (an input path never used in training); a
+    # held-out condition that moves it must not produce an extreme output (it would with one scale
+    # per column: the node would get a unit-variance weight)
+    rng = np.random.default_rng(2)
+    states = rng.normal(size=(60, 7))
+    states[:, 5] = 1e-6 * rng.normal(size=60)
+    y = (states[:, 3] + 0.5 * rng.normal(size=60))[:, None]
+    ro = fit_graph_readout(states, y, SRC, DST, np.array([4]), np.array([0]), hops=(1,), alphas=(0.01,))
+    probe = np.zeros((2, 7))
+    probe[1, 5] = 1.0
+    pred = probe[:, ro.nodes] @ ro.weight.T + ro.offset
+    assert abs(pred[1, 0] - pred[0, 0]) < 0.5

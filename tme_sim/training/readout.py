@@ -8,11 +8,12 @@ their regulators, … up to ``h`` steps; the network's input nodes excluded):
     y_j = Σ_{k ∈ U_h(j)} R_jk x_k + o_j
 
 fitted in closed form by ridge regression on the training conditions' steady states (features
-standardised, intercept unpenalised). The number of steps ``h`` and the penalty are chosen **per
-output by inner cross-validation on the training conditions only** (whole conditions, ``folds``
-folds), so the held-out conditions of an outer CV play no part. Only graph node states are read:
-there is no path from the inputs to the outputs outside the graph (every readout node is
-reached from the inputs only through the network's edges), and ``h = 0`` is the TF node alone.
+centred and scaled by one common factor, intercept unpenalised). The number of steps ``h`` and
+the penalty are chosen **per output by inner cross-validation on the training conditions only**
+(whole conditions, ``folds`` folds), so the held-out conditions of an outer CV play no part.
+Only graph node states are read: there is no path from the inputs to the outputs outside the
+graph (every readout node is reached from the inputs only through the network's edges), and
+``h = 0`` is the TF node alone.
 
 The states of the training conditions come from a network trained on those same conditions, so
 the inner CV here is optimistic (the states already carry what training fitted); the choice is
@@ -28,7 +29,7 @@ import numpy as np
 
 #: default hops searched by the inner CV (0 = the TF node alone)
 READOUT_HOPS = (0, 1, 2)
-#: default ridge penalties, relative to the number of training conditions (features standardised)
+#: default ridge penalties, relative to the number of training conditions (features scaled to unit mean variance)
 READOUT_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -57,18 +58,22 @@ def upstream_nodes(
     return np.flatnonzero(seen)
 
 
-def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column means, standard deviations (constant columns: inf, so they get weight 0) and the
-    standardised matrix."""
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Column means, one common scale (the root mean variance of the columns) and the scaled,
+    centred matrix. One scale for all columns, not one per column: node states share their units,
+    and a node that barely varies over the training conditions must stay small — scaled to unit
+    variance it would get a full-size weight and blow up on a condition that moves it (an input
+    never seen in training)."""
     mu = x.mean(0)
-    sd = x.std(0)
-    sd = np.where(sd > 1e-8, sd, np.inf)
-    return mu, sd, (x - mu) / sd
+    v = float(x.var(0).mean()) if x.size else 0.0
+    scale = float(np.sqrt(v)) if v > 1e-16 else 1.0
+    return mu, scale, (x - mu) / scale
 
 
 def ridge_path(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """Ridge predictions for ``x_te`` (n_te, p) at each absolute penalty in ``alphas``: (n_alpha, n_te).
-    Features standardised on the training rows, intercept unpenalised; solved in the dual (one
+    Features centred and scaled by one common factor on the training rows (:func:`_standardise`),
+    intercept unpenalised; solved in the dual (one
     eigendecomposition of the n_tr × n_tr Gram matrix for all penalties: p is often ≫ n_tr)."""
     mu, sd, xs = _standardise(x_tr)
     ym = y_tr.mean()
@@ -80,7 +85,7 @@ def ridge_path(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, alphas: np.
 
 
 def ridge_coef(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Ridge coefficients in the original units (p,) and intercept, standardised features (dual form)."""
+    """Ridge coefficients in the original units (p,) and intercept (features as in :func:`ridge_path`)."""
     mu, sd, xs = _standardise(x)
     ym = y.mean()
     evals, u = np.linalg.eigh(xs @ xs.T)
@@ -131,7 +136,8 @@ def fit_graph_readout(
         y: (n, n_out) their measured outputs.
         src, dst: the graph's edges; output_nodes (n_out,), input_nodes (n_in,): node indices.
         hops: candidate numbers of upstream steps; alphas: candidate penalties relative to the
-            number of rows of each fit (absolute penalty = alpha × rows; features standardised).
+            number of rows of each fit (absolute penalty = alpha × rows; features scaled to unit
+            mean variance).
         folds: inner CV folds over the training conditions (seeded permutation with ``seed``).
     Each output gets the (hops, alpha) of least inner-CV squared error; ties go to fewer hops
     and the larger penalty. The chosen readout is refitted on all ``n`` rows.
