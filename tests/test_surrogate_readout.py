@@ -114,7 +114,7 @@ def test_clear_readout_gives_back_the_trained_tf_layer(trained):
 
 def test_cross_validate_records_the_readout_choice_per_fold_and_scores_the_tf_layer():
     ds, net = synthetic(n_cond=30)
-    cfg = TrainConfig(model="signaling", epochs=10, lr=0.05, readout="graph")
+    cfg = TrainConfig(model="signaling", epochs=10, lr=0.05, readout="graph", readout_hops=[0, 2])
     rep = cross_validate(ds, net, {"signaling": cfg}, k=3, seeds=(0,), scramble=False, keep_predictions=True)
     chosen = rep.models["signaling"].fold_settings
     assert len(chosen) == 3 and all("readout_hops" in c for c in chosen)

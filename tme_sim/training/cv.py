@@ -498,11 +498,17 @@ def selection_statement(name: str, cfg: TrainConfig | None) -> str:
         return "the fits of the row it extends, read through each TF node's trained affine layer (no graph readout)"
     nested = ""
     if cfg is not None and cfg.model in ("signaling", "hybrid") and cfg.readout == "graph":
-        nested = (
-            f"; the graph readout's hops (from {cfg.readout_hops}) and penalty (from {cfg.readout_alphas} x "
-            f"conditions) chosen per output by {cfg.readout_folds}-fold inner CV on the training conditions of "
-            "each fold (fold_settings)"
-        )
+        if len(cfg.readout_hops) * len(cfg.readout_alphas) == 1:
+            nested = (
+                f"; graph readout fixed at {cfg.readout_hops[0]} upstream steps and penalty "
+                f"{cfg.readout_alphas[0]:g} x conditions, fitted on the training conditions of each fold"
+            )
+        else:
+            nested = (
+                f"; the graph readout's hops (from {cfg.readout_hops}) and penalty (from {cfg.readout_alphas} x "
+                f"conditions) chosen per output by {cfg.readout_folds}-fold inner CV on the training conditions "
+                "of each fold (fold_settings)"
+            )
     if cfg is not None and cfg.selection_note:
         return f"the settings in settings[model], chosen as follows: {cfg.selection_note}{nested}"
     return f"fixed in advance: the settings in settings[model] (no selection on the test folds){nested}"
