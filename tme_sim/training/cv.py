@@ -257,6 +257,8 @@ def _fit_predict(
     extra: dict[str, np.ndarray] = {}
     if isinstance(model, HybridSignaling):
         extra.update(_hybrid_part_predictions(model, cfg, data.inputs[te]))
+    if readout_parts(cfg):
+        extra["tf-layer"] = _tf_layer_predictions(model, data.inputs[te])
     for v in variants:
         model.load_state_dict(trained)
         for part in (model, getattr(model, "rnn", None)):
@@ -282,6 +284,26 @@ def hybrid_parts(cfg: TrainConfig) -> tuple[str, ...]:
         parts.append("mlp")
     parts.append("no-network")
     return tuple(parts)
+
+
+def readout_parts(cfg: TrainConfig) -> tuple[str, ...]:
+    """Rows scored from the same fits as a signaling model with a graph readout: ``tf-layer`` (the
+    trained network read through each TF node's affine output layer, without the readout)."""
+    return ("tf-layer",) if cfg.model == "signaling" and cfg.readout == "graph" else ()
+
+
+def _tf_layer_predictions(model: Any, x: np.ndarray) -> np.ndarray:
+    """Predictions of a signaling model (or ensemble) with its graph readouts set aside."""
+    nets = list(getattr(model, "members", [model]))
+    saved = [(n.readout_nodes, n.readout_weight, n.readout_offset) for n in nets]
+    for n in nets:
+        n.clear_readout()
+    try:
+        return predict(model, x)
+    finally:
+        for n, (nodes, w, b) in zip(nets, saved, strict=True):
+            if w is not None:
+                n.readout_nodes, n.readout_weight, n.readout_offset = nodes, w, b
 
 
 def _hybrid_part_predictions(model: HybridSignaling, cfg: TrainConfig, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -348,7 +370,8 @@ def cross_validate(
     }
     names = (["mean"] if mean else []) + (["ridge"] if ridge else [])
     for nm, cfg in configs.items():  # each model followed by its variant and part rows
-        names += [nm, *(f"{nm}/{v}" for v in variants_of.get(nm, ())), *(f"{nm}/{p}" for p in hybrid_parts(cfg))]
+        parts = (*hybrid_parts(cfg), *readout_parts(cfg))
+        names += [nm, *(f"{nm}/{v}" for v in variants_of.get(nm, ())), *(f"{nm}/{p}" for p in parts)]
     scores = {n: ModelScores(n) for n in names}
     preds: dict[str, list[list[list[float]]]] = {n: [] for n in names}
     n = data.n
@@ -471,9 +494,24 @@ def selection_statement(name: str, cfg: TrainConfig | None) -> str:
             f"nested CV: alpha chosen from {list(RIDGE_ALPHAS)} by {INNER_FOLDS}-fold CV (mean squared error) "
             "on the training conditions of each fold"
         )
+    if name.endswith("/tf-layer"):
+        return "the fits of the row it extends, read through each TF node's trained affine layer (no graph readout)"
+    nested = ""
+    if cfg is not None and cfg.model in ("signaling", "hybrid") and cfg.readout == "graph":
+        if len(cfg.readout_hops) * len(cfg.readout_alphas) == 1:
+            nested = (
+                f"; graph readout fixed at {cfg.readout_hops[0]} upstream steps and penalty "
+                f"{cfg.readout_alphas[0]:g} x conditions, fitted on the training conditions of each fold"
+            )
+        else:
+            nested = (
+                f"; the graph readout's hops (from {cfg.readout_hops}) and penalty (from {cfg.readout_alphas} x "
+                f"conditions) chosen per output by {cfg.readout_folds}-fold inner CV on the training conditions "
+                "of each fold (fold_settings)"
+            )
     if cfg is not None and cfg.selection_note:
-        return f"the settings in settings[model], chosen as follows: {cfg.selection_note}"
-    return "fixed in advance: the settings in settings[model] (no selection on the test folds)"
+        return f"the settings in settings[model], chosen as follows: {cfg.selection_note}{nested}"
+    return f"fixed in advance: the settings in settings[model] (no selection on the test folds){nested}"
 
 
 def load_report(path: str | Path) -> CVReport:

@@ -72,10 +72,7 @@ def _sensitivity(net: SignalingNetwork, z: np.ndarray, iters: int = 5000, tol: f
     d = activation_grad(torch.as_tensor(z), net.leak).numpy()
     src, dst = net.src.numpy(), net.dst.numpy()
     w = net.edge_weight.detach().numpy().astype(np.float64)
-    out = net.output_nodes.numpy()
-    scale = net.output_scale.detach().numpy().astype(np.float64)
-    e = np.zeros((net.n_nodes, len(out)))
-    e[out, np.arange(len(out))] = scale
+    e = net.output_matrix()  # (n_nodes, n_out): y = xᵀ e + offset
     h = e.copy()
     for _ in range(iters):  # h = e + Wᵀ D h  (converges: ρ(D|W|) < 1 at a stable steady state)
         dh = d[:, None] * h
@@ -178,8 +175,8 @@ def explain(model: torch.nn.Module, u: np.ndarray, u0: np.ndarray | None = None)
     node_flow = np.zeros((net.n_nodes, net.n_outputs))
     np.add.at(node_flow, src, edge_flow)
     out = net.output_nodes.numpy()
-    scale = net.output_scale.detach().numpy().astype(np.float64)
-    node_flow[out, np.arange(len(out))] += scale * dx[out]
+    e = net.output_matrix()
+    node_flow += e * dx[:, None]  # the output layer's own share (an output's TF node, or its readout nodes)
     if net.n_nodes <= DENSE_LOOP_LIMIT:
         # feedback loops through a node (edge) count its flow once per turn; dividing by the loop
         # amplification gives the first-order effect of holding that node (edge) at its baseline
@@ -190,7 +187,7 @@ def explain(model: torch.nn.Module, u: np.ndarray, u0: np.ndarray | None = None)
             md_ji = md_ji + 0.5 * M[src, dst] * d[dst]
         node_flow /= m_kk[:, None]
         edge_flow /= (1.0 + w * md_ji)[:, None]
-    y = x[out].T * scale + net.output_offset.detach().numpy()
+    y = x.T @ e + net.output_bias()
     inp = net.input_nodes.numpy()
     return Explanation(
         node_names=list(net.node_names),
@@ -215,13 +212,12 @@ def knockout_effect(model: torch.nn.Module, u: np.ndarray, nodes: list[int]) -> 
     ko[np.asarray(nodes, dtype=np.int64)] = True
     w = net.edge_weight.detach().clone()
     w[torch.as_tensor(ko)[net.src]] = 0.0
-    out = net.output_nodes.numpy()
-    scale = net.output_scale.detach().numpy().astype(np.float64)
-    off = net.output_offset.detach().numpy()
+    e = net.output_matrix()
+    off = net.output_bias()
     x, _ = _state(net, u)
     xk, _ = _state(net, u, w)
     xk[ko] = 0.0
-    return x[out, 0] * scale + off, xk[out, 0] * scale + off
+    return x[:, 0] @ e + off, xk[:, 0] @ e + off
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, float]:

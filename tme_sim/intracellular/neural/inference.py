@@ -700,7 +700,7 @@ class FastSignaling:
     """Numba steady-state inference for a :class:`~tme_sim.intracellular.neural.networks.SignalingNetwork`.
 
     Reads the module's parameters and buffers once (``edge_weight``, ``node_bias``,
-    ``input_weight``, ``input_map``, ``output_scale``/``offset``, ``src``/``dst``,
+    ``input_weight``, ``input_map``, ``output_scale``/``offset`` or the graph readout, ``src``/``dst``,
     ``input_nodes``/``output_nodes``, ``leak``, ``max_iter``, ``tol``); call :meth:`refresh`
     after changing the module's weights.
 
@@ -758,6 +758,15 @@ class FastSignaling:
         self.out_nodes = m.output_nodes.detach().cpu().numpy().astype(np.int64)
         self.scale = m.output_scale.detach().cpu().numpy().astype(np.float32)
         self.offset = m.output_offset.detach().cpu().numpy().astype(np.float32)
+        #: graph readout (SignalingNetwork.set_readout): the kernel returns the states of
+        #: ``out_nodes`` = the readout's nodes, then ``y = x @ readout.T + offset``
+        self.readout: np.ndarray | None = None
+        if getattr(m, "readout_weight", None) is not None:
+            self.readout = m.readout_weight.detach().cpu().numpy().astype(np.float32)
+            self.out_nodes = m.readout_nodes.detach().cpu().numpy().astype(np.int64)
+            self.readout_offset = m.readout_offset.detach().cpu().numpy().astype(np.float32)
+            self.scale = np.ones(len(self.out_nodes), dtype=np.float32)
+            self.offset = np.zeros(len(self.out_nodes), dtype=np.float32)
         self.leak = np.float32(m.leak)
         self.logit_link = getattr(m, "output_link", "affine") == "logit"
         self.x_zero: np.ndarray | None = None
@@ -847,6 +856,8 @@ class FastSignaling:
             max_iterations=int(it.max(initial=0)),
             not_converged=int((it >= self.max_iter).sum()),
         )
+        if self.readout is not None:  # the module's output_map with a graph readout
+            out = (out @ self.readout.T + self.readout_offset).astype(np.float32)
         if self.logit_link:  # the module's output_map: sigmoid of the affine output
             out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
         return out

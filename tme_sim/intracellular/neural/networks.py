@@ -213,6 +213,7 @@ class SignalingNetwork(nn.Module):
         seed: int = 0,
         input_map: list[list[float]] | np.ndarray | None = None,
         output_link: str = "affine",
+        readout_nodes: list[int] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if output_link not in OUTPUT_LINKS:
@@ -254,6 +255,14 @@ class SignalingNetwork(nn.Module):
         self.input_map: torch.Tensor | None = None
         if input_map is not None:
             self.set_input_map(np.asarray(input_map, dtype=np.float64))
+        #: graph readout (see :meth:`set_readout`): the nodes it reads (m,) and its weights
+        #: (n_out, m); None = each output reads its own TF node (``output_scale``)
+        self.register_buffer("readout_nodes", None)
+        self.register_buffer("readout_weight", None)
+        self.register_buffer("readout_offset", None)
+        if readout_nodes is not None:
+            nodes = np.asarray(readout_nodes, dtype=np.int64)
+            self.set_readout(nodes, np.zeros((len(output_nodes), len(nodes))), np.zeros(len(output_nodes)))
         self._graph: _Graph | None = None
         self._graph_device: torch.device | None = None
         self._perron: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -341,9 +350,53 @@ class SignalingNetwork(nn.Module):
         return W @ x.detach() + c.detach()
 
     def output_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs (B, n_out) from node states ``x`` (n_nodes, B) through :attr:`output_link`."""
+        """Outputs (B, n_out) from node states ``x`` (n_nodes, B) through :attr:`output_link`
+        (or through the graph readout, when one is set: :meth:`set_readout`)."""
+        if self.readout_weight is not None:
+            return x[self.readout_nodes].T @ self.readout_weight.T + self.readout_offset
         z = (x[self.output_nodes].T * self.output_scale) + self.output_offset
         return torch.sigmoid(z) if self.output_link == "logit" else z
+
+    @torch.no_grad()
+    def set_readout(self, nodes: np.ndarray, weight: np.ndarray, offset: np.ndarray) -> None:
+        """Read every output as a linear combination of node states: ``y = weight @ x[nodes] +
+        offset`` (``nodes`` (m,) node indices, ``weight`` (n_out, m), ``offset`` (n_out,)),
+        in place of the affine map of each output's own TF node (kept: :meth:`clear_readout`).
+        The readout is the network's output layer: it reads only graph node states (see
+        :func:`tme_sim.training.readout.fit_graph_readout`, which picks, for each output, its TF
+        node and the nodes upstream of it in the graph). Needs the affine output link."""
+        if self.output_link != "affine":
+            raise ValueError("a graph readout needs output_link = 'affine'")
+        nodes = np.asarray(nodes, dtype=np.int64)
+        weight = np.asarray(weight, dtype=np.float64)
+        if weight.shape != (self.n_outputs, len(nodes)) or np.shape(offset) != (self.n_outputs,):
+            raise ValueError(f"readout weight must be ({self.n_outputs}, {len(nodes)}) and offset ({self.n_outputs},)")
+        if len(nodes) and (nodes.min() < 0 or nodes.max() >= self.n_nodes):
+            raise ValueError(f"readout nodes must lie in [0, {self.n_nodes})")
+        dev = self.edge_weight.device
+        self.readout_nodes = torch.as_tensor(nodes, device=dev)
+        self.readout_weight = torch.as_tensor(weight, dtype=torch.float32, device=dev)
+        self.readout_offset = torch.as_tensor(np.asarray(offset), dtype=torch.float32, device=dev)
+
+    def clear_readout(self) -> None:
+        """Remove the graph readout: outputs read their TF nodes again (``output_scale``/``offset``)."""
+        self.readout_nodes = self.readout_weight = self.readout_offset = None
+
+    def output_bias(self) -> np.ndarray:
+        """The output layer's offset (n_out,) float64: the graph readout's, or ``output_offset``."""
+        b = self.readout_offset if self.readout_weight is not None else self.output_offset
+        return b.detach().cpu().numpy().astype(np.float64)
+
+    def output_matrix(self) -> np.ndarray:
+        """The output layer as a dense (n_nodes, n_out) float64 matrix ``E`` with ``y = xᵀ E + offset``
+        (affine link): the TF nodes' scales, or the graph readout's weights."""
+        e = np.zeros((self.n_nodes, self.n_outputs))
+        if self.readout_weight is not None:
+            np.add.at(e, self.readout_nodes.cpu().numpy(), self.readout_weight.detach().cpu().numpy().T)
+        else:
+            out = self.output_nodes.cpu().numpy()
+            e[out, np.arange(len(out))] = self.output_scale.detach().cpu().numpy()
+        return e
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Predicted outputs (B, n_out) for inputs (B, n_in)."""
@@ -493,6 +546,7 @@ class SignalingNetwork(nn.Module):
             "spectral_bound": self.spectral_bound,
             **({"input_map": self.input_map.cpu().tolist()} if self.input_map is not None else {}),
             **({"output_link": self.output_link} if self.output_link != "affine" else {}),
+            **({"readout_nodes": self.readout_nodes.cpu().tolist()} if self.readout_nodes is not None else {}),
         }
 
 
