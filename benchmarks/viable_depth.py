@@ -85,10 +85,13 @@ def depths(c0: float, u0: float, phi: float, geometry: str) -> list[float]:
 
 
 def main() -> int:
+    # φ: 2D, the flagship's initial disc (999 cells of 2494 µm³ in a disc of radius 280 µm, one
+    # cell diameter deep: 0.60, the hexagonal monolayer's maximum π/(3√3) = 0.605); 3D, the
+    # packed lattice of tumor_immune_3d.toml (0.74)
     cases = [
-        ("PhysiCell uptake 10/min, 2D monolayer (φ 0.5)", 10.0, 0.5),
+        ("PhysiCell uptake 10/min, 2D monolayer (φ 0.6)", 10.0, 0.6),
         ("PhysiCell uptake 10/min, 3D packed (φ 0.74)", 10.0, 0.74),
-        ("Grimes et al. 2014 spheroid OCR: 37/min, 2D (φ 0.5)", 37.0, 0.5),
+        ("Grimes et al. 2014 spheroid OCR: 37/min, 2D (φ 0.6)", 37.0, 0.6),
         ("Grimes et al. 2014 spheroid OCR: 37/min, 3D (φ 0.74)", 37.0, 0.74),
     ]
     print("distance (µm) from the O2 source to 5 / 0.75 / 0.075 mmHg")
