@@ -14,6 +14,11 @@ Per run (the last snapshot unless stated):
 * viable rim: distance (µm) from the nearest vessel voxel centre to the live tumor cells (95th
   percentile: how deep viable tissue reaches) and to the necrotic ones (5th percentile: where
   necrosis starts); literature 100–200 µm (Thomlinson & Gray, Br J Cancer 1955, 9:539: ~150 µm);
+* viable depth from the stroma: distance (µm) of live tumor cells from the nearest voxel outside the
+  tumor (95th percentile; Thomlinson & Gray measured the viable rim of tumor cords from the vascular
+  stroma around them), and the O2 (mmHg) live tumor cells sit at (5th percentile; fraction below the
+  0.75 mmHg necrosis threshold, where they die at up to 1/(6 h)); the tumor's edge voxels: their
+  distance to the nearest vessel and their O2 by that distance (how far the stroma carries O2);
 * lactate (mM) in hypoxic voxels (O2 < 5 mmHg) that hold tumor cells: mean and maximum;
   literature 5–25 mM in hypoxic tumor regions (Walenta et al., Cancer Res 2000, 60:916: 4–40 mM
   in cervical cancers);
@@ -88,6 +93,51 @@ def _hypoxia_by_day(cells, times, fields, xyz: list[str], dx: float) -> list[tup
     return out
 
 
+def _depth_from_stroma(tumor_xyz: np.ndarray, live_xyz: np.ndarray, shape: tuple, dx: float) -> np.ndarray:
+    """Distance (µm) of each live tumor cell's voxel centre from the nearest voxel centre outside the
+    tumor: the tumor is the voxels holding a tumor cell (live or dead), closed by one voxel and with
+    its holes filled. Thomlinson & Gray's measure: viable depth from the stroma around a cord."""
+    from scipy import ndimage
+
+    if len(live_xyz) == 0:
+        return np.zeros(0)
+    hi = np.array(shape[::-1]) - 1
+    dist = ndimage.distance_transform_edt(_tumor_mask(tumor_xyz, shape, dx)) * dx
+    return dist[tuple(np.clip((live_xyz // dx).astype(int), 0, hi)[:, ::-1].T)]
+
+
+def _tumor_mask(tumor_xyz: np.ndarray, shape: tuple, dx: float) -> np.ndarray:
+    """Voxels holding a tumor cell (live or dead), closed by one voxel, holes filled."""
+    from scipy import ndimage
+
+    mask = np.zeros(shape, bool)
+    hi = np.array(shape[::-1]) - 1
+    mask[tuple(np.clip((tumor_xyz // dx).astype(int), 0, hi)[:, ::-1].T)] = True
+    return ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=1))
+
+
+def _edge_vs_vessels(tumor_xyz: np.ndarray, vessel_centres: np.ndarray, o2: np.ndarray, dx: float) -> dict:
+    """The tumor's edge voxels (in the tumor, next to the stroma): their distance (µm) to the nearest
+    vessel (50th, 95th percentiles) and their mean O2 (mmHg) by that distance (bands of 50 µm)."""
+    from scipy import ndimage
+
+    mask = _tumor_mask(tumor_xyz, o2.shape, dx)
+    edge = mask & ~ndimage.binary_erosion(mask)
+    if not edge.any():
+        return {}
+    idx = np.argwhere(edge)[:, ::-1]  # (x, y[, z]) voxel indices
+    d = _nearest((idx + 0.5) * dx, vessel_centres)
+    vals = o2[edge.nonzero()]
+    bands = {}
+    for lo in (0, 100, 200):
+        sel = (d >= lo) & (d < lo + 50)
+        bands[f"{lo}-{lo + 50}"] = round(float(vals[sel].mean()), 1) if sel.any() else None
+    return {
+        "tumor_edge_to_vessel_p50_p95_um": tuple(np.round(np.quantile(d, [0.5, 0.95]), 1).tolist()),
+        "tumor_edge_o2_by_vessel_distance_mmHg": bands,
+    }
+
+
 def metrics(path: str) -> dict:
     attrs = io.read_attrs(path)
     dim = int(attrs["dim"])
@@ -148,6 +198,15 @@ def metrics(path: str) -> dict:
     tum_all = tumor[xyz].to_numpy() // dx
     for row in tum_all.astype(int):
         occ[tuple(row[::-1])] = True
+    depth = _depth_from_stroma(tumor[xyz].to_numpy(), live_tumor[xyz].to_numpy(), o2.shape, dx)
+    out["viable_depth_from_stroma_p95_um"] = float(np.quantile(depth, 0.95)) if depth.size else None
+    if ves is not None and len(tumor):
+        out.update(_edge_vs_vessels(tumor[xyz].to_numpy(), ves[0][:, :dim], o2, dx))
+    if len(live_tumor):
+        live_ijk = np.clip((live_tumor[xyz].to_numpy() // dx).astype(int), 0, np.array(o2.shape[::-1]) - 1)
+        o2_live = o2[tuple(live_ijk[:, ::-1].T)]
+        out["live_tumor_o2_p05_mmHg"] = float(np.quantile(o2_live, 0.05))
+        out["live_tumor_below_0.75mmHg"] = float((o2_live < 0.75).mean())
     out["tumor_o2_min_mmHg"] = float(o2[occ].min()) if occ.any() else None
     out["tumor_o2_mean_mmHg"] = float(o2[occ].mean()) if occ.any() else None
     if lac is not None:
