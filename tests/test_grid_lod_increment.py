@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_grid_vessels import LAM, VESSEL, D, _at_20um, _tissue, coupled_box, exact_steady_state
+from tests.test_grid_vessels import (
+    LAM,
+    VESSEL,
+    D,
+    _at_20um,
+    _tissue,
+    couple_random_cells,
+    coupled_box,
+    exact_steady_state,
+)
 from tme_sim.config import load_scenario
 from tme_sim.errors import ConfigError, GridError
 from tme_sim.grid import Microenvironment
@@ -59,11 +68,7 @@ def test_lod_increment_matches_the_exact_steady_state_in_2d_with_faces_and_secre
     m = Microenvironment((300.0, 200.0), 20.0, subs, lod_form="increment", parallel=False)
     m.set_boundary("o", "xmin", "dirichlet", 38.0)
     m.set_boundary("l", "ymax", "dirichlet", 1.0)
-    rng = np.random.default_rng(5)
-    n = 80
-    pos = rng.uniform(0.0, 200.0, (n, 3))
-    m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
-                        np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
+    couple_random_cells(m, np.random.default_rng(5), 80, 200.0)
     mask = np.zeros(m.shape, bool)
     mask[0, 7, 10] = True
     m.set_dirichlet_mask("o", mask, 30.0)

@@ -155,6 +155,14 @@ def test_implicit_scheme_conserves_mass_in_a_closed_box():
     assert np.ptp(m.field("o")) < 1e-3 * np.mean(m.field("o"))  # diffused to uniform
 
 
+def couple_random_cells(m: Microenvironment, rng: np.random.Generator, n: int, extent: float) -> None:
+    """Couple ``n`` cells (2494 µm³) at uniform positions in ``[0, extent)³`` µm to the grid's two
+    substrates: random secretion (0-1/min) towards ρ* = 20 and random uptake (0-10/min)."""
+    pos = rng.uniform(0.0, extent, (n, 3))
+    m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
+                        np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
+
+
 def coupled_box(dim: int, **grid_kwargs) -> Microenvironment:
     """A 2D or 3D box with O2 and lactate, a Dirichlet face, 60 coupled cells and 5 vessel voxels
     (the serial-vs-parallel cases of every scheme); ``grid_kwargs`` go to :class:`Microenvironment`."""
@@ -163,10 +171,7 @@ def coupled_box(dim: int, **grid_kwargs) -> Microenvironment:
                          **grid_kwargs)  # fmt: skip
     m.set_boundary("o", "xmin", "dirichlet", 38.0)
     rng = np.random.default_rng(3)
-    n = 60
-    pos = rng.uniform(0.0, 120.0, (n, 3))
-    m.set_cell_coupling(m.voxel_index(pos), np.full(n, 2494.0), rng.uniform(0, 1, (n, 2)),
-                        np.full((n, 2), 20.0), rng.uniform(0, 10, (n, 2)), np.zeros((n, 2)))  # fmt: skip
+    couple_random_cells(m, rng, 60, 120.0)
     mask = np.zeros(m.shape, bool)
     mask.reshape(-1)[rng.choice(m.n_voxels, 5, replace=False)] = True
     m.set_dirichlet_mask("o", mask, 30.0)
