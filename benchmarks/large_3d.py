@@ -252,16 +252,17 @@ def measured_day(threads: int, duration: str | None, keep: Path | None) -> int:
         folder = keep if keep is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / "large_day.h5"
-        cmd = [sys.executable, "-m", "tme_sim", "run", "tumor_immune_3d_large", "-q", "-o", str(out), "--force"]
+        # not quiet and not captured: the run's own progress (an hour or more) reaches the terminal
+        cmd = [sys.executable, "-m", "tme_sim", "run", "tumor_immune_3d_large", "-o", str(out), "--force"]
         cmd += ["--duration", duration] if duration else []
         print(f"{' '.join(cmd[1:])}\n{threads} numba thread(s); load average at start {' '.join(load)}")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        res = subprocess.run(cmd, env=env)
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if res.returncode != 0:
-            print(f"error: the run failed (exit {res.returncode}):\n{res.stderr[-3000:]}")
+            print(f"error: the run failed (exit {res.returncode}; its messages are above)")
             return 1
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         peak_mb = after.ru_maxrss / 1024
