@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tme_sim.intracellular.boolean import BooleanNetwork, statehist
+from tme_sim.intracellular.boolean.statetable import all_states
 
 CUSTOM = """
 Node Y { logic = !Y; }
@@ -160,3 +161,27 @@ def test_other_kernels_count_the_rows_of_sample():
     np.testing.assert_array_equal(codes, want_codes)
     np.testing.assert_array_equal(counts, want_counts)
     assert ev == int(evs.sum())
+
+
+def test_alias_rows_give_each_nodes_share_of_the_rate():
+    # every state's pick probabilities, read back from the alias rows, equal rate_j / total
+    bnd = CUSTOM + "Node W { rate_up = X ? 3 : 0.25; rate_down = Y ? 0.5 : 7; }\nNode V { logic = W & !V; }\n"
+    net = BooleanNetwork.from_text(bnd, name="alias")
+    table = net.state_table(np.zeros(net.n_nodes, dtype=bool))
+    _count, dt, tab, logp, _bad = statehist.kernel_args(table)
+    p = 1 << logp
+    assert p >= table.count.max() and p // 2 < table.count.max()
+    rates = net.flip_rates(all_states(net.n_nodes), engine="table")
+    for w in range(2**net.n_nodes):
+        total = rates[w].sum()
+        if total == 0:
+            assert dt[w] == np.inf
+            continue
+        assert dt[w] == pytest.approx(1.0 / total, rel=1e-15)
+        got = np.zeros(net.n_nodes)
+        for j in range(p):
+            thr, a, b = (int(v) for v in tab[(w * p + j) * 3 : (w * p + j) * 3 + 3])
+            got[(a ^ w).bit_length() - 1] += thr / 2.0**53 / p
+            if thr < 2**53:
+                got[(b ^ w).bit_length() - 1] += (1 - thr / 2.0**53) / p
+        np.testing.assert_allclose(got, rates[w] / total, atol=1e-15)

@@ -2,24 +2,30 @@
 
 What a MaBoSS run returns is the distribution of final states, so this kernel does not write a
 ``(cells, nodes)`` matrix: it counts final states by their integer code (bit ``j`` = node ``j``)
-into ``2**n`` bins. Each trajectory is still a full Gillespie trajectory on the
-:class:`~tme_sim.intracellular.boolean.statetable.StateTable` (every transition sampled: one
-exponential waiting time, one 63-bit uniform integer compared with the state's thresholds, one read
-of the next state), with MaBoSS's semantics as in :mod:`~tme_sim.intracellular.boolean.statetable`
-(fixed points, discrete time, bad rates).
+into ``2**n`` bins. Each trajectory is still a full Gillespie trajectory over the
+:class:`~tme_sim.intracellular.boolean.statetable.StateTable`'s rates (every transition sampled:
+one exponential waiting time over the state's total rate, one 64-bit integer that picks the
+flipping node in proportion to its rate, one read of the next state), with MaBoSS's semantics as in
+:mod:`~tme_sim.intracellular.boolean.statetable` (fixed points, discrete time, bad rates).
 
-Why it is faster than :func:`~tme_sim.intracellular.boolean.statetable.sample`: the random numbers
-are not drawn one at a time inside the trajectory loop but generated in blocks of :data:`BLOCK`
-by loops with no branches, which the compiler vectorises (SplitMix64 outputs are independent
-functions of a counter; the exponential is ``-log(y)`` with ``y`` in ``(0, 1]`` by a branch-free
-port of fdlibm's ``log``, within 1 ulp of ``numpy.log``, tested); the trajectory loop then only
-reads them. The flipping node is picked without branches (a sum of comparisons over the
-threshold row), and no per-cell output is written.
+How it differs from :func:`~tme_sim.intracellular.boolean.statetable.sample`:
+
+* the random numbers are generated in blocks of :data:`BLOCK` by loops without branches, which
+  the compiler vectorises (SplitMix64 outputs are independent functions of a counter; the
+  exponential is ``-log(y)``, ``y`` in ``(0, 1]`` from 53 bits, by a branch-free port of fdlibm's
+  ``log``, within 1 ulp of ``numpy.log``: tested), and the trajectory loop only reads them;
+* the flipping node is drawn with Walker's alias method: each state's row has ``P`` columns (the
+  power of two at or above the most nodes any state can flip); the draw's top ``log2 P`` bits pick a
+  column, its next 53 bits are a coin against the column's threshold (``round(prob * 2**53)``,
+  exact to 2**-53 per column) and the next state is one of the column's two: no loop and no branch
+  on the pick;
+* a fixed point has waiting time +inf and a bad rate NaN, so one test ends a trajectory;
+* no per-cell output is written.
 
 Randomness: cells are taken in fixed chunks of :data:`CHUNK`; chunk ``c`` has two SplitMix64
-streams (waiting times; start states and node picks), seeded from the call's base seed and ``c``,
-read in cell order. Results therefore depend on the seed only, not on the thread count. It is the
-same distribution as the other kernels' and not the same numbers.
+streams (waiting times; start states and picks), seeded from the call's base seed and ``c``, read
+in cell order. Results therefore depend on the seed only, not on the thread count. It is the same
+distribution as the other kernels' and not the same numbers.
 """
 
 from __future__ import annotations
@@ -141,21 +147,99 @@ def neg_log_array(y):
     return out
 
 
+@njit(cache=True)
+def _alias_rows(count, node, cum, total, bad):
+    # per state w and column j < P (P: the power of two >= the largest count): [threshold, state
+    # if the coin is below it, state otherwise] as uint64 triplets (Walker/Vose alias method over
+    # P columns, columns past count[w] of probability 0); ``dt`` = 1 / total rate, +inf at a fixed
+    # point, NaN where a rate is bad, 0 for an infinite rate (it flips at once).
+    n_states = count.shape[0]
+    width = 1
+    for w in range(n_states):
+        width = max(width, count[w])
+    p = 1
+    logp = 0
+    while p < width:
+        p *= 2
+        logp += 1
+    tab = np.zeros(n_states * p * 3, dtype=np.uint64)
+    dt = np.empty(n_states)
+    scaled = np.empty(p)
+    alias = np.empty(p, dtype=np.int64)
+    prob = np.empty(p)
+    small = np.empty(p, dtype=np.int64)
+    large = np.empty(p, dtype=np.int64)
+    for w in range(n_states):
+        cnt = count[w]
+        if cnt < 0:
+            dt[w] = np.nan
+            continue
+        if cnt == 0:
+            dt[w] = np.inf
+            continue
+        dt[w] = 0.0 if total[w] == np.inf else 1.0 / total[w]
+        prev = 0.0
+        for j in range(p):
+            if j < cnt and total[w] < np.inf:
+                scaled[j] = (cum[w, j] - prev) / total[w] * p
+                prev = cum[w, j]
+            else:
+                scaled[j] = 0.0
+            alias[j] = j
+            prob[j] = 1.0
+        if total[w] == np.inf:
+            scaled[0] = p  # only the first infinite node (count 1)
+        ns = 0
+        nl = 0
+        for j in range(p):
+            if scaled[j] < 1.0:
+                small[ns] = j
+                ns += 1
+            else:
+                large[nl] = j
+                nl += 1
+        while ns > 0 and nl > 0:
+            ns -= 1
+            sj = small[ns]
+            lj = large[nl - 1]
+            prob[sj] = scaled[sj]
+            alias[sj] = lj
+            scaled[lj] = scaled[lj] + scaled[sj] - 1.0
+            if scaled[lj] < 1.0:
+                nl -= 1
+                small[ns] = lj
+                ns += 1
+        for j in range(p):
+            q = (w * p + j) * 3
+            # threshold on a 53-bit integer coin: round(prob * 2**53) (prob 1 -> 2**53: always j)
+            tab[q] = np.uint64(min(np.floor(prob[j] * 9007199254740992.0 + 0.5), 9007199254740992.0))
+            a = alias[j]
+            tab[q + 1] = np.uint64(w ^ (1 << np.int64(node[w, min(j, cnt - 1)])))
+            tab[q + 2] = np.uint64(w ^ (1 << np.int64(node[w, a]))) if a < cnt else tab[q + 1]
+            if j >= cnt:  # probability 0: always the alias
+                tab[q] = 0
+    return tab, dt, logp
+
+
 def _make_hist(parallel: bool):
     loop = prange if parallel else range
 
     @njit(cache=True, error_model="numpy", parallel=parallel)
-    def hist_kernel(n, duration, base, istate, setm, setv, count, inv, nxt, thr, bad, tick):
+    def hist_kernel(n, duration, base, istate, setm, setv, count, dt, tab, logp, bad, tick):
         # returns int64 [code_0, count_0, code_1, count_1, ..., transitions, first bad node + 1 or 0]
         # over the states reached (ascending codes), summed over the chunks' own counts (one array:
         # boxing a tuple of results cost ~3 us per call).
-        # istate = [half, one, node_0, thr_0, ...] as in statetable.istate_program; nxt / thr: the
-        # table's arrays flattened (row w at w * width / w * stride).
+        # istate = [half, one, node_0, thr_0, ...] as in statetable.istate_program; tab / dt / logp:
+        # _alias_rows. Continuous time, per transition: t += E * dt[w] (a fixed point gives +inf,
+        # a bad rate NaN: both leave by the one test ``not t <= duration``), then one 64-bit draw:
+        # its top logp bits pick a column of w's row, the next 53 bits are the coin against the
+        # column's threshold, and the next state is read (no loop, no branch on the pick).
         # Tried and slower (MaBoSS's p53_Mdm2, 4 nodes, 115 transitions, ns per trajectory, 1 thread):
-        # a branch-free sum of comparisons for the pick, 1,047 vs 801; four trajectories side by side
-        # with branch-free steps and restarts, 1,115-1,811.
-        width = nxt.shape[0] // count.shape[0]
-        stride = thr.shape[0] // count.shape[0]
+        # a branch-free sum of comparisons over the cumulative thresholds, 1,047 vs 801 with an early
+        # exit; four trajectories side by side with branch-free steps and restarts, 1,115-1,811.
+        p = np.int64(1) << logp
+        shift = np.uint64(63 - logp)
+        up_bits = np.uint64(logp)
         nfrac = (istate.shape[0] - 2) // 2
         keep = ~np.int64(setm)
         force = np.int64(setv)
@@ -187,37 +271,38 @@ def _make_hist(parallel: bool):
                     up += 1
                 w = (w & keep) | force
                 t = 0.0
-                while True:
-                    cnt = count[w]
-                    if cnt <= 0:  # a fixed point (0) or a state with a bad rate (-1)
-                        if cnt < 0 and e == 0:
-                            e = bad[w]
-                        break
-                    if tick > 0.0:
+                if tick > 0.0:  # discrete time: each transition takes tick
+                    while count[w] > 0:
                         t += tick
                         if t >= duration:
                             break
-                    else:
-                        if ep == BLOCK:
-                            ectr = _fill_exp(ebuf, ectr)
-                            ep = 0
-                        t += ebuf[ep] * inv[w]
-                        ep += 1
-                        if t > duration:
-                            break
-                    q = 0
-                    if cnt > 1:
                         if up == BLOCK:
                             uctr = _fill_int(ubuf, uctr)
                             up = 0
-                        r = ubuf[up] >> np.uint64(1)
+                        r = ubuf[up]
                         up += 1
-                        row = w * stride
-                        last = cnt - 1
-                        while q < last and r >= thr[row + q]:
-                            q += 1
-                    w = nxt[w * width + q]
-                    k += 1
+                        q = (w * p + np.int64((r >> np.uint64(1)) >> shift)) * 3
+                        w = np.int64(tab[q + 1] if ((r << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                        k += 1
+                else:
+                    while True:
+                        if ep == BLOCK:
+                            ectr = _fill_exp(ebuf, ectr)
+                            ep = 0
+                        t += ebuf[ep] * dt[w]
+                        ep += 1
+                        if not t <= duration:  # past the end, a fixed point (+inf) or a bad rate (NaN)
+                            break
+                        if up == BLOCK:
+                            uctr = _fill_int(ubuf, uctr)
+                            up = 0
+                        r = ubuf[up]
+                        up += 1
+                        q = (w * p + np.int64((r >> np.uint64(1)) >> shift)) * 3
+                        w = np.int64(tab[q + 1] if ((r << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                        k += 1
+                if count[w] < 0 and e == 0:
+                    e = bad[w]
                 counts[c, w] += 1
             events[c] = k
             err[c] = e
@@ -250,14 +335,16 @@ _hist_seq = _make_hist(False)
 _hist_par = _make_hist(True)
 
 
-def kernel_args(table: StateTable) -> tuple[np.ndarray, ...]:
-    """The table arrays :func:`hist` passes to the kernel (flattened once; callers may cache them)."""
+def kernel_args(table: StateTable) -> tuple:
+    """What :func:`hist` passes to the kernel for ``table`` (built once; callers may cache it):
+    (count, dt, alias rows, log2 of the row width, bad)."""
     t = table
-    return (t.count, t.inv, np.ascontiguousarray(t.nxt).reshape(-1), np.ascontiguousarray(t.thr).reshape(-1), t.bad)
+    tab, dt, logp = _alias_rows(t.count, t.node, t.cum, t.total, t.bad)
+    return (t.count, dt, tab, int(logp), t.bad)
 
 
 def hist(
-    args: tuple[np.ndarray, ...],
+    args: tuple,
     n: int,
     duration: float,
     base: int,
@@ -276,6 +363,6 @@ def hist(
     their counts int64 ``(k,)``; total transitions; first node with a bad rate + 1, or 0).
     """
     fn = _hist_par if parallel else _hist_seq
-    count, inv, nxt, thr, bad = args
-    out = fn(n, duration, np.uint64(base), istate, np.uint64(setm), np.uint64(setv), count, inv, nxt, thr, bad, tick)
+    count, dt, tab, logp, bad = args
+    out = fn(n, duration, np.uint64(base), istate, np.uint64(setm), np.uint64(setv), count, dt, tab, logp, bad, tick)
     return out[:-2:2], out[1:-2:2], int(out[-2]), int(out[-1])
