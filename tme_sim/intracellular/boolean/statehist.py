@@ -20,11 +20,12 @@ How it differs from :func:`~tme_sim.intracellular.boolean.statetable.sample`:
   exact to 2**-53 per column) and the next state is one of the column's two: no loop and no branch
   on the pick;
 * a fixed point has waiting time +inf and a bad rate NaN, so one test ends a trajectory;
-* in continuous time two trajectories advance side by side, so the dependent loads of one (rate,
-  pick, next state) overlap with the other's; a finished one is counted and its lane restarted on
-  the next cell. Measured per trajectory, 1 thread, 5,000 cells, both kernels alternating in one
-  process (load ~9.5 on 2 cores): MaBoSS's p53_Mdm2 (4 nodes, 115 transitions) 771 -> 536 ns,
-  Paper Four_cycle (3 nodes, 8.7) 73 -> 55 ns, basic-network (4 nodes, 2.5) 31 -> 25 ns;
+* in continuous time four trajectories (:data:`LANES`) advance side by side, so the dependent loads
+  of one (rate, pick, next state) overlap with the others'; a finished one is counted and its lane
+  restarted on the next cell. Measured per trajectory, 1 thread, 5,000 cells, kernels alternating in
+  one process (load 6-9.5 on 2 cores), one lane -> two -> four: MaBoSS's p53_Mdm2 (4 nodes, 115
+  transitions) 771 -> 525-536 -> 520 ns, Paper Four_cycle (3 nodes, 8.7) 73 -> 55 -> 52 ns,
+  basic-network (4 nodes, 2.5) 31 -> 25 -> 24 ns;
 * no per-cell output is written.
 
 Randomness: cells are taken in fixed chunks of :data:`CHUNK`; chunk ``c`` has two SplitMix64
@@ -48,6 +49,8 @@ from tme_sim.intracellular.boolean.statetable import StateTable
 CHUNK = 4096
 #: Random numbers generated per block (one block of waiting times or of integers at a time).
 BLOCK = 256
+#: Trajectories advanced side by side in continuous time.
+LANES = 4
 
 _INV53 = 1.0 / 9007199254740992.0
 _TOP = np.uint64(9007199254740992)  # 2**53
@@ -168,7 +171,8 @@ def _alias_rows(count, node, cum, total, bad):
         p *= 2
         logp += 1
     tab = np.zeros(n_states * p * 3, dtype=np.uint64)
-    dt = np.empty(n_states)
+    dt = np.empty(n_states + 1)
+    dt[n_states] = np.inf  # DEAD, the state of a lane with no cell left
     scaled = np.empty(p)
     alias = np.empty(p, dtype=np.int64)
     prob = np.empty(p)
@@ -242,8 +246,9 @@ def _make_hist(parallel: bool):
         # Tried and slower (MaBoSS's p53_Mdm2, 4 nodes, 115 transitions, ns per trajectory, 1 thread):
         # a branch-free sum of comparisons over the cumulative thresholds, 1,047 vs 801 with an early
         # exit; four trajectories side by side in small arrays, each step without branches and
-        # restarts by selects, 1,115-1,811 (the two lanes below are scalars and branch on the end).
+        # restarts by selects, 1,115-1,811 (the lanes below are scalars and branch on the end).
         p = np.int64(1) << logp
+        dead = np.int64(count.shape[0])
         shift = np.uint64(63 - logp)
         up_bits = np.uint64(logp)
         nfrac = (istate.shape[0] - 2) // 2
@@ -294,111 +299,133 @@ def _make_hist(parallel: bool):
                 events[c] = k
                 err[c] = e
                 continue
-            # continuous time: two trajectories (lanes a and b) advance side by side, so the
-            # dependent loads of one overlap with the other's; a lane that finishes is counted and
-            # restarted on the chunk's next cell, its start state drawn from the integer it drew
-            # for a pick it did not make (independent of its finishing). The last lane finishes alone.
-            need = 2 + 2 * nfrac
+            # continuous time: four trajectories (lanes a-d) advance side by side, so the dependent loads
+            # of one (rate, pick, next state) overlap with the others'; a lane that finishes is counted
+            # and restarted on the chunk's next cell, its start state drawn from the integer it drew for
+            # a pick it did not make (independent of its finishing); with no cell left it holds DEAD
+            # (waiting time +inf, never counted) until every lane is done.
+            need = LANES * (1 + nfrac)
             if up + need > BLOCK:
                 uctr = _fill_int(ubuf, uctr)
                 up = 0
-            wa = np.int64((ubuf[up] & istate[0]) | istate[1])
+            alive = min(LANES, hi - lo)
+            wa = np.int64((ubuf[up + 0] & istate[0]) | istate[1])
             wb = np.int64((ubuf[up + 1] & istate[0]) | istate[1])
-            up += 2
+            wc = np.int64((ubuf[up + 2] & istate[0]) | istate[1])
+            wd = np.int64((ubuf[up + 3] & istate[0]) | istate[1])
+            up += LANES
             for f in range(nfrac):
-                wa |= np.int64((ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(istate[2 + 2 * f])
+                wa |= np.int64((ubuf[up + 0] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(istate[2 + 2 * f])
                 wb |= np.int64((ubuf[up + 1] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(istate[2 + 2 * f])
-                up += 2
-            wa = (wa & keep) | force
-            wb = (wb & keep) | force
+                wc |= np.int64((ubuf[up + 2] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(istate[2 + 2 * f])
+                wd |= np.int64((ubuf[up + 3] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(istate[2 + 2 * f])
+                up += LANES
+            wa = (wa & keep) | force if 0 < alive else dead
             ta = 0.0
+            wb = (wb & keep) | force if 1 < alive else dead
             tb = 0.0
-            nxt_cell = lo + 2
-            w = wa  # the lane left to finish alone
-            t = 0.0
-            pending = False  # whether t already holds the lone lane's next transition time
-            r = np.uint64(0)
-            if hi - lo >= 2:
-                while True:
-                    if ep + 2 > BLOCK:
-                        ectr = _fill_exp(ebuf, ectr)
-                        ep = 0
-                    if up + need > BLOCK:
-                        uctr = _fill_int(ubuf, uctr)
-                        up = 0
-                    ta += ebuf[ep] * dt[wa]
-                    tb += ebuf[ep + 1] * dt[wb]
-                    ep += 2
-                    ra = ubuf[up]
-                    rb = ubuf[up + 1]
-                    up += 2
-                    if ta <= duration:
-                        q = (wa * p + np.int64((ra >> np.uint64(1)) >> shift)) * 3
-                        wa = np.int64(tab[q + 1] if ((ra << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
-                        k += 1
-                    else:  # a's trajectory ends (past the end, a fixed point or a bad rate)
-                        if count[wa] < 0 and e == 0:
-                            e = bad[wa]
-                        counts[c, wa] += 1
-                        if nxt_cell == hi:  # no cell left: b finishes alone, its time already drawn
-                            w = wb
-                            t = tb
-                            r = rb
-                            pending = True
-                            break
+            wc = (wc & keep) | force if 2 < alive else dead
+            tc = 0.0
+            wd = (wd & keep) | force if 3 < alive else dead
+            td = 0.0
+            nxt_cell = lo + alive
+            while alive > 0:
+                if ep + LANES > BLOCK:
+                    ectr = _fill_exp(ebuf, ectr)
+                    ep = 0
+                if up + need > BLOCK:
+                    uctr = _fill_int(ubuf, uctr)
+                    up = 0
+                ta += ebuf[ep + 0] * dt[wa]
+                tb += ebuf[ep + 1] * dt[wb]
+                tc += ebuf[ep + 2] * dt[wc]
+                td += ebuf[ep + 3] * dt[wd]
+                ep += LANES
+                ra = ubuf[up + 0]
+                rb = ubuf[up + 1]
+                rc = ubuf[up + 2]
+                rd = ubuf[up + 3]
+                up += LANES
+                if ta <= duration:
+                    q = (wa * p + np.int64((ra >> np.uint64(1)) >> shift)) * 3
+                    wa = np.int64(tab[q + 1] if ((ra << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                    k += 1
+                elif wa != dead:  # the trajectory ends (past the end, a fixed point or a bad rate)
+                    if count[wa] < 0 and e == 0:
+                        e = bad[wa]
+                    counts[c, wa] += 1
+                    if nxt_cell < hi:
                         wa = np.int64((ra & istate[0]) | istate[1])
                         for f in range(nfrac):
-                            wa |= np.int64((ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(
-                                istate[2 + 2 * f]
-                            )
+                            on = (ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]
+                            wa |= np.int64(on) << np.int64(istate[2 + 2 * f])
                             up += 1
                         wa = (wa & keep) | force
                         ta = 0.0
                         nxt_cell += 1
-                    if tb <= duration:
-                        q = (wb * p + np.int64((rb >> np.uint64(1)) >> shift)) * 3
-                        wb = np.int64(tab[q + 1] if ((rb << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
-                        k += 1
                     else:
-                        if count[wb] < 0 and e == 0:
-                            e = bad[wb]
-                        counts[c, wb] += 1
-                        if nxt_cell == hi:  # no cell left: a finishes alone from its current state
-                            w = wa
-                            t = ta
-                            break
+                        wa = dead
+                        alive -= 1
+                if tb <= duration:
+                    q = (wb * p + np.int64((rb >> np.uint64(1)) >> shift)) * 3
+                    wb = np.int64(tab[q + 1] if ((rb << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                    k += 1
+                elif wb != dead:  # the trajectory ends (past the end, a fixed point or a bad rate)
+                    if count[wb] < 0 and e == 0:
+                        e = bad[wb]
+                    counts[c, wb] += 1
+                    if nxt_cell < hi:
                         wb = np.int64((rb & istate[0]) | istate[1])
                         for f in range(nfrac):
-                            wb |= np.int64((ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]) << np.int64(
-                                istate[2 + 2 * f]
-                            )
+                            on = (ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]
+                            wb |= np.int64(on) << np.int64(istate[2 + 2 * f])
                             up += 1
                         wb = (wb & keep) | force
                         tb = 0.0
                         nxt_cell += 1
-            # the lone lane
-            while True:
-                if pending:
-                    pending = False
-                else:
-                    if ep == BLOCK:
-                        ectr = _fill_exp(ebuf, ectr)
-                        ep = 0
-                    t += ebuf[ep] * dt[w]
-                    ep += 1
-                    if up == BLOCK:
-                        uctr = _fill_int(ubuf, uctr)
-                        up = 0
-                    r = ubuf[up]
-                    up += 1
-                if not t <= duration:  # past the end, a fixed point (+inf) or a bad rate (NaN)
-                    break
-                q = (w * p + np.int64((r >> np.uint64(1)) >> shift)) * 3
-                w = np.int64(tab[q + 1] if ((r << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
-                k += 1
-            if count[w] < 0 and e == 0:
-                e = bad[w]
-            counts[c, w] += 1
+                    else:
+                        wb = dead
+                        alive -= 1
+                if tc <= duration:
+                    q = (wc * p + np.int64((rc >> np.uint64(1)) >> shift)) * 3
+                    wc = np.int64(tab[q + 1] if ((rc << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                    k += 1
+                elif wc != dead:  # the trajectory ends (past the end, a fixed point or a bad rate)
+                    if count[wc] < 0 and e == 0:
+                        e = bad[wc]
+                    counts[c, wc] += 1
+                    if nxt_cell < hi:
+                        wc = np.int64((rc & istate[0]) | istate[1])
+                        for f in range(nfrac):
+                            on = (ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]
+                            wc |= np.int64(on) << np.int64(istate[2 + 2 * f])
+                            up += 1
+                        wc = (wc & keep) | force
+                        tc = 0.0
+                        nxt_cell += 1
+                    else:
+                        wc = dead
+                        alive -= 1
+                if td <= duration:
+                    q = (wd * p + np.int64((rd >> np.uint64(1)) >> shift)) * 3
+                    wd = np.int64(tab[q + 1] if ((rd << up_bits) >> np.uint64(11)) < tab[q] else tab[q + 2])
+                    k += 1
+                elif wd != dead:  # the trajectory ends (past the end, a fixed point or a bad rate)
+                    if count[wd] < 0 and e == 0:
+                        e = bad[wd]
+                    counts[c, wd] += 1
+                    if nxt_cell < hi:
+                        wd = np.int64((rd & istate[0]) | istate[1])
+                        for f in range(nfrac):
+                            on = (ubuf[up] >> np.uint64(11)) < istate[3 + 2 * f]
+                            wd |= np.int64(on) << np.int64(istate[2 + 2 * f])
+                            up += 1
+                        wd = (wd & keep) | force
+                        td = 0.0
+                        nxt_cell += 1
+                    else:
+                        wd = dead
+                        alive -= 1
             events[c] = k
             err[c] = e
         total = counts[0].copy()
