@@ -43,8 +43,15 @@ def ours_final_states(
     """P(final state) from our engine at the .cfg's ``max_time`` (output nodes only)."""
     rng = np.random.default_rng(seed)
     ko = net.node_mask([knockout]) if knockout else None
-    # the call the corpus benchmark times (start states drawn in the kernel on the state tables)
-    state, _ = net.sample(n, float(net.settings.get("max_time", 1000.0)), rng, knockout=ko)
+    # the call the corpus benchmark times: on the state tables the final states counted in the
+    # kernel (final_state_counts), elsewhere every cell's final state (sample)
+    duration = float(net.settings.get("max_time", 1000.0))
+    if net.kernel_name == "states":
+        codes, counts, _ = net.final_state_counts(n, duration, rng, knockout=ko)
+        bits = (codes[:, None] >> np.arange(net.n_nodes, dtype=np.uint64)[None, :]) & np.uint64(1)
+        state = np.repeat(bits.astype(np.uint8), counts, axis=0)
+    else:
+        state, _ = net.sample(n, duration, rng, knockout=ko)
     outs = [net.index(nm) for nm in net.output_nodes]
     names = np.asarray(net.output_nodes, dtype=object)
     sub = state[:, outs].astype(bool)

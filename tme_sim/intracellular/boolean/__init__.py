@@ -10,6 +10,8 @@
   (:mod:`~tme_sim.intracellular.boolean.engine`); above 64 nodes on precompiled clause-driven
   kernels (:mod:`~tme_sim.intracellular.boolean.clauseengine`) or, for rates that do not convert,
   table-driven ones (:mod:`~tme_sim.intracellular.boolean.tableengine`).
+* :mod:`~tme_sim.intracellular.boolean.statehist`: final-state histograms on the state tables
+  (:meth:`BooleanNetwork.final_state_counts`, what a MaBoSS run returns).
 * :mod:`~tme_sim.intracellular.boolean.probtraj`: state probabilities over time (``tme network run``);
   :mod:`~tme_sim.intracellular.boolean.physiboss`: PhysiBoSS ``<intracellular>`` blocks to configs.
 * :class:`BooleanIntracellular` couples a network to the simulation (inputs from signals,

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from tme_sim.errors import NetworkFormatError
-from tme_sim.intracellular.boolean import bitengine, clauseengine, engine, statetable, tableengine
+from tme_sim.intracellular.boolean import bitengine, clauseengine, engine, statehist, statetable, tableengine
 from tme_sim.intracellular.boolean.expressions import AtRef, Cond, Expr, Num
 from tme_sim.intracellular.boolean.maboss_format import (
     BndModel,
@@ -109,6 +109,7 @@ class BooleanNetwork:
     _bits_vkey: bytes = field(init=False, repr=False, default=b"")  # variables the classes were checked for
     _state_tables: dict = field(init=False, repr=False, default_factory=dict)
     _istate_program: tuple[bytes, np.ndarray | None] = field(init=False, repr=False, default=(b"", None))
+    _hist_cache: dict = field(init=False, repr=False, default_factory=dict)
     #: ``"auto"``: for networks of at most :data:`statetable.MAX_NODES
     #: <tme_sim.intracellular.boolean.statetable.MAX_NODES>` nodes whose frozen nodes are the same
     #: in every cell, the state-table kernels (:mod:`~tme_sim.intracellular.boolean.statetable`:
@@ -626,6 +627,70 @@ class BooleanNetwork:
         )
         self._raise_rate_error(err)
         return state, events
+
+    def final_state_counts(
+        self,
+        n: int,
+        duration: float,
+        rng: np.random.Generator,
+        *,
+        knockout: Mask = None,
+        knockin: Mask = None,
+        parallel: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The final states of ``n`` trajectories from the .cfg's initial state, ``duration`` time
+        units long, as a histogram (what a MaBoSS run with ``only_final_state`` returns):
+        (codes uint64 ``(k,)`` of the states reached, ascending, bit ``j`` = node ``j``; counts
+        int64 ``(k,)``, summing to ``n``; total transitions).
+
+        On networks the state-table kernels run (see :attr:`engine`) with independent istates,
+        :mod:`~tme_sim.intracellular.boolean.statehist` counts the final states inside the kernel
+        (one seed from ``rng`` per call; its own random streams: the same distribution as
+        :meth:`sample`, not the same numbers); otherwise it is :meth:`sample` with the rows
+        counted (networks of up to 64 nodes). ``knockout`` / ``knockin`` as in :meth:`sample`.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if not np.isfinite(duration) or duration < 0:
+            raise ValueError(f"duration must be finite and >= 0, got {duration}")
+        if self.n_nodes > 64:
+            raise ValueError(f"{self.name}: final-state codes need at most 64 nodes, not {self.n_nodes}")
+        if self._states_apply(1) and all(len(j.nodes) == 1 for j in self.joint_istates):
+            prob = self._independent_istates()
+            if knockout is None and knockin is None:
+                fkey = b""
+                setm = setv = 0
+            else:
+                fz, ko, ki = self._mutation_masks(1, knockout, knockin)
+                fkey = fz.tobytes()
+                setm, setv = int(_words(ko | ki)[0]), int(_words(ki)[0])
+            # variables and istates may be edited in place: both are part of the key
+            key = (fkey, tuple(self.variables.items()), prob.tobytes())
+            hit = self._hist_cache.get(key)
+            if hit is None:
+                prog = statetable.istate_program(prob)
+                frozen = np.zeros(self.n_nodes, dtype=bool) if not fkey else fz[0] != 0
+                hit = (None if prog is None else statehist.kernel_args(self.state_table(frozen)), prog)
+                if len(self._hist_cache) >= 32:
+                    self._hist_cache.clear()
+                self._hist_cache[key] = hit
+            args, prog = hit
+            if args is not None:
+                base = int(rng.bit_generator.random_raw())
+                par = _use_parallel(n, parallel)
+                codes, counts, events, err = statehist.hist(
+                    args, n, float(duration), base, setm, setv, prog, self.discrete_tick, par
+                )
+                if err:
+                    self._raise_rate_error(np.array([err]))
+                return codes.astype(np.uint64), counts, events
+        state, ev = self.sample(n, duration, rng, knockout=knockout, knockin=knockin, parallel=parallel)
+        words = (state.astype(np.uint64) << np.arange(self.n_nodes, dtype=np.uint64)[None, :]).sum(
+            axis=1, dtype=np.uint64
+        )
+        codes, counts = np.unique(words, return_counts=True)
+        return codes, counts.astype(np.int64), int(ev.sum())
 
     def step_synchronous(
         self,
