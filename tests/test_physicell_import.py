@@ -70,7 +70,14 @@ def test_every_translated_number_round_trips(sample, tmp_path):
     assert num(doc["domain"]["dx"], "um") == float(dom.find("dx").text)
     assert num(doc["duration"], "min") == float(root.find("overall/max_time").text)
     assert num(doc["time"]["mechanics_dt"], "min") == float(root.find("overall/dt_mechanics").text)
-    assert doc["time"]["diffusion_scheme"] == "lod"  # BioFVM's numerics, as in PhysiCell
+    # 2D: one ADI step per mechanics step (exact steady state) instead of BioFVM's LOD substeps,
+    # listed in the warning block with the way back to PhysiCell's numerics
+    dt_diff = float(root.find("overall/dt_diffusion").text)
+    assert two_d and dt_diff < float(root.find("overall/dt_mechanics").text)
+    assert doc["time"]["diffusion_scheme"] == "adi"
+    assert doc["time"]["diffusion_dt"] == doc["time"]["mechanics_dt"]
+    note = dict(result.warnings)["overall.dt_diffusion"]
+    assert f"time.diffusion_dt='{dt_diff:g} min'" in note and "time.diffusion_scheme='lod'" in note
 
     for var in root.find("microenvironment_setup").findall("variable"):
         sub = doc["substrates"][ident(var.get("name"))]
@@ -313,6 +320,37 @@ def test_minimal_project_imports(tmp_path, capsys):
     doc = tomllib.loads(out.read_text())
     assert doc["cell_types"]["tumor"]["behavior_rules"][0]["half_max"] == "21.5 mmHg"
     assert doc["initial_cells"][0]["points"] == [["100 um", "100 um"], ["110 um", "100 um"]]
+
+
+@pytest.mark.parametrize(
+    ("use_2d", "overall", "scheme", "dt"),
+    [
+        ("true", "", "adi", "0.1 min"),  # PhysiCell's default steps (0.01 / 0.1 min): ADI per mechanics step
+        (
+            "true",
+            '<dt_diffusion units="min">0.02</dt_diffusion><dt_mechanics units="min">0.2</dt_mechanics>',
+            "adi",
+            "0.2 min",
+        ),
+        (
+            "true",
+            '<dt_diffusion units="min">0.5</dt_diffusion><dt_mechanics units="min">0.1</dt_mechanics>',
+            "lod",
+            "0.5 min",
+        ),  # diffusion no finer than mechanics already: PhysiCell's own
+        ("false", '<dt_diffusion units="min">0.01</dt_diffusion>', "lod", "0.01 min"),  # 3D: ADI is 2D only
+    ],
+)
+def test_diffusion_numerics_choice(use_2d, overall, scheme, dt, tmp_path):
+    cfg = _project(tmp_path)
+    xml = cfg / "PhysiCell_settings.xml"
+    text = GOOD_XML.replace("<use_2D>true</use_2D>", f"<use_2D>{use_2d}</use_2D>")
+    xml.write_text(text.replace("</max_time>", "</max_time>" + overall))
+    result = import_physicell(cfg)
+    assert result.doc["time"]["diffusion_scheme"] == scheme
+    assert result.doc["time"].get("diffusion_dt", "0.01 min") == dt
+    assert ("overall.dt_diffusion" in dict(result.warnings)) == (scheme == "adi")
+    validate_scenario(result.doc, "numerics")
 
 
 def test_corpus_is_large_enough():

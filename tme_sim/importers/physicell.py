@@ -166,22 +166,67 @@ def _domain(r: _Reader, root: Node, warn: list[tuple[str, str]]) -> tuple[dict[s
     return {"size": [_fmt(s, "um") for s in size], "dx": _fmt(dx, "um")}, lo, two_d
 
 
-def _overall(r: _Reader, root: Node, doc: dict[str, Any], warn: list[tuple[str, str]]) -> None:
+#: the mechanics step PhysiCell uses when the settings do not give one (min)
+_PHYSICELL_DT_MECHANICS = 0.1
+_PHYSICELL_DT_DIFFUSION = 0.01
+
+
+def _diffusion_numerics(
+    t: dict[str, Any], dt_diff: float, dt_mech: float, two_d: bool, warn: list[tuple[str, str]]
+) -> None:
+    """The diffusion scheme and step of an imported project (PhysiCell's ``dt_diffusion``,
+    ``dt_mechanics`` in min), written into ``t`` (``[time]``).
+
+    PhysiCell solves diffusion with BioFVM's LOD splitting at ``dt_diffusion`` (0.01 min, ten
+    substeps per mechanics step). LOD's fixed point is not the steady state of the PDE (off by
+    O(dt), so it needs the small step); in 2D tme-sim's Douglas–Rachford ADI has the exact
+    steady state at any step, so the importer takes one ADI step per mechanics step when
+    ``dt_diffusion < dt_mechanics``: the same field the cells see as at the converged small step
+    (``benchmarks/physicell_numerics.py``, cells frozen on days 1 and 3 of rules_sample: oxygen and
+    the inflammatory factors at the cells equal ADI at 0.01 min to < 1e-7 of their maximum, the
+    slowly diffusing debris to 5e-4, while PhysiCell's own LOD at 0.01 min is 4-10 % from it) at
+    about a third of the grid's CPU time. In 3D (ADI is 2D only) the project keeps PhysiCell's LOD at its step.
+    The choice is listed in the warning block with the ``--set`` items that restore PhysiCell's.
+    """
+    if not two_d or dt_diff >= dt_mech:
+        t["diffusion_scheme"] = "lod"  # BioFVM's numerics, as in PhysiCell
+        return
+    t["diffusion_scheme"] = "adi"
+    t["diffusion_dt"] = _fmt(dt_mech, "min")
+    warn.append(
+        (
+            "overall.dt_diffusion",
+            f"BioFVM's LOD at {dt_diff:g} min ({round(dt_mech / dt_diff)} substeps per mechanics step) replaced by"
+            f" tme-sim's ADI at dt_mechanics {dt_mech:g} min (exact steady state; same fields as the converged"
+            " small step); PhysiCell's numerics: --set time.diffusion_scheme='lod'"
+            f" --set time.diffusion_dt='{dt_diff:g} min'",
+        )
+    )
+
+
+def _overall(r: _Reader, root: Node, doc: dict[str, Any], warn: list[tuple[str, str]], two_d: bool) -> None:
     ov = root.child("overall")
     if ov is None:
         return
     if ov.child("max_time") is not None:
         doc["duration"] = _fmt(r.num(ov.child("max_time")), "min")
     t: dict[str, Any] = {}
+    steps: dict[str, float] = {}
     for src, dst in (
         ("dt_diffusion", "diffusion_dt"),
         ("dt_mechanics", "mechanics_dt"),
         ("dt_phenotype", "phenotype_dt"),
     ):
         if ov.child(src) is not None:
-            t[dst] = _fmt(r.num(ov.child(src)), "min")
-    # PhysiCell's numerics: BioFVM's LOD splitting (tme-sim's default is backward Euler)
-    t["diffusion_scheme"] = "lod"
+            steps[dst] = r.num(ov.child(src))
+            t[dst] = _fmt(steps[dst], "min")
+    _diffusion_numerics(
+        t,
+        steps.get("diffusion_dt", _PHYSICELL_DT_DIFFUSION),
+        steps.get("mechanics_dt", _PHYSICELL_DT_MECHANICS),
+        two_d,
+        warn,
+    )
     doc["time"] = t
     for tag, want in (("time_units", "min"), ("space_units", "micron")):
         node = ov.child(tag)
@@ -780,7 +825,7 @@ def import_physicell(path: Path | str) -> ImportResult:
             doc["seed"] = int(seed.text)
         else:
             warn.append(("options.random_seed", f"{seed.text!r} is not an integer; seed 0 used"))
-    _overall(r, root, doc, warn)
+    _overall(r, root, doc, warn, two_d)
     doc["domain"] = domain
     subs_doc, subs = _substrates(r, root, two_d, warn)
     if "oxygen" not in subs_doc:
