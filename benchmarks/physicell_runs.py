@@ -123,9 +123,9 @@ def import_scenario(project: str, dest: Path) -> Path:
     return write_scenario(result, dest, force=True)
 
 
-#: PhysiCell's own diffusion numerics, BioFVM's LOD at 0.01 min (ten substeps per mechanics step);
-#: a 2D import takes one ADI step per mechanics step instead (``tme_sim.importers.physicell``)
-PHYSICELL_NUMERICS = ("time.diffusion_scheme='lod'", "time.diffusion_dt='0.01 min'")
+#: tme-sim's own diffusion numerics: Douglas–Rachford ADI at 0.1 min (exact steady state; the
+#: imported scenario keeps PhysiCell's LOD at 0.01 min)
+ADI = ("time.diffusion_scheme='adi'", "time.diffusion_dt='0.1 min'")
 
 
 def run_tme(
