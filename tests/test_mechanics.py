@@ -301,31 +301,6 @@ def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d()
         out = np.full((n, 3), np.nan)
         direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=par)
         assert np.array_equal(out, ref), par
-    # the branching serial kernel (skips listed pairs beyond reach): the same bits, signs of zeros included
-    out = np.full((n, 3), np.nan)
-    direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=False, skip_beyond=True)
-    assert np.array_equal(out, ref) and np.array_equal(np.signbit(out), np.signbit(ref))
-
-
-def test_branching_force_kernel_equals_the_masked_one_bit_for_bit_in_2d():
-    """Loose 2D tissue with motile small cells and dead cells (most listed pairs beyond reach): the
-    kernel that branches past them gives the masked kernel's bits."""
-    rng = np.random.default_rng(21)
-    n = 1500
-    pos = np.zeros((n, 3))
-    pos[:, :2] = rng.random((n, 2)) * DOMAIN[:2]
-    ctype = rng.integers(0, 3, n).astype(np.int16)
-    r = np.array([8.4, 4.0, 6.0])[ctype] * (1 + 0.1 * rng.random(n))
-    dead = (rng.random(n) < 0.2).astype(np.int8)
-    rep, adh, arel = np.array([10.0, 5.0, 8.0]), np.array([0.4, 0.0, 0.8]), np.array([1.25, 1.5, 1.25])
-    cl = CellList(DOMAIN, 2, cutoff=2 * 1.5 * r.max())
-    lists = cl.neighbors(pos, n, r, ctype, arel)
-    masked, branching = np.full((n, 3), np.nan), np.full((n, 3), np.nan)
-    direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, DOMAIN, 2, masked, parallel=False)
-    direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, DOMAIN, 2, branching, parallel=False,
-                      skip_beyond=True)  # fmt: skip
-    assert np.count_nonzero(masked[:, :2]) > n // 2
-    assert np.array_equal(masked, branching) and np.array_equal(np.signbit(masked), np.signbit(branching))
 
 
 def test_threaded_full_rows_and_staleness_test_match_the_serial_ones():

@@ -16,26 +16,6 @@ def test_forced_choice_and_small_calls_ignore_timings():
     assert not c.use_parallel(999)  # below min_work: serial whatever was measured
 
 
-def test_a_choice_between_single_threaded_variants_is_timed_at_one_thread(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
-    threads = KernelChooser(0)
-    variants = KernelChooser(0, needs_threads=False)
-    picks = []
-    for _ in range(4):
-        assert threads.use_parallel(100) is False  # one thread: the threaded kernel never runs
-        v = variants.use_parallel(100)
-        picks.append(v)
-        variants.record(v, 0.5 if v else 1.0, 100)
-    assert picks == [False, True, False, True]  # both timed (first calls provisional)
-    assert variants.faster_is_parallel()
-    later = []
-    for _ in range(10):
-        v = variants.use_parallel(100)
-        later.append(v)
-        variants.record(v, 0.5 if v else 1.0, 100)
-    assert later.count(True) >= 9  # the faster variant is kept (the slower one re-tried now and then)
-
-
 def test_times_both_then_keeps_the_faster_and_retries_the_slower(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     c = KernelChooser(10, retune_every=5)

@@ -829,62 +829,6 @@ def _velocities_direct_serial(
                           domain, dim, vel)  # fmt: skip
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _cell_forces_reach(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, rows, domain, dim,
-                       vel):  # fmt: skip
-    """:func:`_cell_forces_full` with a branch that skips listed pairs beyond their adhesion reach
-    instead of multiplying their term by 0.0: bit-identical (a skipped term is ±0, which leaves a
-    sum that starts at +0 unchanged), faster where most listed pairs lie beyond reach and the branch
-    is predictable (loose tissue, motile cells), slower where in/out is a coin toss (packed tissue);
-    :class:`~tme_sim.model.model.TMEModel` times both and keeps the faster."""
-    xi = pos[i, 0]
-    yi = pos[i, 1]
-    zi = pos[i, 2]
-    ri = radius[i]
-    ti = ctype[i]
-    alive_i = dead[i] == 0
-    vx = 0.0
-    vy = 0.0
-    vz = 0.0
-    for q in range(row_start[i], row_start[i + 1]):
-        j = rows[q]
-        ddx = xi - pos[j, 0]
-        ddy = yi - pos[j, 1]
-        ddz = zi - pos[j, 2]
-        d2 = ddx * ddx + ddy * ddy + ddz * ddz
-        big_r = ri + radius[j]
-        tj = ctype[j]
-        ra = arel_pp[ti, tj] * big_r
-        if d2 >= ra * ra:
-            continue
-        s = _pair_speed_masked(d2, big_r, ti, tj, alive_i and dead[j] == 0, rep_pp, adh_pp, arel_pp)
-        vx += s * ddx
-        vy += s * ddy
-        vz += s * ddz
-    rep_i = rep_t[ti]
-    for a in range(dim):
-        push = _wall_push(pos[i, a], domain[a], ri, rep_i)
-        if a == 0:
-            vx += push
-        elif a == 1:
-            vy += push
-        else:
-            vz += push
-    vel[i, 0] = vx
-    vel[i, 1] = vy
-    vel[i, 2] = vz
-
-
-@njit(cache=True, error_model="numpy")
-def _velocities_reach_serial(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, rows, domain, dim, vel
-):  # fmt: skip
-    rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
-    for i in range(n):
-        _cell_forces_reach(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, rows, domain,
-                           dim, vel)  # fmt: skip
-
-
 @njit(cache=True, parallel=True, error_model="numpy")
 def _velocities_direct_parallel(
     pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, row_mid, rows, domain, dim, vel
@@ -896,23 +840,16 @@ def _velocities_direct_parallel(
 
 
 def direct_velocities(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None,
-    skip_beyond=False,
-) -> None:  # fmt: skip
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None
+) -> None:
     """Velocity (µm/min) of each of the first n cells from neighbours and walls, into ``vel``
     (what the model's step loop calls): one pass over the full rows of ``lists``
     (:func:`full_rows`), each pair's constants computed in the loop from ``radius``, ``ctype`` and
     ``dead`` — bit-identical to :func:`interaction_velocities` and :func:`listed_velocities` at
     any thread count. No per-pair buffer is written (the two-pass scheme streamed a per-pair force
     buffer and a transposed index, ~22 B per listed pair against the full rows' 8: ~0.15 GB at 10⁶
-    cells in 3D); each pair force is computed by both its cells, which are independent of each other.
-    ``skip_beyond`` (serial only): the kernel that branches over pairs beyond reach
-    (:func:`_cell_forces_reach`), bit-identical, faster where most listed pairs are beyond reach."""
+    cells in 3D); each pair force is computed by both its cells, which are independent of each other."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
-    if skip_beyond and not par:
-        _velocities_reach_serial(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists.row_start, lists.rows,
-                                 domain, dim, vel)  # fmt: skip
-        return
     kernel = _velocities_direct_parallel if par else _velocities_direct_serial
     kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists.row_start, lists.row_mid, lists.rows,
            domain, dim, vel)  # fmt: skip

@@ -37,15 +37,9 @@ class KernelChooser:
             serial kernel always runs, as it does when numba has a single thread.
         retune_every: the slower kernel is re-tried after ``retune_every × (slow/fast)`` calls.
         forced: ``True``/``False`` always runs the parallel/serial kernel; ``None`` chooses.
-        needs_threads: the "parallel" alternative uses threads (so with one numba thread the
-            serial kernel always runs); ``False`` for a choice between two single-threaded
-            variants of a kernel (both timed whatever the thread count).
     """
 
-    def __init__(
-        self, min_work: int, retune_every: int = 50, forced: bool | None = None, needs_threads: bool = True
-    ) -> None:
-        self.needs_threads = bool(needs_threads)
+    def __init__(self, min_work: int, retune_every: int = 50, forced: bool | None = None) -> None:
         self.min_work = int(min_work)
         self.retune_every = int(retune_every)
         self.forced = forced
@@ -73,7 +67,7 @@ class KernelChooser:
         """Whether the next call (of ``work`` units) should run the parallel kernel."""
         if self.forced is not None:
             return bool(self.forced)
-        if work < self.min_work or (self.needs_threads and self._num_threads() < 2):
+        if work < self.min_work or self._num_threads() < 2:
             return False
         serial, parallel = self.speed
         if serial is None or (self.samples[0] < 2 and self.samples[1] >= 1):

@@ -220,9 +220,6 @@ class TMEModel(mesa.Model):
         # build (re-sorting at other steps cost the flagship ~15 % more builds).
         self.reorder_every = self.pheno_every * max(1, math.ceil(50 / self.pheno_every))
         self._velocity_kernel = KernelChooser(mech.ADAPTIVE_MIN_CELLS)  # serial or threaded forces
-        # serial forces: masked pair terms (packed tissue) or a branch past pairs beyond reach (loose
-        # tissue, motile cells); bit-identical, so chosen by timing ("parallel" = the branching one)
-        self._reach_kernel = KernelChooser(0, needs_threads=False)
         self.neighbours = Neighbours(self.store, self.cell_list, self.dim, len(self.type_names))
         self.ctx.store = self.store
         self.ctx.neighbours = self.neighbours
@@ -383,16 +380,11 @@ class TMEModel(mesa.Model):
         chooser = self._velocity_kernel
         chooser.min_work = min(mech.ADAPTIVE_MIN_CELLS, mech.PARALLEL_MIN_CELLS)  # read at call time
         par = chooser.use_parallel(n)
-        reach = not par and self._reach_kernel.use_parallel(n)
         t0 = time.perf_counter()
         # pair constants computed in the force loop (no per-pair coefficient array: 0.4 GB at 10⁶ cells)
         direct_velocities(st.position, st.radius, st.type, st.death, n, self.tables.repulsion, self.tables.adhesion,
-                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par,
-                          skip_beyond=reach)  # fmt: skip
-        seconds = time.perf_counter() - t0
-        chooser.record(par, seconds, n)
-        if not par:
-            self._reach_kernel.record(reach, seconds, n)
+                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par)  # fmt: skip
+        chooser.record(par, time.perf_counter() - t0, n)
         motile = self._motile
         if motile.size:
             add_motility(motile, st.migration_speed, st.motility_dir, vel)
