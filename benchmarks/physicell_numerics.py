@@ -29,7 +29,7 @@ from tme_sim.runner import build_scenario_model, prepare
 NUMERICS = {
     "LOD 0.01 min (PhysiCell)": ["time.diffusion_scheme=lod", "time.diffusion_dt=0.01 min"],
     "ADI 0.01 min (converged)": ["time.diffusion_scheme=adi", "time.diffusion_dt=0.01 min"],
-    "ADI 0.1 min (imported)": ["time.diffusion_scheme=adi", "time.diffusion_dt=0.1 min"],
+    "ADI 0.1 min (--diffusion adi)": ["time.diffusion_scheme=adi", "time.diffusion_dt=0.1 min"],
     "LOD 0.1 min": ["time.diffusion_scheme=lod", "time.diffusion_dt=0.1 min"],
     "ADI 0.6 min": ["time.diffusion_scheme=adi", "time.diffusion_dt=0.6 min"],
 }
