@@ -49,11 +49,14 @@ def main() -> None:
     ap.add_argument("--project", default="rules_sample", choices=["rules_sample", "immune_function", "template"])
     ap.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="scenario override (as tme run)")
     args = ap.parse_args()
 
     t = time.process_time()
     scenario = import_scenario(args.project, Path(tempfile.mkdtemp(prefix="profile_")) / f"{args.project}.toml")
-    sc, _ = prepare(scenario)
+    from tme_sim.config import parse_set_options
+
+    sc, _ = prepare(scenario, overrides=parse_set_options(args.set))
     model = build_scenario_model(sc, seed=args.seed)
     setup = time.process_time() - t
 

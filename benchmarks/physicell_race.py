@@ -71,7 +71,8 @@ def main() -> None:
                     t = run_physicell(where, minutes, th, args.seed, work / f"pc_{th}_{rep}")
                 else:
                     extra = ADI if sim == "tme-sim ADI" else ()
-                    t = run_tme(scenario, minutes, th, args.seed, work / f"tme_{th}_{rep}.h5", extra)
+                    arm = "adi" if sim == "tme-sim ADI" else "imported"  # each arm its own file (and checkpoint)
+                    t = run_tme(scenario, minutes, th, args.seed, work / f"tme_{th}_{rep}_{arm}.h5", extra)
                 results.setdefault(str(th), {}).setdefault(sim, []).append(vars(t))
                 print(f"| {rep + 1} | {sim} | {th} | {t.wall:.2f} | {t.cpu:.2f} | {t.loop:.2f} |", flush=True)
 

@@ -140,7 +140,7 @@ def run_tme(
     out.unlink(missing_ok=True)
     cmd = [
         sys.executable, "-m", "tme_sim", "run", str(scenario), "--out", str(out),
-        "--set", f"duration='{minutes:g} min'", "--set", f"seed={seed}", "--quiet",
+        "--set", f"duration='{minutes:g} min'", "--set", f"seed={seed}", "--quiet", "--force",
     ]  # fmt: skip
     for item in overrides:
         cmd += ["--set", item]

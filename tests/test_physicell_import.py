@@ -71,6 +71,16 @@ def test_every_translated_number_round_trips(sample, tmp_path):
     assert num(doc["duration"], "min") == float(root.find("overall/max_time").text)
     assert num(doc["time"]["mechanics_dt"], "min") == float(root.find("overall/dt_mechanics").text)
     assert doc["time"]["diffusion_scheme"] == "lod"  # BioFVM's numerics, as in PhysiCell
+    assert num(doc["time"]["diffusion_dt"], "min") == float(root.find("overall/dt_diffusion").text)
+    # --diffusion adi: one ADI step per mechanics step (exact steady state), listed in the warnings
+    adi = import_physicell(config, diffusion="adi")
+    dt_diff = float(root.find("overall/dt_diffusion").text)
+    assert two_d and dt_diff < float(root.find("overall/dt_mechanics").text)
+    assert adi.doc["time"]["diffusion_scheme"] == "adi"
+    assert adi.doc["time"]["diffusion_dt"] == doc["time"]["mechanics_dt"]
+    note = dict(adi.warnings)["overall.dt_diffusion"]
+    assert f"time.diffusion_dt='{dt_diff:g} min'" in note and "time.diffusion_scheme='lod'" in note
+    assert "overall.dt_diffusion" not in dict(result.warnings)
 
     for var in root.find("microenvironment_setup").findall("variable"):
         sub = doc["substrates"][ident(var.get("name"))]
@@ -313,6 +323,50 @@ def test_minimal_project_imports(tmp_path, capsys):
     doc = tomllib.loads(out.read_text())
     assert doc["cell_types"]["tumor"]["behavior_rules"][0]["half_max"] == "21.5 mmHg"
     assert doc["initial_cells"][0]["points"] == [["100 um", "100 um"], ["110 um", "100 um"]]
+
+
+@pytest.mark.parametrize(
+    ("use_2d", "overall", "choice", "scheme", "dt"),
+    [
+        ("true", "", "physicell", "lod", "0.01 min"),  # PhysiCell's numerics, its default steps
+        ("true", "", "adi", "adi", "0.1 min"),  # ADI at PhysiCell's default mechanics step
+        (
+            "true",
+            '<dt_diffusion units="min">0.02</dt_diffusion><dt_mechanics units="min">0.2</dt_mechanics>',
+            "adi",
+            "adi",
+            "0.2 min",
+        ),
+        (
+            "true",
+            '<dt_diffusion units="min">0.5</dt_diffusion><dt_mechanics units="min">0.1</dt_mechanics>',
+            "adi",
+            "adi",
+            "0.5 min",
+        ),  # diffusion no finer than mechanics already: PhysiCell's step
+        ("false", '<dt_diffusion units="min">0.01</dt_diffusion>', "physicell", "lod", "0.01 min"),
+    ],
+)
+def test_diffusion_numerics_choice(use_2d, overall, choice, scheme, dt, tmp_path):
+    cfg = _project(tmp_path)
+    xml = cfg / "PhysiCell_settings.xml"
+    text = GOOD_XML.replace("<use_2D>true</use_2D>", f"<use_2D>{use_2d}</use_2D>")
+    xml.write_text(text.replace("</max_time>", "</max_time>" + overall))
+    result = import_physicell(cfg, diffusion=choice)
+    assert result.doc["time"]["diffusion_scheme"] == scheme
+    assert result.doc["time"].get("diffusion_dt", "0.01 min") == dt
+    assert ("overall.dt_diffusion" in dict(result.warnings)) == (choice == "adi" and dt != "0.5 min")
+    validate_scenario(result.doc, "numerics")
+
+
+@pytest.mark.parametrize(("use_2d", "choice"), [("false", "adi"), ("true", "fast")])
+def test_diffusion_choice_refused_with_one_line_exit_2(use_2d, choice, tmp_path, capsys):
+    cfg = _project(tmp_path)
+    (cfg / "PhysiCell_settings.xml").write_text(GOOD_XML.replace("<use_2D>true", f"<use_2D>{use_2d}"))
+    out = tmp_path / "s.toml"
+    code, _stdout, err = call(["import", "physicell", str(cfg), "--out", str(out), "--diffusion", choice], capsys)
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1 and "diffusion" in err
+    assert not out.exists()
 
 
 def test_corpus_is_large_enough():

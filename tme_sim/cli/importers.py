@@ -17,13 +17,21 @@ def physicell_command(
         Path | None, typer.Option("--out", "-o", help="Scenario file to write (default: ./<project>.toml).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing scenario file.")] = False,
+    diffusion: Annotated[
+        str,
+        typer.Option(
+            "--diffusion",
+            help="'physicell' (default): PhysiCell's diffusion numerics, BioFVM LOD at dt_diffusion; 'adi' (2D):"
+            " tme-sim's ADI at the mechanics step (exact steady state, faster, not PhysiCell's fields).",
+        ),
+    ] = "physicell",
 ) -> None:
     """Translate a PhysiCell project (settings, cells.csv, cell_rules.csv) into a scenario; settings
     without a tme-sim counterpart are listed in one warning block."""
     from tme_sim.importers.physicell import import_physicell, warning_block
     from tme_sim.importers.scenario_file import write_scenario
 
-    result = import_physicell(project)
+    result = import_physicell(project, diffusion=diffusion)
     path = write_scenario(result, out or Path(f"{result.doc['name']}.toml"), force=force)
     block = warning_block(result)
     if block:

@@ -166,25 +166,76 @@ def _domain(r: _Reader, root: Node, warn: list[tuple[str, str]]) -> tuple[dict[s
     return {"size": [_fmt(s, "um") for s in size], "dx": _fmt(dx, "um")}, lo, two_d
 
 
-def _overall(r: _Reader, root: Node, doc: dict[str, Any], warn: list[tuple[str, str]]) -> None:
-    ov = root.child("overall")
-    if ov is None:
+#: the mechanics step PhysiCell uses when the settings do not give one (min)
+_PHYSICELL_DT_MECHANICS = 0.1
+_PHYSICELL_DT_DIFFUSION = 0.01
+
+
+#: what ``diffusion=`` of :func:`import_physicell` accepts
+DIFFUSION_CHOICES = ("physicell", "adi")
+
+
+def _diffusion_numerics(
+    t: dict[str, Any], dt_diff: float, dt_mech: float, two_d: bool, choice: str, warn: list[tuple[str, str]]
+) -> None:
+    """The diffusion scheme and step of an imported project (PhysiCell's ``dt_diffusion``,
+    ``dt_mechanics`` in min), written into ``t`` (``[time]``).
+
+    ``choice = "physicell"`` (the default) keeps PhysiCell's numerics, BioFVM's LOD splitting at
+    ``dt_diffusion`` (0.01 min: ten substeps per mechanics step), whose fixed point is off the
+    PDE's steady state by O(dt): the populations a PhysiCell user knows depend on that error.
+    ``choice = "adi"`` (2D only) takes one Douglas–Rachford ADI step per mechanics step instead:
+    exact steady state, the fields of the converged small step at about a third of the grid's
+    cost, but not PhysiCell's fields (``benchmarks/physicell_numerics.py``, rules_sample, cells
+    frozen on days 1 and 3: ADI at 0.1 min equals ADI at 0.01 min to < 1e-7 of the maximum for
+    oxygen and the inflammatory factors, 5e-4 for the debris, while PhysiCell's LOD at 0.01 min is
+    4.5-10 % from it; the populations move accordingly, README "PhysiCell projects"). The choice is
+    listed in the warning block with the ``--set`` items that restore PhysiCell's numerics.
+    """
+    if choice not in DIFFUSION_CHOICES:
+        raise ConfigError(f"diffusion: {choice!r} is not one of {', '.join(DIFFUSION_CHOICES)}")
+    if choice == "physicell":
+        t["diffusion_scheme"] = "lod"  # BioFVM's numerics, as in PhysiCell
         return
-    if ov.child("max_time") is not None:
-        doc["duration"] = _fmt(r.num(ov.child("max_time")), "min")
+    if not two_d:
+        raise ConfigError("diffusion 'adi': ADI is for 2D projects (this one is 3D); use 'physicell'")
+    if dt_diff >= dt_mech:
+        t["diffusion_scheme"] = "adi"  # already no finer than mechanics: PhysiCell's step, ADI's scheme
+        return
+    t["diffusion_scheme"] = "adi"
+    t["diffusion_dt"] = _fmt(dt_mech, "min")
+    warn.append(
+        (
+            "overall.dt_diffusion",
+            f"BioFVM's LOD at {dt_diff:g} min ({round(dt_mech / dt_diff)} substeps per mechanics step) replaced by"
+            f" tme-sim's ADI at dt_mechanics {dt_mech:g} min (--diffusion adi: exact steady state, not PhysiCell's"
+            " fields); PhysiCell's numerics: --set time.diffusion_scheme='lod'"
+            f" --set time.diffusion_dt='{dt_diff:g} min'",
+        )
+    )
+
+
+def _overall(
+    r: _Reader, root: Node, doc: dict[str, Any], warn: list[tuple[str, str]], two_d: bool, diffusion: str
+) -> None:
+    ov = root.child("overall")
     t: dict[str, Any] = {}
+    steps: dict[str, float] = {}
+    if ov is not None and ov.child("max_time") is not None:
+        doc["duration"] = _fmt(r.num(ov.child("max_time")), "min")
     for src, dst in (
         ("dt_diffusion", "diffusion_dt"),
         ("dt_mechanics", "mechanics_dt"),
         ("dt_phenotype", "phenotype_dt"),
     ):
-        if ov.child(src) is not None:
-            t[dst] = _fmt(r.num(ov.child(src)), "min")
-    # PhysiCell's numerics: BioFVM's LOD splitting (tme-sim's default is backward Euler)
-    t["diffusion_scheme"] = "lod"
+        if ov is not None and ov.child(src) is not None:
+            steps[dst] = r.num(ov.child(src))
+            t[dst] = _fmt(steps[dst], "min")
+    dt_diff = steps.get("diffusion_dt", _PHYSICELL_DT_DIFFUSION)
+    _diffusion_numerics(t, dt_diff, steps.get("mechanics_dt", _PHYSICELL_DT_MECHANICS), two_d, diffusion, warn)
     doc["time"] = t
     for tag, want in (("time_units", "min"), ("space_units", "micron")):
-        node = ov.child(tag)
+        node = ov.child(tag) if ov is not None else None
         if node is not None and node.text and node.text != want:
             warn.append((f"overall.{tag}", f"{node.text!r} read as {want!r} (PhysiCell's units are fixed)"))
 
@@ -757,8 +808,12 @@ def parse_cells_csv(
 # the whole project
 
 
-def import_physicell(path: Path | str) -> ImportResult:
-    """Translate the PhysiCell project at ``path`` (a settings XML, its ``config/`` or the project folder)."""
+def import_physicell(path: Path | str, diffusion: str = "physicell") -> ImportResult:
+    """Translate the PhysiCell project at ``path`` (a settings XML, its ``config/`` or the project folder).
+
+    ``diffusion``: ``"physicell"`` keeps PhysiCell's diffusion numerics (BioFVM LOD at
+    ``dt_diffusion``); ``"adi"`` (2D) takes tme-sim's ADI at the mechanics step (see
+    :func:`_diffusion_numerics`)."""
     settings = find_settings(Path(path))
     warn: list[tuple[str, str]] = []
     root = parse_xml(settings)
@@ -780,7 +835,7 @@ def import_physicell(path: Path | str) -> ImportResult:
             doc["seed"] = int(seed.text)
         else:
             warn.append(("options.random_seed", f"{seed.text!r} is not an integer; seed 0 used"))
-    _overall(r, root, doc, warn)
+    _overall(r, root, doc, warn, two_d, diffusion)
     doc["domain"] = domain
     subs_doc, subs = _substrates(r, root, two_d, warn)
     if "oxygen" not in subs_doc:
