@@ -370,6 +370,42 @@ class FitResult:
     stopped_early: bool = False
     #: settings chosen inside this fit by nested selection (e.g. the graph readout's), for CV reports
     chosen: dict[str, Any] = field(default_factory=dict)
+    #: signaling network: how exact the training steps' steady-state solves were (:class:`SolveLog`)
+    solves: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SolveLog:
+    """Counts of a signaling network's training solves (forward fixed point and adjoint), one
+    :meth:`add` per optimiser step. A solve that ends at ``max_iter`` with its residual still above
+    ``tol`` is *capped*: its states (forward) or gradient (adjoint) are not the converged ones."""
+
+    max_iter: int
+    tol: float
+    steps: int = 0
+    forward_iterations: int = 0
+    backward_iterations: int = 0
+    capped_forward: int = 0
+    capped_backward: int = 0
+
+    def add(self, stats: Any) -> None:
+        """Record one step from a network's ``stats`` (:class:`~tme_sim.intracellular.neural.networks.SolveStats`)."""
+        self.steps += 1
+        self.forward_iterations += stats.forward_iterations
+        self.backward_iterations += stats.backward_iterations
+        self.capped_forward += stats.forward_iterations >= self.max_iter and stats.forward_residual >= self.tol
+        self.capped_backward += stats.backward_iterations >= self.max_iter and stats.backward_residual >= self.tol
+
+    def summary(self) -> dict[str, float]:
+        """Mean iterations per step and the fraction of capped solves (forward, adjoint)."""
+        n = max(self.steps, 1)
+        return {
+            "steps": self.steps,
+            "mean_forward_iterations": self.forward_iterations / n,
+            "mean_backward_iterations": self.backward_iterations / n,
+            "capped_forward_fraction": self.capped_forward / n,
+            "capped_backward_fraction": self.capped_backward / n,
+        }
 
 
 def _lr_at(epoch: int, cfg: TrainConfig) -> float:
@@ -475,6 +511,7 @@ def fit(
     epoch = 0
     n_tr = xt.shape[0]
     bs = n_tr if cfg.batch_size is None else min(cfg.batch_size, n_tr)
+    solve_log = SolveLog(model.max_iter, model.tol) if isinstance(model, SignalingNetwork) else None
     if isinstance(model, SignalingNetwork):
         model.warm_start(cfg.warm_start)
     for epoch in range(cfg.epochs):
@@ -511,6 +548,8 @@ def fit(
             else:
                 reg = torch.zeros((), device=dev)
             (loss + reg).backward()
+            if solve_log is not None:
+                solve_log.add(model.stats)
             opt.step()
             losses.append(float(loss.detach()) * xb.shape[0])
         loss = torch.tensor(sum(losses) / n_tr)
@@ -555,6 +594,7 @@ def fit(
         history=history,
         stopped_early=stopped,
         chosen=chosen,
+        solves=solve_log.summary() if solve_log is not None else {},
     )
 
 
@@ -651,4 +691,5 @@ def train_summary(cfg: TrainConfig, result: FitResult) -> dict[str, Any]:
         "train_loss": result.train_loss,
         "seconds": result.seconds,
         "stopped_early": result.stopped_early,
+        "solves": result.solves,
     }
