@@ -503,16 +503,22 @@ def test_sample_matches_initial_state_then_advance_in_distribution():
     assert not a[:, 1].any()
 
 
-def test_sample_is_thread_and_chunk_independent_and_seeded():
-    net = BooleanNetwork.from_text(CUSTOM, ISTATES, name="istate")
-    n = 3000  # several chunks of 256 cells
-    seq = net.sample(n, 2.0, np.random.default_rng(9), parallel=False)
+def serial_and_two_threads(call):
+    """``call(parallel=False)`` and ``call(parallel=True)`` run on (up to) two numba threads."""
+    seq = call(False)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        par = net.sample(n, 2.0, np.random.default_rng(9), parallel=True)
+        par = call(True)
     finally:
         numba.set_num_threads(old)
+    return seq, par
+
+
+def test_sample_is_thread_and_chunk_independent_and_seeded():
+    net = BooleanNetwork.from_text(CUSTOM, ISTATES, name="istate")
+    n = 3000  # several chunks of 256 cells
+    seq, par = serial_and_two_threads(lambda parallel: net.sample(n, 2.0, np.random.default_rng(9), parallel=parallel))
     for x, y in zip(seq, par, strict=True):
         np.testing.assert_array_equal(x, y)
     # cell i's trajectory depends on the call's seed and i only: the first cells of a bigger call

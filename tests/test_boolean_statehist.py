@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
+from tests.test_boolean_engine import serial_and_two_threads
 from tme_sim.intracellular.boolean import BooleanNetwork, statehist
 from tme_sim.intracellular.boolean.statetable import all_states
 
@@ -103,13 +103,9 @@ def test_knockout_and_knockin_match_sample():
 def test_histogram_is_seeded_and_thread_and_chunk_independent():
     net = BooleanNetwork.from_text(CYCLE, name="cyc")
     n = 3 * statehist.CHUNK + 17  # several chunks, the last one partial
-    seq = net.final_state_counts(n, 3.0, np.random.default_rng(9), parallel=False)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        par = net.final_state_counts(n, 3.0, np.random.default_rng(9), parallel=True)
-    finally:
-        numba.set_num_threads(old)
+    seq, par = serial_and_two_threads(
+        lambda parallel: net.final_state_counts(n, 3.0, np.random.default_rng(9), parallel=parallel)
+    )
     np.testing.assert_array_equal(seq[0], par[0])
     np.testing.assert_array_equal(seq[1], par[1])
     assert seq[2] == par[2]
