@@ -156,12 +156,11 @@ def child(n_cells: int, minutes: float) -> dict:
             # the intracellular models run on their own clocks (the macrophages' surrogate every
             # 30 min = 300 steps): time one evaluation of each now and spread it over its period
             ist, st = model.intracellular_step, model.store
-            conc = model.sample_conditions()
             amortized = amortized_cpu = 0.0
             for t, im in ist.models.items():
                 period = im.dt or model.dt_pheno
                 before, before_cpu = acc["intracellular"], acc["intracellular cpu"]
-                ist._update(st, t, im, conc, period, model.signals_for, model.rng)
+                ist._update(st, t, im, model.sample_conditions, period, model.signals_for, model.rng)
                 amortized += (acc["intracellular"] - before) / (period / model.dt_mech)
                 amortized_cpu += (acc["intracellular cpu"] - before_cpu) / (period / model.dt_mech)
             info["intracellular_per_step_s"] = amortized

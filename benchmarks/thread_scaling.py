@@ -9,8 +9,8 @@ are what one thread runs) and its parallel one with 2 threads, round-robin, and 
 of a few calls is printed with the speed-up. Cells: a packed 3D spheroid (FCC lattice,
 :mod:`tme_sim.model.packing`) of 10³ … 10⁶ cells, as in ``tumor_immune_3d_large.toml``.
 Kernels: Verlet-list build, pair coefficients, velocities (force sum: two passes over the half
-lists with the coefficient array, and one pass over full rows with the constants computed in the
-loop — the model's path), the full-row build, AB2 position update, and
+lists and their transpose, with the coefficient array, and with the constants computed in the
+loop — the model's path), the transposed-index build, AB2 position update, and
 the implicit diffusion substep (backward Euler + CG) on 3D grids of 10³ … 10⁶ voxels × 2
 substrates. Contacts, motility and the phenotype step have no parallel twin (they are serial
 numpy/numba) and are not listed. The table is what the kernel chooser's thresholds
@@ -67,8 +67,7 @@ def mechanics_kernels(n_cells: int, repeats: int) -> list[tuple[str, int, float,
                                    cl.skin, parallel=par, capacity=40 * n, margins=margins)  # fmt: skip
 
     nstart, nbr = lists(False)
-    vl = mech.reverse_lists(nstart, nbr, n)  # the two-pass per-pair coefficient path
-    rows = mech.full_rows(nstart, nbr, n)  # the model's one-pass full-row path
+    vl = mech.reverse_lists(nstart, nbr, n)  # the transposed index both force paths read
     coef = np.empty((5, nbr.size))
     work = np.empty(nbr.size)
     vel = np.zeros((n, 3))
@@ -83,9 +82,9 @@ def mechanics_kernels(n_cells: int, repeats: int) -> list[tuple[str, int, float,
         "velocities": lambda par: mech.listed_velocities(
             pos, radius, ctype, n, rep_t, coef, vl, domain, 3, vel, parallel=par, work=work
         ),
-        "full rows": lambda par: mech.full_rows(nstart, nbr, n, parallel=par),
-        "velocities, full rows": lambda par: mech.direct_velocities(
-            pos, radius, ctype, dead, n, rep_t, adh_t, arel_t, rows, domain, 3, vel, parallel=par
+        "reverse lists": lambda par: mech.reverse_lists(nstart, nbr, n, parallel=par),
+        "velocities, model's loop": lambda par: mech.direct_velocities(
+            pos, radius, ctype, dead, n, rep_t, adh_t, arel_t, vl, domain, 3, vel, parallel=par, work=work
         ),
         "AB2 update": lambda par: mech.ab2_update(x, vel * 0, prev, n, 0.1, domain, 3, parallel=par),
     }

@@ -170,9 +170,8 @@ def test_verlet_lists_hold_every_interacting_pair_in_cell_list_order(dim):
             assert np.all(rank[listed] > rank[i])  # half lists: each pair in the row of the first in the cell list
             near = np.flatnonzero((d[i] < reach[i]) & (rank > rank[i]))
             assert set(near.tolist()) <= set(listed.tolist())
-            # the full row: the half row, then every pair (p, i) listed by p once, by ascending p
-            assert np.array_equal(lists.rows[lists.row_start[i] : lists.row_mid[i]], listed)
-            src = lists.rows[lists.row_mid[i] : lists.row_start[i + 1]]
+            # the transpose: every pair (p, i) listed by p once, by ascending p
+            src = lists.reverse_row[lists.reverse_start[i] : lists.reverse_start[i + 1]]
             assert np.all(np.diff(src) > 0)
             assert np.all(rank[src] < rank[i])
             assert set(src.tolist()) == {p for p in range(n) if i in nbr[nstart[p] : nstart[p + 1]]}
@@ -278,10 +277,11 @@ def test_motile_margins_keep_lists_exact_with_fewer_rebuilds(dim):
     assert cl.list_builds == builds + 1
 
 
-def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d():
-    """The model's one-pass force loop over full rows (each pair computed by both its cells) sums in
-    the order of the two-pass half-list scheme: same bits, serial and threaded, with several types,
-    dead cells (no adhesion) and cells pressed against the walls."""
+def test_model_force_loop_equals_the_per_pair_coefficient_path_bit_for_bit_in_3d():
+    """The model's force loop (pair constants from the radii, types and death states in the loop,
+    branch-free, each force stored once for the partner's pass) gives the bits of the per-pair
+    coefficient path, serial and threaded, with several types, dead cells (no adhesion), cells
+    pressed against the walls, and a reused work buffer holding stale values."""
     rng = np.random.default_rng(11)
     n = 4000
     domain = np.array([150.0, 150.0, 150.0])
@@ -293,7 +293,7 @@ def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d()
     rep, adh, arel = np.array([10.0, 5.0, 8.0]), np.array([0.4, 0.0, 0.8]), np.array([1.25, 1.5, 1.25])
     cl = CellList(domain, 3, cutoff=2 * 1.5 * r.max())
     lists = cl.neighbors(pos, n, r, ctype, arel)
-    assert lists.rows.size == 2 * lists.nbr.size
+    assert lists.reverse_row.size == lists.reverse_pair.size == lists.nbr.size
     ref = np.zeros((n, 3))
     interaction_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists.nstart, lists.nbr, domain, 3, ref)
     assert np.count_nonzero(ref) > n  # forces act
@@ -301,10 +301,14 @@ def test_full_row_forces_equal_the_two_pass_half_list_forces_bit_for_bit_in_3d()
         out = np.full((n, 3), np.nan)
         direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=par)
         assert np.array_equal(out, ref), par
+        stale = np.full(lists.nbr.size + 100, 1e30)  # every pair's entry is written before it is read
+        out = np.full((n, 3), np.nan)
+        direct_velocities(pos, r, ctype, dead, n, rep, adh, arel, lists, domain, 3, out, parallel=par, work=stale)
+        assert np.array_equal(out, ref), par
 
 
-def test_threaded_full_rows_and_staleness_test_match_the_serial_ones():
-    from tme_sim.mechanics import _lists_stale, _lists_stale_parallel, full_rows
+def test_threaded_reverse_lists_and_staleness_test_match_the_serial_ones():
+    from tme_sim.mechanics import _lists_stale, _lists_stale_parallel, _reverse_lists_parallel
 
     rng = np.random.default_rng(12)
     n = 3000
@@ -314,11 +318,14 @@ def test_threaded_full_rows_and_staleness_test_match_the_serial_ones():
     ctype = np.zeros(n, np.int16)
     cl = CellList(domain, 3, cutoff=12.5)
     lists = cl.neighbors(pos, n, r, ctype, AREL)
-    serial = full_rows(lists.nstart, lists.nbr, n)
-    for parts in (1, 3, 8):  # any split of the cells fills the same rows
-        from tme_sim.mechanics import _full_rows_parallel
-
-        got = _full_rows_parallel(lists.nstart, lists.nbr, n, parts)
+    serial = reverse_lists(lists.nstart, lists.nbr, n)
+    for j in (0, 17, n - 1):  # each reverse row: the rows that list j, ascending, and their pairs
+        rows = serial.reverse_row[serial.reverse_start[j] : serial.reverse_start[j + 1]]
+        pairs = serial.reverse_pair[serial.reverse_start[j] : serial.reverse_start[j + 1]]
+        assert np.all(np.diff(rows) > 0) and np.all(lists.nbr[pairs] == j)
+        assert all(lists.nstart[i] <= k < lists.nstart[i + 1] for i, k in zip(rows, pairs, strict=True))
+    for parts in (1, 3, 8):  # any split of the cells fills the same reverse rows
+        got = _reverse_lists_parallel(lists.nstart, lists.nbr, n, parts)
         assert all(np.array_equal(a, b) for a, b in zip(got, serial[2:], strict=True))
     x0, r0, margins = pos.copy(), r.copy(), np.array([1.0])
     for moved in (0.99, 1.01):

@@ -15,12 +15,12 @@ it is rebuilt only when some cell has moved more than ``skin/2`` since the last 
 cells were added or removed. The Verlet lists are *half* lists: each pair is listed once, in the
 row of whichever of its cells comes first in the cell list (scanning a forward half stencil),
 and each cell's sum has a fixed order: its half row in bin order, then the pairs listed in other
-rows by ascending slot. The model's force loop (:func:`direct_velocities`) reads each cell's
-*full row* in that order (:func:`full_rows`) and computes every pair force in both of its cells
-(one pass, no per-pair buffer); the per-pair coefficient path (:func:`listed_velocities`) computes
-each pair once into a buffer and adds each cell's share of the other rows' pairs in a second pass
-(a transposed index, :func:`reverse_lists`). Both give the same bits, at any number of threads
-(no shared accumulators, no atomics).
+rows by ascending slot. Each pair's force is computed once, by the cell whose half row lists it,
+into a per-pair buffer; a second pass adds each cell's share of the pairs listed in other rows
+through a transposed index (:func:`reverse_lists`). The model's force loop
+(:func:`direct_velocities`) computes each pair's constants from the radii, types and death states
+in the loop; the per-pair coefficient path (:func:`listed_velocities`) reads them from an array.
+Both give the same bits, at any number of threads (no shared accumulators, no atomics).
 
 All kernels take plain arrays; positions are (n, 3) float64 (z = 0 in 2D). They are compiled
 with ``error_model="numpy"``: no divisor here can be zero, and numba's default Python error
@@ -376,7 +376,7 @@ def _reverse_lists(nstart, nbr, n):
     for j in range(n):
         reverse_start[j + 1] += reverse_start[j]
     fill = reverse_start[:n].copy()
-    reverse_pair = np.empty(m, dtype=np.int64)
+    reverse_pair = np.empty(m, dtype=np.int32)
     reverse_row = np.empty(m, dtype=np.int32)
     for i in range(n):  # ascending i: each reverse row lists its partners by ascending slot
         for k in range(nstart[i], nstart[i + 1]):
@@ -387,11 +387,39 @@ def _reverse_lists(nstart, nbr, n):
     return reverse_start, reverse_pair, reverse_row
 
 
-class TransposedLists(NamedTuple):
+@njit(cache=True, parallel=True, error_model="numpy")
+def _reverse_lists_parallel(nstart, nbr, n, n_parts):
+    # as _reverse_lists; part c fills the reverse rows of its cells [b_c, b_c+1) by scanning every
+    # pair in ascending row order (the same entries in the same places)
+    reverse_start = np.zeros(n + 1, dtype=np.int64)
+    m = nbr.size
+    for k in range(m):
+        reverse_start[nbr[k] + 1] += 1
+    for j in range(n):
+        reverse_start[j + 1] += reverse_start[j]
+    fill = reverse_start[:n].copy()
+    reverse_pair = np.empty(m, dtype=np.int32)
+    reverse_row = np.empty(m, dtype=np.int32)
+    bounds = np.linspace(0, n, n_parts + 1).astype(np.int64)
+    for c in prange(n_parts):
+        lo = bounds[c]
+        hi = bounds[c + 1]
+        for i in range(n):
+            for k in range(nstart[i], nstart[i + 1]):
+                j = nbr[k]
+                if lo <= j < hi:
+                    reverse_pair[fill[j]] = k
+                    reverse_row[fill[j]] = i
+                    fill[j] += 1
+    return reverse_start, reverse_pair, reverse_row
+
+
+class VerletLists(NamedTuple):
     """Half Verlet lists (:func:`neighbor_lists`) and their transpose (:func:`reverse_lists`):
     pair ``k`` joins cell i (``nstart[i] <= k < nstart[i+1]``) and ``nbr[k]``; cell j appears as
     the partner of pairs ``reverse_pair[reverse_start[j]:reverse_start[j+1]]``, listed in the rows
-    of ``reverse_row[...]``. What the per-pair coefficient path (:func:`listed_velocities`) sums."""
+    of ``reverse_row[...]`` (by ascending row). ``nstart``, ``reverse_start`` (n+1,) int64;
+    ``nbr``, ``reverse_pair``, ``reverse_row`` (m,) int32: 12 B per listed pair."""
 
     nstart: np.ndarray
     nbr: np.ndarray
@@ -400,95 +428,13 @@ class TransposedLists(NamedTuple):
     reverse_row: np.ndarray
 
 
-def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int) -> TransposedLists:
+def reverse_lists(nstart: np.ndarray, nbr: np.ndarray, n: int, parallel: bool = False) -> VerletLists:
     """The half lists with their transpose: for each cell j, the pairs (i, j) listed in the rows of
-    other cells i, by ascending i (O(n + m), serial)."""
-    return TransposedLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
-
-
-class VerletLists(NamedTuple):
-    """Half Verlet lists (:func:`neighbor_lists`: each pair once, ``nbr[nstart[i]:nstart[i+1]]``)
-    and the full rows the force loop reads (:func:`full_rows`): cell i's partners are
-    ``rows[row_start[i]:row_start[i+1]]`` — first its half row (``rows[row_start[i]:row_mid[i]]``,
-    in cell-list order), then the cells whose half rows list i, by ascending slot. ``nstart``,
-    ``row_start`` (n+1,) int64; ``row_mid`` (n,) int64; ``nbr`` (m,) and ``rows`` (2m,) int32."""
-
-    nstart: np.ndarray
-    nbr: np.ndarray
-    row_start: np.ndarray
-    row_mid: np.ndarray
-    rows: np.ndarray
-
-
-@njit(cache=True, error_model="numpy")
-def _full_rows(nstart, nbr, n):
-    m = nbr.size
-    row_start = np.empty(n + 1, dtype=np.int64)
-    row_mid = np.empty(n, dtype=np.int64)
-    fill = np.zeros(n, dtype=np.int64)  # first the reverse counts, then the next free entry
-    for k in range(m):
-        fill[nbr[k]] += 1
-    row_start[0] = 0
-    for i in range(n):
-        half = nstart[i + 1] - nstart[i]
-        row_mid[i] = row_start[i] + half
-        row_start[i + 1] = row_mid[i] + fill[i]
-    rows = np.empty(2 * m, dtype=np.int32)
-    for i in range(n):
-        base = row_start[i] - nstart[i]
-        for k in range(nstart[i], nstart[i + 1]):
-            rows[base + k] = nbr[k]
-        fill[i] = row_mid[i]
-    for i in range(n):  # ascending i: each reverse part lists its partners by ascending slot
-        for k in range(nstart[i], nstart[i + 1]):
-            j = nbr[k]
-            rows[fill[j]] = i
-            fill[j] += 1
-    return row_start, row_mid, rows
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _full_rows_parallel(nstart, nbr, n, n_parts):
-    # as _full_rows; part c copies the half rows of its cells [b_c, b_c+1) and fills their reverse
-    # parts by scanning every pair in ascending row order (the same entries in the same places)
-    m = nbr.size
-    row_start = np.empty(n + 1, dtype=np.int64)
-    row_mid = np.empty(n, dtype=np.int64)
-    fill = np.zeros(n, dtype=np.int64)
-    for k in range(m):
-        fill[nbr[k]] += 1
-    row_start[0] = 0
-    for i in range(n):
-        row_mid[i] = row_start[i] + (nstart[i + 1] - nstart[i])
-        row_start[i + 1] = row_mid[i] + fill[i]
-    rows = np.empty(2 * m, dtype=np.int32)
-    bounds = np.linspace(0, n, n_parts + 1).astype(np.int64)
-    for c in prange(n_parts):
-        lo = bounds[c]
-        hi = bounds[c + 1]
-        for i in range(lo, hi):
-            base = row_start[i] - nstart[i]
-            for k in range(nstart[i], nstart[i + 1]):
-                rows[base + k] = nbr[k]
-            fill[i] = row_mid[i]
-        for i in range(n):
-            for k in range(nstart[i], nstart[i + 1]):
-                j = nbr[k]
-                if lo <= j < hi:
-                    rows[fill[j]] = i
-                    fill[j] += 1
-    return row_start, row_mid, rows
-
-
-def full_rows(nstart: np.ndarray, nbr: np.ndarray, n: int, parallel: bool = False) -> VerletLists:
-    """The half lists with each cell's full row of partners (its half row, then the cells whose
-    half rows list it, by ascending slot): the force loop sums a cell's pairs in exactly the
-    order of the two-pass half-list scheme (:func:`interaction_velocities`), one cell at a time,
-    with no per-pair buffer. O(n + m) serial; ``parallel``: each thread fills the rows of its
-    share of the cells (each scans all m pairs; the same arrays)."""
+    other cells i, by ascending i. O(n + m) serial; ``parallel``: each thread fills the reverse
+    rows of its share of the cells (each scans all m pairs; the same arrays)."""
     if parallel:
-        return VerletLists(nstart, nbr, *_full_rows_parallel(nstart, nbr, n, numba.get_num_threads()))
-    return VerletLists(nstart, nbr, *_full_rows(nstart, nbr, n))
+        return VerletLists(nstart, nbr, *_reverse_lists_parallel(nstart, nbr, n, numba.get_num_threads()))
+    return VerletLists(nstart, nbr, *_reverse_lists(nstart, nbr, n))
 
 
 @njit(cache=True, error_model="numpy")
@@ -611,10 +557,8 @@ def _reverse_forces_and_walls(
     vx = vel[i, 0]
     vy = vel[i, 1]
     vz = vel[i, 2]
-    for q in range(reverse_start[i], reverse_start[i + 1]):
-        s = pair_speed[reverse_pair[q]]
-        if s == 0.0:
-            continue
+    for q in range(reverse_start[i], reverse_start[i + 1]):  # no test for s == 0: unpredictable, and
+        s = pair_speed[reverse_pair[q]]  # adding ±0 leaves a sum unchanged
         p = reverse_row[q]
         vx += s * (xi - pos[p, 0])
         vy += s * (yi - pos[p, 1])
@@ -748,19 +692,6 @@ def _velocities_parallel(
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _direct_speed(d2, ri, rj, ti, tj, both_alive, rep_pp, adh_pp, arel_pp):
-    """``f/d`` (1/min) of a pair at squared distance ``d2`` (µm²) from the radii, types and whether
-    both cells live (0 beyond the adhesion reach): the expressions of :func:`_cell_coefficients`
-    and :func:`_row_forces`, so bit-identical to the per-pair coefficient path."""
-    big_r = ri + rj
-    ra = arel_pp[ti, tj] * big_r
-    if d2 >= ra * ra:  # beyond the adhesion reach: most listed candidates
-        return 0.0
-    adhesion = adh_pp[ti, tj] if both_alive else 0.0
-    return _pair_speed(d2, big_r, ra, rep_pp[ti, tj], adhesion)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def _pair_speed_masked(d2, big_r, ti, tj, both_alive, rep_pp, adh_pp, arel_pp):
     """:func:`_pair_speed` of a listed pair with its constants from the types' tables, or 0 beyond
     the adhesion reach ``arel_pp[ti, tj]·big_r`` — computed without branches (the in/out tests are
@@ -779,12 +710,10 @@ def _pair_speed_masked(d2, big_r, ti, tj, both_alive, rep_pp, adh_pp, arel_pp):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
-                      domain, dim, vel):  # fmt: skip
-    """Velocity of cell i from its full row (:func:`full_rows`) and the walls, summed in the order
-    of the two-pass scheme (:func:`_row_forces`, then :func:`_reverse_forces_and_walls`):
-    bit-identical to it, with each pair's force computed by both of its cells instead of stored
-    (the reverse part evaluates the pair as its listing cell p did: r_p + r_i, types (p, i))."""
+def _half_row_forces(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel):
+    """First pass for cell i: each pair k of its half row, its ``f/d`` (1/min; 0 beyond reach)
+    from the radii, types and death states, computed without branches
+    (:func:`_pair_speed_masked`), into ``pair_speed[k]`` and summed into ``vel[i]``."""
     xi = pos[i, 0]
     yi = pos[i, 1]
     zi = pos[i, 2]
@@ -794,69 +723,67 @@ def _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_
     vx = 0.0
     vy = 0.0
     vz = 0.0
-    for q in range(row_start[i], row_start[i + 1]):
-        j = rows[q]
+    for k in range(nstart[i], nstart[i + 1]):
+        j = nbr[k]
         ddx = xi - pos[j, 0]
         ddy = yi - pos[j, 1]
         ddz = zi - pos[j, 2]
         d2 = ddx * ddx + ddy * ddy + ddz * ddz
         s = _pair_speed_masked(d2, ri + radius[j], ti, ctype[j], alive_i and dead[j] == 0, rep_pp, adh_pp, arel_pp)
+        pair_speed[k] = s
         vx += s * ddx
         vy += s * ddy
         vz += s * ddz
-    # walls: repel as a cell of the same radius mirrored at the wall
-    rep_i = rep_t[ti]
-    for a in range(dim):
-        push = _wall_push(pos[i, a], domain[a], ri, rep_i)
-        if a == 0:
-            vx += push
-        elif a == 1:
-            vy += push
-        else:
-            vz += push
     vel[i, 0] = vx
     vel[i, 1] = vy
     vel[i, 2] = vz
 
 
 @njit(cache=True, error_model="numpy")
-def _velocities_direct_serial(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, row_mid, rows, domain, dim, vel
-):  # fmt: skip
+def _velocities_direct_serial(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start,
+                              reverse_pair, reverse_row, domain, dim, pair_speed, vel):  # fmt: skip
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in range(n):
-        _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
-                          domain, dim, vel)  # fmt: skip
+        _half_row_forces(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
+    for i in range(n):
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _velocities_direct_parallel(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, row_start, row_mid, rows, domain, dim, vel
-):  # fmt: skip
+def _velocities_direct_parallel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, nstart, nbr, reverse_start,
+                                reverse_pair, reverse_row, domain, dim, pair_speed, vel):  # fmt: skip
     rep_pp, adh_pp, arel_pp = _pair_tables(rep_t, adh_t, adh_rel_t)
     for i in prange(n):
-        _cell_forces_full(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, rep_t, row_start, row_mid, rows,
-                          domain, dim, vel)  # fmt: skip
+        _half_row_forces(i, pos, radius, ctype, dead, rep_pp, adh_pp, arel_pp, nstart, nbr, pair_speed, vel)
+    for i in prange(n):  # after every half row's forces are stored
+        _reverse_forces_and_walls(
+            i, pos, radius, ctype, rep_t, reverse_start, reverse_pair, reverse_row, pair_speed, domain, dim, vel
+        )
 
 
 def direct_velocities(
-    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None
-) -> None:
+    pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists: VerletLists, domain, dim, vel, parallel=None,
+    work=None,
+) -> None:  # fmt: skip
     """Velocity (µm/min) of each of the first n cells from neighbours and walls, into ``vel``
-    (what the model's step loop calls): one pass over the full rows of ``lists``
-    (:func:`full_rows`), each pair's constants computed in the loop from ``radius``, ``ctype`` and
-    ``dead`` — bit-identical to :func:`interaction_velocities` and :func:`listed_velocities` at
-    any thread count. No per-pair buffer is written (the two-pass scheme streamed a per-pair force
-    buffer and a transposed index, ~22 B per listed pair against the full rows' 8: ~0.15 GB at 10⁶
-    cells in 3D); each pair force is computed by both its cells, which are independent of each other."""
+    (what the model's step loop calls), bit-identical to :func:`interaction_velocities` and
+    :func:`listed_velocities` at any thread count: the same two passes, with each pair's constants
+    computed in the first from ``radius``, ``ctype``, ``dead`` and the type tables instead of read
+    from a per-pair coefficient array (40 B per listed pair, ~0.4 GB at 10⁶ cells in 3D).
+    ``work``: an optional float64 buffer of at least m entries for the per-pair forces (8 B per
+    listed pair, reused between calls; computing each force in both cells instead, with no
+    buffer, took 15–25 % longer)."""
     par = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    m = lists.nbr.size
+    pair_speed = work[:m] if work is not None and work.size >= m else np.empty(m)
     kernel = _velocities_direct_parallel if par else _velocities_direct_serial
-    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, lists.row_start, lists.row_mid, lists.rows,
-           domain, dim, vel)  # fmt: skip
+    kernel(pos, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, *lists, domain, dim, pair_speed, vel)
 
 
 def listed_velocities(
-    pos, radius, ctype, n, rep_t, coef, lists: TransposedLists, domain, dim, vel, parallel=None, work=None
+    pos, radius, ctype, n, rep_t, coef, lists: VerletLists, domain, dim, vel, parallel=None, work=None
 ) -> None:
     """:func:`interaction_velocities` with the pair constants ``coef`` of :func:`pair_coefficients`
     already computed for these lists (what the model's step loop calls). ``work``: an optional
@@ -970,6 +897,7 @@ class CellList:
         self._coef: np.ndarray | None = None  # pair constants of the lists (:meth:`coefficients`)
         self._coef_lists: tuple | None = None
         self._coef_snapshot = (np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int16))
+        self._pair_work = np.zeros(0)  # per-pair forces of the force loop (:meth:`pair_work`)
 
     # assigning the bins (a rebuild, a checkpoint restore) drops the Verlet lists
     @property
@@ -1025,7 +953,7 @@ class CellList:
         self, pos: np.ndarray, n: int, radius: np.ndarray, ctype: np.ndarray, adh_rel_t: np.ndarray
     ) -> VerletLists:
         """Half Verlet lists of the first n cells with their transpose (:func:`neighbor_lists` with
-        the per-type margins of :func:`list_margins`, :func:`full_rows`). Kept until a cell
+        the per-type margins of :func:`list_margins`, :func:`reverse_lists`). Kept until a cell
         moved more than its type's margin since the build, a radius grew, n changed or
         :meth:`invalidate` (see the class notes)."""
         if (
@@ -1058,12 +986,20 @@ class CellList:
                 margins=self._margins,
             )
             self.list_kernel.record(par, time.perf_counter() - t0, n)
-            self._nbr = full_rows(*half, n, parallel=par)
+            self._nbr = reverse_lists(*half, n, parallel=par)
             self._nbr_size = self._nbr.nbr.size
             self._r_built = radius[:n].copy()
             self._x_built = pos[:n].copy()
             self.list_builds += 1
         return self._nbr
+
+    def pair_work(self) -> np.ndarray:
+        """A float64 buffer of at least one entry per pair of the current lists, kept between
+        steps (the force loop's ``work``, :func:`direct_velocities`); it grows with 10 % headroom."""
+        m = 0 if self._nbr is None else self._nbr.nbr.size
+        if self._pair_work.size < m:
+            self._pair_work = np.empty(int(1.1 * m) + 16)
+        return self._pair_work
 
     def coefficients(self, radius, ctype, dead, n, rep_t, adh_t, adh_rel_t, parallel: bool | None = None) -> np.ndarray:
         """:func:`pair_coefficients` of the current lists, recomputed only when the lists were
@@ -1132,7 +1068,7 @@ class CellList:
             self._nbr = None
             return
         nstart, nbr = np.asarray(d["nstart"], np.int64), np.asarray(d["nbr"], np.int32)
-        self._nbr = full_rows(nstart, nbr, nstart.size - 1)
+        self._nbr = reverse_lists(nstart, nbr, nstart.size - 1)
         self._nbr_size = nbr.size
         self._r_built = np.asarray(d["r_built"], np.float64)
         self._x_built = np.asarray(d["x_built"], np.float64)

@@ -813,8 +813,8 @@ class Microenvironment:
         """Concentrations ``(N, S)`` float64 at positions ``(N, 3)`` µm: the value of the voxel
         that contains each position (no interpolation; positions outside are clipped)."""
         v = self.voxel_index(positions)
-        c2 = self._c.reshape(self.n_substrates, self.n_voxels)
-        return np.ascontiguousarray(c2[:, v].T, dtype=np.float64)
+        by_voxel = self._c.reshape(self.n_substrates, self.n_voxels).T  # (V, S) view
+        return by_voxel[v].astype(np.float64, copy=False)  # one (N, S) gather, no transposed copy
 
     def gradient(self, name: str, positions: np.ndarray) -> np.ndarray:
         """Gradient ``(N, 3)`` float64 of ``name`` in unit/µm at the centres of the voxels that

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: ``signals(slots, conc, extra)`` gives the :class:`Signals` of the cells at ``slots``
 SignalSource = Callable[[np.ndarray, np.ndarray, Sequence[str]], "Signals"]
+#: ``conditions(slots)`` gives the ``(len(slots), S)`` concentrations at the cells at ``slots``
+ConditionSource = Callable[[np.ndarray], np.ndarray]
 
 
 class IntracellularStep:
@@ -34,7 +36,7 @@ class IntracellularStep:
     def run(
         self,
         store: CellStore,
-        conc: np.ndarray,
+        conditions: ConditionSource,
         dt: float,
         signals: SignalSource,
         rng: np.random.Generator,
@@ -42,7 +44,7 @@ class IntracellularStep:
         initial: bool = False,
     ) -> None:
         """Advance every model whose clock is due by the time since its last update (``dt`` is the
-        phenotype step, min; ``conc`` the ``(n, S)`` concentrations at all live cells)."""
+        phenotype step, min; ``conditions(slots)`` the concentrations at those cells)."""
         for t, im in self.models.items():
             self.clock[t] += 0.0 if initial else dt
             im_dt = im.dt or dt
@@ -51,14 +53,14 @@ class IntracellularStep:
                 continue
             step_dt = self.clock[t] if not initial else 0.0
             self.clock[t] = 0.0
-            self._update(store, t, im, conc, step_dt, signals, rng)
+            self._update(store, t, im, conditions, step_dt, signals, rng)
 
     def _update(
         self,
         store: CellStore,
         t: int,
         im: IntracellularModel,
-        conc: np.ndarray,
+        conditions: ConditionSource,
         dt: float,
         signals: SignalSource,
         rng: np.random.Generator,
@@ -66,7 +68,7 @@ class IntracellularStep:
         slots = store.istate_slots(t)
         if slots.size == 0:
             return
-        sig = signals(slots, conc[slots], im.required_signals())
+        sig = signals(slots, conditions(slots), im.required_signals())
         out = im.update(sig, store.istate_of(t), dt, rng)
         self.last[t] = (
             store.id[slots].copy(),

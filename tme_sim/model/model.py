@@ -383,7 +383,8 @@ class TMEModel(mesa.Model):
         t0 = time.perf_counter()
         # pair constants computed in the force loop (no per-pair coefficient array: 0.4 GB at 10⁶ cells)
         direct_velocities(st.position, st.radius, st.type, st.death, n, self.tables.repulsion, self.tables.adhesion,
-                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par)  # fmt: skip
+                          self.tables.adhesion_rel, lists, self.domain, self.dim, vel, parallel=par,
+                          work=cl.pair_work())  # fmt: skip
         chooser.record(par, time.perf_counter() - t0, n)
         motile = self._motile
         if motile.size:
@@ -391,10 +392,10 @@ class TMEModel(mesa.Model):
         moved = ab2_update(st.position, vel, st.prev_velocity, n, self.dt_mech, self.domain, self.dim)
         cl.note_displacement(moved)
 
-    def sample_conditions(self) -> np.ndarray:
-        """(n, S) local concentrations at every live cell."""
+    def sample_conditions(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """(n, S) local concentrations at every live cell, or (len(slots), S) at those slots."""
         st = self.store
-        return self.micro.sample(st.position[: st.n])
+        return self.micro.sample(st.position[: st.n] if slots is None else st.position[slots])
 
     def phenotype_step(self, initial: bool = False) -> None:
         """Behaviours (rules, then intracellular), interactions, fates, volumes, recruitment."""
@@ -402,16 +403,18 @@ class TMEModel(mesa.Model):
         ctx = self.ctx
         dt = self.dt_pheno
         self._coupling_dirty = True
-        conc = self.sample_conditions()
+        # concentrations sampled per type (the fields do not change during this step): an (n, S)
+        # array for all cells plus each type's copy was the step's memory peak at 10⁶ cells
+        conditions = self.sample_conditions
         for t, rules in enumerate(self.rules):
             slots = st.slots_of_type(t)
             if slots.size:
-                rules.set_behaviors(ctx, slots, conc[slots])
+                rules.set_behaviors(ctx, slots, conditions(slots))
         for t, table in enumerate(self.rule_tables):  # PhysiCell-grammar rules act on what the behaviour wrote
             slots = st.slots_of_type(t) if table.column_behaviors else None
             if slots is not None and slots.size:
-                table.apply(ctx, slots, conc[slots])
-        self.intracellular_step.run(st, conc, dt, self.signals_for, self.rng, initial=initial)
+                table.apply(ctx, slots, conditions(slots))
+        self.intracellular_step.run(st, conditions, dt, self.signals_for, self.rng, initial=initial)
         if initial:
             return
         for rules in self.rules:
