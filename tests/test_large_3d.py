@@ -64,6 +64,15 @@ def test_full_size_file_is_a_million_cells():
     assert sc.cell_types["macrophage"].intracellular is not None  # the surrogate-polarized macrophages
 
 
+def test_tumor_cycles_at_the_in_vivo_potential_doubling_time():
+    """Mean Ki67-basic cycle = 1/entry + Ki67+ duration = Tpot ≈ 5 days (Rew & Wilson 2000), so the
+    steady-state Ki67+ fraction is 930/7200 ≈ 13 %; the culture default (20-h cycle) would fail."""
+    cycle = load_scenario(SCENARIO).cell_types["tumor"].cycle
+    tpot = 5 * 24 * 60.0  # min
+    assert 1.0 / cycle.entry_rate + cycle.ki67_positive_duration == pytest.approx(tpot, rel=1e-3)
+    assert cycle.ki67_positive_duration / tpot == pytest.approx(0.13, abs=0.005)
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("large3d") / "large.h5"
