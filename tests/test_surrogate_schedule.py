@@ -95,3 +95,22 @@ def test_adam_reset_changes_training_and_is_reproducible():
         w[key] = model.edge_weight.detach().clone()
     assert torch.equal(w["a"], w["b"])
     assert not torch.allclose(w["a"], w["none"], atol=1e-5)
+
+
+def test_long_reset_recipe_file_loads_with_its_settings():
+    from pathlib import Path
+
+    from tme_sim.training.train import load_train_toml
+
+    root = Path(__file__).resolve().parents[1]
+    t = load_train_toml(root / "benchmarks/recipes/ligand_screen_long_reset.toml").train
+    assert (t.model, t.readout, t.warm_start, t.tol, t.epochs, t.adam_reset_every) == (
+        "signaling",
+        "graph",
+        True,
+        1e-6,
+        4000,
+        200,
+    )
+    assert t.lr_schedule == "cosine" and t.batch_size is None and t.prior_l2 == 0
+    assert t.selection_note and "seed 9" in t.selection_note
