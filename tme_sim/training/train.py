@@ -1,8 +1,10 @@
 """Training surrogates: configuration, model construction, the training loop with early stopping.
 
 Full-batch Adam (the data sets are conditions, not cells: ~100 rows) with a warm-up + cosine
-learning-rate schedule. Early stopping watches the loss on a validation subset of the training
-conditions (``val_fraction``; whole conditions) and keeps the best weights; with
+learning-rate schedule. Opt-in, unvalidated (issue #17, docs/omics.md "Optimisation schedule"):
+mini-batches (``batch_size``), a per-step one-cycle schedule, Adam resets, L2 toward the prior weights.
+Early stopping watches the loss on a validation subset of the training conditions
+(``val_fraction``; whole conditions) and keeps the best weights; with
 ``val_fraction = 0`` it watches the training loss instead (stop when it has not improved by
 ``min_delta`` for ``patience`` epochs).
 """
@@ -194,7 +196,8 @@ class TrainConfig(BaseModel):
     warm_start: bool = Field(
         False,
         description="start each epoch's steady-state and adjoint solves from the previous epoch's "
-        "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls)",
+        "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls); with "
+        "batch_size mini-batches each condition starts from its own last solve (cold in the first epoch)",
     )
     # hybrid (HybridSignaling): reduced-rank linear path + the signaling network above (+ a dense MLP)
     linear_alpha: float = Field(0.1, gt=0, description="ridge penalty of the hybrid's linear path")
