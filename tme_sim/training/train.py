@@ -1,8 +1,10 @@
 """Training surrogates: configuration, model construction, the training loop with early stopping.
 
 Full-batch Adam (the data sets are conditions, not cells: ~100 rows) with a warm-up + cosine
-learning-rate schedule. Early stopping watches the loss on a validation subset of the training
-conditions (``val_fraction``; whole conditions) and keeps the best weights; with
+learning-rate schedule. Opt-in, unvalidated (issue #17, docs/omics.md "Optimisation schedule"):
+mini-batches (``batch_size``), a per-step one-cycle schedule, Adam resets, L2 toward the prior weights.
+Early stopping watches the loss on a validation subset of the training conditions
+(``val_fraction``; whole conditions) and keeps the best weights; with
 ``val_fraction = 0`` it watches the training loss instead (stop when it has not improved by
 ``min_delta`` for ``patience`` epochs).
 """
@@ -63,6 +65,34 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.0, ge=0, lt=0.5)
     eval_every: int = Field(10, ge=1)
     batch_size: int | None = Field(None, ge=1, description="conditions per step; None = full batch")
+    lr_schedule: Literal["cosine", "one_cycle"] = Field(
+        "cosine",
+        description="cosine: linear warm-up then cosine decay to final_lr_fraction x lr, set once per epoch; "
+        "one_cycle (opt-in, unvalidated): set at every optimiser step, cosine rise from "
+        "one_cycle_floor x lr to lr over the first one_cycle_peak of the steps, cosine fall back to the "
+        "floor by 95 % of the steps, then flat (the shape of LEMBAS's bionetwork.oneCycle, Nilsson et al. 2022)",
+    )
+    one_cycle_peak: float = Field(
+        0.1, gt=0, lt=0.95, description="one_cycle: fraction of all steps at which the LR peaks (assumption)"
+    )
+    one_cycle_floor: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="one_cycle: start and end LR as a fraction of lr (LEMBAS: 1e-5 against a peak of 1e-3)",
+    )
+    adam_reset_every: int | None = Field(
+        None,
+        ge=1,
+        description="signaling network (opt-in, unvalidated): clear Adam's moment estimates every this many "
+        "epochs (LEMBAS's ligand-screen CV resets them every 200 epochs); None = never",
+    )
+    prior_l2: float = Field(
+        0.0,
+        ge=0,
+        description="signaling network (opt-in, unvalidated): weight of the L2 penalty pulling the edge weights "
+        "toward their initial (prior-scaffold) values, sum((w - w0)^2); 0 = off",
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (None = 1)")
     selection_note: str | None = Field(
@@ -166,7 +196,8 @@ class TrainConfig(BaseModel):
     warm_start: bool = Field(
         False,
         description="start each epoch's steady-state and adjoint solves from the previous epoch's "
-        "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls)",
+        "(faster; needs a tight tol: at tol=1e-4 the states lag the weights and training stalls); with "
+        "batch_size mini-batches each condition starts from its own last solve (cold in the first epoch)",
     )
     # hybrid (HybridSignaling): reduced-rank linear path + the signaling network above (+ a dense MLP)
     linear_alpha: float = Field(0.1, gt=0, description="ridge penalty of the hybrid's linear path")
@@ -408,6 +439,29 @@ class SolveLog:
         }
 
 
+def one_cycle_lr(step: int, total: int, cfg: TrainConfig) -> float:
+    """LR of optimiser step ``step`` (0-based) of ``total`` under ``lr_schedule = "one_cycle"``.
+
+    Cosine rise from ``one_cycle_floor * lr`` (step 0) to ``lr`` (step ``one_cycle_peak * total``),
+    cosine fall back to the floor at step ``0.95 * total``, then flat at the floor."""
+    lo = cfg.lr * cfg.one_cycle_floor
+    peak = max(1.0, cfg.one_cycle_peak * total)
+    end = max(peak + 1.0, 0.95 * total)
+    if step <= peak:
+        t = step / peak
+        return lo + (cfg.lr - lo) * 0.5 * (1 - math.cos(math.pi * t))
+    if step <= end:
+        t = (step - peak) / (end - peak)
+        return lo + (cfg.lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
+    return lo
+
+
+def batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split one epoch's permutation ``order`` (n,) of the training rows into consecutive mini-batches
+    of ``batch_size`` (the last may be smaller): every row exactly once per epoch."""
+    return [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
+
+
 def _lr_at(epoch: int, cfg: TrainConfig) -> float:
     w = max(1, int(cfg.warmup * cfg.epochs))
     if epoch < w:
@@ -512,20 +566,39 @@ def fit(
     n_tr = xt.shape[0]
     bs = n_tr if cfg.batch_size is None else min(cfg.batch_size, n_tr)
     solve_log = SolveLog(model.max_iter, model.tol) if isinstance(model, SignalingNetwork) else None
-    if isinstance(model, SignalingNetwork):
+    is_net = isinstance(model, SignalingNetwork)
+    if is_net:
         model.warm_start(cfg.warm_start)
+    steps_per_epoch = -(-n_tr // bs)
+    total_steps = cfg.epochs * steps_per_epoch
+    # mini-batch warm starts: each condition's last states / adjoint, (n_nodes, n_tr)
+    warm_x: torch.Tensor | None = None
+    warm_v: torch.Tensor | None = None
+    w0 = model.edge_weight.detach().clone() if is_net and cfg.prior_l2 > 0 else None
+    step = 0
     for epoch in range(cfg.epochs):
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(epoch, cfg)
+        if is_net and cfg.adam_reset_every and epoch > 0 and epoch % cfg.adam_reset_every == 0:
+            opt.state.clear()
+        if cfg.lr_schedule == "cosine":
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(epoch, cfg)
         model.train()
-        order = torch.as_tensor(gen.permutation(n_tr), device=dev) if bs < n_tr else None
+        order = gen.permutation(n_tr) if bs < n_tr else None
         losses = []
-        for a in range(0, n_tr, bs):
-            if order is None:
+        for idx_np in [None] if order is None else batches(order, bs):
+            if idx_np is None:
                 xb, yb = xt, yt
             else:
-                idx = order[a : a + bs]
+                idx = torch.as_tensor(idx_np, device=dev)
                 xb, yb = xt[idx], yt[idx]
+            if cfg.lr_schedule == "one_cycle":
+                for g in opt.param_groups:
+                    g["lr"] = one_cycle_lr(step, total_steps, cfg)
+            step += 1
+            mb_warm = is_net and cfg.warm_start and idx_np is not None
+            if mb_warm:
+                # cold in the first epoch (every condition is visited once), then from its own last solve
+                model._warm = {} if epoch == 0 or warm_x is None else {"x": warm_x[:, idx], "v": warm_v[:, idx]}  # type: ignore[index]
             opt.zero_grad(set_to_none=True)
             if isinstance(model, SignalingNetwork):
                 states = model.steady_state(xb)
@@ -545,9 +618,19 @@ def fit(
                 )
                 if cfg.state_penalty > 0:
                     reg = reg + cfg.state_penalty * state_spread_penalty(states, cfg.state_max)
+                if w0 is not None:
+                    reg = reg + cfg.prior_l2 * ((model.edge_weight - w0) ** 2).sum()
             else:
                 reg = torch.zeros((), device=dev)
             (loss + reg).backward()
+            if mb_warm:
+                wx, wv = model._warm.get("x"), model._warm.get("v")  # type: ignore[union-attr]
+                if warm_x is None and wx is not None and wv is not None:
+                    warm_x = torch.zeros(wx.shape[0], n_tr, dtype=wx.dtype, device=dev)
+                    warm_v = torch.zeros_like(warm_x)
+                if warm_x is not None and wx is not None and wv is not None:
+                    warm_x[:, idx] = wx.detach()
+                    warm_v[:, idx] = wv.detach()  # type: ignore[index]
             if solve_log is not None:
                 solve_log.add(model.stats)
             opt.step()
