@@ -1,6 +1,7 @@
-"""The flagship's host-tissue respiration and tumor glucose uptake follow from their sources (issue #20).
+"""The flagship's host-tissue respiration, tumor glucose uptake and Pasteur gain follow from their sources
+(issue #20).
 
-Both values in ``tumor_immune.toml`` are derived, not chosen (docs/flagship.md, "Host-tissue
+The values in ``tumor_immune.toml`` are derived, not chosen (docs/flagship.md, "Host-tissue
 respiration and the Warburg ratio"); these tests recompute them from the cited figures and the
 scenario's own O2 uptake, cell volume and reference O2, so that changing one (say, the tumor's O2
 uptake) without the values derived from it fails here.
@@ -54,8 +55,21 @@ def test_tumor_glucose_uptake_follows_the_o2_rate_by_the_warburg_ratio(flagship)
     assert 100.0 < fmol_per_h < 1000.0
 
 
+def test_pasteur_factor_is_full_atp_compensation(flagship):
+    """Anoxic glucose uptake keeps the normoxic ATP supply by glycolysis alone (2 ATP per glucose)."""
+    tumor = flagship.cell_types["tumor"]
+    lactate_per_o2 = GLYCOLYTIC_ATP_SHARE / (1.0 - GLYCOLYTIC_ATP_SHARE) * ATP_PER_O2
+    glucose_per_o2 = lactate_per_o2 / 2.0 + 1.0 / 6.0  # normoxic, as the uptake test above
+    atp_per_o2 = ATP_PER_O2 + lactate_per_o2  # oxidative + glycolytic (1 ATP per lactate)
+    anoxic_glucose_per_o2 = atp_per_o2 / 2.0
+    assert tumor.params["pasteur_factor"] == pytest.approx(anoxic_glucose_per_o2 / glucose_per_o2, rel=0.01)
+    # all of it to lactate when hypoxic: the glycolytic fraction reaches 1 at h = 1 (metabolism.py)
+    assert tumor.params["glycolytic_fraction"] < 1.0
+
+
 @pytest.mark.parametrize("name", ["drug_combo", "tumor_immune_3d_large", "liver_hcc"])
 def test_derived_scenarios_that_keep_the_earlier_values(name):
     sc = load_scenario(name)
     assert sc.substrates["oxygen"].decay == pytest.approx(0.1)
     assert sc.cell_types["tumor"].secretion["glucose"].uptake_rate == pytest.approx(0.5)
+    assert sc.cell_types["tumor"].params["pasteur_factor"] == pytest.approx(3.0)
