@@ -367,17 +367,22 @@ def neighbor_lists(
     )
 
 
-@njit(cache=True, error_model="numpy")
-def _reverse_lists(nstart, nbr, n):
+@njit(cache=True, inline="always", error_model="numpy")
+def _reverse_arrays(nbr, n):
+    """Start of each cell's reverse row ``(n+1,)`` (a count of the pairs listing it, then a prefix
+    sum), the next free entry of each row ``(n,)``, and the empty ``reverse_pair``, ``reverse_row``."""
     reverse_start = np.zeros(n + 1, dtype=np.int64)
     m = nbr.size
     for k in range(m):
         reverse_start[nbr[k] + 1] += 1
     for j in range(n):
         reverse_start[j + 1] += reverse_start[j]
-    fill = reverse_start[:n].copy()
-    reverse_pair = np.empty(m, dtype=np.int32)
-    reverse_row = np.empty(m, dtype=np.int32)
+    return reverse_start, reverse_start[:n].copy(), np.empty(m, dtype=np.int32), np.empty(m, dtype=np.int32)
+
+
+@njit(cache=True, error_model="numpy")
+def _reverse_lists(nstart, nbr, n):
+    reverse_start, fill, reverse_pair, reverse_row = _reverse_arrays(nbr, n)
     for i in range(n):  # ascending i: each reverse row lists its partners by ascending slot
         for k in range(nstart[i], nstart[i + 1]):
             j = nbr[k]
@@ -391,15 +396,7 @@ def _reverse_lists(nstart, nbr, n):
 def _reverse_lists_parallel(nstart, nbr, n, n_parts):
     # as _reverse_lists; part c fills the reverse rows of its cells [b_c, b_c+1) by scanning every
     # pair in ascending row order (the same entries in the same places)
-    reverse_start = np.zeros(n + 1, dtype=np.int64)
-    m = nbr.size
-    for k in range(m):
-        reverse_start[nbr[k] + 1] += 1
-    for j in range(n):
-        reverse_start[j + 1] += reverse_start[j]
-    fill = reverse_start[:n].copy()
-    reverse_pair = np.empty(m, dtype=np.int32)
-    reverse_row = np.empty(m, dtype=np.int32)
+    reverse_start, fill, reverse_pair, reverse_row = _reverse_arrays(nbr, n)
     bounds = np.linspace(0, n, n_parts + 1).astype(np.int64)
     for c in prange(n_parts):
         lo = bounds[c]
